@@ -64,7 +64,9 @@ class ConnectionTimings:
 
     first_retry: float = 0.05  # first back-off step; plus up to `jitter` -> within 100 ms
     jitter: float = 0.05
-    max_backoff: float = 2.0
+    # Issue 2 caps the back-off at 2 s; 1 s keeps "connected again within 1 s of the server
+    # being back" (issue 2, done-when) and equals the reference's fixed 1 s (spec §3.2).
+    max_backoff: float = 1.0
     stable_after: float = 1.0  # a session up this long resets the back-off
     connect_timeout: float = 10.0  # dial + hello + response headers
     keepalive_time_ms: int = 20_000
@@ -93,7 +95,7 @@ def _grpc_errors(address: str) -> Iterator[None]:
         yield
     except grpc.aio.AioRpcError as err:
         raise ServerUnavailable(address, f"{err.code().name}: {err.details()}") from err
-    except (grpc.aio.UsageError, grpc.aio.InternalClientError, OSError) as err:
+    except (grpc.aio.BaseError, OSError) as err:
         raise ServerUnavailable(address, f"{type(err).__name__}: {err}") from err
     except TimeoutError as err:
         raise ServerUnavailable(address, "no answer from the server in time") from err
@@ -180,14 +182,14 @@ class ServerConnection:
                 async with asyncio.timeout(self._timings.connect_timeout):
                     await call.write(conversion.agent_hello(self._agent_name))
                     await call.wait_for_connection()
-                connected_at = time.monotonic()
-                self._mark_connected()
-                await self._run_hook()
-                async with asyncio.TaskGroup() as tasks:
-                    tasks.create_task(self._write_outbox(call), name="connection-writer")
-                    await self._read_stream(call)
-                    # The server ended the stream: stop the writer too (raises below).
-                    raise ServerUnavailable(self._address, "the server closed the stream")
+            connected_at = time.monotonic()
+            self._mark_connected()
+            await self._run_hook()
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._write_outbox(call), name="connection-writer")
+                await self._read_stream(call)
+                # The server ended the stream: stop the writer too (raises below).
+                raise ServerUnavailable(self._address, "the server closed the stream")
         except* ServerUnavailable as group:
             cause = _first(group)
             if connected_at is None:
