@@ -145,7 +145,7 @@ class ServerConnection:
             retrying = tenacity.AsyncRetrying(
                 retry=tenacity.retry_if_exception_type(ServerUnavailable),
                 wait=tenacity.wait_exponential_jitter(
-                    initial=t.first_retry, max=t.max_backoff, jitter=t.jitter
+                    multiplier=t.first_retry, max=t.max_backoff, jitter=t.jitter
                 ),
                 stop=tenacity.stop_never,
                 before_sleep=self._log_retry,

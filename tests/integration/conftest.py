@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from agent.connection import ConnectionTimings, ServerConnection
 from agent.model import FromServerMessage
+from agent.outbox import Outbox
 from tests.server_double import ServerDouble
 
 
@@ -35,9 +38,9 @@ class RecordingHandler:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def wait_until(self, predicate: object, timeout: float = 5.0) -> None:
+    async def wait_until(self, predicate: object, within: float = 5.0) -> None:
         assert callable(predicate)
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while not predicate():
                 await self._changed.wait()
 
@@ -58,3 +61,39 @@ async def server() -> AsyncIterator[ServerDouble]:
 @pytest.fixture
 def recorder() -> RecordingHandler:
     return RecordingHandler()
+
+
+FAST = ConnectionTimings(connect_timeout=5.0)
+
+
+class RunningConnection:
+    """A ServerConnection running in a task, with its outbox and recorder."""
+
+    def __init__(self, server: ServerDouble, name: str, recorder: RecordingHandler) -> None:
+        self.outbox = Outbox()
+        self.recorder = recorder
+        self.connection = ServerConnection(
+            server.address, name, self.outbox, recorder.handle, recorder.on_connected, FAST
+        )
+        self.task = asyncio.create_task(self.connection.run())
+
+    async def close(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+@pytest.fixture
+async def connect(
+    server: ServerDouble, recorder: RecordingHandler
+) -> AsyncIterator[Callable[[str], RunningConnection]]:
+    running: list[RunningConnection] = []
+
+    def start(name: str) -> RunningConnection:
+        conn = RunningConnection(server, name, recorder)
+        running.append(conn)
+        return conn
+
+    yield start
+    for conn in running:
+        await conn.close()
