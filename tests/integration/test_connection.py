@@ -14,6 +14,7 @@ from agent.model import (
     DesiredState,
     DesiredStateRequest,
     ExecutionState,
+    FromServerMessage,
     InstanceName,
     UpdateWorkload,
     UpdateWorkloadState,
@@ -71,7 +72,7 @@ async def test_handler_gets_messages_strictly_in_order_one_at_a_time(
 
     recorder = RecordingHandler()
 
-    async def slow_handle(msg: object) -> None:
+    async def slow_handle(msg: FromServerMessage) -> None:
         nonlocal in_flight, overlaps
         in_flight += 1
         overlaps += in_flight > 1
@@ -79,7 +80,7 @@ async def test_handler_gets_messages_strictly_in_order_one_at_a_time(
         assert isinstance(msg, UpdateWorkloadState)
         order.append(msg.states[0].instance.workload)
         in_flight -= 1
-        await recorder.handle(msg)  # type: ignore[arg-type]
+        await recorder.handle(msg)
 
     conn_ = connect(agent_name)
     conn_.connection._handler = slow_handle  # the one handler swap: keeps the fixture's cleanup

@@ -67,7 +67,7 @@ class _Connection:
     queue: asyncio.Queue[pb.FromServer]
 
 
-class ServerDouble(pb_grpc.AgentConnectionServicer):  # type: ignore[misc]
+class ServerDouble(pb_grpc.AgentConnectionServicer):
     def __init__(self, desired: pb.State | None = None, host: str = "127.0.0.1") -> None:
         self._host = host
         self._port = 0
@@ -99,8 +99,8 @@ class ServerDouble(pb_grpc.AgentConnectionServicer):  # type: ignore[misc]
     async def start(self, port: int = 0) -> int:
         """Listen on ``port`` (0: any free port) and return the port."""
         server = grpc.aio.server(options=SERVER_OPTIONS)
-        pb_grpc.add_AgentConnectionServicer_to_server(self, server)
-        bound = server.add_insecure_port(f"{self._host}:{port}")
+        pb_grpc.add_AgentConnectionServicer_to_server(self, server)  # type: ignore[no-untyped-call]
+        bound: int = server.add_insecure_port(f"{self._host}:{port}")
         if bound == 0:
             raise OSError(f"cannot listen on {self._host}:{port}")
         await server.start()
@@ -320,7 +320,7 @@ class ServerDouble(pb_grpc.AgentConnectionServicer):  # type: ignore[misc]
                 )
                 continue
             per_agent.setdefault(workload.agent, pb.UpdateWorkload()).deletedWorkloads.append(
-                pb.DeletedWorkload(instanceName=inst, dependencies=self._graph.conditions(name))
+                pb.DeletedWorkload(instanceName=inst, dependencies=self._graph.conditions(name))  # type: ignore[arg-type]
             )
         for name, workload in changes.added:
             if workload.agent:
