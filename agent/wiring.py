@@ -12,14 +12,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from runtimes.podman.runtime import PodmanRuntime  # type: ignore[import-not-found, unused-ignore]
-
 from agent.app import AgentManager
 from agent.config import AgentConfig
 from agent.manager import Manager  # type: ignore[import-not-found, unused-ignore]
 from agent.outbox import MessageSink
 from agent.timings import AgentTimings  # type: ignore[import-not-found, unused-ignore]
 from control_interface import ControlInterfaces  # type: ignore[attr-defined, unused-ignore]
+from runtimes.podman.runtime import PodmanRuntime  # type: ignore[import-not-found, unused-ignore]
 
 
 @asynccontextmanager
