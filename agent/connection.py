@@ -76,6 +76,9 @@ class ConnectionTimings:
         return [
             ("grpc.keepalive_time_ms", self.keepalive_time_ms),
             ("grpc.keepalive_timeout_ms", self.keepalive_timeout_ms),
+            # Recent gRPC cores time keepalive pings out with the generic ping timeout
+            # (default 60 s) rather than keepalive_timeout_ms: set both.
+            ("grpc.http2.ping_timeout_ms", self.keepalive_timeout_ms),
             # Ping an idle stream too: the agent's stream is idle most of the time.
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.max_pings_without_data", 0),
