@@ -78,7 +78,7 @@ async def test_frozen_connection_is_detected_and_replaced(agent_name: str) -> No
         proxy.frozen.set()
         frozen_at = time.monotonic()
         async with asyncio.timeout(30):
-            while connection.connected:  # nothing else wakes us: poll the flag
+            while connection.connected:  # noqa: ASYNC110 (poll: the connection has no state event)
                 await asyncio.sleep(0.05)
         print(f"\nhalf-open connection detected after {time.monotonic() - frozen_at:.2f} s")
         proxy.frozen.clear()  # new connections relay again
