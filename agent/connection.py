@@ -10,7 +10,9 @@ One *session* = one channel + one ``ConnectAgent`` call:
    manager's hook and its message handler never run at the same time;
 4. run two tasks: the reader awaits ``handler`` for each FromServer in arrival
    order; the writer drains the :class:`~agent.outbox.Outbox` (peek, write,
-   confirm: see that module for the delivery guarantee).
+   confirm: see that module for the delivery guarantee). A broken stream never
+   cancels a handler call in progress: the reader stops at its next read, so
+   the manager is only ever interrupted by shutdown (cancelling ``run``).
 
 A session ends when the stream ends (cleanly or with an error). ``run`` then
 reconnects forever with exponential back-off and jitter (tenacity): the first
@@ -179,7 +181,6 @@ class ServerConnection:
             request_serializer=pb.ToServer.SerializeToString,
             response_deserializer=pb.FromServer.FromString,
         )()
-        connected_at: float | None = None
         try:
             with _grpc_errors(self._address):
                 async with asyncio.timeout(self._timings.connect_timeout):
@@ -188,24 +189,42 @@ class ServerConnection:
             connected_at = time.monotonic()
             self._mark_connected()
             await self._run_hook()
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._write_outbox(call), name="connection-writer")
-                await self._read_stream(call)
-                # The server ended the stream: stop the writer too (raises below).
-                raise ServerUnavailable(self._address, "the server closed the stream")
-        except* ServerUnavailable as group:
-            cause = _first(group)
-            if connected_at is None:
-                raise cause from None
+            cause = await self._exchange(call)
             self._mark_lost(cause)
             if time.monotonic() - connected_at >= self._timings.stable_after:
-                raise _StableSessionEnded(cause) from None
-            raise cause from None
+                raise _StableSessionEnded(cause)
+            raise cause
         finally:
             self._connected = False
             call.cancel()
             # grace=None cancels what is left at once: the server sees a stream error.
             await channel.close(grace=None)
+
+    async def _exchange(
+        self, call: grpc.aio.StreamStreamCall[pb.ToServer, pb.FromServer]
+    ) -> ServerUnavailable:
+        """Run reader and writer until the stream ends; return why it ended."""
+        writer = asyncio.create_task(self._write_outbox(call), name="connection-writer")
+        reader = asyncio.create_task(self._read_stream(call), name="connection-reader")
+        try:
+            await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if not reader.done():
+                # The writer failed. Break the call so the reader stops at its next read,
+                # but never cancel the reader itself: that would interrupt the manager in
+                # the middle of handling a message.
+                call.cancel()
+                await asyncio.wait({reader})
+            return (
+                _failure(writer)
+                or _failure(reader)
+                or ServerUnavailable(self._address, "the server closed the stream")
+            )
+        finally:
+            # Reached with both still running only when run() itself is cancelled (shutdown).
+            # The writer may be cancelled mid-write: its message stays in the outbox.
+            for task in (writer, reader):
+                task.cancel()
+            await asyncio.gather(writer, reader, return_exceptions=True)
 
     def _mark_connected(self) -> None:
         self._connected = True
@@ -255,15 +274,11 @@ class ServerConnection:
                 self._outbox.confirm(msg)
 
 
-def _first(group: BaseExceptionGroup[ServerUnavailable]) -> ServerUnavailable:
-    leaves: list[ServerUnavailable] = []
-
-    def collect(g: BaseExceptionGroup[ServerUnavailable]) -> None:
-        for e in g.exceptions:
-            if isinstance(e, BaseExceptionGroup):
-                collect(e)
-            else:
-                leaves.append(e)
-
-    collect(group)
-    return leaves[0]
+def _failure(task: asyncio.Task[None]) -> ServerUnavailable | None:
+    """The ServerUnavailable a finished task raised; re-raise anything else (a bug)."""
+    if not task.done() or task.cancelled():
+        return None
+    err = task.exception()
+    if err is None or isinstance(err, ServerUnavailable):
+        return err
+    raise err

@@ -239,3 +239,36 @@ async def test_cancelling_run_makes_server_mark_agent_disconnected(
         )
     )
     assert not watcher.task.done()
+
+
+async def test_stream_loss_never_interrupts_a_handler_call(
+    server: ServerDouble, agent_name: str, connect: Connect
+) -> None:
+    """The manager is never cancelled mid-message by a connection loss; the reconnect waits for it."""
+    release = asyncio.Event()
+    entered = asyncio.Event()
+    outcome: list[str] = []
+
+    async def blocking_handle(msg: FromServerMessage) -> None:
+        entered.set()
+        try:
+            await release.wait()
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+        outcome.append("finished")
+
+    conn_ = connect(agent_name)
+    conn_.connection._handler = blocking_handle
+    await server.wait_for_agent(agent_name)
+    await server.send(agent_name, pb.FromServer(updateWorkloadState=pb.UpdateWorkloadState()))
+    await asyncio.wait_for(entered.wait(), 5)
+    port = server.port
+    await server.stop()
+    conn_.outbox.send(_state(agent_name, 1))  # the writer fails on this dead stream
+    await asyncio.sleep(0.3)
+    assert outcome == []
+    release.set()
+    await server.start(port)
+    await server.wait_for_agent(agent_name)
+    assert outcome == ["finished"]
