@@ -100,10 +100,13 @@ def _grpc_errors(address: str) -> Iterator[None]:
         yield
     except grpc.aio.AioRpcError as err:
         raise ServerUnavailable(address, f"{err.code().name}: {err.details()}") from err
+    except TimeoutError as err:  # before OSError, its base class
+        raise ServerUnavailable(address, "no answer from the server in time") from err
+    except asyncio.InvalidStateError as err:
+        # grpc.aio raises this for a write or read on a call that already ended.
+        raise ServerUnavailable(address, "the stream has ended") from err
     except (grpc.aio.BaseError, OSError) as err:
         raise ServerUnavailable(address, f"{type(err).__name__}: {err}") from err
-    except TimeoutError as err:
-        raise ServerUnavailable(address, "no answer from the server in time") from err
 
 
 class _StableSessionEnded(Exception):
@@ -215,8 +218,8 @@ class ServerConnection:
                 call.cancel()
                 await asyncio.wait({reader})
             return (
-                _failure(writer)
-                or _failure(reader)
+                _failure(writer, self._address)
+                or _failure(reader, self._address)
                 or ServerUnavailable(self._address, "the server closed the stream")
             )
         finally:
@@ -274,11 +277,16 @@ class ServerConnection:
                 self._outbox.confirm(msg)
 
 
-def _failure(task: asyncio.Task[None]) -> ServerUnavailable | None:
-    """The ServerUnavailable a finished task raised; re-raise anything else (a bug)."""
+def _failure(task: asyncio.Task[None], address: str) -> ServerUnavailable | None:
+    """Why a finished reader/writer task ended (None: it returned normally or was cancelled).
+
+    An unexpected exception is a bug, but it must not end the agent: it is logged
+    with its traceback and treated as a lost stream, so the back-off applies.
+    """
     if not task.done() or task.cancelled():
         return None
     err = task.exception()
     if err is None or isinstance(err, ServerUnavailable):
         return err
-    raise err
+    logger.error("%s failed unexpectedly; reconnecting", task.get_name(), exc_info=err)
+    return ServerUnavailable(address, f"internal error in {task.get_name()}: {err!r}")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 
 import pytest
 
+from agent.connection import ConnectionTimings, ServerConnection
 from agent.model import (
     AGENT_REQUEST_PREFIX,
     DesiredState,
@@ -20,6 +22,7 @@ from agent.model import (
     UpdateWorkloadState,
     WorkloadState,
 )
+from agent.outbox import Outbox
 from proto import ankaios_pb2 as pb
 from tests.integration.conftest import RecordingHandler, RunningConnection
 from tests.server_double import ServerDouble, state_from_yaml
@@ -272,3 +275,35 @@ async def test_stream_loss_never_interrupts_a_handler_call(
     await server.start(port)
     await server.wait_for_agent(agent_name)
     assert outcome == ["finished"]
+
+
+async def test_server_that_never_answers_the_hello_times_out(
+    agent_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A listener that accepts TCP but never speaks HTTP/2: attempts end, retries go on."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def mute(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    listener = await asyncio.start_server(mute, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    recorder = RecordingHandler()
+    timings = ConnectionTimings(connect_timeout=0.3)
+    connection = ServerConnection(
+        f"127.0.0.1:{port}", agent_name, Outbox(), recorder.handle, recorder.on_connected, timings
+    )
+    caplog.set_level(logging.WARNING, logger="agent.connection")
+    task = asyncio.create_task(connection.run())
+    try:
+        await asyncio.sleep(1.0)
+        assert not task.done()
+        assert recorder.connected_calls == 0
+        assert [r.getMessage() for r in caplog.records if "not reachable" in r.getMessage()] != []
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        for writer in accepted:
+            writer.close()
+        listener.close()
