@@ -13,7 +13,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from agent.app import AgentManager, run_agent
+from agent.app import AgentManager, ManagerFactory, run_agent
 from agent.cli import setup_logging
 from agent.config import AgentConfig, parse_args
 from agent.model import FromServerMessage
@@ -50,7 +50,7 @@ class RecordingManager:
         self._record("shutdown")
 
 
-def recording_factory(manager: RecordingManager):  # type: ignore[no-untyped-def]
+def recording_factory(manager: RecordingManager) -> ManagerFactory:
     @asynccontextmanager
     async def factory(config: AgentConfig, sink: MessageSink) -> AsyncIterator[AgentManager]:
         manager._record("factory enter")
