@@ -175,8 +175,9 @@ class Scheduler:
     def queued(self, workload: str) -> QueueEntry | None:
         return self._queue.get(workload)
 
-    def queued_names(self) -> list[str]:
-        return list(self._queue)
+    def entries(self) -> dict[str, QueueEntry]:
+        """A copy of the queue, by workload name."""
+        return dict(self._queue)
 
     def __len__(self) -> int:
         return len(self._queue)
