@@ -13,6 +13,7 @@ microseconds; ``settle()`` lets every ready task run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -39,22 +40,39 @@ async def settle(rounds: int = 200) -> None:
 
 
 class FakeClock:
-    """Sleeping returns at once and advances ``now``; every requested delay is recorded."""
+    """An injectable clock; every requested delay is recorded in ``sleeps``.
 
-    def __init__(self, start: float = 1000.0) -> None:
+    ``auto=True``: sleeping returns at once and advances ``now``. ``auto=False``:
+    a sleep returns only when the test has ``advance()``d the clock far enough,
+    so a test can look at what happens *before* a delay has passed.
+    """
+
+    def __init__(self, start: float = 1000.0, *, auto: bool = True) -> None:
         self.now = start
+        self.auto = auto
         self.sleeps: list[float] = []
+        self._advanced: asyncio.Event | None = None
 
     def monotonic(self) -> float:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
+        if self.auto:
+            self.now += seconds
+            await asyncio.sleep(0)
+            return
+        target = self.now + seconds
+        if self._advanced is None:
+            self._advanced = asyncio.Event()
+        while self.now < target:
+            self._advanced.clear()
+            await self._advanced.wait()
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+        if self._advanced is not None:
+            self._advanced.set()
 
 
 @dataclass
@@ -273,7 +291,9 @@ class RecordingSink:
         async def _wait() -> None:
             while not predicate():
                 self._changed.clear()
-                await self._changed.wait()
+                # Wake on every send, and poll too: some conditions (clock, runtime) change silently.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.005)
 
         try:
             await asyncio.wait_for(_wait(), limit)

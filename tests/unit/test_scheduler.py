@@ -152,7 +152,8 @@ def test_update_with_both_conditions_met_is_ready() -> None:
 
 
 def test_update_with_pending_create_deletes_old_now() -> None:
-    """spec §5.3: delete fulfilled, add not -> WaitingToStart[new], queue UpdateCreate, ready UpdateDeleteOnly."""
+    """spec §5.3: delete fulfilled, add not -> WaitingToStart[new], queue UpdateCreate,
+    ready UpdateDeleteOnly."""
     scheduler = Scheduler()
     new = spec("a", "2", deps={"b": AddCondition.SUCCEEDED})
     old = delete("a", "1")
@@ -164,7 +165,8 @@ def test_update_with_pending_create_deletes_old_now() -> None:
 
 @pytest.mark.parametrize("add_met", [True, False])
 def test_update_with_pending_delete_waits_to_stop_under_old_name(add_met: bool) -> None:
-    """spec §5.3: delete not fulfilled (add either way) -> queue UpdateDelete, Stopping(WaitingToStop)[old]."""
+    """spec §5.3: delete not fulfilled (add either way) -> queue UpdateDelete,
+    Stopping(WaitingToStop)[old]."""
     scheduler = Scheduler()
     new = spec("a", "2", deps={"b": AddCondition.RUNNING})
     old = delete("a", "1", deps={"c": DeleteCondition.NOT_PENDING_NOR_RUNNING})
