@@ -90,6 +90,9 @@ class Manager:
             case UpdateWorkload():
                 await self._on_update_workload(msg)
             case UpdateWorkloadState(states):
+                # The server never sends an agent its own states (spec §5.6); if one came, it must not
+                # disturb the hysteresis of the agent's own workloads.
+                states = tuple(s for s in states if s.instance.agent != self._agent_name)
                 self._store.store_others(states)
                 if states:
                     self._run(self._scheduler.reevaluate(self._store.get))
@@ -180,10 +183,12 @@ class Manager:
             len(plan.operations),
             len(plan.remove),
         )
+        # The server may have missed states while the agent was away: send what is current now,
+        # before the reconciliation's own changes follow.
+        for state in self._store.own_states():
+            self._sink.send(state)
         self._carry_out(plan)
         self._run(self._scheduler.schedule(plan.operations, self._store.get))
-        for state in self._store.own_states():  # the server may have missed some while we were away
-            self._sink.send(state)
 
     async def _list_leftovers(self) -> dict[str, list[Leftover]]:
         """Containers of this agent that no loop owns, listed once per connection."""
@@ -292,7 +297,12 @@ class Manager:
         if spec.runtime not in self._runtimes:
             self._warn_unknown_runtime(spec)
             return None
+        # Never two containers of one workload at once (spec §11 items 9, 21): the new loop starts
+        # only after leftover removal and any loop still deleting this workload have finished.
+        before = [loop.task for loop in self._retiring if loop.name == spec.name and loop.task is not None]
         cleanup = self._cleanups.pop(spec.name, None)
+        if cleanup is not None:
+            before.append(cleanup)
         loop = WorkloadLoop(
             spec.name,
             runtimes=self._runtimes,
@@ -300,7 +310,7 @@ class Manager:
             reporter=self,
             timings=self._timings,
             clock=self._clock,
-            after=None if cleanup is None or cleanup.done() else asyncio.shield(cleanup),
+            after=_all_done(before) if any(not task.done() for task in before) else None,
         )
         self._loops[spec.name] = loop
         self._specs[spec.name] = spec
@@ -358,3 +368,8 @@ class Manager:
         except Exception:
             log.exception("shutdown: closing the control interfaces failed")
         log.info("shutdown: manager done")
+
+
+async def _all_done(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for ``tasks`` without cancelling them or raising their errors (they log their own)."""
+    await asyncio.wait(tasks)

@@ -111,7 +111,8 @@ async def test_first_retry_is_immediate(h: Harness) -> None:
 
 
 async def test_create_gives_up_after_20_retries_with_no_more_retries(h: Harness) -> None:
-    """spec §6.3, §11 item 10: 21 attempts (first retry immediate, then 1 s apart), then "No more retries."."""
+    """spec §6.3, §11 item 10: 21 attempts (first retry immediate, then 1 s apart), then
+    "No more retries."."""
     h.runtime.fail_creates_always("a", "pull failed")
     h.loop("a").commands.create(spec("a"))
     await h.sink.wait_for_state("a", NO_MORE_RETRIES)
