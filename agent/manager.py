@@ -116,6 +116,11 @@ class Manager:
         ]
         try:
             await asyncio.gather(*self._dispatchers)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._shutdown is None or (current is not None and current.cancelling()):
+                raise
+            # shutdown() stopped the dispatchers: a normal end, not a cancellation of run().
         finally:
             for task in self._dispatchers:
                 task.cancel()

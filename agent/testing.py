@@ -96,7 +96,7 @@ class FakeRuntime:
     _create_errors: dict[str, deque[Exception]] = field(default_factory=dict)
     _always_failing: dict[str, Exception] = field(default_factory=dict)
     _delete_errors: dict[str, deque[Exception]] = field(default_factory=dict)
-    _listeners: list[asyncio.Queue[StateChange]] = field(default_factory=list)
+    _listeners: list[asyncio.Queue[StateChange | Exception]] = field(default_factory=list)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     # --- scripting -------------------------------------------------------------
@@ -141,6 +141,11 @@ class FakeRuntime:
         container = self.container(workload)
         del self.containers[container.instance]
         self._emit(StateChange(container.instance, container.runtime_id, ExecutionState.lost()))
+
+    def break_event_streams(self, error: Exception | None = None) -> None:
+        """Every open ``events()`` stream raises ``error`` (like a dropped REST connection)."""
+        for queue in self._listeners:
+            queue.put_nowait(error or ConnectionError("event stream broke"))
 
     def emit(self, container: FakeContainer) -> None:
         self._emit(StateChange(container.instance, container.runtime_id, container.state))
@@ -205,11 +210,14 @@ class FakeRuntime:
         return self._stream()
 
     async def _stream(self) -> AsyncIterator[StateChange]:
-        queue: asyncio.Queue[StateChange] = asyncio.Queue()
+        queue: asyncio.Queue[StateChange | Exception] = asyncio.Queue()
         self._listeners.append(queue)
         try:
             while True:
-                yield await queue.get()
+                item = await queue.get()
+                if isinstance(item, Exception):
+                    raise item
+                yield item
         finally:
             self._listeners.remove(queue)
 

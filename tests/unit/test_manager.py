@@ -18,6 +18,7 @@ from agent.model import (
     DesiredState,
     ExecutionState,
     Response,
+    RestartPolicy,
     UpdateWorkload,
     UpdateWorkloadState,
     WorkloadSpec,
@@ -46,6 +47,7 @@ class Agent:
     runtime: FakeRuntime
     ci: FakeControlInterfaces
     sink: RecordingSink
+    clock: FakeClock
 
     async def update(self, added: Sequence[WorkloadSpec] = (), deleted: Sequence[DeleteRequest] = ()) -> None:
         await self.manager.handle(UpdateWorkload(added=tuple(added), deleted=tuple(deleted)))
@@ -77,14 +79,13 @@ async def agent() -> AsyncIterator[Agent]:
     runtime = FakeRuntime()
     ci = FakeControlInterfaces()
     sink = RecordingSink()
-    manager = Manager(AGENT, {"podman": runtime}, ci, sink, AgentTimings(), clock=FakeClock())
+    clock = FakeClock()
+    manager = Manager(AGENT, {"podman": runtime}, ci, sink, AgentTimings(), clock=clock)
     run = asyncio.create_task(manager.run())
     await settle()
-    yield Agent(manager, runtime, ci, sink)
+    yield Agent(manager, runtime, ci, sink, clock)
     await manager.shutdown()
-    run.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await run
+    await asyncio.wait_for(run, 1)
 
 
 # --- §4.3 / §4.4 operations ---------------------------------------------------------------
@@ -432,3 +433,24 @@ async def test_own_states_from_the_server_do_not_enter_the_store(agent: Agent) -
     await agent.manager.handle(UpdateWorkloadState((WorkloadState(inst("b"), RUNNING),)))
     await settle()
     assert agent.runtime.calls == []
+
+
+async def test_broken_event_stream_is_subscribed_again(agent: Agent) -> None:
+    """A runtime's event stream that fails is re-subscribed after event_resubscribe_delay."""
+    await agent.update([spec("a", restart=RestartPolicy.ON_FAILURE)])
+    await agent.running("a")
+    agent.runtime.break_event_streams()
+    await agent.sink.wait_for(lambda: agent.runtime.subscribers == 1 and agent.clock.sleeps == [1.0])
+    agent.runtime.exit("a", 1)
+    await agent.sink.wait_for(lambda: len(agent.runtime.created("a")) == 2)
+
+
+async def test_run_returns_after_shutdown() -> None:
+    """STYLE 11: shutdown ends run() normally, so a supervising TaskGroup sees no error."""
+    manager = Manager(
+        AGENT, {"podman": FakeRuntime()}, FakeControlInterfaces(), RecordingSink(), AgentTimings()
+    )
+    run = asyncio.create_task(manager.run())
+    await settle()
+    await manager.shutdown()
+    assert await asyncio.wait_for(run, 1) is None
