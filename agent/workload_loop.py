@@ -291,6 +291,8 @@ class WorkloadLoop:
         self._control_folder = None
         try:
             await self._ci.remove(self.name)
+        except ControlInterfaceError as err:
+            log.warning("workload %s: could not remove its control interface: %s", self.name, err.reason)
         except Exception:
             log.exception("workload %s: could not remove its control interface", self.name)
 
