@@ -78,6 +78,7 @@ class Manager:
         self._awaited_reconcile: str | None = None
         self._dispatchers: list[asyncio.Task[None]] = []
         self._shutdown: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     # --- public surface ----------------------------------------------------------
 
@@ -115,7 +116,8 @@ class Manager:
             for name, runtime in self._runtimes.items()
         ]
         try:
-            await asyncio.gather(*self._dispatchers)
+            # The stop event keeps run() alive until shutdown even without any runtime.
+            await asyncio.gather(*self._dispatchers, self._stopping.wait())
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if self._shutdown is None or (current is not None and current.cancelling()):
@@ -128,6 +130,7 @@ class Manager:
     async def shutdown(self) -> None:
         """Stop the loops without deleting any container, close the control interfaces. Idempotent."""
         if self._shutdown is None:
+            self._stopping.set()
             self._shutdown = asyncio.ensure_future(self._shut_down())
         await asyncio.shield(self._shutdown)
 

@@ -27,8 +27,6 @@ class AgentTimings:
     restart_backoff_cap: float = 300.0
     # A workload that ran this long without interruption starts over with an immediate restart.
     restart_backoff_reset_after: float = 600.0
-    # spec §3.2: fixed reconnect delay.
-    reconnect_delay: float = 1.0
     # How long to wait before subscribing again when a runtime's event stream broke.
     event_resubscribe_delay: float = 1.0
 
@@ -40,7 +38,6 @@ class AgentTimings:
             "restart_backoff_initial",
             "restart_backoff_cap",
             "restart_backoff_reset_after",
-            "reconnect_delay",
             "event_resubscribe_delay",
         ):
             if getattr(self, name) < 0:

@@ -454,3 +454,13 @@ async def test_run_returns_after_shutdown() -> None:
     await settle()
     await manager.shutdown()
     assert await asyncio.wait_for(run, 1) is None
+
+
+async def test_run_without_runtimes_lasts_until_shutdown() -> None:
+    """run() is supervised with FIRST_COMPLETED: it must not end early, even with no runtime."""
+    manager = Manager(AGENT, {}, FakeControlInterfaces(), RecordingSink(), AgentTimings())
+    run = asyncio.create_task(manager.run())
+    await settle()
+    assert not run.done()
+    await manager.shutdown()
+    assert await asyncio.wait_for(run, 1) is None
