@@ -20,6 +20,7 @@ for _module in ("agent.wiring", "runtimes.podman.runtime", "tests.server_double"
 from agent.app import run_agent  # noqa: E402
 from agent.config import parse_args  # noqa: E402
 from agent.wiring import assemble  # noqa: E402
+
 from tests.server_double import ServerDouble  # noqa: E402
 from tests.server_double.state import state_from_yaml  # noqa: E402
 from tests.support.podman_env import IMAGE, PodmanEnv  # noqa: E402
