@@ -4,12 +4,14 @@ Issue 4 item 6: dependencies, restart policies, retry limit, reconnect without r
 agent restart with adoption. Needs branches conn, podman and ctl merged.
 """
 
+# ruff: noqa: I001  (import order differs before and after the other branches are merged)
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,8 +21,13 @@ for _module in ("agent.wiring", "runtimes.podman.runtime", "tests.server_double"
 
 from agent.app import run_agent  # noqa: E402
 from agent.config import parse_args  # noqa: E402
+from agent.connection import ConnectionTimings, ServerConnection  # noqa: E402
+from agent.outbox import Outbox  # noqa: E402
 from agent.wiring import assemble  # noqa: E402
-
+from runtimes.podman.runtime import PodmanRuntime  # noqa: E402
+from agent.manager import Manager  # noqa: E402
+from agent.timings import AgentTimings  # noqa: E402
+from control_interface import ControlInterfaces  # noqa: E402
 from tests.server_double import ServerDouble  # noqa: E402
 from tests.server_double.state import state_from_yaml  # noqa: E402
 from tests.support.podman_env import IMAGE, PodmanEnv  # noqa: E402
@@ -110,3 +117,137 @@ async def test_dependencies_restart_and_reconnect_without_restart(
     finally:
         await agent.close()
         await server.stop()
+
+
+# --- an agent assembled by hand, with fast retry and back-off timings -----------------------
+
+
+class FastAgent:
+    """Manager + real PodmanRuntime + real ControlInterfaces + real connection, fast timings."""
+
+    runtime: Any
+    manager: Any
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def start(cls, server: ServerDouble, name: str, folder: Path, env: PodmanEnv) -> FastAgent:
+        agent = cls(name)
+        io_folder = folder / f"{name}_io"
+        io_folder.mkdir(exist_ok=True)
+        agent.runtime = await PodmanRuntime.open(name, io_folder, env.socket_url)
+        outbox = Outbox()
+        timings = AgentTimings(create_retry_interval=0.05, restart_backoff_initial=0.2)
+        ci = ControlInterfaces(io_folder, forward=outbox.send)
+        agent.manager = Manager(name, {"podman": agent.runtime}, ci, outbox, timings)
+        connection = ServerConnection(
+            server.address,
+            name,
+            outbox,
+            agent.manager.handle,
+            agent.manager.on_connected,
+            ConnectionTimings(connect_timeout=5.0),
+        )
+        agent.tasks = [asyncio.create_task(agent.manager.run()), asyncio.create_task(connection.run())]
+        return agent
+
+    async def close(self) -> None:
+        await self.manager.shutdown()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.runtime.close()
+
+
+@contextlib.asynccontextmanager
+async def _fast_setup(
+    env: PodmanEnv, agent_name: str, folder: Path, workloads: str
+) -> AsyncIterator[tuple[ServerDouble, FastAgent]]:
+    server = ServerDouble(state_from_yaml(_state(agent_name, workloads)))
+    await server.start()
+    agent = await FastAgent.start(server, agent_name, folder, env)
+    try:
+        yield server, agent
+    finally:
+        await agent.close()
+        await server.stop()
+
+
+def _info_of(server: ServerDouble, workload: str) -> list[str]:
+    return [f"{s.display}/{s.info}" for s in server.state_of(workload)]
+
+
+async def test_retry_limit_then_fixed_by_update(
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
+) -> None:
+    """spec §6.3: missing image (--pull=never) -> 21 attempts -> "No more retries."; an update fixes it."""
+    broken = (
+        f"  app:\n    runtime: podman\n    agent: {agent_name}\n    runtimeConfig: |\n"
+        f'      image: localhost/ank-missing-image:0\n      commandOptions: ["--pull=never"]\n'
+    )
+    async with _fast_setup(podman_env, agent_name, tmp_path, broken) as (server, _agent):
+        await server.wait_until(
+            lambda: "Pending(StartingFailed)/No more retries." in _info_of(server, "app"), timeout=SLOW
+        )
+        fixed = state_from_yaml(_state(agent_name, _sleeper("app", agent_name)))
+        await server.set_desired(fixed)
+        await server.wait_for_state("app", "Running(Ok)", timeout=SLOW)
+        await server.wait_until(lambda: len(server.state_of("app")) == 1, timeout=SLOW)
+
+
+async def test_restart_policy_on_failure_keeps_one_container(
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
+) -> None:
+    """spec §6.6, DESIGN decision 6: a crashing ON_FAILURE workload is restarted, one container at a time."""
+    crash = _sleeper(
+        "crash", agent_name, "    restartPolicy: ON_FAILURE\n", '["sh", "-c", "sleep 0.3; exit 3"]'
+    )
+    async with _fast_setup(podman_env, agent_name, tmp_path, crash) as (server, _agent):
+
+        def restarts() -> int:
+            return sum(
+                1
+                for msg in server.received.get(agent_name, [])
+                for ws in msg.updateWorkloadState.workloadStates
+                if ws.instanceName.workloadName == "crash"
+                and ws.executionState.WhichOneof("ExecutionStateEnum") == "stopping"
+            )
+
+        await server.wait_until(lambda: restarts() >= 3, timeout=SLOW)
+        assert len(podman_env.container_ids(f"agent={agent_name}")) == 1
+
+
+async def test_pending_delete_and_update_with_pending_create(
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
+) -> None:
+    """spec §5.3: Stopping(WaitingToStop) while a dependent runs; WaitingToStart for an update whose
+    new dependency is missing, with the old instance removed at once."""
+    workloads = _sleeper("backend", agent_name) + _sleeper(
+        "frontend", agent_name, "    dependencies:\n      backend: ADD_COND_RUNNING\n"
+    )
+    async with _fast_setup(podman_env, agent_name, tmp_path, workloads) as (server, _agent):
+        await server.wait_for_state("frontend", "Running(Ok)", timeout=SLOW)
+        await server.delete_workload("backend")
+        await server.wait_for_state("backend", "Stopping(WaitingToStop)", timeout=SLOW)
+        changed = state_from_yaml(
+            _state(
+                agent_name,
+                _sleeper(
+                    "frontend",
+                    agent_name,
+                    "    dependencies:\n      gate: ADD_COND_RUNNING\n",
+                    '["sleep", "999"]',
+                ),
+            )
+        )
+        await server.set_desired(changed)
+        await server.wait_until(lambda: not server.state_of("backend"), timeout=SLOW)
+        await server.wait_until(
+            lambda: [s.display for s in server.state_of("frontend")] == ["Pending(WaitingToStart)"],
+            timeout=SLOW,
+        )
+        assert podman_env.container_ids(f"agent={agent_name}") == []
