@@ -251,3 +251,36 @@ async def test_pending_delete_and_update_with_pending_create(
             timeout=SLOW,
         )
         assert podman_env.container_ids(f"agent={agent_name}") == []
+
+
+async def test_hundred_workloads_reach_running(
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
+) -> None:
+    """issue 4 item 6: 100 workloads on one agent all reach Running(Ok)."""
+    names = [f"w{i:03d}" for i in range(100)]
+    workloads = "".join(_sleeper(name, agent_name) for name in names)
+    async with _fast_setup(podman_env, agent_name, tmp_path, workloads) as (server, _agent):
+        await server.wait_until(
+            lambda: all([s.display for s in server.state_of(name)] == ["Running(Ok)"] for name in names),
+            timeout=600,
+        )
+        assert len(podman_env.container_ids(f"agent={agent_name}")) == 100
+
+
+async def test_dependency_across_two_agents(
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
+) -> None:
+    """spec §5.2, §5.6: a workload waits for ADD_COND_FAILED of a workload on another agent."""
+    other = f"{agent_name}x"
+    workloads = _sleeper("fails", other, cmd='["sh", "-c", "sleep 0.5; exit 1"]') + _sleeper(
+        "after", agent_name, "    dependencies:\n      fails: ADD_COND_FAILED\n"
+    )
+    async with _fast_setup(podman_env, agent_name, tmp_path, workloads) as (server, _agent):
+        await server.wait_for_state("after", "Pending(WaitingToStart)", timeout=SLOW)
+        second = await FastAgent.start(server, other, tmp_path, podman_env)
+        try:
+            await server.wait_for_state("fails", "Failed(ExecFailed)", timeout=SLOW)
+            await server.wait_for_state("after", "Running(Ok)", timeout=SLOW)
+        finally:
+            await second.close()
+            podman_env.remove_by_label(f"agent={other}")
