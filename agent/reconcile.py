@@ -1,0 +1,153 @@
+"""Reconciliation planning (DESIGN decisions 2 and 3, spec §4.2, §11 items 13, 21, 25).
+
+Pure logic: given what the server wants, what the agent manages, what waits in
+the scheduler queue and which containers of this agent exist on the runtimes
+without a control loop ("leftovers"), decide what to do. The manager carries
+the plan out.
+
+* An added workload that the agent already manages with the identical spec is
+  kept untouched (the hello-time UpdateWorkload after a reconnect lists every
+  workload again; the reference restarts them all, upstream #16).
+* A different spec for a managed workload becomes an update.
+* A leftover container with the same instance name that is ``Running(Ok)`` is
+  adopted: same container, no create, no Pending state. Any other leftover of
+  that workload name is removed *before* the new one is created (§11 item 21):
+  silently when it has the same instance name (the server has one row for
+  both), with the normal delete states when it has another id.
+* Only the answer to the agent's own DesiredStateRequest is a complete list:
+  then managed or queued workloads that are no longer desired are deleted
+  (upstream #358) and leftovers of undesired workloads are removed with states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from agent.model import DeleteRequest, State, WorkloadSpec
+from agent.scheduler import (
+    Create,
+    Delete,
+    Operation,
+    QueuedCreate,
+    QueuedDelete,
+    QueueEntry,
+    Update,
+    UpdateCreate,
+    UpdateDelete,
+)
+from runtimes.protocol import OwnedWorkload
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A container (or pod) of this agent that no control loop owns."""
+
+    runtime: str
+    owned: OwnedWorkload
+
+    @property
+    def name(self) -> str:
+        return self.owned.instance.workload
+
+
+@dataclass(frozen=True)
+class Removal:
+    leftover: Leftover
+    report_states: bool
+
+
+@dataclass
+class Plan:
+    operations: list[Operation] = field(default_factory=list)
+    adopt: list[tuple[WorkloadSpec, Leftover]] = field(default_factory=list)
+    remove: list[Removal] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    leftovers: dict[str, list[Leftover]] = field(default_factory=dict)
+    """Leftovers not dealt with yet (only ``plan_added``: the list may be incomplete)."""
+
+
+QueueLookup = Callable[[str], QueueEntry | None]
+
+
+def _queued_spec(entry: QueueEntry | None) -> WorkloadSpec | None:
+    if isinstance(entry, QueuedCreate | UpdateCreate | UpdateDelete):
+        return entry.spec
+    return None
+
+
+def plan_added(
+    added: Iterable[WorkloadSpec],
+    managed: Mapping[str, WorkloadSpec],
+    queued: QueueLookup,
+    leftovers: Mapping[str, Sequence[Leftover]],
+) -> Plan:
+    """Workloads the server lists as added without a matching delete (spec §4.3 rule 3)."""
+    plan = Plan(leftovers={name: list(items) for name, items in leftovers.items()})
+    for spec in added:
+        name = spec.name
+        if _queued_spec(queued(name)) == spec:
+            plan.kept.append(name)
+            continue
+        current = managed.get(name)
+        if current is not None:
+            if current == spec:
+                plan.kept.append(name)
+            else:
+                plan.operations.append(Update(spec, DeleteRequest(current.instance)))
+            continue
+        if not _plan_leftovers(spec, plan.leftovers.pop(name, []), plan):
+            plan.operations.append(Create(spec))
+    return plan
+
+
+def _plan_leftovers(spec: WorkloadSpec, found: list[Leftover], plan: Plan) -> bool:
+    """Adopt the matching running leftover, remove the others; True when adopted."""
+    adopted = False
+    for leftover in found:
+        owned = leftover.owned
+        same_instance = owned.instance == spec.instance
+        if (
+            not adopted
+            and same_instance
+            and leftover.runtime == spec.runtime
+            and owned.state.state is State.RUNNING_OK
+        ):
+            plan.adopt.append((spec, leftover))
+            adopted = True
+        else:
+            plan.remove.append(Removal(leftover, report_states=not same_instance))
+    return adopted
+
+
+def plan_desired(
+    desired: Iterable[WorkloadSpec],
+    managed: Mapping[str, WorkloadSpec],
+    queue: Mapping[str, QueueEntry],
+    leftovers: Mapping[str, Sequence[Leftover]],
+) -> Plan:
+    """Reconcile against the complete list of this agent's workloads (DESIGN decision 2)."""
+    wanted = {spec.name: spec for spec in desired}
+    plan = plan_added(wanted.values(), managed, queue.get, leftovers)
+    for name, current in managed.items():
+        if name in wanted:
+            continue
+        entry = queue.get(name)
+        if isinstance(entry, QueuedDelete):
+            continue  # already on its way out, with its delete conditions
+        if isinstance(entry, UpdateDelete):
+            plan.operations.append(Delete(entry.delete))
+        elif isinstance(entry, UpdateCreate):
+            # The loop still runs the old spec; the server knows the queued instance.
+            plan.operations.append(Delete(DeleteRequest(entry.spec.instance)))
+        else:
+            plan.operations.append(Delete(DeleteRequest(current.instance)))
+    for name, entry in queue.items():
+        if name in wanted or name in managed:
+            continue
+        if isinstance(entry, QueuedCreate):
+            plan.operations.append(Delete(DeleteRequest(entry.spec.instance)))
+    for found in plan.leftovers.values():
+        plan.remove.extend(Removal(leftover, report_states=True) for leftover in found)
+    plan.leftovers = {}
+    return plan

@@ -1,0 +1,313 @@
+"""First-class test doubles for the lifecycle layer (STYLE 14, like httpx's MockTransport).
+
+* ``FakeRuntime`` implements ``runtimes.protocol.Runtime`` in memory: scriptable
+  create/delete failures, exits, pre-existing containers, and an event stream.
+* ``FakeControlInterfaces`` implements ``agent.ports.ControlInterfaceHost``.
+* ``RecordingSink`` implements ``agent.ports.MessageSink`` and records in order.
+* ``FakeClock`` implements ``agent.timings.Clock``: sleeping advances time at once.
+
+They hold no threads and no real sleeps, so a test drives the whole manager in
+microseconds; ``settle()`` lets every ready task run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent.errors import ControlInterfaceError, RuntimeCreateFailed, RuntimeDeleteFailed
+from agent.model import (
+    DesiredStateRequest,
+    ExecutionState,
+    InstanceName,
+    Response,
+    ToServerMessage,
+    WorkloadSpec,
+    WorkloadState,
+)
+from runtimes.protocol import OwnedWorkload, StateChange
+
+
+async def settle(rounds: int = 200) -> None:
+    """Let every task that can make progress do so (all fakes complete without real waiting)."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+
+
+class FakeClock:
+    """An injectable clock; every requested delay is recorded in ``sleeps``.
+
+    ``auto=True``: sleeping returns at once and advances ``now``. ``auto=False``:
+    a sleep returns only when the test has ``advance()``d the clock far enough,
+    so a test can look at what happens *before* a delay has passed.
+    """
+
+    def __init__(self, start: float = 1000.0, *, auto: bool = True) -> None:
+        self.now = start
+        self.auto = auto
+        self.sleeps: list[float] = []
+        self._advanced: asyncio.Event | None = None
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if self.auto:
+            self.now += seconds
+            await asyncio.sleep(0)
+            return
+        target = self.now + seconds
+        if self._advanced is None:
+            self._advanced = asyncio.Event()
+        while self.now < target:
+            self._advanced.clear()
+            await self._advanced.wait()
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        if self._advanced is not None:
+            self._advanced.set()
+
+
+@dataclass
+class FakeContainer:
+    instance: InstanceName
+    runtime_id: str
+    state: ExecutionState
+    control_dir: Path | None = None
+
+
+@dataclass
+class FakeRuntime:
+    """An in-memory Runtime. States of created containers start as ``start_state``."""
+
+    name: str = "podman"
+    start_state: ExecutionState = field(default_factory=ExecutionState.running)
+    containers: dict[InstanceName, FakeContainer] = field(default_factory=dict)
+    calls: list[tuple[str, InstanceName]] = field(default_factory=list)
+    peak_per_workload: dict[str, int] = field(default_factory=dict)
+    list_error: Exception | None = None
+    _create_errors: dict[str, deque[Exception]] = field(default_factory=dict)
+    _always_failing: dict[str, Exception] = field(default_factory=dict)
+    _delete_errors: dict[str, deque[Exception]] = field(default_factory=dict)
+    _listeners: list[asyncio.Queue[StateChange | Exception]] = field(default_factory=list)
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    # --- scripting -------------------------------------------------------------
+
+    def fail_creates(self, workload: str, *reasons: str) -> None:
+        """The next ``len(reasons)`` creates of ``workload`` fail with these texts."""
+        queue = self._create_errors.setdefault(workload, deque())
+        queue.extend(_CreateFailure(reason) for reason in reasons)
+
+    def fail_creates_always(self, workload: str, error: Exception | str) -> None:
+        self._always_failing[workload] = error if isinstance(error, Exception) else _CreateFailure(error)
+
+    def stop_failing(self, workload: str) -> None:
+        self._always_failing.pop(workload, None)
+        self._create_errors.pop(workload, None)
+
+    def fail_deletes(self, workload: str, *reasons: str) -> None:
+        queue = self._delete_errors.setdefault(workload, deque())
+        queue.extend(_DeleteFailure(reason) for reason in reasons)
+
+    def add_existing(self, instance: InstanceName, state: ExecutionState | None = None) -> str:
+        """A container left from an earlier agent run; returns its runtime id."""
+        runtime_id = f"{self.name}-old-{next(self._ids)}"
+        self.containers[instance] = FakeContainer(instance, runtime_id, state or ExecutionState.running())
+        return runtime_id
+
+    def exit(self, workload: str, exit_code: int) -> None:
+        """The container of ``workload`` exits; the state change is emitted."""
+        container = self.container(workload)
+        container.state = (
+            ExecutionState.succeeded() if exit_code == 0 else ExecutionState.exec_failed(exit_code)
+        )
+        self.emit(container)
+
+    def set_state(self, workload: str, state: ExecutionState) -> None:
+        container = self.container(workload)
+        container.state = state
+        self.emit(container)
+
+    def vanish(self, workload: str) -> None:
+        """The container disappears by itself (e.g. ``--rm``): Failed(Lost)."""
+        container = self.container(workload)
+        del self.containers[container.instance]
+        self._emit(StateChange(container.instance, container.runtime_id, ExecutionState.lost()))
+
+    def break_event_streams(self, error: Exception | None = None) -> None:
+        """Every open ``events()`` stream raises ``error`` (like a dropped REST connection)."""
+        for queue in self._listeners:
+            queue.put_nowait(error or ConnectionError("event stream broke"))
+
+    def emit(self, container: FakeContainer) -> None:
+        self._emit(StateChange(container.instance, container.runtime_id, container.state))
+
+    # --- inspection ---------------------------------------------------------------
+
+    def container(self, workload: str) -> FakeContainer:
+        matches = [c for c in self.containers.values() if c.instance.workload == workload]
+        if len(matches) != 1:
+            raise AssertionError(f"expected one container of {workload!r}, found {len(matches)}")
+        return matches[0]
+
+    def created(self, workload: str | None = None) -> list[InstanceName]:
+        return [i for op, i in self.calls if op == "create" and workload in (None, i.workload)]
+
+    def deleted(self, workload: str | None = None) -> list[InstanceName]:
+        return [i for op, i in self.calls if op == "delete" and workload in (None, i.workload)]
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._listeners)
+
+    # --- the Runtime protocol --------------------------------------------------------
+
+    async def create(self, spec: WorkloadSpec, control_dir: Path | None) -> str:
+        self.calls.append(("create", spec.instance))
+        await asyncio.sleep(0)
+        scripted = self._create_errors.get(spec.name)
+        if scripted:
+            raise RuntimeCreateFailed(spec.instance, str(scripted.popleft()))
+        always = self._always_failing.get(spec.name)
+        if always is not None:
+            if isinstance(always, _CreateFailure):
+                raise RuntimeCreateFailed(spec.instance, str(always))
+            raise always
+        if spec.instance in self.containers:
+            raise RuntimeCreateFailed(spec.instance, f"name {spec.instance} is already in use")
+        runtime_id = f"{self.name}-{next(self._ids)}"
+        container = FakeContainer(spec.instance, runtime_id, self.start_state, control_dir)
+        self.containers[spec.instance] = container
+        count = sum(1 for c in self.containers.values() if c.instance.workload == spec.name)
+        self.peak_per_workload[spec.name] = max(self.peak_per_workload.get(spec.name, 0), count)
+        self.emit(container)  # may reach the loop before create returns, like a real event stream
+        return runtime_id
+
+    async def delete(self, instance: InstanceName) -> None:
+        self.calls.append(("delete", instance))
+        await asyncio.sleep(0)
+        scripted = self._delete_errors.get(instance.workload)
+        if scripted:
+            raise RuntimeDeleteFailed(instance, str(scripted.popleft()))
+        container = self.containers.pop(instance, None)
+        if container is not None:
+            self._emit(StateChange(instance, container.runtime_id, ExecutionState.lost()))
+
+    async def list_owned(self) -> list[OwnedWorkload]:
+        if self.list_error is not None:
+            raise self.list_error
+        return [OwnedWorkload(c.instance, c.runtime_id, c.state) for c in self.containers.values()]
+
+    def events(self) -> AsyncIterator[StateChange]:
+        return self._stream()
+
+    async def _stream(self) -> AsyncIterator[StateChange]:
+        queue: asyncio.Queue[StateChange | Exception] = asyncio.Queue()
+        self._listeners.append(queue)
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+        finally:
+            self._listeners.remove(queue)
+
+    def _emit(self, change: StateChange) -> None:
+        for queue in self._listeners:
+            queue.put_nowait(change)
+
+
+class _CreateFailure(Exception):
+    pass
+
+
+class _DeleteFailure(Exception):
+    pass
+
+
+@dataclass
+class FakeControlInterfaces:
+    """Records every call; ``broken`` workload names (and names with '/') cannot get FIFOs."""
+
+    base: Path = Path("/fake/run/agent_io")
+    broken: set[str] = field(default_factory=set)
+    folders: dict[str, Path] = field(default_factory=dict)
+    ensured: list[InstanceName] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    routed: list[Response] = field(default_factory=list)
+    closed: bool = False
+
+    async def ensure(self, instance: InstanceName) -> Path:
+        self.ensured.append(instance)
+        if "/" in instance.workload or instance.workload in self.broken:
+            raise ControlInterfaceError(instance.workload, "the workload name cannot be a folder name")
+        path = self.base / instance.folder_name
+        self.folders[instance.workload] = path
+        return path
+
+    async def remove(self, workload: str) -> None:
+        self.removed.append(workload)
+        self.folders.pop(workload, None)
+
+    def route(self, response: Response) -> None:
+        self.routed.append(response)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class RecordingSink:
+    """Records every message sent to the server, in order."""
+
+    messages: list[ToServerMessage] = field(default_factory=list)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def send(self, msg: ToServerMessage) -> None:
+        self.messages.append(msg)
+        self._changed.set()
+
+    def states(self, workload: str | None = None) -> list[WorkloadState]:
+        return [
+            m
+            for m in self.messages
+            if isinstance(m, WorkloadState) and workload in (None, m.instance.workload)
+        ]
+
+    def trace(self, workload: str) -> list[tuple[str, ExecutionState]]:
+        """(instance id, state) of every state sent for ``workload``, in order."""
+        return [(s.instance.id, s.state) for s in self.states(workload)]
+
+    def requests(self) -> list[DesiredStateRequest]:
+        return [m for m in self.messages if isinstance(m, DesiredStateRequest)]
+
+    def clear(self) -> None:
+        self.messages.clear()
+
+    async def wait_for(self, predicate: Callable[[], bool], limit: float = 5.0) -> None:
+        """Wait until ``predicate()`` holds; fail with the recorded states otherwise."""
+
+        async def _wait() -> None:
+            while not predicate():
+                self._changed.clear()
+                # Wake on every send, and poll too: some conditions (clock, runtime) change silently.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.005)
+
+        try:
+            await asyncio.wait_for(_wait(), limit)
+        except TimeoutError:
+            dump = "\n".join(f"  {s.instance}: {s.state}" for s in self.states())
+            raise AssertionError(f"condition not reached; states sent:\n{dump}") from None
+
+    async def wait_for_state(self, workload: str, state: ExecutionState, limit: float = 5.0) -> None:
+        await self.wait_for(lambda: any(s.state == state for s in self.states(workload)), limit)

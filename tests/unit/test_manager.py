@@ -1,0 +1,466 @@
+"""The manager with FakeRuntime, fake control interfaces and a recording sink (spec §4, §5, §9, §11;
+DESIGN decisions 2 and 3)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import pytest
+
+from agent.manager import Manager
+from agent.model import (
+    AGENT_REQUEST_PREFIX,
+    AddCondition,
+    DeleteCondition,
+    DeleteRequest,
+    DesiredState,
+    ExecutionState,
+    Response,
+    RestartPolicy,
+    UpdateWorkload,
+    UpdateWorkloadState,
+    WorkloadSpec,
+    WorkloadState,
+)
+from agent.testing import FakeClock, FakeControlInterfaces, FakeRuntime, RecordingSink, settle
+from agent.timings import AgentTimings
+from tests.unit.lifecycle_support import (
+    AGENT,
+    NO_MORE_RETRIES,
+    REMOVED,
+    RUNNING,
+    STARTING,
+    STOPPING_REQUESTED,
+    WAITING_TO_START,
+    WAITING_TO_STOP,
+    delete,
+    inst,
+    spec,
+)
+
+
+@dataclass
+class Agent:
+    manager: Manager
+    runtime: FakeRuntime
+    ci: FakeControlInterfaces
+    sink: RecordingSink
+    clock: FakeClock
+
+    async def update(self, added: Sequence[WorkloadSpec] = (), deleted: Sequence[DeleteRequest] = ()) -> None:
+        await self.manager.handle(UpdateWorkload(added=tuple(added), deleted=tuple(deleted)))
+
+    async def others(self, **states: ExecutionState) -> None:
+        """States of workloads on another agent (spec §5.6)."""
+        batch = tuple(WorkloadState(inst(name, agent="agent_B"), s) for name, s in states.items())
+        await self.manager.handle(UpdateWorkloadState(batch))
+
+    async def reconnect(
+        self, hello_update: Sequence[WorkloadSpec] | None, desired: Sequence[WorkloadSpec]
+    ) -> None:
+        """What the server does after a hello: [UpdateWorkload], then the answer to our request."""
+        await self.manager.on_connected()
+        request = self.sink.requests()[-1]
+        if hello_update:
+            await self.update(hello_update)
+        await self.manager.handle(DesiredState(request.request_id, tuple(desired)))
+
+    async def running(self, *names: str) -> None:
+        for name in names:
+            await self.sink.wait_for(
+                lambda n=name: bool(self.sink.trace(n)) and self.sink.trace(n)[-1][1] == RUNNING
+            )
+
+
+@pytest.fixture
+async def agent() -> AsyncIterator[Agent]:
+    runtime = FakeRuntime()
+    ci = FakeControlInterfaces()
+    sink = RecordingSink()
+    clock = FakeClock()
+    manager = Manager(AGENT, {"podman": runtime}, ci, sink, AgentTimings(), clock=clock)
+    run = asyncio.create_task(manager.run())
+    await settle()
+    yield Agent(manager, runtime, ci, sink, clock)
+    await manager.shutdown()
+    await asyncio.wait_for(run, 1)
+
+
+# --- §4.3 / §4.4 operations ---------------------------------------------------------------
+
+
+async def test_added_workload_is_created(agent: Agent) -> None:
+    """spec §4.3 rule 3, §6.2: Create -> Pending(Starting) -> runtime states."""
+    await agent.update([spec("a")])
+    await agent.running("a")
+    assert agent.sink.trace("a") == [("1", STARTING), ("1", RUNNING)]
+
+
+async def test_delete_plus_add_of_same_name_is_one_update(agent: Agent) -> None:
+    """spec §4.3 rule 2, §6.4: old instance removed, then the new one created."""
+    await agent.update([spec("a", "1")])
+    await agent.running("a")
+    await agent.update([spec("a", "2")], [delete("a", "1")])
+    await agent.sink.wait_for(lambda: agent.sink.trace("a")[-1] == ("2", RUNNING))
+    assert agent.sink.trace("a")[2:] == [
+        ("1", STOPPING_REQUESTED),
+        ("1", REMOVED),
+        ("2", STARTING),
+        ("2", RUNNING),
+    ]
+    assert agent.runtime.peak_per_workload["a"] == 1
+
+
+async def test_delete_of_unmanaged_workload_reports_removed(agent: Agent) -> None:
+    """spec §4.4, §11 item 3: the CLI waits for this Removed."""
+    await agent.update(deleted=[delete("ghost", "5")])
+    assert agent.sink.states() == [WorkloadState(inst("ghost", "5"), REMOVED)]
+
+
+async def test_delete_of_managed_workload(agent: Agent) -> None:
+    """spec §4.4, §6.5: Stopping(RequestedAtRuntime) -> Removed; FIFOs removed."""
+    await agent.update([spec("a")])
+    await agent.running("a")
+    await agent.update(deleted=[delete("a")])
+    await agent.sink.wait_for_state("a", REMOVED)
+    assert agent.sink.trace("a")[2:] == [("1", STOPPING_REQUESTED), ("1", REMOVED)]
+    assert agent.runtime.containers == {} and "a" in agent.ci.removed
+
+
+async def test_unknown_runtime_reports_nothing_but_delete_reports_removed(agent: Agent) -> None:
+    """spec §4.4, §7, §11 item 20: silence on create, Removed on delete."""
+    await agent.update([spec("k", runtime="containerd")])
+    await settle()
+    assert agent.sink.states() == [] and agent.runtime.calls == []
+    await agent.update(deleted=[delete("k")])
+    assert agent.sink.states() == [WorkloadState(inst("k"), REMOVED)]
+
+
+async def test_bad_workload_name_fails_alone(agent: Agent) -> None:
+    """issue 4: a name whose FIFO folder cannot exist -> Pending(StartingFailed)/<reason>; others run."""
+    await agent.update([spec("bad/name"), spec("good")])
+    await agent.running("good")
+    await agent.sink.wait_for_state("bad/name", NO_MORE_RETRIES)
+    first = agent.sink.trace("bad/name")[0][1]
+    assert first.display == "Pending(StartingFailed)" and first.info
+    assert agent.runtime.created() == [inst("good")]
+
+
+async def test_response_goes_to_the_control_interface_router(agent: Agent) -> None:
+    """spec §8.5: responses are routed by the control-interface host."""
+    response = Response("a@42", b"\x01")
+    await agent.manager.handle(response)
+    assert agent.ci.routed == [response]
+
+
+# --- §5 dependencies through the manager ------------------------------------------------------
+
+
+async def test_create_waits_for_other_agents_workload(agent: Agent) -> None:
+    """spec §5.3, §5.4 item 3: WaitingToStart until a non-empty UpdateWorkloadState fulfils it."""
+    await agent.update([spec("a", deps={"b": AddCondition.RUNNING})])
+    assert agent.sink.trace("a") == [("1", WAITING_TO_START)]
+    await agent.manager.handle(UpdateWorkloadState(()))
+    await agent.others(b=ExecutionState.starting())
+    await settle()
+    assert agent.runtime.calls == []
+    await agent.others(b=RUNNING)
+    await agent.running("a")
+    assert agent.sink.trace("a") == [("1", WAITING_TO_START), ("1", STARTING), ("1", RUNNING)]
+
+
+async def test_create_waits_for_own_workload_state(agent: Agent) -> None:
+    """spec §5.4 item 2, §11 item 32: re-evaluation after each own state starts the dependent."""
+    await agent.update([spec("a", deps={"b": AddCondition.SUCCEEDED}), spec("b")])
+    await agent.running("b")
+    assert agent.sink.trace("a") == [("1", WAITING_TO_START)]
+    agent.runtime.exit("b", 0)
+    await agent.running("a")
+
+
+async def test_failed_dependency_needs_exec_failed(agent: Agent) -> None:
+    """spec §5.2: ADD_COND_FAILED is met by Failed(ExecFailed), not by Failed(Lost)."""
+    await agent.update([spec("a", deps={"b": AddCondition.FAILED})])
+    await agent.others(b=ExecutionState.lost())
+    await settle()
+    assert agent.runtime.calls == []
+    await agent.others(b=ExecutionState.exec_failed(2))
+    await agent.running("a")
+
+
+async def test_pending_delete_waits_to_stop_and_hysteresis_holds_it(agent: Agent) -> None:
+    """spec §5.3, §5.5, §9.2: Stopping(WaitingToStop) stays although the container still runs."""
+    await agent.update([spec("a")])
+    await agent.running("a")
+    await agent.others(b=RUNNING)
+    await agent.update(deleted=[delete("a", deps={"b": DeleteCondition.NOT_PENDING_NOR_RUNNING})])
+    assert agent.sink.trace("a")[-1] == ("1", WAITING_TO_STOP)
+    agent.runtime.set_state("a", ExecutionState.exec_failed(1))
+    await agent.sink.wait_for(lambda: len(agent.sink.trace("a")) == 4)
+    assert agent.sink.trace("a")[-1] == ("1", WAITING_TO_STOP)  # replaced by the hysteresis
+    await agent.others(b=ExecutionState.succeeded())
+    await agent.sink.wait_for_state("a", REMOVED)
+    assert agent.sink.trace("a")[-2:] == [("1", STOPPING_REQUESTED), ("1", REMOVED)]
+
+
+async def test_update_with_pending_create(agent: Agent) -> None:
+    """spec §5.3, §6.4 example 2: WaitingToStart[new], old deleted now, later old reported again."""
+    await agent.update([spec("a", "1")])
+    await agent.running("a")
+    await agent.update([spec("a", "2", deps={"c": AddCondition.RUNNING})], [delete("a", "1")])
+    await agent.sink.wait_for_state("a", REMOVED)
+    assert agent.sink.trace("a")[2:] == [("2", WAITING_TO_START), ("1", STOPPING_REQUESTED), ("1", REMOVED)]
+    await agent.others(c=RUNNING)
+    await agent.sink.wait_for(lambda: agent.sink.trace("a")[-1] == ("2", RUNNING))
+    assert agent.sink.trace("a")[5:] == [
+        ("1", STOPPING_REQUESTED),
+        ("1", REMOVED),
+        ("2", STARTING),
+        ("2", RUNNING),
+    ]
+
+
+async def test_update_delete_becomes_update_create(agent: Agent) -> None:
+    """spec §5.4: UpdateDelete -> (delete met, add not) -> WaitingToStart[new] + delete old
+    -> later create."""
+    await agent.update([spec("a", "1")])
+    await agent.running("a")
+    await agent.others(b=RUNNING)
+    new = spec("a", "2", deps={"c": AddCondition.RUNNING})
+    await agent.update([new], [delete("a", "1", deps={"b": DeleteCondition.NOT_PENDING_NOR_RUNNING})])
+    assert agent.sink.trace("a")[-1] == ("1", WAITING_TO_STOP)
+    await agent.others(b=ExecutionState.succeeded())
+    await agent.sink.wait_for_state("a", REMOVED)
+    assert agent.sink.trace("a")[3:] == [("2", WAITING_TO_START), ("1", STOPPING_REQUESTED), ("1", REMOVED)]
+    await agent.others(c=RUNNING)
+    await agent.sink.wait_for(lambda: agent.sink.trace("a")[-1] == ("2", RUNNING))
+
+
+async def test_delete_drops_queued_create(agent: Agent) -> None:
+    """spec §11 items 3, 25: a waiting workload that is deleted reports Removed and never starts later."""
+    await agent.update([spec("a", deps={"gate": AddCondition.RUNNING})])
+    await agent.update(deleted=[delete("a")])
+    assert agent.sink.trace("a") == [("1", WAITING_TO_START), ("1", REMOVED)]
+    await agent.others(gate=RUNNING)
+    await settle()
+    assert agent.runtime.calls == []
+
+
+async def test_fifty_waiting_workloads_in_one_update_do_not_deadlock(agent: Agent) -> None:
+    """spec §11 item 22: many scheduler reports inside one message are processed in place."""
+    names = [f"w{i}" for i in range(50)]
+    await agent.update([spec(n, deps={"gate": AddCondition.RUNNING}) for n in names])
+    assert [s.state for s in agent.sink.states()] == [WAITING_TO_START] * 50
+    await agent.others(gate=RUNNING)
+    await agent.running(*names)
+    assert len(agent.runtime.containers) == 50
+
+
+async def test_own_states_are_sent_one_per_message_with_exact_instance(agent: Agent) -> None:
+    """spec §9.1, §11 item 2: every message is one WorkloadState carrying the operation's instance."""
+    await agent.update([spec("a", "1")])
+    await agent.running("a")
+    assert all(isinstance(m, WorkloadState) and m.instance == inst("a", "1") for m in agent.sink.messages)
+
+
+async def test_state_of_unknown_instance_is_ignored(agent: Agent) -> None:
+    """Runtime events for workloads without a loop are dropped (logged at debug)."""
+    agent.runtime.add_existing(inst("stray"))
+    agent.runtime.set_state("stray", ExecutionState.exec_failed(1))
+    await settle()
+    assert agent.sink.states() == []
+
+
+# --- reconciliation (DESIGN decisions 2 and 3) ------------------------------------------------------
+
+
+async def test_reconnect_does_not_restart_unchanged_workloads(agent: Agent) -> None:
+    """DESIGN decision 2, upstream #16: the hello-time UpdateWorkload keeps running workloads untouched,
+    and the current states are re-sent after reconciliation."""
+    await agent.update([spec("a"), spec("b")])
+    await agent.running("a", "b")
+    agent.sink.clear()
+    await agent.reconnect([spec("a"), spec("b")], [spec("a"), spec("b")])
+    await settle()
+    assert len(agent.runtime.created()) == 2
+    assert agent.runtime.deleted() == []
+    request = agent.sink.messages[0]
+    assert request == agent.sink.requests()[0]
+    assert request.request_id.startswith(AGENT_REQUEST_PREFIX)
+    assert agent.sink.states() == [WorkloadState(inst("a"), RUNNING), WorkloadState(inst("b"), RUNNING)]
+
+
+async def test_reconnect_deletes_workload_removed_while_away(agent: Agent) -> None:
+    """DESIGN decision 2, upstream #358: absent from the snapshot -> deleted with the normal states."""
+    await agent.update([spec("a"), spec("b")])
+    await agent.running("a", "b")
+    await agent.reconnect([spec("a")], [spec("a")])
+    await agent.sink.wait_for_state("b", REMOVED)
+    assert agent.sink.trace("b")[2:] == [("1", RUNNING), ("1", STOPPING_REQUESTED), ("1", REMOVED)]
+    assert list(agent.runtime.containers) == [inst("a")]
+
+
+async def test_reconnect_with_nothing_assigned_deletes_everything(agent: Agent) -> None:
+    """DESIGN decision 2: no UpdateWorkload arrives when nothing is assigned; the snapshot still works."""
+    await agent.update([spec("a")])
+    await agent.running("a")
+    await agent.reconnect(None, [])
+    await agent.sink.wait_for_state("a", REMOVED)
+    assert agent.runtime.containers == {}
+
+
+async def test_reconnect_updates_changed_workload(agent: Agent) -> None:
+    """DESIGN decision 2: a different id after the reconnect -> update (old removed before new)."""
+    await agent.update([spec("a", "1")])
+    await agent.running("a")
+    await agent.reconnect([spec("a", "2")], [spec("a", "2")])
+    await agent.sink.wait_for(lambda: agent.sink.trace("a")[-1] == ("2", RUNNING))
+    assert ("1", REMOVED) in agent.sink.trace("a")
+    assert agent.runtime.peak_per_workload["a"] == 1
+
+
+async def test_reconnect_drops_waiting_workload_no_longer_desired(agent: Agent) -> None:
+    """DESIGN decision 2: a queued create that the server no longer lists is dropped and reported Removed."""
+    await agent.update([spec("a", deps={"gate": AddCondition.RUNNING})])
+    await agent.reconnect(None, [])
+    assert agent.sink.trace("a")[-1] == ("1", REMOVED)
+    await agent.others(gate=RUNNING)
+    await settle()
+    assert agent.runtime.calls == []
+
+
+async def test_startup_adopts_running_container(agent: Agent) -> None:
+    """DESIGN decision 3, spec §4.2: same instance and Running(Ok) -> adopted, no create, no Pending."""
+    runtime_id = agent.runtime.add_existing(inst("a"))
+    await agent.reconnect([spec("a")], [spec("a")])
+    await agent.running("a")
+    await settle()
+    assert agent.runtime.calls == []
+    assert agent.runtime.container("a").runtime_id == runtime_id
+    assert all(state == RUNNING for _, state in agent.sink.trace("a"))
+    assert agent.ci.folders["a"].name == inst("a").folder_name
+
+
+async def test_startup_replaces_container_with_other_id_before_creating(agent: Agent) -> None:
+    """spec §4.2, §11 item 21: the old container is fully deleted before its replacement is created."""
+    agent.runtime.add_existing(inst("a", "0"))
+    await agent.reconnect([spec("a", "1")], [spec("a", "1")])
+    await agent.sink.wait_for(lambda: agent.sink.trace("a")[-1:] == [("1", RUNNING)])
+    assert agent.runtime.calls == [("delete", inst("a", "0")), ("create", inst("a", "1"))]
+    assert agent.sink.trace("a")[:2] == [("0", STOPPING_REQUESTED), ("0", REMOVED)]
+    assert agent.runtime.peak_per_workload["a"] == 1
+
+
+async def test_startup_replaces_stopped_container_of_same_instance_silently(agent: Agent) -> None:
+    """spec §4.2: matched but not running -> silent delete, then the normal create."""
+    agent.runtime.add_existing(inst("a"), ExecutionState.succeeded())
+    await agent.reconnect([spec("a")], [spec("a")])
+    await agent.sink.wait_for(lambda: agent.sink.trace("a")[-1:] == [("1", RUNNING)])
+    assert agent.runtime.calls == [("delete", inst("a")), ("create", inst("a"))]
+    assert agent.sink.trace("a")[0] == ("1", STARTING)
+
+
+async def test_startup_with_nothing_assigned_removes_leftovers(agent: Agent) -> None:
+    """DESIGN decisions 2+3, upstream #358: leftovers of undesired workloads are deleted with states."""
+    agent.runtime.add_existing(inst("old", "9"))
+    await agent.reconnect(None, [])
+    await agent.sink.wait_for_state("old", REMOVED)
+    assert agent.sink.trace("old") == [("9", STOPPING_REQUESTED), ("9", REMOVED)]
+    assert agent.runtime.containers == {}
+
+
+async def test_leftover_listing_failure_creates_as_new(agent: Agent) -> None:
+    """spec §4.2: a runtime that cannot be listed counts as empty."""
+    agent.runtime.list_error = RuntimeError("socket gone")
+    await agent.reconnect([spec("a")], [spec("a")])
+    await agent.running("a")
+
+
+async def test_error_answer_changes_nothing(agent: Agent) -> None:
+    """A failed reconciliation request deletes nothing."""
+    await agent.update([spec("a")])
+    await agent.running("a")
+    await agent.manager.on_connected()
+    request = agent.sink.requests()[-1]
+    await agent.manager.handle(DesiredState(request.request_id, (), error="not allowed"))
+    await settle()
+    assert agent.runtime.deleted() == []
+
+
+async def test_stale_reconciliation_answer_is_ignored(agent: Agent) -> None:
+    """Only the answer to the latest request counts (a reconnect may overtake an answer)."""
+    await agent.update([spec("a")])
+    await agent.running("a")
+    await agent.manager.on_connected()
+    stale = agent.sink.requests()[-1]
+    await agent.manager.on_connected()
+    await agent.manager.handle(DesiredState(stale.request_id, ()))
+    await settle()
+    assert agent.runtime.deleted() == []
+
+
+# --- shutdown ----------------------------------------------------------------------------------------
+
+
+async def test_shutdown_keeps_workloads_running_and_is_idempotent(agent: Agent) -> None:
+    """DESIGN decision 4, spec §11 item 37: loops stop, containers stay, control interfaces close."""
+    await agent.update([spec("a")])
+    await agent.running("a")
+    await agent.manager.shutdown()
+    await agent.manager.shutdown()
+    assert agent.ci.closed
+    assert inst("a") in agent.runtime.containers and agent.runtime.deleted() == []
+    await agent.update(deleted=[delete("a")])
+    assert agent.sink.trace("a")[-1] == ("1", RUNNING)
+
+
+async def test_readded_workload_waits_for_its_deleting_loop(agent: Agent) -> None:
+    """spec §11 items 9, 21: a delete followed at once by an add of the same name never overlaps."""
+    await agent.update([spec("a")])
+    await agent.running("a")
+    await agent.update(deleted=[delete("a")])
+    await agent.update([spec("a")])
+    await agent.sink.wait_for(lambda: agent.sink.trace("a").count(("1", RUNNING)) == 2)
+    assert agent.runtime.calls == [("create", inst("a")), ("delete", inst("a")), ("create", inst("a"))]
+    assert all(s.display != "Pending(StartingFailed)" for _, s in agent.sink.trace("a"))
+
+
+async def test_own_states_from_the_server_do_not_enter_the_store(agent: Agent) -> None:
+    """spec §5.6: the server never sends an agent its own states; one that comes is ignored."""
+    await agent.update([spec("a", deps={"b": AddCondition.RUNNING})])
+    await agent.manager.handle(UpdateWorkloadState((WorkloadState(inst("b"), RUNNING),)))
+    await settle()
+    assert agent.runtime.calls == []
+
+
+async def test_broken_event_stream_is_subscribed_again(agent: Agent) -> None:
+    """A runtime's event stream that fails is re-subscribed after event_resubscribe_delay."""
+    await agent.update([spec("a", restart=RestartPolicy.ON_FAILURE)])
+    await agent.running("a")
+    agent.runtime.break_event_streams()
+    await agent.sink.wait_for(lambda: agent.runtime.subscribers == 1 and agent.clock.sleeps == [1.0])
+    agent.runtime.exit("a", 1)
+    await agent.sink.wait_for(lambda: len(agent.runtime.created("a")) == 2)
+
+
+async def test_run_returns_after_shutdown() -> None:
+    """STYLE 11: shutdown ends run() normally, so a supervising TaskGroup sees no error."""
+    manager = Manager(
+        AGENT, {"podman": FakeRuntime()}, FakeControlInterfaces(), RecordingSink(), AgentTimings()
+    )
+    run = asyncio.create_task(manager.run())
+    await settle()
+    await manager.shutdown()
+    assert await asyncio.wait_for(run, 1) is None
+
+
+async def test_run_without_runtimes_lasts_until_shutdown() -> None:
+    """run() is supervised with FIRST_COMPLETED: it must not end early, even with no runtime."""
+    manager = Manager(AGENT, {}, FakeControlInterfaces(), RecordingSink(), AgentTimings())
+    run = asyncio.create_task(manager.run())
+    await settle()
+    assert not run.done()
+    await manager.shutdown()
+    assert await asyncio.wait_for(run, 1) is None

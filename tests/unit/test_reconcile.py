@@ -1,0 +1,111 @@
+"""Reconciliation planning (DESIGN decisions 2 and 3, spec §4.2, §11 items 13, 21, 25)."""
+
+from __future__ import annotations
+
+from agent.model import AddCondition, DeleteCondition, DeleteRequest, ExecutionState
+from agent.reconcile import Leftover, Removal, plan_added, plan_desired
+from agent.scheduler import Create, Delete, QueuedCreate, QueuedDelete, Update, UpdateCreate, UpdateDelete
+from runtimes.protocol import OwnedWorkload
+from tests.unit.lifecycle_support import delete, inst, spec
+
+
+def leftover(
+    name: str, id_: str = "1", state: ExecutionState | None = None, runtime: str = "podman"
+) -> Leftover:
+    return Leftover(
+        runtime, OwnedWorkload(inst(name, id_), f"cid-{name}-{id_}", state or ExecutionState.running())
+    )
+
+
+def test_managed_identical_spec_is_kept() -> None:
+    """DESIGN decision 2: the hello-time list does not restart an unchanged workload (upstream #16)."""
+    plan = plan_added([spec("a")], {"a": spec("a")}, {}.get, {})
+    assert plan.operations == [] and plan.kept == ["a"]
+
+
+def test_managed_changed_spec_becomes_update_without_delete_conditions() -> None:
+    """spec §4.3 rule 3: Update(A, D') with D' = the managed instance, no delete conditions."""
+    plan = plan_added([spec("a", "2")], {"a": spec("a", "1")}, {}.get, {})
+    assert plan.operations == [Update(spec("a", "2"), DeleteRequest(inst("a", "1")))]
+
+
+def test_identical_queued_spec_is_kept() -> None:
+    """A workload still waiting with the same spec is not re-queued (no second WaitingToStart)."""
+    waiting = spec("a", deps={"b": AddCondition.RUNNING})
+    plan = plan_added([waiting], {}, {"a": QueuedCreate(waiting)}.get, {})
+    assert plan.operations == [] and plan.kept == ["a"]
+
+
+def test_running_leftover_with_same_instance_is_adopted() -> None:
+    """DESIGN decision 3, spec §4.2: resume, no create."""
+    found = leftover("a")
+    plan = plan_added([spec("a")], {}, {}.get, {"a": [found]})
+    assert plan.adopt == [(spec("a"), found)] and plan.operations == [] and plan.remove == []
+
+
+def test_stopped_leftover_is_removed_silently_then_created() -> None:
+    """spec §4.2: same instance but not running -> silent delete, normal create."""
+    found = leftover("a", state=ExecutionState.exec_failed(1))
+    plan = plan_added([spec("a")], {}, {}.get, {"a": [found]})
+    assert plan.remove == [Removal(found, report_states=False)]
+    assert plan.operations == [Create(spec("a"))]
+
+
+def test_leftover_with_other_id_is_removed_with_states_then_created() -> None:
+    """spec §4.2, §11 item 21: the old instance gets Stopping/Removed, the new one is created after it."""
+    found = leftover("a", "0")
+    plan = plan_added([spec("a", "1")], {}, {}.get, {"a": [found]})
+    assert plan.remove == [Removal(found, report_states=True)]
+    assert plan.operations == [Create(spec("a", "1"))]
+
+
+def test_leftover_on_other_runtime_is_not_adopted() -> None:
+    """spec §4.2: a match is looked for in the group of the workload's runtime only."""
+    found = leftover("a", runtime="podman-kube")
+    plan = plan_added([spec("a")], {}, {}.get, {"a": [found]})
+    assert plan.adopt == [] and plan.operations == [Create(spec("a"))]
+
+
+def test_unlisted_leftovers_wait_for_the_complete_list() -> None:
+    """An UpdateWorkload may be partial: leftovers of other names stay for the DesiredState answer."""
+    plan = plan_added([spec("a")], {}, {}.get, {"z": [leftover("z")]})
+    assert plan.remove == [] and list(plan.leftovers) == ["z"]
+
+
+def test_desired_state_deletes_managed_workloads_no_longer_desired() -> None:
+    """DESIGN decision 2, upstream #358."""
+    plan = plan_desired([spec("a")], {"a": spec("a"), "b": spec("b", "3")}, {}, {})
+    assert plan.operations == [Delete(DeleteRequest(inst("b", "3")))]
+
+
+def test_desired_state_keeps_pending_delete_with_its_conditions() -> None:
+    """A queued delete already carries its delete conditions; it is not replaced."""
+    request = delete("b", deps={"c": DeleteCondition.NOT_PENDING_NOR_RUNNING})
+    plan = plan_desired([], {"b": spec("b")}, {"b": QueuedDelete(request)}, {})
+    assert plan.operations == []
+
+
+def test_desired_state_turns_waiting_update_into_delete() -> None:
+    """UpdateDelete of an undesired workload -> Delete with the update's delete request."""
+    request = delete("b", deps={"c": DeleteCondition.NOT_PENDING_NOR_RUNNING})
+    plan = plan_desired([], {"b": spec("b")}, {"b": UpdateDelete(spec("b", "2"), request)}, {})
+    assert plan.operations == [Delete(request)]
+
+
+def test_desired_state_deletes_queued_new_instance_of_waiting_update_create() -> None:
+    """UpdateCreate of an undesired workload -> Delete naming the queued instance (it gets Removed)."""
+    plan = plan_desired([], {"b": spec("b")}, {"b": UpdateCreate(spec("b", "2"), delete("b"))}, {})
+    assert plan.operations == [Delete(DeleteRequest(inst("b", "2")))]
+
+
+def test_desired_state_drops_queued_create_no_longer_desired() -> None:
+    """spec §11 item 25: the stale queued create is dropped and its instance reported Removed."""
+    plan = plan_desired([], {}, {"q": QueuedCreate(spec("q", "4"))}, {})
+    assert plan.operations == [Delete(DeleteRequest(inst("q", "4")))]
+
+
+def test_desired_state_removes_leftovers_of_undesired_workloads_with_states() -> None:
+    """DESIGN decision 2: works when nothing is assigned."""
+    found = leftover("z", "7")
+    plan = plan_desired([], {}, {}, {"z": [found]})
+    assert plan.remove == [Removal(found, report_states=True)] and plan.operations == []

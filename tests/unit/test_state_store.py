@@ -1,0 +1,102 @@
+"""The state store and the stopping hysteresis (spec §9.2, §9.3, §5.1, §5.6)."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.model import ExecutionState, State, WorkloadState
+from agent.state_store import HOLDING, SUPPRESSED, StateStore, next_state
+from tests.unit.lifecycle_support import inst
+
+HELD = [ExecutionState.requested_at_runtime(), ExecutionState.waiting_to_stop()]
+SUPPRESSED_STATES = [
+    ExecutionState.running(),
+    ExecutionState.succeeded(),
+    ExecutionState.exec_failed(2),
+    ExecutionState.lost(),
+    ExecutionState.unknown("unknown container state"),
+]
+PASSING = [
+    ExecutionState.removed(),
+    ExecutionState.starting(),
+    ExecutionState.starting_failed("boom"),
+    ExecutionState.waiting_to_start(),
+    ExecutionState.stopping("stopping container"),
+    ExecutionState.delete_failed("busy"),
+    ExecutionState.requested_at_runtime(),
+]
+
+
+def test_hysteresis_tables_match_spec() -> None:
+    """spec §9.2: exactly these stored and incoming states take part."""
+    assert {State.STOPPING_REQUESTED_AT_RUNTIME, State.STOPPING_WAITING_TO_STOP} == HOLDING
+    assert {s.state for s in SUPPRESSED_STATES} == SUPPRESSED
+
+
+@pytest.mark.parametrize("held", HELD)
+@pytest.mark.parametrize("incoming", SUPPRESSED_STATES)
+def test_stopping_hysteresis_keeps_stored_state(held: ExecutionState, incoming: ExecutionState) -> None:
+    """spec §9.2: while stopping, Running/Succeeded/Failed are replaced by the stored state."""
+    assert next_state(held, incoming) == held
+
+
+def test_hysteresis_keeps_stored_additional_info() -> None:
+    """spec §9.2: the replacement includes the stored additionalInfo."""
+    held = ExecutionState(State.STOPPING_REQUESTED_AT_RUNTIME, "note")
+    assert next_state(held, ExecutionState.running()) == held
+
+
+@pytest.mark.parametrize("held", HELD)
+@pytest.mark.parametrize("incoming", PASSING)
+def test_hysteresis_lets_other_states_through(held: ExecutionState, incoming: ExecutionState) -> None:
+    """spec §9.2: Removed, Pending(*), Stopping(*) pass."""
+    assert next_state(held, incoming) == incoming
+
+
+@pytest.mark.parametrize("stored", [None, ExecutionState.running(), ExecutionState.stopping("x")])
+def test_no_hysteresis_unless_stored_state_is_stopping_requested_or_waiting(
+    stored: ExecutionState | None,
+) -> None:
+    """spec §9.2: every other combination lets the incoming state through."""
+    assert next_state(stored, ExecutionState.exec_failed(1)) == ExecutionState.exec_failed(1)
+
+
+def test_own_state_is_stored_after_hysteresis_and_returned_for_sending() -> None:
+    """spec §9.1 steps 1-2: the replaced state is what gets stored and sent (§11 item 8)."""
+    store = StateStore()
+    store.apply_own(WorkloadState(inst("a"), ExecutionState.waiting_to_stop()))
+    sent = store.apply_own(WorkloadState(inst("a"), ExecutionState.running()))
+    assert sent == WorkloadState(inst("a"), ExecutionState.waiting_to_stop())
+    assert store.get("a") == ExecutionState.waiting_to_stop()
+
+
+def test_removed_deletes_the_entry() -> None:
+    """spec §5.1: Removed deletes the key, for own and other agents' workloads."""
+    store = StateStore()
+    store.apply_own(WorkloadState(inst("a"), ExecutionState.running()))
+    store.store_others([WorkloadState(inst("b", agent="other"), ExecutionState.running())])
+    store.apply_own(WorkloadState(inst("a"), ExecutionState.removed()))
+    store.store_others([WorkloadState(inst("b", agent="other"), ExecutionState.removed())])
+    assert "a" not in store and "b" not in store
+    assert store.own_states() == []
+
+
+def test_other_agents_states_skip_hysteresis_and_are_not_own() -> None:
+    """spec §5.6: stored by workload name for conditions only; never sent back."""
+    store = StateStore()
+    store.store_others([WorkloadState(inst("b", agent="other"), ExecutionState.waiting_to_stop())])
+    store.store_others([WorkloadState(inst("b", agent="other"), ExecutionState.running())])
+    assert store.get("b") == ExecutionState.running()
+    assert store.own_states() == []
+
+
+def test_own_states_lists_last_state_per_workload() -> None:
+    """DESIGN decision 2: what is re-sent after a reconnect."""
+    store = StateStore()
+    store.apply_own(WorkloadState(inst("b", "1"), ExecutionState.starting()))
+    store.apply_own(WorkloadState(inst("a", "1"), ExecutionState.running()))
+    store.apply_own(WorkloadState(inst("b", "2"), ExecutionState.running()))
+    assert store.own_states() == [
+        WorkloadState(inst("a", "1"), ExecutionState.running()),
+        WorkloadState(inst("b", "2"), ExecutionState.running()),
+    ]
