@@ -8,7 +8,7 @@ types and structured fields, never on message text::
     ├── UsageError                   bad command line or environment (exit 2)
     ├── ServerUnavailable            the gRPC stream could not be opened or broke
     ├── ConversionError              a wire message that violates the v0.3.1 contract
-    ├── RuntimeError_                base of everything a runtime reports
+    ├── RuntimeFailure                base of everything a runtime reports
     │   ├── RuntimeUnavailable       the container engine cannot be reached
     │   ├── WorkloadConfigError      runtimeConfig is malformed / uses an unsupported option
     │   ├── RuntimeCreateFailed      the engine refused to create/start the workload
@@ -40,18 +40,18 @@ class ConversionError(AgentError):
     """A protobuf message that cannot be turned into the domain model."""
 
 
-class RuntimeError_(AgentError):
-    """Base of runtime errors; named with a trailing underscore to not shadow the builtin."""
+class RuntimeFailure(AgentError):
+    """Base of everything a runtime reports."""
 
 
-class RuntimeUnavailable(RuntimeError_):
+class RuntimeUnavailable(RuntimeFailure):
     def __init__(self, runtime: str, reason: str) -> None:
         super().__init__(f"{runtime}: {reason}")
         self.runtime = runtime
         self.reason = reason
 
 
-class WorkloadConfigError(RuntimeError_):
+class WorkloadConfigError(RuntimeFailure):
     """runtimeConfig cannot be used; ``reason`` is shown to the user as StartingFailed info."""
 
     def __init__(self, instance: InstanceName, reason: str) -> None:
@@ -60,14 +60,14 @@ class WorkloadConfigError(RuntimeError_):
         self.reason = reason
 
 
-class RuntimeCreateFailed(RuntimeError_):
+class RuntimeCreateFailed(RuntimeFailure):
     def __init__(self, instance: InstanceName, reason: str) -> None:
         super().__init__(reason)
         self.instance = instance
         self.reason = reason
 
 
-class RuntimeDeleteFailed(RuntimeError_):
+class RuntimeDeleteFailed(RuntimeFailure):
     def __init__(self, instance: InstanceName, reason: str) -> None:
         super().__init__(reason)
         self.instance = instance

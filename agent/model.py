@@ -76,7 +76,8 @@ class State(enum.Enum):
 
     @property
     def kind(self) -> StateKind:
-        return self.value[0]
+        kind: StateKind = self.value[0]
+        return kind
 
     @property
     def display(self) -> str:
