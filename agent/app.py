@@ -33,7 +33,8 @@ from typing import Protocol
 from agent.config import AgentConfig
 from agent.connection import ConnectionTimings, ServerConnection
 from agent.model import FromServerMessage
-from agent.outbox import MessageSink, Outbox
+from agent.outbox import Outbox
+from agent.ports import MessageSink
 
 logger = logging.getLogger(__name__)
 

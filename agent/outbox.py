@@ -30,17 +30,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import Protocol
 
 from agent.model import ToServerMessage
+from agent.ports import MessageSink
+
+__all__ = ["MessageSink", "Outbox"]
 
 logger = logging.getLogger(__name__)
-
-
-class MessageSink(Protocol):
-    """What the lifecycle layer needs: hand over a message for the server, never block."""
-
-    def send(self, msg: ToServerMessage) -> None: ...
 
 
 class Outbox:

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from agent.app import AgentManager
 from agent.config import AgentConfig
 from agent.manager import Manager  # type: ignore[import-not-found, unused-ignore]
-from agent.outbox import MessageSink
+from agent.ports import MessageSink
 from agent.timings import AgentTimings  # type: ignore[import-not-found, unused-ignore]
 from control_interface import ControlInterfaces  # type: ignore[attr-defined, unused-ignore]
 from runtimes.podman.runtime import PodmanRuntime  # type: ignore[import-not-found, unused-ignore]

@@ -17,7 +17,7 @@ from agent.app import AgentManager, ManagerFactory, run_agent
 from agent.cli import setup_logging
 from agent.config import AgentConfig, parse_args
 from agent.model import FromServerMessage
-from agent.outbox import MessageSink
+from agent.ports import MessageSink
 
 
 class RecordingManager:
