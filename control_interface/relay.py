@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import errno
+import itertools
 import logging
 import os
 from collections.abc import Callable
@@ -62,6 +63,9 @@ from control_interface.framing import (
 )
 
 log = logging.getLogger("control_interface.relay")
+
+_MAX_IOV = 64
+"""Frames per writev call (far below IOV_MAX; a pipe takes at most 64 KiB anyway)."""
 
 
 @dataclass(frozen=True)
@@ -132,9 +136,10 @@ class Relay:
         self._in_timer: asyncio.TimerHandle | None = None
         self._in_retry = settings.open_retry_min
         self._in_waiting_writable = False
+        # Encoded frames for input; the first one may be partly written (``_offset`` bytes).
         self._pending: collections.deque[bytes] = collections.deque()
-        self._current: bytes | None = None
         self._offset = 0
+        self._flush_scheduled = False
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -156,9 +161,9 @@ class Relay:
         self._out_timer = self._in_timer = None
         self._close_output()
         self._close_input()
-        undelivered = len(self._pending) + (self._current is not None)
+        undelivered = len(self._pending)
         self._pending.clear()
-        self._current = None
+        self._offset = 0
         if undelivered:
             log.warning(
                 "workload %s: control interface stopped with %d undelivered response(s)",
@@ -219,7 +224,9 @@ class Relay:
                 self._on_output_eof()
                 return
             self._consume(data)
-            if self._out_fd is None:  # stopped by a forward() callback
+            if self._out_fd is None or len(data) < self._settings.read_chunk:
+                # Stopped by a forward() callback, or the pipe is drained: a further read
+                # would only return EAGAIN; level-triggered readiness calls us again.
                 return
 
     def _on_output_eof(self) -> None:
@@ -293,8 +300,9 @@ class Relay:
             self.counters.responses_undecodable += 1
             log.warning("workload %s: response dropped: %s", self.workload, err)
             return
-        if len(self._pending) >= self._settings.buffer_size:
-            self._pending.popleft()
+        in_flight = 1 if self._offset else 0  # a frame cut in the middle can never be dropped
+        if len(self._pending) - in_flight >= self._settings.buffer_size:
+            del self._pending[in_flight]
             self.counters.responses_dropped_buffer_full += 1
             log.warning(
                 "workload %s: %d responses are waiting for the workload to read input; dropped the "
@@ -307,8 +315,11 @@ class Relay:
         if not self._running:
             return
         if self._in_fd is not None:
-            if not self._in_waiting_writable:
-                self._flush_input()
+            if not self._in_waiting_writable and not self._flush_scheduled:
+                # Write at the end of this loop iteration: responses that arrive together
+                # leave in one writev (one wake-up of the workload instead of many).
+                self._flush_scheduled = True
+                self.loop.call_soon(self._flush_input)
         elif self._in_retry > self._settings.open_retry_min:
             # Something to deliver: stop the slow idle back-off and look for a reader now.
             if self._in_timer is not None:
@@ -339,7 +350,7 @@ class Relay:
         self._in_retry = self._settings.open_retry_min
         # Readable never happens on a write end; the callback fires on EPOLLERR = no reader left.
         self.loop.add_reader(fd, self._on_input_reader_gone)
-        if self._current is not None or self._pending:
+        if self._pending:
             self._flush_input()
 
     def _close_input(self) -> None:
@@ -352,7 +363,7 @@ class Relay:
             self._in_fd = None
 
     def _on_input_reader_gone(self) -> None:
-        if self._current is not None and self._offset:
+        if self._offset:
             self._offset = 0
             self.counters.responses_rewritten += 1
             log.info(
@@ -365,17 +376,16 @@ class Relay:
         self._try_open_input()
 
     def _flush_input(self) -> None:
+        self._flush_scheduled = False
         fd = self._in_fd
         if fd is None:
             return
-        while True:
-            if self._current is None:
-                if not self._pending:
-                    break
-                self._current = self._pending.popleft()
-                self._offset = 0
+        pending = self._pending
+        while pending:
+            buffers: list[bytes | memoryview] = [memoryview(pending[0])[self._offset :]]
+            buffers.extend(itertools.islice(pending, 1, _MAX_IOV))
             try:
-                written = os.write(fd, memoryview(self._current)[self._offset :])
+                written = os.writev(fd, buffers)
             except BlockingIOError:
                 if not self._in_waiting_writable:
                     self.loop.add_writer(fd, self._flush_input)
@@ -386,10 +396,17 @@ class Relay:
                     log.warning("workload %s: writing input failed: %s", self.workload, err)
                 self._on_input_reader_gone()
                 return
+            short = written < sum(len(buffer) for buffer in buffers)
             self._offset += written
-            if self._offset == len(self._current):
-                self._current = None
+            while pending and self._offset >= len(pending[0]):
+                self._offset -= len(pending.popleft())
                 self.counters.responses_written += 1
+            if short:
+                # The pipe is full: wait for the workload to read instead of spinning on EAGAIN.
+                if not self._in_waiting_writable:
+                    self.loop.add_writer(fd, self._flush_input)
+                    self._in_waiting_writable = True
+                return
         if self._in_waiting_writable:
             self.loop.remove_writer(fd)
             self._in_waiting_writable = False

@@ -54,13 +54,15 @@ class OutputWriter:
 class InputReader:
     """The workload's side of ``input``: collects FromServer frames."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, collect: bool = True) -> None:
+        """``collect=False``: only hold the read end open; bytes are taken with read_raw."""
         self._path = folder / "input"
         self.fd: int | None = os.open(self._path, os.O_RDONLY | os.O_NONBLOCK)
         self._decoder = FrameDecoder()
         self._frames: asyncio.Queue[pb.FromServer] = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self.fd, self._on_readable)
+        if collect:
+            self._loop.add_reader(self.fd, self._on_readable)
 
     def _on_readable(self) -> None:
         assert self.fd is not None
@@ -86,7 +88,6 @@ class InputReader:
     def read_raw(self, size: int) -> bytes:
         """Take bytes off the pipe directly (to simulate a reader dying mid-frame)."""
         assert self.fd is not None
-        self._loop.remove_reader(self.fd)
         with contextlib.suppress(BlockingIOError):
             return os.read(self.fd, size)
         return b""

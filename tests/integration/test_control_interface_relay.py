@@ -225,11 +225,12 @@ async def test_reader_that_disappears_mid_response_gets_it_again_in_full(
     folder = await cis.ensure(inst("wl"))
     # Bigger than the pipe buffer, so the write is necessarily cut.
     big = complete_state_body("x" * 300_000)
-    first = InputReader(folder)
+    first = InputReader(folder, collect=False)
     await wait_until(lambda: cis._relays["wl"]._in_fd is not None)
     cis.route(Response(request_id="wl@big", body=big))
     counters = cis.counters("wl")
     assert counters is not None
+    await wait_until(lambda: cis._relays["wl"]._offset > 0)  # the pipe is full, the rest waits
     assert first.read_raw(100)
     first.close()
     await wait_until(lambda: counters.responses_rewritten == 1)
