@@ -83,7 +83,8 @@ class ControlInterfaces:
                 await self._stop_and_remove(relay)
             for folder in await run_blocking(fifo.leftover_folders, self.io_folder, workload):
                 await run_blocking(fifo.remove, workload, folder)
-        self._locks.pop(workload, None)
+        # The lock stays: a caller may already be waiting on it, and dropping it would let
+        # a third caller run concurrently with that one. One small lock per name is fine.
 
     async def _stop_and_remove(self, relay: Relay) -> None:
         relay.stop()

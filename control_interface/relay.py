@@ -27,7 +27,10 @@ so neither can stall the other (spec §11 item 24):
   all gone, so we close at once (freeing unread stale bytes with the pipe)
   and wait for the next reader. A write that hits EPIPE or leaves a message
   half-written when the reader vanishes is repeated in full to the next
-  reader. We do not hold our own read end on ``input``: writes would then
+  reader. Limit (shared with the reference): if the last reader closes and
+  a new one opens before the loop sees EPOLLERR, the kernel shows us no gap,
+  and the new reader gets the rest of the cut frame. We do not hold our own
+  read end on ``input``: writes would then
   "succeed" with nobody reading and a restarted workload would receive the
   tail of frames meant for its previous process.
 

@@ -347,3 +347,45 @@ async def test_one_deaf_workload_does_not_delay_another(host: tuple[ControlInter
     cis.route(Response(request_id="ok@1", body=complete_state_body("y")))
     assert (await reader.next_response()).requestId == "1"
     reader.close()
+
+
+async def test_a_partly_written_response_is_never_dropped_for_a_newer_one(tmp_path: Path) -> None:
+    """§8.5 + issue 5: drop-oldest skips the frame on the wire, which would corrupt the stream."""
+    settings = RelaySettings(buffer_size=2, open_retry_min=0.001, open_retry_max=0.02)
+    cis = ControlInterfaces(tmp_path / "io", Forwarded(), settings)
+    folder = await cis.ensure(inst("wl"))
+    slow = InputReader(folder, collect=False)
+    relay = cis._relays["wl"]
+    await wait_until(lambda: relay._in_fd is not None)
+    cis.route(Response(request_id="wl@big", body=complete_state_body("x" * 200_000)))
+    await wait_until(lambda: relay._offset > 0)  # cut: the pipe is full
+    for i in range(5):
+        cis.route(Response(request_id=f"wl@{i}", body=complete_state_body("small")))
+    counters = cis.counters("wl")
+    assert counters is not None
+    assert counters.responses_dropped_buffer_full == 3
+    head = slow.read_raw(65536)
+    slow.close()  # this reader dies holding part of "big"
+    await wait_until(lambda: counters.responses_rewritten == 1)
+    reader = InputReader(folder)
+    ids = [(await reader.next_response()).requestId for _ in range(3)]
+    assert head
+    assert ids == ["big", "3", "4"]
+    reader.close()
+    await cis.close()
+
+
+async def test_restarted_agent_serves_a_writer_that_kept_output_open(tmp_path: Path) -> None:
+    """§8.2/DESIGN 3: FIFOs survive an agent restart; a running workload goes on talking."""
+    io = tmp_path / "io"
+    first = ControlInterfaces(io, Forwarded(), SETTINGS)
+    folder = await first.ensure(inst("wl"))
+    writer = OutputWriter(folder)  # the container keeps its write end across the restart
+    await first.close()
+    forwarded = Forwarded()
+    second = ControlInterfaces(io, forwarded, SETTINGS)
+    assert await second.ensure(inst("wl")) == folder
+    writer.write(request_frame("after-restart"))
+    assert (await forwarded.next()).request_id == "wl@after-restart"
+    writer.close()
+    await second.close()
