@@ -159,6 +159,9 @@ def leftover_folders(io_folder: Path, workload: str) -> list[Path]:
         entries = list(os.scandir(io_folder))
     except FileNotFoundError:
         return []
+    except OSError as err:
+        log.warning("workload %s: cannot look for old control interface folders: %s", workload, err)
+        return []
     return [
         Path(entry.path)
         for entry in entries

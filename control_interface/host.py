@@ -64,6 +64,14 @@ class ControlInterfaces:
                 log.info("workload %s: moving control interface to %s", workload, folder)
                 await self._stop_and_remove(current)
             await run_blocking(fifo.prepare, self.io_folder, instance)
+            if REQUEST_ID_SEPARATOR in workload:
+                # Allowed (the reference allows it too), but routing splits at the first "@".
+                log.warning(
+                    "workload %s: its name contains %r, so responses to its requests cannot be "
+                    "routed back to it (spec §11 item 34)",
+                    workload,
+                    REQUEST_ID_SEPARATOR,
+                )
             relay = Relay(workload, folder, self._forward, self._settings)
             relay.start()
             self._relays[workload] = relay
