@@ -48,6 +48,7 @@ import errno
 import itertools
 import logging
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,19 @@ from control_interface.framing import (
 )
 
 log = logging.getLogger("control_interface.relay")
+
+
+def _open_fifo(path: Path, mode: int) -> int:
+    """Open ``path`` non-blocking; refuse anything but a FIFO (it may have been replaced).
+
+    A regular file in its place would take our writes or make epoll refuse the fd.
+    """
+    fd = os.open(path, mode | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a FIFO any more", str(path))
+    return fd
+
 
 _MAX_IOV = 64
 """Frames per writev call (far below IOV_MAX; a pipe takes at most 64 KiB anyway)."""
@@ -134,11 +148,13 @@ class Relay:
         self._out_timer: asyncio.TimerHandle | None = None
         self._decoder = FrameDecoder(settings.max_frame_size)
         self._discarding = False
+        self._out_error: int | None = None
         # writer half
         self._in_fd: int | None = None
         self._in_timer: asyncio.TimerHandle | None = None
         self._in_retry = settings.open_retry_min
         self._in_waiting_writable = False
+        self._in_error: int | None = None
         # Encoded frames for input; the first one may be partly written (``_offset`` bytes).
         self._pending: collections.deque[bytes] = collections.deque()
         self._offset = 0
@@ -188,19 +204,24 @@ class Relay:
         if not self._running:
             return
         try:
-            fd = os.open(self._output_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = _open_fifo(self._output_path, os.O_RDONLY)
         except OSError as err:
             # Someone removed or replaced the FIFO behind our back; keep trying slowly
-            # rather than giving up on the workload for good.
-            log.warning(
-                "workload %s: cannot open %s for reading (%s); retrying in %.1fs",
-                self.workload,
-                self._output_path,
-                err.strerror or err,
-                self._settings.open_retry_max,
-            )
+            # rather than giving up on the workload for good (logged once per error kind).
+            if err.errno != self._out_error:
+                log.warning(
+                    "workload %s: cannot open %s for reading (%s); retrying every %.1fs",
+                    self.workload,
+                    self._output_path,
+                    err.strerror or err,
+                    self._settings.open_retry_max,
+                )
+            self._out_error = err.errno
             self._out_timer = self.loop.call_later(self._settings.open_retry_max, self._open_output)
             return
+        if self._out_error is not None:
+            log.info("workload %s: %s is usable again", self.workload, self._output_path)
+            self._out_error = None
         self._out_fd = fd
         self.loop.add_reader(fd, self._on_output_readable)
 
@@ -335,20 +356,23 @@ class Relay:
         if not self._running or self._in_fd is not None:
             return
         try:
-            fd = os.open(self._input_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = _open_fifo(self._input_path, os.O_WRONLY)
         except OSError as err:
             if err.errno != errno.ENXIO:  # ENXIO = no reader yet, the normal case
-                log.warning(
-                    "workload %s: cannot open %s for writing: %s",
-                    self.workload,
-                    self._input_path,
-                    err.strerror or err,
-                )
+                if err.errno != self._in_error:
+                    log.warning(
+                        "workload %s: cannot open %s for writing: %s",
+                        self.workload,
+                        self._input_path,
+                        err.strerror or err,
+                    )
+                self._in_error = err.errno
                 self._in_retry = self._settings.open_retry_max
             delay = self._in_retry
             self._in_retry = min(delay * 2, self._settings.open_retry_max)
             self._in_timer = self.loop.call_later(delay, self._try_open_input)
             return
+        self._in_error = None
         self._in_fd = fd
         self._in_retry = self._settings.open_retry_min
         # Readable never happens on a write end; the callback fires on EPOLLERR = no reader left.

@@ -389,3 +389,25 @@ async def test_restarted_agent_serves_a_writer_that_kept_output_open(tmp_path: P
     assert (await forwarded.next()).request_id == "wl@after-restart"
     writer.close()
     await second.close()
+
+
+async def test_fifo_replaced_behind_the_agents_back_is_survived(
+    host: tuple[ControlInterfaces, Forwarded], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Never dies of a workload: a regular file in place of output is refused until a FIFO is back."""
+    cis, forwarded = host
+    folder = await cis.ensure(inst("wl"))
+    writer = OutputWriter(folder)
+    (folder / "output").unlink()
+    (folder / "output").write_bytes(b"")
+    writer.close()  # EOF: the relay reopens the path and finds a regular file
+    await wait_until(lambda: "not a FIFO any more" in caplog.text)
+    assert (folder / "output").read_bytes() == b""
+    (folder / "output").unlink()
+    os.mkfifo(folder / "output", 0o600)
+    relay = cis._relays["wl"]
+    await wait_until(lambda: relay._out_fd is not None)
+    writer = OutputWriter(folder)
+    writer.write(request_frame("back"))
+    assert (await forwarded.next()).request_id == "wl@back"
+    writer.close()
