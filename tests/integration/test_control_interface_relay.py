@@ -47,7 +47,9 @@ class Forwarded:
 
 @pytest.fixture
 async def host(tmp_path: Path) -> AsyncIterator[tuple[ControlInterfaces, Forwarded]]:
-    asyncio.get_running_loop().set_debug(True)
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)  # a blocking call in a relay callback shows up as a slow-callback warning
+    loop.slow_callback_duration = 0.05
     forwarded = Forwarded()
     cis = ControlInterfaces(tmp_path / "agent_A_io", forwarded, SETTINGS)
     yield cis, forwarded
