@@ -1,0 +1,322 @@
+"""Benchmark: what the control-interface relay adds to a request/response round trip.
+
+Three processes, so the relay competes for the CPU the way it would on a device:
+
+* server:   a minimal grpc.aio echo of the v0.3.1 ``AgentConnection`` service on
+            loopback; every ``request`` is answered with a small CompleteState
+            carrying the same id (the v0.3.1 server strips its own prefix, §1.7a);
+* agent:    one event loop with one ConnectAgent stream and ControlInterfaces;
+            "direct" requests go straight into the stream from the agent's loop,
+            relayed ones come from the workload process through the FIFOs;
+* workload: a plain blocking FIFO client (like a program in a container).
+
+Measured for both paths in the same run: ping-pong latency (p50/p99) and
+windowed throughput (a fixed number of requests in flight). The relay path
+pays for the FIFO hops, framing and the extra process; the target is < 1 ms
+added at p50 and >= 90 % of the direct throughput.
+
+Run from the repository root: ``/work/venv/bin/python -m bench.control_interface``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from agent.model import InstanceName, Request, Response
+from control_interface import ControlInterfaces, RelaySettings
+from control_interface.framing import FrameDecoder, frame
+from proto import ankaios_pb2 as pb
+from proto import ankaios_pb2_grpc as pb_grpc
+
+FIELD_MASK = ("desiredState.workloads",)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _answer() -> pb.CompleteState:
+    workloads = {
+        f"wl{i}": pb.Workload(agent="agent_A", runtime="podman", runtimeConfig="image: busybox\n")
+        for i in range(3)
+    }
+    return pb.CompleteState(desiredState=pb.State(apiVersion="v0.1", workloads=workloads))
+
+
+# ----------------------------------------------------------------------------- server process
+
+
+class EchoServicer(pb_grpc.AgentConnectionServicer):
+    async def ConnectAgent(  # noqa: N802 (generated name)
+        self, request_iterator: AsyncIterator[pb.ToServer], context: Any
+    ) -> AsyncIterator[pb.FromServer]:
+        answer = _answer()
+        async for message in request_iterator:
+            if message.WhichOneof("ToServerEnum") == "request":
+                response = pb.Response(requestId=message.request.requestId, completeState=answer)
+                yield pb.FromServer(response=response)
+
+
+async def run_server() -> None:
+    server = grpc.aio.server()
+    pb_grpc.add_AgentConnectionServicer_to_server(EchoServicer(), server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(port, flush=True)
+    await server.wait_for_termination()
+
+
+# ----------------------------------------------------------------------------- workload process
+
+
+def run_workload(folder: Path, pings: int, total: int, window: int) -> None:
+    """Blocking FIFO client; prints its figures as JSON on stdout."""
+    out_fd = os.open(folder / "output", os.O_WRONLY)
+    in_fd = os.open(folder / "input", os.O_RDONLY)
+    decoder = FrameDecoder()
+    pending: list[bytes] = []
+
+    def next_frame() -> pb.Response:
+        while not pending:
+            data = os.read(in_fd, 65536)
+            if not data:
+                raise SystemExit("input closed")
+            pending.extend(decoder.feed(data))
+        return pb.FromServer.FromString(pending.pop(0)).response
+
+    def request(i: int) -> bytes:
+        content = pb.CompleteStateRequest(fieldMask=FIELD_MASK)
+        return frame(
+            pb.ToServer(
+                request=pb.Request(requestId=str(i), completeStateRequest=content)
+            ).SerializeToString()
+        )
+
+    latencies: list[float] = []
+    for i in range(pings):
+        data = request(i)
+        start = time.perf_counter()
+        os.write(out_fd, data)
+        response = next_frame()
+        latencies.append(time.perf_counter() - start)
+        assert response.requestId == str(i), response.requestId
+
+    slots = threading.Semaphore(window)
+
+    def writer() -> None:
+        for i in range(total):
+            slots.acquire()
+            os.write(out_fd, request(i))
+
+    start = time.perf_counter()
+    thread = threading.Thread(target=writer)
+    thread.start()
+    for _ in range(total):
+        next_frame()
+        slots.release()
+    elapsed = time.perf_counter() - start
+    thread.join()
+    print(json.dumps({"latencies": latencies, "throughput": total / elapsed}), flush=True)
+
+
+# ----------------------------------------------------------------------------- agent process
+
+
+class AgentSide:
+    """One ConnectAgent stream; conversions as the agent's edge does them."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+        self._outgoing: asyncio.Queue[pb.ToServer] = asyncio.Queue()
+        self._direct: dict[str, asyncio.Future[Response]] = {}
+        self.route: Callable[[Response], None] = lambda response: None
+
+    def forward(self, request: Request) -> None:
+        """What the relay calls: domain Request -> ToServer (like agent.conversion)."""
+        message = pb.Request.FromString(request.body)
+        message.requestId = request.request_id
+        self._outgoing.put_nowait(pb.ToServer(request=message))
+
+    async def writer(self) -> None:
+        await self._call.write(pb.ToServer(agentHello=pb.AgentHello(agentName="agent_A")))
+        while True:
+            await self._call.write(await self._outgoing.get())
+
+    async def reader(self) -> None:
+        while True:
+            message = await self._call.read()
+            if message is grpc.aio.EOF:
+                return
+            wire = message.response
+            request_id = wire.requestId
+            wire.ClearField("requestId")
+            response = Response(request_id=request_id, body=wire.SerializeToString())
+            future = self._direct.pop(request_id, None)
+            if future is not None:
+                future.set_result(response)
+            else:
+                self.route(response)
+
+    def send_direct(self, request_id: str) -> asyncio.Future[Response]:
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._direct[request_id] = future
+        body = pb.Request(completeStateRequest=pb.CompleteStateRequest(fieldMask=FIELD_MASK))
+        self.forward(Request(request_id=request_id, body=body.SerializeToString()))
+        return future
+
+
+async def measure_direct(agent: AgentSide, pings: int, total: int, window: int) -> tuple[list[float], float]:
+    latencies = []
+    for i in range(pings):
+        start = time.perf_counter()
+        await agent.send_direct(f"direct:{i}")
+        latencies.append(time.perf_counter() - start)
+    slots = asyncio.Semaphore(window)
+    futures = []
+    start = time.perf_counter()
+    for i in range(total):
+        await slots.acquire()
+        future = agent.send_direct(f"direct-t:{i}")
+        future.add_done_callback(lambda _: slots.release())
+        futures.append(future)
+    await asyncio.gather(*futures)
+    return latencies, total / (time.perf_counter() - start)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass
+class Figures:
+    latencies: list[float]
+    throughputs: list[float]
+    cpu_per_request: list[float]
+
+
+def report(direct: Figures, relay: Figures, title: str) -> None:
+    ms = 1000.0
+    print(f"{title}\n(latency over all rounds; throughput = median of the rounds)\n")
+    print(f"{'path':42} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'req/s':>9}")
+    for name, figures in (
+        ("direct (agent loop -> server)", direct),
+        ("relay (FIFO client -> relay -> server)", relay),
+    ):
+        lat = figures.latencies
+        print(
+            f"{name:42} {percentile(lat, 0.5) * ms:8.3f} {percentile(lat, 0.99) * ms:8.3f} "
+            f"{statistics.fmean(lat) * ms:8.3f} {statistics.median(figures.throughputs):9.0f}"
+        )
+    added_p50 = (percentile(relay.latencies, 0.5) - percentile(direct.latencies, 0.5)) * ms
+    ratio = statistics.median(relay.throughputs) / statistics.median(direct.throughputs)
+    per_round = ", ".join(f"{r / d:.0%}" for r, d in zip(relay.throughputs, direct.throughputs, strict=True))
+    met = {True: "met", False: "NOT met"}
+    print(f"\nrelay adds {added_p50:.3f} ms at p50 (target < 1 ms): {met[added_p50 < 1.0]}")
+    print(f"relay throughput / direct = {ratio:.1%} (target >= 90 %): {met[ratio >= 0.9]}")
+    print(f"  per round: {per_round}")
+    d_cpu, r_cpu = statistics.median(direct.cpu_per_request), statistics.median(relay.cpu_per_request)
+    print(
+        f"agent process CPU per request (median): direct {d_cpu * 1e6:.0f} us, relayed {r_cpu * 1e6:.0f} us "
+        f"(relay adds {(r_cpu - d_cpu) * 1e6:.0f} us)"
+    )
+
+
+async def run_agent(pings: int, total: int, window: int, rounds: int) -> int:
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.control_interface", "--role", "server",
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert server.stdout is not None
+    port = int((await server.stdout.readline()).decode())
+    direct_lat: list[float] = []
+    relay_lat: list[float] = []
+    direct_tps: list[float] = []
+    relay_tps: list[float] = []
+    direct_cpu: list[float] = []
+    relay_cpu: list[float] = []
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = pb_grpc.AgentConnectionStub(channel).ConnectAgent()  # type: ignore[no-untyped-call]
+            agent = AgentSide(call)
+            tasks = [asyncio.create_task(agent.writer()), asyncio.create_task(agent.reader())]
+            with tempfile.TemporaryDirectory(prefix="ank-bench-") as tmp:
+                cis = ControlInterfaces(
+                    Path(tmp) / "agent_A_io", agent.forward, RelaySettings(open_retry_max=0.01)
+                )
+                agent.route = cis.route
+                folder = await cis.ensure(InstanceName("bench", "agent_A", "0" * 64))
+                await measure_direct(agent, 200, 500, window)  # warm-up
+                # Alternate the two paths in short rounds: load from other processes on
+                # the machine then hits both alike, and medians over rounds are stable.
+                for _ in range(rounds):
+                    cpu = time.process_time()
+                    lat, tp = await measure_direct(agent, pings, total, window)
+                    direct_cpu.append((time.process_time() - cpu) / (pings + total))
+                    direct_lat += lat
+                    direct_tps.append(tp)
+                    cpu = time.process_time()
+                    workload = await asyncio.create_subprocess_exec(
+                        sys.executable, "-m", "bench.control_interface", "--role", "workload",
+                        "--folder", str(folder), "--pings", str(pings), "--total", str(total),
+                        "--window", str(window), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+                    )  # fmt: skip
+                    out, _ = await workload.communicate()
+                    relay_cpu.append((time.process_time() - cpu) / (pings + total))
+                    relayed = json.loads(out)
+                    relay_lat += relayed["latencies"]
+                    relay_tps.append(relayed["throughput"])
+                counters = cis.counters("bench")
+                await cis.close()
+            for task in tasks:
+                task.cancel()
+    finally:
+        server.terminate()
+        await server.wait()
+
+    report(
+        Figures(direct_lat, direct_tps, direct_cpu),
+        Figures(relay_lat, relay_tps, relay_cpu),
+        f"{rounds} rounds of: {pings} ping-pong round trips, then {total} requests with {window} in flight",
+    )
+    if counters is not None:
+        print(
+            f"relay counters: forwarded={counters.requests_forwarded} written={counters.responses_written} "
+            f"dropped={sum(counters.requests_dropped.values()) + counters.responses_dropped_buffer_full}"
+        )
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--role", choices=("agent", "server", "workload"), default="agent")
+    parser.add_argument("--folder", type=Path)
+    parser.add_argument("--pings", type=int, default=1000)
+    parser.add_argument("--total", type=int, default=4000)
+    parser.add_argument("--window", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    if args.role == "server":
+        asyncio.run(run_server())
+        return 0
+    if args.role == "workload":
+        run_workload(args.folder, args.pings, args.total, args.window)
+        return 0
+    return asyncio.run(run_agent(args.pings, args.total, args.window, args.rounds))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""The per-workload control-interface folder and its two FIFOs (spec §8.1, §8.2).
+
+Layout: ``<io_folder>/<workload>.<id>/{input,output}``; the folder is
+bind-mounted at ``/run/ankaios/control_interface`` in the container. Names are
+from the workload's point of view: it writes ``output`` and reads ``input``.
+
+Permissions. Nothing here is world-writable: the folder is 0700 and the FIFOs
+are 0600, owned by the agent's user. That is enough for a workload running as
+root in its container to open both ends through the bind mount:
+
+* rootful Podman: uid 0 in the container *is* uid 0 on the host, the owner of
+  the files, so owner permissions apply (no capability needed);
+* rootless Podman: the agent runs as host user U and uid 0 in the container is
+  mapped to U, again the owner.
+
+A workload running as another, non-root user in its container (``--user``) is
+not the owner and cannot open the FIFOs; the reference agent (mode 0700) has
+the same limit, and loosening it would let every local user talk to the
+server in the workload's name.
+
+Workload names come from the server, which does not validate them. A name
+that would leave the io folder (``/`` or NUL inside, ``.``, ``..``, empty) is
+refused before any file system call.
+
+All functions here are blocking (but short: mkdir/mkfifo/unlink); callers on
+the event loop run them through ``agent.blocking.run_blocking``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+from pathlib import Path
+
+from agent.errors import ControlInterfaceError
+from agent.model import InstanceName
+
+log = logging.getLogger("control_interface.fifo")
+
+INPUT_FIFO = "input"
+"""Agent → workload: length-delimited FromServer frames."""
+OUTPUT_FIFO = "output"
+"""Workload → agent: length-delimited ToServer frames."""
+
+FOLDER_MODE = 0o700
+FIFO_MODE = 0o600
+
+
+def check_name_component(workload: str, value: str, what: str) -> None:
+    """Refuse a value that cannot be used as one path component below the io folder."""
+    if value in ("", ".", ".."):
+        raise ControlInterfaceError(workload, f"{what} {value!r} cannot be used as a folder name")
+    for bad in ("/", "\0"):
+        if bad in value:
+            raise ControlInterfaceError(workload, f"{what} contains {bad!r}, which would leave the io folder")
+
+
+def folder_for(io_folder: Path, instance: InstanceName) -> Path:
+    """The folder of ``instance``, after checking that it stays inside ``io_folder``.
+
+    Raises ControlInterfaceError without touching the file system.
+    """
+    check_name_component(instance.workload, instance.workload, "workload name")
+    check_name_component(instance.workload, instance.id, "workload id")
+    return io_folder / instance.folder_name
+
+
+def prepare(io_folder: Path, instance: InstanceName) -> Path:
+    """Create (or reuse) the folder and both FIFOs of ``instance``; return the folder.
+
+    Existing FIFOs are reused, so a restarted agent and a still-running
+    container keep talking through the same inodes. Raises
+    ControlInterfaceError when something in the way is not a folder / FIFO or
+    on any OS error.
+    """
+    folder = folder_for(io_folder, instance)
+    workload = instance.workload
+    try:
+        io_folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+        _ensure_folder(workload, folder)
+        for name in (INPUT_FIFO, OUTPUT_FIFO):
+            _ensure_fifo(workload, folder / name)
+    except OSError as err:
+        raise ControlInterfaceError(workload, f"cannot prepare {folder}: {err.strerror or err}") from err
+    return folder
+
+
+def _ensure_folder(workload: str, folder: Path) -> None:
+    try:
+        os.mkdir(folder, FOLDER_MODE)
+        created = True
+    except FileExistsError:
+        created = False
+    info = os.lstat(folder)
+    # lstat: a symlink planted in place of the folder must not redirect the FIFOs.
+    if not stat.S_ISDIR(info.st_mode):
+        raise ControlInterfaceError(workload, f"{folder} exists and is not a folder")
+    if created or stat.S_IMODE(info.st_mode) != FOLDER_MODE:
+        # mkdir applies the umask; an older agent may have left a looser mode.
+        os.chmod(folder, FOLDER_MODE)
+    if not created:
+        log.info("workload %s: reusing control interface folder %s", workload, folder)
+
+
+def _ensure_fifo(workload: str, path: Path) -> None:
+    try:
+        os.mkfifo(path, FIFO_MODE)
+    except FileExistsError:
+        info = os.lstat(path)
+        if not stat.S_ISFIFO(info.st_mode):
+            raise ControlInterfaceError(workload, f"{path} exists and is not a FIFO") from None
+        if stat.S_IMODE(info.st_mode) != FIFO_MODE:
+            os.chmod(path, FIFO_MODE)
+        return
+    os.chmod(path, FIFO_MODE)
+
+
+def remove(workload: str, folder: Path) -> None:
+    """Unlink ``input``, then ``output``, then rmdir the folder (spec §8.2).
+
+    Missing pieces are fine. A folder that holds something else is left in
+    place with a warning (never delete what we did not create).
+    """
+    for name in (INPUT_FIFO, OUTPUT_FIFO):
+        path = folder / name
+        try:
+            if stat.S_ISFIFO(os.lstat(path).st_mode):
+                os.unlink(path)
+            else:
+                log.warning("workload %s: %s is not a FIFO, left in place", workload, path)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            log.warning("workload %s: cannot remove %s: %s", workload, path, err.strerror or err)
+    try:
+        os.rmdir(folder)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        if err.errno == errno.ENOTEMPTY:
+            log.warning(
+                "workload %s: control interface folder %s is not empty, left in place", workload, folder
+            )
+        else:
+            log.warning("workload %s: cannot remove %s: %s", workload, folder, err.strerror or err)
+
+
+def leftover_folders(io_folder: Path, workload: str) -> list[Path]:
+    """Folders ``<workload>.<id>`` of any id (e.g. from before an agent restart).
+
+    The id is a sha256 hex string without dots, so ``a.<id>`` never matches
+    the folders of a workload named ``a.b``.
+    """
+    check_name_component(workload, workload, "workload name")
+    prefix = workload + "."
+    try:
+        entries = list(os.scandir(io_folder))
+    except FileNotFoundError:
+        return []
+    except OSError as err:
+        log.warning("workload %s: cannot look for old control interface folders: %s", workload, err)
+        return []
+    return [
+        Path(entry.path)
+        for entry in entries
+        if entry.name.startswith(prefix)
+        and "." not in entry.name[len(prefix) :]
+        and entry.is_dir(follow_symlinks=False)
+    ]

@@ -1,0 +1,193 @@
+"""Length-delimited protobuf framing of the control-interface FIFOs (spec §8.3).
+
+This is the only module on the control-interface side that imports the
+generated protobuf code (STYLE 8). Everything else sees the domain
+``Request`` / ``Response`` with opaque bodies.
+
+Wire format: ``varint(len(payload)) + payload``; the workload writes
+``ToServer`` frames into ``output`` and reads ``FromServer`` frames from
+``input``.
+
+Requests: only ``ToServer.request`` with content reaches the server (spec
+§11 item 23); everything else becomes a typed :class:`Dropped`, so the relay
+can log and count it with the workload's name.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from agent.errors import ConversionError
+from agent.model import Request, Response
+from proto import ankaios_pb2 as pb
+
+MAX_FRAME_SIZE = 4 * 1024 * 1024
+"""Largest payload accepted from a workload; a longer length prefix marks the stream corrupt."""
+
+# A varint of a 64-bit value needs at most 10 bytes; more continuation bytes can
+# only be garbage. (The Rust reader allows 19, which accepts nonsense lengths.)
+_MAX_VARINT_BYTES = 10
+
+
+def encode_varint(value: int) -> bytes:
+    """Encode a non-negative integer as a protobuf base-128 varint."""
+    if value < 0:
+        raise ValueError(f"varint must be non-negative, got {value}")
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def frame(payload: bytes) -> bytes:
+    """Prefix ``payload`` with its varint length."""
+    return encode_varint(len(payload)) + payload
+
+
+class CorruptStream(Exception):
+    """The byte stream cannot be split into frames any more (bad varint or oversized frame).
+
+    Frame boundaries are lost for good: the reader must discard the rest of
+    this writer's bytes and start afresh with the next writer.
+    """
+
+    def __init__(self, reason: str, frames: list[bytes]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.frames = frames
+        """Payloads that were complete before the corrupt point (still valid)."""
+
+
+class FrameDecoder:
+    """Incremental splitter: feed arbitrary chunks, get complete payloads in order.
+
+    Holds at most one partial frame (bounded by ``max_frame_size`` plus the
+    length prefix). After :class:`CorruptStream` the decoder is empty again;
+    the caller decides what to do with further bytes of the same writer.
+    """
+
+    def __init__(self, max_frame_size: int = MAX_FRAME_SIZE) -> None:
+        self._max = max_frame_size
+        self._buf = bytearray()
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an incomplete frame held right now (lost if the writer goes away)."""
+        return len(self._buf)
+
+    def reset(self) -> None:
+        """Forget any partial frame (the writer went away)."""
+        self._buf.clear()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Append ``data``; return every payload completed by it.
+
+        Raises :class:`CorruptStream` on a varint longer than 10 bytes or a
+        length above the maximum frame size; the payloads completed before the
+        corrupt point travel in the exception, and the decoder is empty again.
+        """
+        self._buf += data
+        frames: list[bytes] = []
+        buf = self._buf
+        pos = 0
+        end = len(buf)
+        while pos < end:
+            length = 0
+            shift = 0
+            cursor = pos
+            complete = False
+            while cursor < end:
+                byte = buf[cursor]
+                cursor += 1
+                length |= (byte & 0x7F) << shift
+                if not byte & 0x80:
+                    complete = True
+                    break
+                shift += 7
+                if cursor - pos >= _MAX_VARINT_BYTES:
+                    self._buf.clear()
+                    raise CorruptStream(f"length prefix longer than {_MAX_VARINT_BYTES} bytes", frames)
+            if not complete:
+                break
+            if length > self._max:
+                self._buf.clear()
+                raise CorruptStream(f"frame of {length} bytes exceeds the maximum of {self._max}", frames)
+            if end - cursor < length:
+                break
+            frames.append(bytes(buf[cursor : cursor + length]))
+            pos = cursor + length
+        if pos:
+            del buf[:pos]
+        return frames
+
+
+class DropReason(enum.Enum):
+    """Why a frame from a workload was not forwarded (spec §8.4, §11 item 23)."""
+
+    AGENT_HELLO = "agentHello is the agent's own message"
+    GOODBYE = "goodbye is the agent's own message"
+    UPDATE_WORKLOAD_STATE = "updateWorkloadState may only come from the agent"
+    EMPTY = "empty ToServer message"
+    REQUEST_WITHOUT_CONTENT = "request without updateStateRequest or completeStateRequest"
+    UNDECODABLE = "not a valid ToServer protobuf message"
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A frame that is logged, counted and not forwarded."""
+
+    reason: DropReason
+    detail: str = ""
+
+
+_FORBIDDEN_KINDS = {
+    "agentHello": DropReason.AGENT_HELLO,
+    "goodbye": DropReason.GOODBYE,
+    "updateWorkloadState": DropReason.UPDATE_WORKLOAD_STATE,
+}
+
+
+def decode_to_server(payload: bytes) -> Request | Dropped:
+    """Turn one ``ToServer`` payload into a domain ``Request`` (id not yet prefixed)."""
+    if not payload:
+        return Dropped(DropReason.EMPTY)
+    message = pb.ToServer()
+    try:
+        message.ParseFromString(payload)
+    except DecodeError as err:
+        return Dropped(DropReason.UNDECODABLE, str(err))
+    kind = message.WhichOneof("ToServerEnum")
+    if kind is None:
+        return Dropped(DropReason.EMPTY)
+    if kind != "request":
+        return Dropped(_FORBIDDEN_KINDS[kind])
+    request = message.request
+    if request.WhichOneof("RequestContent") is None:
+        return Dropped(DropReason.REQUEST_WITHOUT_CONTENT, f"request id {request.requestId!r}")
+    request_id = request.requestId
+    request.ClearField("requestId")
+    return Request(request_id=request_id, body=request.SerializeToString())
+
+
+def encode_response(response: Response) -> bytes:
+    """Build the ``input`` frame ``varint + FromServer{response}`` for ``response``.
+
+    ``response.body`` is a serialized ``ankaios.Response`` without its id; the
+    id (routing prefix already stripped) is set here. Raises
+    :class:`ConversionError` if the body is not a valid Response.
+    """
+    message = pb.FromServer()
+    try:
+        message.response.ParseFromString(response.body)
+    except DecodeError as err:
+        raise ConversionError(f"response {response.request_id!r} has an undecodable body: {err}") from err
+    message.response.requestId = response.request_id
+    return frame(message.SerializeToString())

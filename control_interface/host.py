@@ -1,0 +1,136 @@
+"""All control interfaces of this agent: one relay per workload, responses routed by name.
+
+Contract (team brief): the lifecycle layer calls ``ensure`` before it creates a
+container (and for resumed ones), mounts the returned folder, calls ``remove``
+when a delete is issued (spec §11 item 33), hands every ``Response`` from the
+server to ``route``, and calls ``close`` at shutdown (relays stop, files stay
+so the still-running containers find them at the next agent start).
+
+Keys are workload names, as in the reference (spec §8.5, §11 item 7): a
+response to a request from an old instance goes to the current one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from agent.blocking import run_blocking
+from agent.errors import ControlInterfaceError
+from agent.model import REQUEST_ID_SEPARATOR, InstanceName, Request, Response
+from control_interface import fifo
+from control_interface.relay import Relay, RelayCounters, RelaySettings
+
+log = logging.getLogger("control_interface.host")
+
+
+class ControlInterfaces:
+    """Owns the relays of every workload; runs on the agent's event loop."""
+
+    def __init__(
+        self,
+        io_folder: Path,
+        forward: Callable[[Request], None],
+        settings: RelaySettings | None = None,
+    ) -> None:
+        self.io_folder = io_folder
+        self._forward = forward
+        self._settings = settings or RelaySettings()
+        self._relays: dict[str, Relay] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.unroutable_responses = 0
+        """Responses whose prefix names no workload with a control interface."""
+
+    def _lock(self, workload: str) -> asyncio.Lock:
+        return self._locks.setdefault(workload, asyncio.Lock())
+
+    async def ensure(self, instance: InstanceName) -> Path:
+        """Create (or reuse) the FIFOs of ``instance``, start its relay, return the folder to mount.
+
+        Idempotent for the same instance. For a new id of a known workload the
+        old folder is removed first (an update moves the FIFOs, spec §11 item 9).
+        Raises ControlInterfaceError for a name that would leave the io folder
+        (before any file system access) or when the files cannot be made.
+        """
+        folder = fifo.folder_for(self.io_folder, instance)
+        workload = instance.workload
+        async with self._lock(workload):
+            current = self._relays.get(workload)
+            if current is not None and current.folder == folder:
+                return folder
+            if current is not None:
+                log.info("workload %s: moving control interface to %s", workload, folder)
+                await self._stop_and_remove(current)
+            await run_blocking(fifo.prepare, self.io_folder, instance)
+            if REQUEST_ID_SEPARATOR in workload:
+                # Allowed (the reference allows it too), but routing splits at the first "@".
+                log.warning(
+                    "workload %s: its name contains %r, so responses to its requests cannot be "
+                    "routed back to it (spec §11 item 34)",
+                    workload,
+                    REQUEST_ID_SEPARATOR,
+                )
+            relay = Relay(workload, folder, self._forward, self._settings)
+            relay.start()
+            self._relays[workload] = relay
+            log.info("workload %s: control interface ready in %s", workload, folder)
+            return folder
+
+    async def remove(self, workload: str) -> None:
+        """Stop the relay of ``workload`` and delete its FIFOs and folder (also leftovers of other ids)."""
+        try:
+            fifo.check_name_component(workload, workload, "workload name")
+        except ControlInterfaceError:
+            log.debug("workload %r: no control interface can exist for this name", workload)
+            return
+        async with self._lock(workload):
+            relay = self._relays.get(workload)
+            if relay is not None:
+                await self._stop_and_remove(relay)
+            for folder in await run_blocking(fifo.leftover_folders, self.io_folder, workload):
+                await run_blocking(fifo.remove, workload, folder)
+        # The lock stays: a caller may already be waiting on it, and dropping it would let
+        # a third caller run concurrently with that one. One small lock per name is fine.
+
+    async def _stop_and_remove(self, relay: Relay) -> None:
+        relay.stop()
+        del self._relays[relay.workload]
+        await run_blocking(fifo.remove, relay.workload, relay.folder)
+
+    def route(self, response: Response) -> None:
+        """Hand a server response to the workload named before the first ``@``; never blocks.
+
+        The prefix is stripped, further ``@`` stay (spec §8.5, §11 item 17).
+        """
+        workload, _, rest = response.request_id.partition(REQUEST_ID_SEPARATOR)
+        relay = self._relays.get(workload)
+        if relay is None:
+            self.unroutable_responses += 1
+            log.warning(
+                "response %r dropped: no workload %r with a control interface (%d unroutable so far)",
+                response.request_id,
+                workload,
+                self.unroutable_responses,
+            )
+            return
+        relay.send(Response(request_id=rest, body=response.body))
+
+    async def close(self) -> None:
+        """Stop every relay and keep the files (running containers keep their mounts)."""
+        relays = list(self._relays.values())
+        self._relays.clear()
+        for relay in relays:
+            relay.stop()
+        if relays:
+            log.info("stopped %d control interface relay(s)", len(relays))
+
+    def counters(self, workload: str) -> RelayCounters | None:
+        """The counters of the relay of ``workload`` (None without a control interface)."""
+        relay = self._relays.get(workload)
+        return relay.counters if relay is not None else None
+
+    @property
+    def workloads(self) -> frozenset[str]:
+        return frozenset(self._relays)

@@ -1,0 +1,84 @@
+"""End to end: a real busybox container talks through the FIFOs that ControlInterfaces made (spec §8)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+
+import pytest
+
+from agent.model import InstanceName, Request, Response
+from control_interface import ControlInterfaces
+from control_interface.framing import FrameDecoder, frame
+from proto import ankaios_pb2 as pb
+from tests.support.podman_env import PodmanEnv
+
+pytestmark = pytest.mark.podman
+
+MOUNT = "/run/ankaios/control_interface"
+LABEL = "ank-test=control-interface"
+
+
+def octal_escaped(data: bytes) -> str:
+    """Bytes as a busybox ``printf`` format that reproduces them exactly."""
+    return "".join(f"\\{byte:03o}" for byte in data)
+
+
+async def test_container_request_reaches_server_and_response_reaches_container(
+    podman_env: PodmanEnv, tmp_path: Path
+) -> None:
+    """§8.1-8.5: a workload writes a CompleteStateRequest into output and reads its answer from input."""
+    suffix = secrets.token_hex(4)
+    workload = f"ci-e2e-{suffix}"
+    instance = InstanceName(workload=workload, agent=f"agent-{suffix}", id=secrets.token_hex(32))
+    forwarded: asyncio.Queue[Request] = asyncio.Queue()
+    cis = ControlInterfaces(tmp_path / f"agent-{suffix}_io", forwarded.put_nowait)
+    folder = await cis.ensure(instance)
+
+    request = pb.Request(
+        requestId="req-1", completeStateRequest=pb.CompleteStateRequest(fieldMask=["desiredState"])
+    )
+    request_frame = frame(pb.ToServer(request=request).SerializeToString())
+    answer = pb.Response(
+        completeState=pb.CompleteState(
+            desiredState=pb.State(apiVersion="v0.1", workloads={"seen": pb.Workload()})
+        )
+    )
+    expected = pb.FromServer(response=pb.Response(requestId="req-1", completeState=answer.completeState))
+    expected_len = len(frame(expected.SerializeToString()))
+    # Start the reader of input first (as SDKs do), then write the request, then wait for the answer.
+    script = (
+        f"cd {MOUNT} && "
+        f"(head -c {expected_len} input | od -An -v -tx1 > /tmp/answer) & "
+        f"printf '{octal_escaped(request_frame)}' > {MOUNT}/output && wait && cat /tmp/answer"
+    )
+    name = f"ank-ctl-e2e-{suffix}"
+    try:
+        await asyncio.to_thread(
+            podman_env.podman,
+            "run", "--detach", "--name", name, "--label", LABEL, "--label", f"ank-test-run={suffix}",
+            "--network", "none", "--volume", f"{folder}:{MOUNT}",
+            podman_env.image, "sh", "-c", script,
+        )  # fmt: skip
+        received = await asyncio.wait_for(forwarded.get(), timeout=60)
+        assert received.request_id == f"{workload}@req-1"
+        assert list(pb.Request.FromString(received.body).completeStateRequest.fieldMask) == ["desiredState"]
+
+        cis.route(Response(request_id=received.request_id, body=answer.SerializeToString()))
+        exit_code = await asyncio.to_thread(podman_env.podman, "wait", name)
+        logs = await asyncio.to_thread(podman_env.podman, "logs", name)
+        assert exit_code.stdout.strip() == "0", logs.stderr
+        arrived = bytes.fromhex(logs.stdout.replace("\n", " "))
+        (payload,) = _frames(arrived)
+        message = pb.FromServer.FromString(payload)
+        assert message.response.requestId == "req-1"
+        assert list(message.response.completeState.desiredState.workloads) == ["seen"]
+    finally:
+        await asyncio.to_thread(podman_env.remove_by_label, f"ank-test-run={suffix}")
+        await cis.remove(workload)
+    assert not folder.exists()
+
+
+def _frames(data: bytes) -> list[bytes]:
+    return FrameDecoder().feed(data)

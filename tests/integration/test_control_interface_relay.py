@@ -1,0 +1,415 @@
+"""ControlInterfaces with real FIFOs and a host-side workload double (spec §8, §11 items 17, 23, 24, 29)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+import control_interface
+from agent.errors import ControlInterfaceError
+from agent.model import InstanceName, Request, Response
+from control_interface import ControlInterfaces, RelaySettings
+from control_interface.framing import DropReason, encode_varint, frame
+from proto import ankaios_pb2 as pb
+from tests.integration.fifo_client import InputReader, OutputWriter, request_frame, wait_until
+
+ID = "b79606fb3afea5bd1609ed40b622142f1c98125abcfe89a76a661b0e8e343910"
+SETTINGS = RelaySettings(buffer_size=4, open_retry_min=0.001, open_retry_max=0.02)
+
+
+def inst(workload: str, id_: str = ID) -> InstanceName:
+    return InstanceName(workload=workload, agent="agent_A", id=id_)
+
+
+def complete_state_body(marker: str) -> bytes:
+    """A Response body (no id) whose content lets the test recognise it."""
+    state = pb.CompleteState(desiredState=pb.State(apiVersion="v0.1", workloads={marker: pb.Workload()}))
+    return pb.Response(completeState=state).SerializeToString()
+
+
+class Forwarded:
+    """The forward callback: what the relay hands to the server side."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Request] = asyncio.Queue()
+
+    def __call__(self, request: Request) -> None:
+        self.queue.put_nowait(request)
+
+    async def next(self) -> Request:
+        return await self.queue.get()
+
+
+@pytest.fixture
+async def host(tmp_path: Path) -> AsyncIterator[tuple[ControlInterfaces, Forwarded]]:
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)  # a blocking call in a relay callback shows up as a slow-callback warning
+    loop.slow_callback_duration = 0.05
+    forwarded = Forwarded()
+    cis = ControlInterfaces(tmp_path / "agent_A_io", forwarded, SETTINGS)
+    yield cis, forwarded
+    await cis.close()
+
+
+def test_public_surface_is_pinned() -> None:
+    assert control_interface.__all__ == ["ControlInterfaces", "RelayCounters", "RelaySettings"]
+
+
+async def test_round_trip_prefixes_request_and_strips_prefix_from_response(
+    host: tuple[ControlInterfaces, Forwarded],
+) -> None:
+    """§8.4/§8.5: request id gets '<workload>@'; the response comes back without it."""
+    cis, forwarded = host
+    folder = await cis.ensure(inst("wl"))
+    assert folder == cis.io_folder / f"wl.{ID}"
+    reader = InputReader(folder)
+    writer = OutputWriter(folder)
+    writer.write(request_frame("42", ("desiredState.workloads",)))
+    request = await forwarded.next()
+    assert request.request_id == "wl@42"
+    body = pb.Request.FromString(request.body)
+    assert body.requestId == ""
+    assert list(body.completeStateRequest.fieldMask) == ["desiredState.workloads"]
+
+    cis.route(Response(request_id="wl@42", body=complete_state_body("nginx")))
+    response = await reader.next_response()
+    assert response.requestId == "42"
+    assert list(response.completeState.desiredState.workloads) == ["nginx"]
+    writer.close()
+    reader.close()
+
+
+async def test_empty_request_id_is_still_prefixed(host: tuple[ControlInterfaces, Forwarded]) -> None:
+    """§11.17: an empty id becomes '<workload>@'."""
+    cis, forwarded = host
+    writer = OutputWriter(await cis.ensure(inst("wl")))
+    writer.write(request_frame(""))
+    assert (await forwarded.next()).request_id == "wl@"
+    writer.close()
+
+
+async def test_responses_route_by_text_before_first_at(host: tuple[ControlInterfaces, Forwarded]) -> None:
+    """§8.5: split at the first '@', further '@' stay in the id the workload sees."""
+    cis, _ = host
+    reader_a = InputReader(await cis.ensure(inst("a")))
+    reader_b = InputReader(await cis.ensure(inst("b")))
+    cis.route(Response(request_id="b@x@y", body=complete_state_body("for-b")))
+    cis.route(Response(request_id="a@1", body=complete_state_body("for-a")))
+    got_b = await reader_b.next_response()
+    got_a = await reader_a.next_response()
+    assert (got_b.requestId, list(got_b.completeState.desiredState.workloads)) == ("x@y", ["for-b"])
+    assert (got_a.requestId, list(got_a.completeState.desiredState.workloads)) == ("1", ["for-a"])
+    reader_a.close()
+    reader_b.close()
+
+
+async def test_unknown_prefix_is_dropped_and_counted(host: tuple[ControlInterfaces, Forwarded]) -> None:
+    """§8.5: unknown prefix or no '@' at all → warning, dropped, counted; nothing raises."""
+    cis, _ = host
+    await cis.ensure(inst("a"))
+    cis.route(Response(request_id="ghost@1", body=complete_state_body("x")))
+    cis.route(Response(request_id="no-separator", body=complete_state_body("x")))
+    assert cis.unroutable_responses == 2
+
+
+async def test_non_request_messages_are_dropped_and_the_stream_goes_on(
+    host: tuple[ControlInterfaces, Forwarded],
+) -> None:
+    """§11.23: hello, goodbye, states and empty frames are dropped, counted, never fatal."""
+    cis, forwarded = host
+    writer = OutputWriter(await cis.ensure(inst("wl")))
+    for message in (
+        pb.ToServer(agentHello=pb.AgentHello(agentName="evil")),
+        pb.ToServer(goodbye=pb.Goodbye()),
+        pb.ToServer(updateWorkloadState=pb.UpdateWorkloadState()),
+        pb.ToServer(),
+        pb.ToServer(request=pb.Request(requestId="no-content")),
+    ):
+        writer.write(frame(message.SerializeToString()))
+    writer.write(frame(b"\xff\xff\xff"))
+    writer.write(request_frame("after"))
+    assert (await forwarded.next()).request_id == "wl@after"
+    assert forwarded.queue.empty()
+    counters = cis.counters("wl")
+    assert counters is not None
+    assert counters.requests_dropped == {
+        DropReason.AGENT_HELLO: 1,
+        DropReason.GOODBYE: 1,
+        DropReason.UPDATE_WORKLOAD_STATE: 1,
+        DropReason.EMPTY: 1,
+        DropReason.REQUEST_WITHOUT_CONTENT: 1,
+        DropReason.UNDECODABLE: 1,
+    }
+    assert counters.requests_forwarded == 1
+    writer.close()
+
+
+async def test_workload_that_never_reads_input_keeps_forwarding_and_drops_oldest(
+    host: tuple[ControlInterfaces, Forwarded],
+) -> None:
+    """§8.6: a non-reading workload costs bounded memory and never stops its requests."""
+    cis, forwarded = host
+    folder = await cis.ensure(inst("deaf"))
+    writer = OutputWriter(folder)
+    for i in range(10):
+        cis.route(Response(request_id=f"deaf@{i}", body=complete_state_body(f"r{i}")))
+        writer.write(request_frame(f"q{i}"))
+        assert (await forwarded.next()).request_id == f"deaf@q{i}"
+    counters = cis.counters("deaf")
+    assert counters is not None
+    assert counters.responses_dropped_buffer_full == 10 - SETTINGS.buffer_size
+    # When the workload finally reads, it gets the newest responses, in order.
+    reader = InputReader(folder)
+    ids = [(await reader.next_response()).requestId for _ in range(SETTINGS.buffer_size)]
+    assert ids == ["6", "7", "8", "9"]
+    writer.close()
+    reader.close()
+
+
+async def test_writer_that_disappears_mid_frame_loses_only_that_frame(
+    host: tuple[ControlInterfaces, Forwarded],
+) -> None:
+    """§8.4: EOF → the partial frame is dropped (counted) and the next writer starts clean."""
+    cis, forwarded = host
+    folder = await cis.ensure(inst("wl"))
+    writer = OutputWriter(folder)
+    whole = request_frame("first")
+    writer.write(whole + request_frame("cut")[:5])
+    assert (await forwarded.next()).request_id == "wl@first"
+    writer.close()
+    counters = cis.counters("wl")
+    assert counters is not None
+    await wait_until(lambda: counters.truncated_frames == 1)
+    writer = OutputWriter(folder)
+    writer.write(request_frame("second"))
+    assert (await forwarded.next()).request_id == "wl@second"
+    assert forwarded.queue.empty()
+    writer.close()
+
+
+async def test_corrupt_stream_is_ignored_until_the_writer_reopens(
+    host: tuple[ControlInterfaces, Forwarded],
+) -> None:
+    """Brief: a frame above 4 MiB marks the stream corrupt; the next writer is served normally."""
+    cis, forwarded = host
+    folder = await cis.ensure(inst("wl"))
+    writer = OutputWriter(folder)
+    writer.write(request_frame("before") + encode_varint(5 * 1024 * 1024) + request_frame("swallowed"))
+    assert (await forwarded.next()).request_id == "wl@before"
+    counters = cis.counters("wl")
+    assert counters is not None
+    await wait_until(lambda: counters.corrupt_streams == 1)
+    writer.write(request_frame("still-ignored"))
+    writer.close()
+    await wait_until(lambda: counters.truncated_frames == 0 and _output_reopened(cis, "wl"))
+    writer = OutputWriter(folder)
+    writer.write(request_frame("after"))
+    assert (await forwarded.next()).request_id == "wl@after"
+    assert counters.requests_forwarded == 2
+    writer.close()
+
+
+def _output_reopened(cis: ControlInterfaces, workload: str) -> bool:
+    relay = cis._relays[workload]
+    return not relay._discarding
+
+
+async def test_reader_that_disappears_mid_response_gets_it_again_in_full(
+    host: tuple[ControlInterfaces, Forwarded],
+) -> None:
+    """§8.5: EPIPE (reader gone) → reopen and write the whole message again."""
+    cis, _ = host
+    folder = await cis.ensure(inst("wl"))
+    # Bigger than the pipe buffer, so the write is necessarily cut.
+    big = complete_state_body("x" * 300_000)
+    first = InputReader(folder, collect=False)
+    await wait_until(lambda: cis._relays["wl"]._in_fd is not None)
+    cis.route(Response(request_id="wl@big", body=big))
+    counters = cis.counters("wl")
+    assert counters is not None
+    await wait_until(lambda: cis._relays["wl"]._offset > 0)  # the pipe is full, the rest waits
+    assert first.read_raw(100)
+    first.close()
+    await wait_until(lambda: counters.responses_rewritten == 1)
+    second = InputReader(folder)
+    response = await second.next_response()
+    assert response.requestId == "big"
+    assert list(response.completeState.desiredState.workloads) == ["x" * 300_000]
+    second.close()
+
+
+@pytest.mark.parametrize(
+    ("workload", "id_"),
+    [("", ID), (".", ID), ("..", ID), ("a/b", ID), ("../../etc", ID), ("nul\0byte", ID), ("ok", "x/../../y")],
+)
+async def test_names_that_leave_the_io_folder_are_refused_without_touching_files(
+    tmp_path: Path, workload: str, id_: str
+) -> None:
+    """Issue 5 item 1: such a workload is refused with a reason; the file system is untouched."""
+    io = tmp_path / "agent_A_io"
+    cis = ControlInterfaces(io, Forwarded(), SETTINGS)
+    with pytest.raises(ControlInterfaceError) as err:
+        await cis.ensure(inst(workload, id_))
+    assert err.value.workload == workload
+    assert not io.exists()
+    await cis.remove(workload)  # harmless, still nothing touched
+    assert not io.exists()
+
+
+async def test_fifos_are_private_and_existing_ones_are_reused(tmp_path: Path) -> None:
+    """§8.2: existing FIFOs are reused (agent restart); modes tightened, never world-writable."""
+    io = tmp_path / "agent_A_io"
+    folder = io / f"wl.{ID}"
+    folder.mkdir(parents=True, mode=0o777)
+    os.chmod(folder, 0o777)
+    os.mkfifo(folder / "input", 0o666)
+    os.chmod(folder / "input", 0o666)
+    inode = os.stat(folder / "input").st_ino
+    cis = ControlInterfaces(io, Forwarded(), SETTINGS)
+    assert await cis.ensure(inst("wl")) == folder
+    assert os.stat(folder / "input").st_ino == inode
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    for name in ("input", "output"):
+        mode = os.lstat(folder / name).st_mode
+        assert stat.S_ISFIFO(mode)
+        assert stat.S_IMODE(mode) == 0o600
+    await cis.close()
+    assert (folder / "output").exists(), "close() keeps the files for the running containers"
+
+
+async def test_something_else_in_place_of_a_fifo_is_an_error(tmp_path: Path) -> None:
+    io = tmp_path / "agent_A_io"
+    folder = io / f"wl.{ID}"
+    folder.mkdir(parents=True)
+    (folder / "output").write_text("not a fifo")
+    cis = ControlInterfaces(io, Forwarded(), SETTINGS)
+    with pytest.raises(ControlInterfaceError, match="not a FIFO"):
+        await cis.ensure(inst("wl"))
+    assert (folder / "output").read_text() == "not a fifo"
+
+
+async def test_remove_deletes_fifos_folder_and_leftovers_of_other_ids(
+    host: tuple[ControlInterfaces, Forwarded],
+) -> None:
+    """§8.2: remove unlinks input, output and the folder; routing to it stops."""
+    cis, _ = host
+    leftover = cis.io_folder / "wl.0123abcd"
+    leftover.mkdir(parents=True)
+    os.mkfifo(leftover / "input")
+    other = cis.io_folder / f"wl.x.{ID}"  # workload "wl.x": must survive
+    other.mkdir()
+    folder = await cis.ensure(inst("wl"))
+    reader = InputReader(folder)
+    await cis.remove("wl")
+    assert not folder.exists()
+    assert not leftover.exists()
+    assert other.exists()
+    cis.route(Response(request_id="wl@1", body=complete_state_body("x")))
+    assert cis.unroutable_responses == 1
+    reader.close()
+
+
+async def test_remove_leaves_a_folder_holding_foreign_files(
+    host: tuple[ControlInterfaces, Forwarded],
+) -> None:
+    cis, _ = host
+    folder = await cis.ensure(inst("wl"))
+    (folder / "notes.txt").write_text("keep me")
+    await cis.remove("wl")
+    assert (folder / "notes.txt").read_text() == "keep me"
+    assert not (folder / "input").exists()
+
+
+async def test_new_id_moves_the_control_interface(host: tuple[ControlInterfaces, Forwarded]) -> None:
+    """§11.9: an id change moves the FIFOs; responses follow the workload name."""
+    cis, forwarded = host
+    old = await cis.ensure(inst("wl"))
+    assert await cis.ensure(inst("wl")) == old  # idempotent
+    new = await cis.ensure(inst("wl", "beef"))
+    assert new != old
+    assert not old.exists()
+    writer = OutputWriter(new)
+    writer.write(request_frame("n"))
+    assert (await forwarded.next()).request_id == "wl@n"
+    writer.close()
+
+
+async def test_one_deaf_workload_does_not_delay_another(host: tuple[ControlInterfaces, Forwarded]) -> None:
+    """§11.24: workloads are independent: a full buffer at one does not touch the other."""
+    cis, _ = host
+    await cis.ensure(inst("deaf"))
+    reader = InputReader(await cis.ensure(inst("ok")))
+    for i in range(50):
+        cis.route(Response(request_id=f"deaf@{i}", body=complete_state_body("x")))
+    cis.route(Response(request_id="ok@1", body=complete_state_body("y")))
+    assert (await reader.next_response()).requestId == "1"
+    reader.close()
+
+
+async def test_a_partly_written_response_is_never_dropped_for_a_newer_one(tmp_path: Path) -> None:
+    """§8.5 + issue 5: drop-oldest skips the frame on the wire, which would corrupt the stream."""
+    settings = RelaySettings(buffer_size=2, open_retry_min=0.001, open_retry_max=0.02)
+    cis = ControlInterfaces(tmp_path / "io", Forwarded(), settings)
+    folder = await cis.ensure(inst("wl"))
+    slow = InputReader(folder, collect=False)
+    relay = cis._relays["wl"]
+    await wait_until(lambda: relay._in_fd is not None)
+    cis.route(Response(request_id="wl@big", body=complete_state_body("x" * 200_000)))
+    await wait_until(lambda: relay._offset > 0)  # cut: the pipe is full
+    for i in range(5):
+        cis.route(Response(request_id=f"wl@{i}", body=complete_state_body("small")))
+    counters = cis.counters("wl")
+    assert counters is not None
+    assert counters.responses_dropped_buffer_full == 3
+    head = slow.read_raw(65536)
+    slow.close()  # this reader dies holding part of "big"
+    await wait_until(lambda: counters.responses_rewritten == 1)
+    reader = InputReader(folder)
+    ids = [(await reader.next_response()).requestId for _ in range(3)]
+    assert head
+    assert ids == ["big", "3", "4"]
+    reader.close()
+    await cis.close()
+
+
+async def test_restarted_agent_serves_a_writer_that_kept_output_open(tmp_path: Path) -> None:
+    """§8.2/DESIGN 3: FIFOs survive an agent restart; a running workload goes on talking."""
+    io = tmp_path / "io"
+    first = ControlInterfaces(io, Forwarded(), SETTINGS)
+    folder = await first.ensure(inst("wl"))
+    writer = OutputWriter(folder)  # the container keeps its write end across the restart
+    await first.close()
+    forwarded = Forwarded()
+    second = ControlInterfaces(io, forwarded, SETTINGS)
+    assert await second.ensure(inst("wl")) == folder
+    writer.write(request_frame("after-restart"))
+    assert (await forwarded.next()).request_id == "wl@after-restart"
+    writer.close()
+    await second.close()
+
+
+async def test_fifo_replaced_behind_the_agents_back_is_survived(
+    host: tuple[ControlInterfaces, Forwarded], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Never dies of a workload: a regular file in place of output is refused until a FIFO is back."""
+    cis, forwarded = host
+    folder = await cis.ensure(inst("wl"))
+    writer = OutputWriter(folder)
+    (folder / "output").unlink()
+    (folder / "output").write_bytes(b"")
+    writer.close()  # EOF: the relay reopens the path and finds a regular file
+    await wait_until(lambda: "not a FIFO any more" in caplog.text)
+    assert (folder / "output").read_bytes() == b""
+    (folder / "output").unlink()
+    os.mkfifo(folder / "output", 0o600)
+    relay = cis._relays["wl"]
+    await wait_until(lambda: relay._out_fd is not None)
+    writer = OutputWriter(folder)
+    writer.write(request_frame("back"))
+    assert (await forwarded.next()).request_id == "wl@back"
+    writer.close()
