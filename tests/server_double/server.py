@@ -152,8 +152,8 @@ class ServerDouble(pb_grpc.AgentConnectionServicer):
             if i.workload == workload and (agent is None or i.agent == agent)
         ]
 
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        """Wait until ``predicate()`` holds; it is re-checked after every change. TimeoutError otherwise."""
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float | None = 5.0) -> None:
+        """Wait until ``predicate()`` holds; it is re-checked after every change. TimeoutError otherwise (None: no limit)."""
         async with asyncio.timeout(timeout):
             while not predicate():
                 await self._changed.wait()
