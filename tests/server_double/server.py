@@ -153,7 +153,7 @@ class ServerDouble(pb_grpc.AgentConnectionServicer):
         ]
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float | None = 5.0) -> None:
-        """Wait until ``predicate()`` holds; it is re-checked after every change. TimeoutError otherwise (None: no limit)."""
+        """Wait until ``predicate()`` holds, re-checked after every change; TimeoutError (None: no limit)."""
         async with asyncio.timeout(timeout):
             while not predicate():
                 await self._changed.wait()
