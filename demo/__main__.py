@@ -34,7 +34,7 @@ import yaml
 from agent.conversion import execution_state_from_proto
 from proto import ankaios_pb2 as pb
 from tests.server_double.server import ServerDouble
-from tests.server_double.state import load_state
+from tests.server_double.state import state_from_yaml
 from tests.support.podman_env import PodmanEnv, PodmanUnavailable, podman_environment
 
 SAMPLE_STATE = Path(__file__).resolve().parent.parent / "tests" / "server_double" / "sample_state.yaml"
@@ -69,7 +69,7 @@ def _load_sample(agent: str) -> pb.State:
             if workload.get("agent") == SAMPLE_AGENT:
                 workload["agent"] = agent
         text = yaml.safe_dump(data)
-    return load_state(text)
+    return state_from_yaml(text)
 
 
 class StatePrinter:
@@ -202,10 +202,10 @@ async def _run(args: argparse.Namespace, env: PodmanEnv, work: Path) -> int:
 
 
 async def _scenario(server: ServerDouble, printer: StatePrinter, args: argparse.Namespace) -> None:
-    agent = args.agent
-    await _phase(
-        server, printer, lambda: _shows(server, agent, SETTLED), args.timeout, "starting the sample state"
-    )
+    async with asyncio.timeout(args.timeout):
+        await _phase(
+            server, printer, lambda: _shows(server, args.agent, SETTLED), "starting the sample state"
+        )
     new_state = _update_webserver(server)
     new_id = hashlib.sha256(new_state.desiredState.workloads["webserver"].runtimeConfig.encode()).hexdigest()
     await server.set_state(new_state, ["desiredState.workloads.webserver"])
