@@ -74,6 +74,8 @@ class Manager:
         self._leftovers: dict[str, list[Leftover]] | None = None  # None: list the runtimes first
         self._pending_states: deque[WorkloadState] = deque()
         self._draining = False
+        # What went out since the latest hello: only states missing from it are re-sent (DESIGN 2).
+        self._sent_this_session: dict[str, WorkloadState] = {}
         self._reconcile_seq = 0
         self._awaited_reconcile: str | None = None
         self._dispatchers: list[asyncio.Task[None]] = []
@@ -107,6 +109,7 @@ class Manager:
         self._reconcile_seq += 1
         self._awaited_reconcile = f"{AGENT_REQUEST_PREFIX}reconcile-{self._reconcile_seq}"
         self._leftovers = None  # containers may have changed while the agent was away
+        self._sent_this_session = {}
         self._sink.send(DesiredStateRequest(self._awaited_reconcile))
 
     async def run(self) -> None:
@@ -145,6 +148,7 @@ class Manager:
                 effective = self._store.apply_own(self._pending_states.popleft())
                 self._run(self._scheduler.reevaluate(self._store.get))
                 self._sink.send(effective)
+                self._sent_this_session[effective.instance.workload] = effective
         finally:
             self._draining = False
 
@@ -191,10 +195,13 @@ class Manager:
             len(plan.operations),
             len(plan.remove),
         )
-        # The server may have missed states while the agent was away: send what is current now,
-        # before the reconciliation's own changes follow.
+        # States that went into a dying stream may never have reached the server: send the current
+        # state of every own workload that was not sent since the latest hello, before the
+        # reconciliation's own changes follow.
         for state in self._store.own_states():
-            self._sink.send(state)
+            if self._sent_this_session.get(state.instance.workload) != state:
+                self._sink.send(state)
+                self._sent_this_session[state.instance.workload] = state
         self._carry_out(plan)
         self._run(self._scheduler.schedule(plan.operations, self._store.get))
 

@@ -292,6 +292,19 @@ async def test_reconnect_does_not_restart_unchanged_workloads(agent: Agent) -> N
     assert agent.sink.states() == [WorkloadState(inst("a"), RUNNING), WorkloadState(inst("b"), RUNNING)]
 
 
+async def test_states_sent_since_the_hello_are_not_sent_twice(agent: Agent) -> None:
+    """DESIGN decision 2: the re-send after reconciliation covers only states the new session lacks."""
+    await agent.manager.on_connected()
+    request = agent.sink.requests()[-1]
+    await agent.update([spec("a"), spec("b")])
+    await agent.running("a", "b")
+    sent = agent.sink.states()
+    await agent.manager.handle(DesiredState(request.request_id, (spec("a"), spec("b"))))
+    await settle()
+    assert agent.sink.states() == sent
+    assert sent.count(WorkloadState(inst("a"), RUNNING)) == 1
+
+
 async def test_reconnect_deletes_workload_removed_while_away(agent: Agent) -> None:
     """DESIGN decision 2, upstream #358: absent from the snapshot -> deleted with the normal states."""
     await agent.update([spec("a"), spec("b")])
