@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import signal
 import subprocess
@@ -17,6 +16,7 @@ from agent.app import AppTimings, run_agent
 from agent.config import parse_args
 from tests.integration.recording_agent import RecordingManager, recording_factory
 from tests.server_double import ServerDouble
+from tests.support.podman_env import PodmanEnv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,16 +112,13 @@ async def test_signal_exits_0_and_server_sees_disconnect(
     await server.wait_until(lambda: server.disconnects.get(agent_name, 0) == 1)
 
 
-@pytest.mark.xfail(
-    importlib.util.find_spec("agent.manager") is None,
-    reason="needs manager from branch lifecycle",
-    strict=False,
-)
-async def test_real_cli_sigterm_exits_0(server: ServerDouble, agent_name: str, tmp_path: Path) -> None:
+@pytest.mark.podman
+async def test_real_cli_sigterm_exits_0(
+    server: ServerDouble, agent_name: str, tmp_path: Path, podman_env: PodmanEnv
+) -> None:
     """Issue 2 done-when: `ank-agent --name X --server host:port` connects, SIGTERM ends it with 0."""
     args = ["-m", "agent", "--name", agent_name, "--server", server.address, "--run-folder", str(tmp_path)]
-    if os.environ.get("CONTAINER_HOST"):
-        args += ["--podman-socket", os.environ["CONTAINER_HOST"]]
+    args += ["--podman-socket", podman_env.socket_url]
     proc = _spawn(args)
     try:
         await _wait_connected(server, agent_name, proc)
