@@ -60,9 +60,16 @@ class Harness:
         return InstanceName(workload, self.agent, uuid.uuid4().hex[:8])
 
     def spec(self, instance: InstanceName, args: list[str], options: list[str] | None = None) -> WorkloadSpec:
-        opts = ["--network", "none", *(options or [])]
-        config = f"image: {self.env.image}\ncommandOptions: {opts!r}\ncommandArgs: {args!r}\n"
-        return WorkloadSpec(instance, "podman", config)
+        return busybox_spec(self.env, instance, args, options)
+
+
+def busybox_spec(
+    env: PodmanEnv, instance: InstanceName, args: list[str], options: list[str] | None = None
+) -> WorkloadSpec:
+    """A podman workload on the test image, without network (none is needed, and rootless lacks tun)."""
+    opts = ["--network", "none", *(options or [])]
+    config = f"image: {env.image}\ncommandOptions: {opts!r}\ncommandArgs: {args!r}\n"
+    return WorkloadSpec(instance, "podman", config)
 
 
 def fast_timings() -> PodmanTimings:
