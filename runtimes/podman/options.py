@@ -75,6 +75,8 @@ class CreateOptions:
     stop_timeout: int | None = None
     log_driver: str | None = None
     log_options: dict[str, str] = field(default_factory=dict)
+    log_size: int | None = None
+    log_path: str | None = None
     health: dict[str, object] = field(default_factory=dict)
     oci_runtime: str | None = None
 
@@ -133,10 +135,10 @@ class CreateOptions:
             resources["cpu"] = {"period": 100_000, "quota": round(self.cpus * 100_000)}
         if resources:
             spec["resource_limits"] = resources
-        if self.log_driver is not None or self.log_options:
+        if self.log_driver is not None or self.log_options or self.log_size or self.log_path:
             log: dict[str, object] = {"options": dict(self.log_options)}
-            if self.log_driver is not None:
-                log["driver"] = self.log_driver
+            extras = {"driver": self.log_driver, "size": self.log_size, "path": self.log_path}
+            log.update({key: value for key, value in extras.items() if value is not None})
             spec["log_configuration"] = log
         if self.health:
             spec["healthconfig"] = self._health_config()
@@ -404,7 +406,12 @@ def _label(opts: CreateOptions, text: str) -> None:
 
 def _log_opt(opts: CreateOptions, text: str) -> None:
     key, value = _key_value(text, "log option")
-    opts.log_options[key] = value
+    if key == "max-size":  # libpod keeps the size apart from the driver options, as the CLI does
+        opts.log_size = parse_size(value)
+    elif key == "path":
+        opts.log_path = value
+    else:
+        opts.log_options[key] = value
 
 
 def _ignore(_opts: CreateOptions, _text: str) -> None:

@@ -119,7 +119,8 @@ CASES: list[tuple[tuple[str, ...], dict[str, object]]] = [
     (("--stop-signal=KILL",), {"stop_signal": int(signal.SIGKILL)}),
     (("--stop-timeout", "3"), {"stop_timeout": 3}),
     (("--log-driver", "k8s-file"), {"log_configuration": {"driver": "k8s-file", "options": {}}}),
-    (("--log-opt", "max-size=1m"), {"log_configuration": {"options": {"max-size": "1m"}}}),
+    (("--log-opt", "tag=web"), {"log_configuration": {"options": {"tag": "web"}}}),
+    (("--log-opt=max-size=1m",), {"log_configuration": {"options": {}, "size": 1024 * 1024}}),
     (
         (
             "--health-cmd",
