@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import socket
@@ -121,8 +122,11 @@ class Monitor:
         agent: str,
         timings: MonitorTimings | None = None,
         clock: Callable[[], float] = time.monotonic,
+        lister: Callable[[], list[dict[str, object]]] | None = None,
     ) -> None:
         self._connection = connection
+        # The relist source; tests pass a fake list instead of a Podman connection.
+        self._list = lister or functools.partial(list_containers, connection, agent)
         self._agent = agent
         self._timings = timings or MonitorTimings()
         self._clock = clock
@@ -238,6 +242,7 @@ class Monitor:
             self._records[cid] = record
         if event.action == REMOVE_EVENT:
             del self._records[cid]
+            self._expected.pop(cid, None)
             self._emit(StateChange(record.instance, cid, ExecutionState.lost()), event)
             return
         status = EVENT_STATUS.get(event.action)
@@ -294,7 +299,7 @@ class Monitor:
         """Compare Podman's list with the snapshot and report differences; False if Podman is unreachable."""
         seq_at_start = self._event_seq
         try:
-            entries = await run_blocking(list_containers, self._connection, self._agent)
+            entries = await run_blocking(self._list)
         except Exception as exc:
             self._relist_failed(error_text(exc))
             return False
@@ -314,6 +319,8 @@ class Monitor:
         old: Snapshot = self._records
         if self._reported_unknown:  # everything was reported Failed(Unknown): report all again
             old = {cid: replace(r, status="\0unreachable") for cid, r in old.items()}
+        # Forget expectations only for containers that were seen and are gone now.
+        self._expected = {c: i for c, i in self._expected.items() if c in new or c not in self._records}
         self._records = new
         self._recovered()
         for change in events_from(old, new):
