@@ -14,6 +14,8 @@ the service CPU it reports belongs to this run only.
    workload every 500 ms reading a shared ``ps`` cache refreshed when older
    than 1 s (over REST here, which is cheaper than the CLI the reference
    forks, so the emulation flatters the reference).
+0. Create-to-running: our ``create()`` until ``Running(Ok)`` is emitted, next
+   to a bare podman-py ``containers.create`` + ``start`` on the same socket.
 2. Idle cost with N = 1/10/50 sleeping workloads, over a fixed window: agent
    CPU (process CPU time, all threads) and Podman service CPU, for both.
 """
@@ -30,6 +32,8 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+from podman import PodmanClient
 
 from agent.blocking import run_blocking
 from agent.model import ExecutionState, InstanceName, State, WorkloadSpec
@@ -143,6 +147,51 @@ async def exit_latency(env: PodmanEnv, exits: int) -> None:
     )
 
 
+async def create_to_running(env: PodmanEnv, runs: int) -> None:
+    """Our create() until Running(Ok) is emitted vs a bare podman-py create+start on the same socket."""
+    agent = f"c2r{uuid.uuid4().hex[:6]}"
+    runtime = PodmanRuntime(PodmanConnection(env.socket_url), agent)
+    running: dict[str, asyncio.Event] = {}
+
+    def observe(change: StateChange, _event: PodmanEvent | None) -> None:
+        if change.state == ExecutionState.running():
+            running.setdefault(change.instance.workload, asyncio.Event()).set()
+
+    runtime.monitor.on_change = observe
+    consumer = asyncio.create_task(_drain(runtime))
+    await runtime.monitor.stream_connected.wait()
+    ours: list[float] = []
+    raw: list[float] = []
+    client = PodmanClient(base_url=env.socket_url)
+    try:
+        for index in range(runs):
+            name = f"c2r{index}"
+            started = time.perf_counter()
+            await runtime.create(spec(env, InstanceName(name, agent, "1"), "sleep 3600"), None)
+            await running.setdefault(name, asyncio.Event()).wait()
+            ours.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            await run_blocking(_raw_create_start, client, env.image, f"{agent}-raw{index}", agent)
+            raw.append((time.perf_counter() - started) * 1000)
+    finally:
+        consumer.cancel()
+        await asyncio.gather(consumer, return_exceptions=True)
+        client.close()
+        await run_blocking(env.remove_by_label, f"agent={agent}")
+        await run_blocking(env.remove_by_label, f"bench-raw={agent}")
+    print(f"\n== create-to-running, {runs} runs ==")
+    _print_dist("ours: create() until Running(Ok) emitted", ours)
+    _print_dist("bare podman-py containers.create + start", raw)
+    print(f"ratio median ours/bare: {statistics.median(ours) / statistics.median(raw):.2f}")
+
+
+def _raw_create_start(client: PodmanClient, image: str, name: str, agent: str) -> None:
+    container = client.containers.create(
+        image, ["sleep", "3600"], name=name, labels={"bench-raw": agent}, network_mode="none"
+    )
+    container.start()
+
+
 async def idle_cost(env: PodmanEnv, counts: list[int], seconds: float) -> None:
     assert env._process is not None
     service_pid = env._process.pid
@@ -185,6 +234,14 @@ async def idle_cost(env: PodmanEnv, counts: list[int], seconds: float) -> None:
             f"{ref_service:>9.2f}%  {calls:>11.2f}  {ratio:>10.1f}x"
         )
     print("ours: one event stream + one relist per 5 s, whatever N; reference: N polls per 0.5 s")
+    print(f"agent process RSS after the runs: {_rss_mb():.1f} MB")
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 async def _measure(seconds: float, service_pid: int) -> tuple[float, float]:
@@ -208,6 +265,7 @@ def _print_dist(label: str, values: list[float]) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     with podman_environment() as env:
+        await create_to_running(env, args.runs)
         await exit_latency(env, args.exits)
         await idle_cost(env, [1, 10, 50], args.idle_seconds)
 
@@ -216,6 +274,7 @@ def run(main_coro: Callable[[argparse.Namespace], Awaitable[None]]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--idle-seconds", type=float, default=10.0)
     parser.add_argument("--exits", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=10)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main_coro(parser.parse_args()))  # type: ignore[arg-type]
 

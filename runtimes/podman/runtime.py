@@ -98,7 +98,7 @@ class PodmanRuntime:
         except ValueError as exc:
             raise RuntimeCreateFailed(instance, str(exc)) from None
         container_id = await run_blocking(self._create, instance, config.image, options.pull, payload)
-        self.monitor.expect(container_id, instance)
+        self.monitor.started(container_id, instance)
         logger.info("workload %s: created container %s", instance.workload, container_id[:12])
         return container_id
 

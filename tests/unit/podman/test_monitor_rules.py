@@ -150,3 +150,15 @@ async def test_short_outage_keeps_states_long_outage_reports_unknown_then_recove
     podman.down = False
     await monitor.relist()
     assert seen[2:] == [StateChange(WL, "c1", ExecutionState.running())]
+
+
+async def test_successful_start_reports_running_at_once_but_never_after_an_exit() -> None:
+    """Create-to-running without waiting for the start event; a faster died event is not overwritten."""
+    monitor, seen = make(FakePodman(), Clock())
+    monitor.started("c1", WL)
+    monitor.event_line(event("c1", "start"))
+    assert [c.state for c in seen] == [ExecutionState.running()]
+    monitor.event_line(event("c2", "start"))
+    monitor.event_line(event("c2", "died", exit_code=5))
+    monitor.started("c2", WL)
+    assert [c.state for c in seen][1:] == [ExecutionState.running(), ExecutionState.exec_failed(5)]
