@@ -27,7 +27,6 @@ import contextlib
 import functools
 import json
 import logging
-import socket
 import threading
 import time
 from collections import OrderedDict
@@ -37,8 +36,8 @@ from dataclasses import dataclass, replace
 from agent.blocking import run_blocking
 from agent.model import ExecutionState, InstanceName
 from runtimes.podman.client import PodmanConnection, error_text, is_not_found, list_containers
+from runtimes.podman.event_stream import EventStream
 from runtimes.podman.states import (
-    AGENT_LABEL,
     ERROR_GETTING_STATE,
     EVENT_STATUS,
     REMOVE_EVENT,
@@ -200,7 +199,7 @@ class Monitor:
         self._queue = queue
         loop = asyncio.get_running_loop()
         stop = threading.Event()
-        stream = _EventStream(
+        stream = EventStream(
             self._connection, self._agent, timings=self._timings, loop=loop, stop=stop, monitor=self
         )
         thread = threading.Thread(target=stream.run, name=f"podman-events-{self._agent}", daemon=True)
@@ -389,75 +388,3 @@ class Monitor:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-class _EventStream:
-    """Runs in its own thread: holds the event stream open and feeds lines to the loop."""
-
-    def __init__(
-        self,
-        connection: PodmanConnection,
-        agent: str,
-        *,
-        timings: MonitorTimings,
-        loop: asyncio.AbstractEventLoop,
-        stop: threading.Event,
-        monitor: Monitor,
-    ) -> None:
-        self._connection = connection
-        self._agent = agent
-        self._timings = timings
-        self._loop = loop
-        self._stop = stop
-        self._monitor = monitor
-        self._sock: socket.socket | None = None
-
-    def run(self) -> None:
-        delay = self._timings.reconnect_initial_s
-        filters = json.dumps({"label": [f"{AGENT_LABEL}={self._agent}"], "type": ["container"]})
-        while not self._stop.is_set():
-            reason = "stream ended"
-            client = self._connection.stream_client()
-            try:
-                response = client.api.get(
-                    "/events", params={"stream": "true", "filters": filters}, stream=True
-                )
-                response.raise_for_status()
-                self._sock = _socket_of(response)
-                self._call(self._monitor.stream_up)
-                delay = self._timings.reconnect_initial_s
-                for line in response.iter_lines():
-                    if self._stop.is_set():
-                        break
-                    if line:
-                        self._call(self._monitor.event_line, line)
-            except Exception as exc:
-                reason = error_text(exc)
-            finally:
-                self._sock = None
-                with contextlib.suppress(Exception):
-                    client.close()  # type: ignore[no-untyped-call]
-            if self._stop.is_set():
-                return
-            self._call(self._monitor.stream_down, reason)
-            self._stop.wait(delay)
-            delay = min(delay * 2, self._timings.reconnect_max_s)
-
-    def interrupt(self) -> None:
-        """Unblock a read in progress (called from the loop thread at shutdown)."""
-        sock = self._sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def _call(self, fn: Callable[..., None], *args: object) -> None:
-        with contextlib.suppress(RuntimeError):  # loop closed during shutdown
-            self._loop.call_soon_threadsafe(fn, *args)
-
-
-def _socket_of(response: object) -> socket.socket | None:
-    """The socket under a streaming requests response (urllib3 2.x), to interrupt blocking reads."""
-    raw = getattr(response, "raw", None)
-    connection = getattr(raw, "_connection", None)
-    sock = getattr(connection, "sock", None)
-    return sock if isinstance(sock, socket.socket) else None

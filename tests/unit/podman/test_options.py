@@ -9,13 +9,8 @@ import pytest
 
 from agent.errors import WorkloadConfigError
 from agent.model import InstanceName
-from runtimes.podman.options import (
-    CreateOptions,
-    parse_duration_ns,
-    parse_size,
-    translate,
-    translate_general,
-)
+from runtimes.podman.option_values import parse_duration_ns, parse_size
+from runtimes.podman.options import CreateOptions, translate, translate_general
 
 INSTANCE = InstanceName("wl", "agent_A", "1")
 AGENT_LABELS = {"name": "wl.1.agent_A", "agent": "agent_A"}
