@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
-import socket
 import threading
 import time
 from collections import OrderedDict
@@ -36,8 +36,8 @@ from dataclasses import dataclass, replace
 from agent.blocking import run_blocking
 from agent.model import ExecutionState, InstanceName
 from runtimes.podman.client import PodmanConnection, error_text, is_not_found, list_containers
+from runtimes.podman.event_stream import EventStream
 from runtimes.podman.states import (
-    AGENT_LABEL,
     ERROR_GETTING_STATE,
     EVENT_STATUS,
     REMOVE_EVENT,
@@ -121,8 +121,11 @@ class Monitor:
         agent: str,
         timings: MonitorTimings | None = None,
         clock: Callable[[], float] = time.monotonic,
+        lister: Callable[[], list[dict[str, object]]] | None = None,
     ) -> None:
         self._connection = connection
+        # The relist source; tests pass a fake list instead of a Podman connection.
+        self._list = lister or functools.partial(list_containers, connection, agent)
         self._agent = agent
         self._timings = timings or MonitorTimings()
         self._clock = clock
@@ -137,6 +140,7 @@ class Monitor:
         self._last_success: float | None = None
         self._queue: asyncio.Queue[StateChange] | None = None
         self._wake = asyncio.Event()
+        self.stream_connected = asyncio.Event()  # set while the event subscription is open
         self._dropped = 0
         self._tasks: set[asyncio.Task[None]] = set()
         # Optional observer of every emitted change and the event behind it (benchmarks use
@@ -156,6 +160,22 @@ class Monitor:
         waiting = self._unresolved.pop(container_id, None)
         for event in waiting or ():
             self._apply_event(event)
+
+    def started(self, container_id: str, instance: InstanceName) -> None:
+        """``create`` saw Podman accept the start: report Running(Ok) now, not ~100 ms later.
+
+        Skipped when an event for the container was already handled (its start
+        or even its exit arrived first), so this never rolls a state back.
+        """
+        self.expect(container_id, instance)
+        record = self._records.get(container_id)
+        if container_id in self._forgotten or (record is not None and record.status != "created"):
+            return
+        self._event_seq += 1
+        self._touched[container_id] = self._event_seq
+        running = ContainerRecord(container_id, instance, "running")
+        self._records[container_id] = running
+        self._emit(StateChange(instance, container_id, running.state), None)
 
     def forget(self, container_id: str) -> None:
         """The agent is deleting this container: report nothing more about it."""
@@ -179,7 +199,7 @@ class Monitor:
         self._queue = queue
         loop = asyncio.get_running_loop()
         stop = threading.Event()
-        stream = _EventStream(
+        stream = EventStream(
             self._connection, self._agent, timings=self._timings, loop=loop, stop=stop, monitor=self
         )
         thread = threading.Thread(target=stream.run, name=f"podman-events-{self._agent}", daemon=True)
@@ -201,10 +221,12 @@ class Monitor:
 
     def stream_up(self) -> None:
         logger.info("podman event stream connected; relisting containers of agent %s", self._agent)
+        self.stream_connected.set()
         self._wake.set()
 
     def stream_down(self, reason: str) -> None:
         logger.warning("podman event stream lost (%s); reconnecting", reason)
+        self.stream_connected.clear()
         self._wake.set()  # a failing relist starts the outage clock
 
     def event_line(self, line: bytes) -> None:
@@ -235,6 +257,7 @@ class Monitor:
             self._records[cid] = record
         if event.action == REMOVE_EVENT:
             del self._records[cid]
+            self._expected.pop(cid, None)
             self._emit(StateChange(record.instance, cid, ExecutionState.lost()), event)
             return
         status = EVENT_STATUS.get(event.action)
@@ -283,14 +306,15 @@ class Monitor:
             healthy = await self.relist()
             timeout = self._timings.relist_interval_s if healthy else self._timings.relist_retry_s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def relist(self) -> bool:
         """Compare Podman's list with the snapshot and report differences; False if Podman is unreachable."""
         seq_at_start = self._event_seq
         try:
-            entries = await run_blocking(list_containers, self._connection, self._agent)
+            entries = await run_blocking(self._list)
         except Exception as exc:
             self._relist_failed(error_text(exc))
             return False
@@ -310,6 +334,8 @@ class Monitor:
         old: Snapshot = self._records
         if self._reported_unknown:  # everything was reported Failed(Unknown): report all again
             old = {cid: replace(r, status="\0unreachable") for cid, r in old.items()}
+        # Forget expectations only for containers that were seen and are gone now.
+        self._expected = {c: i for c, i in self._expected.items() if c in new or c not in self._records}
         self._records = new
         self._recovered()
         for change in events_from(old, new):
@@ -362,75 +388,3 @@ class Monitor:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-class _EventStream:
-    """Runs in its own thread: holds the event stream open and feeds lines to the loop."""
-
-    def __init__(
-        self,
-        connection: PodmanConnection,
-        agent: str,
-        *,
-        timings: MonitorTimings,
-        loop: asyncio.AbstractEventLoop,
-        stop: threading.Event,
-        monitor: Monitor,
-    ) -> None:
-        self._connection = connection
-        self._agent = agent
-        self._timings = timings
-        self._loop = loop
-        self._stop = stop
-        self._monitor = monitor
-        self._sock: socket.socket | None = None
-
-    def run(self) -> None:
-        delay = self._timings.reconnect_initial_s
-        filters = json.dumps({"label": [f"{AGENT_LABEL}={self._agent}"], "type": ["container"]})
-        while not self._stop.is_set():
-            reason = "stream ended"
-            client = self._connection.stream_client()
-            try:
-                response = client.api.get(
-                    "/events", params={"stream": "true", "filters": filters}, stream=True
-                )
-                response.raise_for_status()
-                self._sock = _socket_of(response)
-                self._call(self._monitor.stream_up)
-                delay = self._timings.reconnect_initial_s
-                for line in response.iter_lines():
-                    if self._stop.is_set():
-                        break
-                    if line:
-                        self._call(self._monitor.event_line, line)
-            except Exception as exc:
-                reason = error_text(exc)
-            finally:
-                self._sock = None
-                with contextlib.suppress(Exception):
-                    client.close()  # type: ignore[no-untyped-call]
-            if self._stop.is_set():
-                return
-            self._call(self._monitor.stream_down, reason)
-            self._stop.wait(delay)
-            delay = min(delay * 2, self._timings.reconnect_max_s)
-
-    def interrupt(self) -> None:
-        """Unblock a read in progress (called from the loop thread at shutdown)."""
-        sock = self._sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def _call(self, fn: Callable[..., None], *args: object) -> None:
-        with contextlib.suppress(RuntimeError):  # loop closed during shutdown
-            self._loop.call_soon_threadsafe(fn, *args)
-
-
-def _socket_of(response: object) -> socket.socket | None:
-    """The socket under a streaming requests response (urllib3 2.x), to interrupt blocking reads."""
-    raw = getattr(response, "raw", None)
-    connection = getattr(raw, "_connection", None)
-    sock = getattr(connection, "sock", None)
-    return sock if isinstance(sock, socket.socket) else None

@@ -16,19 +16,25 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.errors import WorkloadConfigError
 from agent.model import InstanceName
+from runtimes.podman.option_values import (
+    NS_MODES,
+    parse_bool,
+    parse_duration_ns,
+    parse_key_value,
+    parse_namespace,
+    parse_signal,
+    parse_size,
+)
 
 logger = logging.getLogger("ank.runtime.podman")
 
 PULL_POLICIES = ("always", "missing", "never", "newer")
-_NS_MODES = ("host", "private", "none", "bridge", "slirp4netns", "pasta", "auto", "keep-id", "nomap")
 
 
 @dataclass
@@ -75,6 +81,8 @@ class CreateOptions:
     stop_timeout: int | None = None
     log_driver: str | None = None
     log_options: dict[str, str] = field(default_factory=dict)
+    log_size: int | None = None
+    log_path: str | None = None
     health: dict[str, object] = field(default_factory=dict)
     oci_runtime: str | None = None
 
@@ -133,10 +141,10 @@ class CreateOptions:
             resources["cpu"] = {"period": 100_000, "quota": round(self.cpus * 100_000)}
         if resources:
             spec["resource_limits"] = resources
-        if self.log_driver is not None or self.log_options:
+        if self.log_driver is not None or self.log_options or self.log_size or self.log_path:
             log: dict[str, object] = {"options": dict(self.log_options)}
-            if self.log_driver is not None:
-                log["driver"] = self.log_driver
+            extras = {"driver": self.log_driver, "size": self.log_size, "path": self.log_path}
+            log.update({key: value for key, value in extras.items() if value is not None})
             spec["log_configuration"] = log
         if self.health:
             spec["healthconfig"] = self._health_config()
@@ -147,74 +155,6 @@ class CreateOptions:
         if "Test" not in health:
             raise ValueError("--health-* options need --health-cmd")
         return health
-
-
-# ---------------------------------------------------------------- value parsers
-
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmgt]?)b?$", re.IGNORECASE)
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_DURATION_NS = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,
-    "ms": 1_000_000,
-    "s": 10**9,
-    "m": 60 * 10**9,
-    "h": 3600 * 10**9,
-}
-
-
-def parse_size(text: str) -> int:
-    """``512m`` / ``1g`` / ``1024`` → bytes (binary units, as podman)."""
-    match = _SIZE.match(text.strip())
-    if not match:
-        raise ValueError(f"invalid size {text!r} (use e.g. 512m, 1g)")
-    number, unit = match.groups()
-    return int(float(number) * 1024 ** "bkmgt".index(unit.lower() or "b"))
-
-
-def parse_duration_ns(text: str) -> int:
-    """A Go duration (``30s``, ``1m30s``, ``500ms``) → nanoseconds."""
-    if not text or _DURATION_PART.sub("", text) != "":
-        raise ValueError(f"invalid duration {text!r} (use e.g. 30s, 1m30s)")
-    return sum(round(float(n) * _DURATION_NS[u]) for n, u in _DURATION_PART.findall(text))
-
-
-def parse_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise ValueError(f"expected true or false, got {text!r}")
-
-
-def parse_signal(text: str) -> int:
-    if text.isdigit():
-        return int(text)
-    name = text.upper()
-    name = name if name.startswith("SIG") else f"SIG{name}"
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise ValueError(f"unknown signal {text!r}") from None
-
-
-def _key_value(text: str, what: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not key or not sep:
-        raise ValueError(f"expected {what} as KEY=VALUE, got {text!r}")
-    return key, value
-
-
-def _namespace(text: str) -> dict[str, str]:
-    """``host``, ``private``, ``container:<id>``, ``ns:<path>`` ... → libpod Namespace."""
-    mode, sep, value = text.partition(":")
-    if mode in ("container", "ns", "slirp4netns", "pasta") and sep:
-        return {"nsmode": "path" if mode == "ns" else mode, "value": value}
-    if mode in _NS_MODES or mode == "shareable":
-        return {"nsmode": mode}
-    raise ValueError(f"unsupported namespace mode {text!r}")
 
 
 # ---------------------------------------------------------------- option appliers
@@ -332,8 +272,8 @@ def _tmpfs(opts: CreateOptions, text: str) -> None:
 
 def _network(opts: CreateOptions, text: str) -> None:
     mode = text.partition(":")[0]
-    if mode in _NS_MODES or mode in ("container", "ns") or text == "private":
-        opts.netns = _namespace("bridge" if text == "private" else text)
+    if mode in NS_MODES or mode in ("container", "ns") or text == "private":
+        opts.netns = parse_namespace("bridge" if text == "private" else text)
     else:  # a named network (several --network options join several)
         opts.netns = {"nsmode": "bridge"}
         opts.networks[text] = {}
@@ -354,7 +294,7 @@ def _security_opt(opts: CreateOptions, text: str) -> None:
 
 
 def _ulimit(opts: CreateOptions, text: str) -> None:
-    name, limits = _key_value(text, "ulimit")
+    name, limits = parse_key_value(text, "ulimit")
     soft_text, _, hard_text = limits.partition(":")
     try:
         soft = -1 if soft_text == "-1" else int(soft_text)
@@ -403,8 +343,13 @@ def _label(opts: CreateOptions, text: str) -> None:
 
 
 def _log_opt(opts: CreateOptions, text: str) -> None:
-    key, value = _key_value(text, "log option")
-    opts.log_options[key] = value
+    key, value = parse_key_value(text, "log option")
+    if key == "max-size":  # libpod keeps the size apart from the driver options, as the CLI does
+        opts.log_size = parse_size(value)
+    elif key == "path":
+        opts.log_path = value
+    else:
+        opts.log_options[key] = value
 
 
 def _ignore(_opts: CreateOptions, _text: str) -> None:
@@ -447,15 +392,15 @@ _OPTIONS = (
     Option(("--privileged",), _set("privileged", parse_bool), takes_value=False),
     Option(("--security-opt",), _security_opt),
     Option(("--ulimit",), _ulimit),
-    Option(("--userns",), _set("userns", _namespace)),
+    Option(("--userns",), _set("userns", parse_namespace)),
     Option(("--pull",), _pull),
     Option(("--rm",), _set("remove", parse_bool), takes_value=False),
     Option(("-t", "--tty"), _set("terminal", parse_bool), takes_value=False),
     Option(("-i", "--interactive"), _set("stdin", parse_bool), takes_value=False),
     Option(("-d", "--detach"), _ignore, takes_value=False),
     Option(("--pod",), _set("pod")),
-    Option(("--ipc",), _set("ipcns", _namespace)),
-    Option(("--pid",), _set("pidns", _namespace)),
+    Option(("--ipc",), _set("ipcns", parse_namespace)),
+    Option(("--pid",), _set("pidns", parse_namespace)),
     Option(("--shm-size",), _set("shm_size", parse_size)),
     Option(("--stop-signal",), _set("stop_signal", parse_signal)),
     Option(("--stop-timeout",), _set("stop_timeout", int)),

@@ -98,7 +98,7 @@ class PodmanRuntime:
         except ValueError as exc:
             raise RuntimeCreateFailed(instance, str(exc)) from None
         container_id = await run_blocking(self._create, instance, config.image, options.pull, payload)
-        self.monitor.expect(container_id, instance)
+        self.monitor.started(container_id, instance)
         logger.info("workload %s: created container %s", instance.workload, container_id[:12])
         return container_id
 
@@ -142,9 +142,10 @@ class PodmanRuntime:
                     f"image {image} is not available locally and pulling it failed: {item['error']}"
                 )
 
-    def _create_error(self, instance: InstanceName, exc: Exception) -> Exception:
+    def _create_error(self, instance: InstanceName, exc: Exception) -> RuntimeCreateFailed:
+        # An unreachable Podman is a create failure like any other: the lifecycle retries it.
         if is_connection_error(exc):
-            return RuntimeUnavailable(RUNTIME_NAME, f"cannot reach Podman: {exc}")
+            return RuntimeCreateFailed(instance, f"cannot reach Podman: {exc}")
         return RuntimeCreateFailed(instance, error_text(exc))
 
     def _remove_quietly(self, client: PodmanClient, instance: InstanceName, container_id: str) -> None:

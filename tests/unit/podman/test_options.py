@@ -9,13 +9,8 @@ import pytest
 
 from agent.errors import WorkloadConfigError
 from agent.model import InstanceName
-from runtimes.podman.options import (
-    CreateOptions,
-    parse_duration_ns,
-    parse_size,
-    translate,
-    translate_general,
-)
+from runtimes.podman.option_values import parse_duration_ns, parse_size
+from runtimes.podman.options import CreateOptions, translate, translate_general
 
 INSTANCE = InstanceName("wl", "agent_A", "1")
 AGENT_LABELS = {"name": "wl.1.agent_A", "agent": "agent_A"}
@@ -119,7 +114,8 @@ CASES: list[tuple[tuple[str, ...], dict[str, object]]] = [
     (("--stop-signal=KILL",), {"stop_signal": int(signal.SIGKILL)}),
     (("--stop-timeout", "3"), {"stop_timeout": 3}),
     (("--log-driver", "k8s-file"), {"log_configuration": {"driver": "k8s-file", "options": {}}}),
-    (("--log-opt", "max-size=1m"), {"log_configuration": {"options": {"max-size": "1m"}}}),
+    (("--log-opt", "tag=web"), {"log_configuration": {"options": {"tag": "web"}}}),
+    (("--log-opt=max-size=1m",), {"log_configuration": {"options": {}, "size": 1024 * 1024}}),
     (
         (
             "--health-cmd",

@@ -1,0 +1,109 @@
+"""The event-stream thread of the monitor: holds ``GET /events`` open and feeds lines to the loop.
+
+It runs in its own thread (an endless blocking read must not park a worker of
+the shared executor), reconnects with exponential back-off, and only ever
+calls back into the loop with ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from runtimes.podman.client import PodmanConnection, error_text
+from runtimes.podman.states import AGENT_LABEL
+
+
+class StreamTimings(Protocol):
+    @property
+    def reconnect_initial_s(self) -> float: ...
+
+    @property
+    def reconnect_max_s(self) -> float: ...
+
+
+class StreamListener(Protocol):
+    """What the stream reports to (called on the event loop)."""
+
+    def stream_up(self) -> None: ...
+
+    def stream_down(self, reason: str) -> None: ...
+
+    def event_line(self, line: bytes) -> None: ...
+
+
+class EventStream:
+    """Runs in its own thread: holds the event stream open and feeds lines to the loop."""
+
+    def __init__(
+        self,
+        connection: PodmanConnection,
+        agent: str,
+        *,
+        timings: StreamTimings,
+        loop: asyncio.AbstractEventLoop,
+        stop: threading.Event,
+        monitor: StreamListener,
+    ) -> None:
+        self._connection = connection
+        self._agent = agent
+        self._timings = timings
+        self._loop = loop
+        self._stop = stop
+        self._monitor = monitor
+        self._sock: socket.socket | None = None
+
+    def run(self) -> None:
+        delay = self._timings.reconnect_initial_s
+        filters = json.dumps({"label": [f"{AGENT_LABEL}={self._agent}"], "type": ["container"]})
+        while not self._stop.is_set():
+            reason = "stream ended"
+            client = self._connection.stream_client()
+            try:
+                response = client.api.get(
+                    "/events", params={"stream": "true", "filters": filters}, stream=True
+                )
+                response.raise_for_status()
+                self._sock = _socket_of(response)
+                self._call(self._monitor.stream_up)
+                delay = self._timings.reconnect_initial_s
+                for line in response.iter_lines():
+                    if self._stop.is_set():
+                        break
+                    if line:
+                        self._call(self._monitor.event_line, line)
+            except Exception as exc:
+                reason = error_text(exc)
+            finally:
+                self._sock = None
+                with contextlib.suppress(Exception):
+                    client.close()  # type: ignore[no-untyped-call]
+            if self._stop.is_set():
+                return
+            self._call(self._monitor.stream_down, reason)
+            self._stop.wait(delay)
+            delay = min(delay * 2, self._timings.reconnect_max_s)
+
+    def interrupt(self) -> None:
+        """Unblock a read in progress (called from the loop thread at shutdown)."""
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _call(self, fn: Callable[..., None], *args: object) -> None:
+        with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+            self._loop.call_soon_threadsafe(fn, *args)
+
+
+def _socket_of(response: object) -> socket.socket | None:
+    """The socket under a streaming requests response (urllib3 2.x), to interrupt blocking reads."""
+    raw = getattr(response, "raw", None)
+    connection = getattr(raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    return sock if isinstance(sock, socket.socket) else None

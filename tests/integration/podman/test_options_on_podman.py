@@ -1,0 +1,119 @@
+"""commandOptions reach the real container: checked on Podman's inspect data (issue 3 items 4 and 9)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agent.model import ExecutionState
+from tests.integration.podman.conftest import Harness
+
+pytestmark = pytest.mark.podman
+
+Inspect = dict[str, object]
+
+
+def config(data: Inspect) -> dict[str, object]:
+    return data["Config"]  # type: ignore[return-value]
+
+
+def host(data: Inspect) -> dict[str, object]:
+    return data["HostConfig"]  # type: ignore[return-value]
+
+
+# (options, description, check on the inspect data). Options are combined into one container;
+# ulimits name nproc too because setting any ulimit here drops the containers.conf defaults.
+TABLE: list[tuple[list[str], str, Callable[[Inspect], bool]]] = [
+    (["-e", "A=1", "--env=B=2"], "env", lambda d: {"A=1", "B=2"} <= set(config(d)["Env"])),  # type: ignore[arg-type]
+    (["-w", "/tmp"], "workdir", lambda d: config(d)["WorkingDir"] == "/tmp"),
+    (["--user=65534"], "user", lambda d: config(d)["User"] == "65534"),
+    (["-h", "box"], "hostname", lambda d: config(d)["Hostname"] == "box"),
+    (["-l", "tier=web"], "label", lambda d: config(d)["Labels"]["tier"] == "web"),  # type: ignore[index]
+    (["-m", "64m"], "memory", lambda d: host(d)["Memory"] == 64 * 1024 * 1024),
+    (["--cpus", "0.5"], "cpus", lambda d: (host(d)["CpuQuota"], host(d)["CpuPeriod"]) == (50_000, 100_000)),
+    (["--read-only"], "read-only", lambda d: host(d)["ReadonlyRootfs"] is True),
+    (["--cap-add", "NET_ADMIN"], "cap-add", lambda d: "CAP_NET_ADMIN" in host(d)["CapAdd"]),  # type: ignore[operator]
+    (["--cap-drop", "CHOWN"], "cap-drop", lambda d: "CAP_CHOWN" in host(d)["CapDrop"]),  # type: ignore[operator]
+    (["--tmpfs", "/scratch:size=1m"], "tmpfs", lambda d: "size=1m" in host(d)["Tmpfs"]["/scratch"]),  # type: ignore[index]
+    (
+        ["--ulimit", "nofile=512:1024", "--ulimit=nproc=100:200"],
+        "ulimit",
+        lambda d: {"Name": "RLIMIT_NOFILE", "Soft": 512, "Hard": 1024} in host(d)["Ulimits"],  # type: ignore[operator]
+    ),
+    (["--stop-signal", "SIGINT"], "stop-signal", lambda d: config(d)["StopSignal"] == 2),
+    (["--stop-timeout", "3"], "stop-timeout", lambda d: config(d)["StopTimeout"] == 3),
+    (
+        ["--entrypoint", "/bin/sh"],
+        "entrypoint",
+        lambda d: config(d)["Entrypoint"] in ("/bin/sh", ["/bin/sh"]),
+    ),
+    (["--add-host", "db:10.0.0.2"], "add-host", lambda d: host(d)["ExtraHosts"] == ["db:10.0.0.2"]),
+    (["--dns", "1.1.1.1"], "dns", lambda d: host(d)["Dns"] == ["1.1.1.1"]),
+    (["--shm-size", "32m"], "shm-size", lambda d: host(d)["ShmSize"] == 32 * 1024 * 1024),
+    (
+        ["--security-opt", "no-new-privileges"],
+        "security-opt",
+        lambda d: "no-new-privileges" in host(d)["SecurityOpt"],
+    ),  # type: ignore[operator]
+    (["-t", "-i"], "tty+interactive", lambda d: config(d)["Tty"] is True and config(d)["OpenStdin"] is True),
+    (
+        ["--health-cmd", "true", "--health-interval=30s"],
+        "health",
+        lambda d: config(d)["Healthcheck"]["Test"] == ["CMD-SHELL", "true"],  # type: ignore[index]
+    ),
+    (
+        ["--log-driver", "k8s-file", "--log-opt", "max-size=1m"],
+        "log",
+        lambda d: host(d)["LogConfig"]["Type"] == "k8s-file",
+    ),  # type: ignore[index]
+    (["-v", "/tmp:/hosttmp:ro"], "volume", lambda d: "/tmp:/hosttmp:ro,rprivate,rbind" in host(d)["Binds"]),  # type: ignore[operator]
+    (["--mount", "type=tmpfs,destination=/t2"], "mount", lambda d: "/t2" in host(d)["Tmpfs"]),  # type: ignore[operator]
+    (
+        ["--device", "/dev/null:/dev/mynull"],
+        "device",
+        lambda d: host(d)["Devices"][0]["PathInContainer"] == "/dev/mynull",  # type: ignore[index]
+    ),
+    (["--init"], "init", lambda d: host(d)["Init"] is True),
+    (["--pull", "missing"], "pull", lambda d: True),
+]
+
+
+async def test_options_are_visible_in_the_containers_inspect_data(harness: Harness) -> None:
+    """Issue 3 item 9: every supported option, table-driven, checked where Podman exposes it."""
+    options = [token for row in TABLE for token in row[0]]
+    instance = harness.instance()
+    cid = await harness.runtime.create(harness.spec(instance, ["-c", "sleep 30"], options), None)
+    data = harness.env.inspect(cid)
+    failed = [name for _, name, check in TABLE if not check(data)]
+    assert failed == []
+
+
+async def test_host_namespaces_privileged_and_rm(harness: Harness) -> None:
+    """--ipc/--pid host, --privileged and --rm reach the container.
+
+    Podman 4.3's inspect reports IpcMode "shareable" even for --ipc host, so the
+    container itself compares its IPC namespace with the host's.
+    """
+    instance = harness.instance()
+    host_ipc = os.readlink("/proc/self/ns/ipc")
+    options = ["--ipc", "host", "--pid=host", "--privileged", "--rm"]
+    script = f'test "$(readlink /proc/self/ns/ipc)" = "{host_ipc}" && sleep 2'
+    cid = await harness.runtime.create(harness.spec(instance, ["sh", "-c", script], options), None)
+    hc = host(harness.env.inspect(cid))
+    assert (hc["PidMode"], hc["Privileged"], hc["AutoRemove"]) == ("host", True, True)
+    await harness.recorder.wait_state(instance, ExecutionState.succeeded())
+
+
+async def test_env_file_and_user_name_reach_the_process(harness: Harness, tmp_path: Path) -> None:
+    """--env-file is read by the agent; the process sees the variables."""
+    env_file = tmp_path / "w.env"
+    env_file.write_text("GREETING=hello\n")
+    instance = harness.instance()
+    script = 'test "$GREETING" = hello'
+    await harness.runtime.create(
+        harness.spec(instance, ["sh", "-c", script], ["--env-file", str(env_file)]), None
+    )
+    await harness.recorder.wait_state(instance, ExecutionState.succeeded())
