@@ -75,6 +75,7 @@ _PLAY_OPTIONS: Mapping[str, _Option] = MappingProxyType(
     }
 )
 _PLAY_SHORT = MappingProxyType({"-q": "--quiet"})
+_PLAY_KINDS: Mapping[str, _Kind] = MappingProxyType({name: opt.kind for name, opt in _PLAY_OPTIONS.items()})
 
 # Options of the CLI that the REST service cannot honour, with the reason shown to the user.
 _PLAY_REFUSED: Mapping[str, str] = MappingProxyType(
@@ -188,19 +189,13 @@ def translate_play_options(options: Sequence[str]) -> PlayParams:
     query: dict[str, str | list[str]] = {}
     annotations: dict[str, str] = {}
     replace = False
-    for name, value in _tokens(options, _PLAY_OPTIONS, _PLAY_SHORT, "playOptions"):
-        if name in _PLAY_REFUSED:
-            raise ValueError(f"playOptions: {name} is not supported ({_PLAY_REFUSED[name]})")
-        option = _PLAY_OPTIONS.get(name)
-        if option is None:
-            raise ValueError(f"playOptions: unsupported option {name}")
+    for name, value in _tokens(options, _PLAY_KINDS, _PLAY_SHORT, "playOptions", _refuse_play):
+        option = _PLAY_OPTIONS[name]
         if name == "--replace":
             replace = _bool_value(name, value, "playOptions")
-            continue
-        if option.param is None:
+        elif option.param is None:
             _bool_value(name, value, "playOptions")  # still validate the value
-            continue
-        if option.kind is _Kind.BOOL:
+        elif option.kind is _Kind.BOOL:
             query[option.param] = "true" if _bool_value(name, value, "playOptions") else "false"
         elif option.kind is _Kind.STRING:
             query[option.param] = _required(name, value)
@@ -218,21 +213,30 @@ def translate_play_options(options: Sequence[str]) -> PlayParams:
     return PlayParams(query=MappingProxyType(query), replace=replace)
 
 
+def _refuse_play(name: str) -> ValueError:
+    if name in _PLAY_REFUSED:
+        return ValueError(f"playOptions: {name} is not supported ({_PLAY_REFUSED[name]})")
+    return ValueError(f"playOptions: unsupported option {name}")
+
+
 def check_down_options(options: Sequence[str]) -> None:
     """``podman kube down`` of Podman 4.3 takes no options at all; refuse any."""
-    for name, _ in _tokens(options, {}, {}, "downOptions"):
-        raise ValueError(f"downOptions: unsupported option {name} (Podman 4.3's kube down takes none)")
+
+    def refuse(name: str) -> ValueError:
+        return ValueError(f"downOptions: unsupported option {name} (Podman 4.3's kube down takes none)")
+
+    _tokens(options, {}, {}, "downOptions", refuse)
 
 
 def _check_general_options(options: Sequence[str], instance: InstanceName) -> None:
-    for name, value in _tokens(options, {}, _GENERAL_SHORT, "generalOptions", _GENERAL_IGNORED):
-        kind = _GENERAL_IGNORED.get(name)
-        if kind is None:
-            raise ValueError(
-                f"generalOptions: unsupported option {name} (the agent talks to the Podman service; "
-                "only --log-level, --syslog and --debug are accepted, and ignored)"
-            )
-        if kind is _Kind.BOOL:
+    def refuse(name: str) -> ValueError:
+        return ValueError(
+            f"generalOptions: unsupported option {name} (the agent talks to the Podman service; "
+            "only --log-level, --syslog and --debug are accepted, and ignored)"
+        )
+
+    for name, value in _tokens(options, _GENERAL_IGNORED, _GENERAL_SHORT, "generalOptions", refuse):
+        if _GENERAL_IGNORED[name] is _Kind.BOOL:
             _bool_value(name, value, "generalOptions")
         else:
             _required(name, value)
@@ -241,15 +245,16 @@ def _check_general_options(options: Sequence[str], instance: InstanceName) -> No
 
 def _tokens(
     options: Sequence[str],
-    table: Mapping[str, _Option],
+    kinds: Mapping[str, _Kind],
     short: Mapping[str, str],
     key: str,
-    kinds: Mapping[str, _Kind] | None = None,
+    refuse: Callable[[str], ValueError],
 ) -> list[tuple[str, str | None]]:
     """Split CLI-style options into (long name, value) pairs.
 
     A value comes from ``--opt=value`` or, for options taking one, the next
-    item. Bool flags take a value only with ``=``, as in pflag.
+    item. Bool flags take a value only with ``=``, as in pflag. The first
+    option not in ``kinds`` raises ``refuse(name)``.
     """
     result: list[tuple[str, str | None]] = []
     index = 0
@@ -260,18 +265,18 @@ def _tokens(
             raise ValueError(f"{key}: unexpected argument {item!r} (options must start with '-')")
         name, sep, inline = item.partition("=")
         name = short.get(name, name)
+        kind = kinds.get(name)
+        if kind is None:
+            raise refuse(name)
         if sep:
             result.append((name, inline))
-            continue
-        kind = (kinds or {}).get(name) or (table[name].kind if name in table else None)
-        if kind is None or kind is _Kind.BOOL:
-            # Unknown options are reported by the caller; they get no value here.
+        elif kind is _Kind.BOOL:
             result.append((name, None))
-            continue
-        if index >= len(options):
+        elif index < len(options):
+            result.append((name, options[index]))
+            index += 1
+        else:
             raise ValueError(f"{key}: option {name} needs a value")
-        result.append((name, options[index]))
-        index += 1
     return result
 
 
