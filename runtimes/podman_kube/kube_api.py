@@ -1,8 +1,9 @@
 """Blocking calls to the Podman REST API that the kube runtime needs.
 
 Everything here runs in a worker thread (through ``agent.blocking.run_blocking``)
-and talks to Podman with podman-py's APIClient. Each thread gets its own
-client, because requests sessions are not shared across threads. Transport
+and talks to Podman with podman-py's APIClient, taken from the podman runtime's
+``PodmanConnection`` (one client per thread: requests sessions are not shared
+across threads). Transport
 and HTTP failures become ``KubeApiError`` carrying Podman's own text, and the
 runtime turns that into the typed errors of ``agent.errors``.
 
@@ -22,15 +23,14 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import podman
 import requests
 from podman.api.client import APIResponse
 
+from runtimes.podman.client import PodmanConnection
 from runtimes.podman_kube.bookkeeping import CONFIG_SUFFIX, DATA_LABEL
 from runtimes.podman_kube.states import ListedContainer
 
@@ -67,12 +67,10 @@ class Volume:
 
 
 class KubeApi:
-    """The REST calls of the kube runtime, against the service at ``socket_url``."""
+    """The REST calls of the kube runtime, over the agent's Podman connection."""
 
-    def __init__(self, socket_url: str, timeout: float = 120.0) -> None:
-        self._socket_url = socket_url
-        self._timeout = timeout
-        self._local = threading.local()
+    def __init__(self, connection: PodmanConnection) -> None:
+        self._connection = connection
 
     # --- kube play / down ---------------------------------------------------------
 
@@ -84,10 +82,7 @@ class KubeApi:
             pods = []
         pod_ids = [str(pod["ID"]) for pod in pods if isinstance(pod, dict) and pod.get("ID")]
         errors = [
-            str(err)
-            for pod in pods
-            if isinstance(pod, dict)
-            for err in (pod.get("ContainerErrors") or [])
+            str(err) for pod in pods if isinstance(pod, dict) for err in (pod.get("ContainerErrors") or [])
         ]
         if errors:
             # The CLI (what the reference runs) fails in this case too.
@@ -136,7 +131,9 @@ class KubeApi:
     def config_volumes(self, agent: str) -> list[str]:
         """Names of volumes ending in ``.<agent>.config`` (the reference's listing filter)."""
         pattern = f".{agent}{CONFIG_SUFFIX}$"
-        body = self._json(self._call("get", "/volumes/json", params={"filters": json.dumps({"name": [pattern]})}))
+        body = self._json(
+            self._call("get", "/volumes/json", params={"filters": json.dumps({"name": [pattern]})})
+        )
         names = [str(v.get("Name")) for v in body if isinstance(v, dict)] if isinstance(body, list) else []
         # The server filter is a regular expression; check the suffix literally as well.
         return sorted(name for name in names if name.endswith(f".{agent}{CONFIG_SUFFIX}"))
@@ -155,26 +152,12 @@ class KubeApi:
 
     # --- plumbing -------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Close this thread's client (other threads' clients close when they end)."""
-        client: podman.PodmanClient | None = getattr(self._local, "client", None)
-        if client is not None:
-            client.close()
-            self._local.client = None
-
-    def _client(self) -> podman.PodmanClient:
-        client: podman.PodmanClient | None = getattr(self._local, "client", None)
-        if client is None:
-            client = podman.PodmanClient(base_url=self._socket_url, timeout=self._timeout)
-            self._local.client = client
-        return client
-
     def _call(self, method: str, path: str, **kwargs: Any) -> APIResponse:
-        api = self._client().api
+        api = self._connection.call_client().api
         try:
             response: APIResponse = getattr(api, method)(path, **kwargs)
         except (requests.RequestException, OSError) as err:
-            raise KubeApiError(f"Podman service unreachable at {self._socket_url}: {err}") from err
+            raise KubeApiError(f"cannot reach Podman at {self._connection.url}: {err}") from err
         if response.status_code >= 400:
             raise _error_from(response)
         return response
@@ -195,6 +178,7 @@ def listed_container(entry: Mapping[str, Any]) -> ListedContainer:
         pod=str(pod) if pod else None,
         state=str(entry.get("State") or ""),
         exit_code=exit_code if isinstance(exit_code, int) else 0,
+        id=str(entry.get("Id") or ""),
     )
 
 

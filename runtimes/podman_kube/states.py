@@ -54,6 +54,7 @@ class ListedContainer:
     pod: str | None
     state: str
     exit_code: int
+    id: str = ""
 
 
 LOST = PodContainerState(PodContainerKind.LOST)
