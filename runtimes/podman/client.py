@@ -15,13 +15,14 @@ and the event stream gets its own client without a read timeout
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,10 +202,11 @@ class PodmanConnection:
             self.service = None
 
 
-@contextlib.contextmanager
-def unavailable_on_connection_error() -> Iterator[None]:
-    """Turn 'socket gone' into RuntimeUnavailable; other errors pass through untouched."""
-    try:
-        yield
-    except (requests.ConnectionError, ConnectionError, FileNotFoundError) as exc:
-        raise RuntimeUnavailable(RUNTIME_NAME, f"cannot reach Podman: {exc}") from exc
+def list_containers(connection: PodmanConnection, agent: str, *labels: str) -> list[dict[str, object]]:
+    """All containers (any state) labelled ``agent=<agent>`` and ``labels`` (blocking)."""
+    filters = json.dumps({"label": [f"agent={agent}", *labels]})
+    response = connection.call_client().api.get(
+        "/containers/json", params={"all": "true", "filters": filters}
+    )
+    response.raise_for_status()
+    return list(response.json() or [])

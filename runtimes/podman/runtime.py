@@ -1,0 +1,219 @@
+"""The ``podman`` runtime: create, delete, list and watch this agent's containers.
+
+Seen from outside, a workload looks exactly as the reference agent makes it
+(spec §7.1.2): container name ``<workload>.<id>.<agent>`` (a user ``--name``
+wins), labels ``name=<workload>.<id>.<agent>`` and ``agent=<agent>``, the
+control-interface folder bind-mounted at ``/run/ankaios/control_interface``,
+started detached. Every call to Podman runs through ``run_blocking`` on a
+per-thread podman-py client; state changes come from the monitor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from podman import PodmanClient
+
+from agent.blocking import run_blocking
+from agent.errors import RuntimeCreateFailed, RuntimeDeleteFailed, RuntimeUnavailable
+from agent.model import InstanceName, WorkloadSpec
+from runtimes.podman.client import (
+    RUNTIME_NAME,
+    PodmanConnection,
+    error_text,
+    is_connection_error,
+    is_not_found,
+    list_containers,
+)
+from runtimes.podman.config import parse_runtime_config
+from runtimes.podman.monitor import Monitor, MonitorTimings
+from runtimes.podman.options import translate, translate_general
+from runtimes.podman.states import AGENT_LABEL, NAME_LABEL, record_from_list_entry
+from runtimes.protocol import OwnedWorkload, StateChange
+
+logger = logging.getLogger("ank.runtime.podman")
+
+CONTROL_INTERFACE_TARGET = "/run/ankaios/control_interface"
+
+
+@dataclass(frozen=True)
+class PodmanTimings:
+    pull_timeout_s: float = 300.0
+    monitor: MonitorTimings = field(default_factory=MonitorTimings)
+
+
+class PodmanRuntime:
+    """Implements ``runtimes.protocol.Runtime`` for plain Podman containers."""
+
+    name = RUNTIME_NAME
+
+    def __init__(
+        self, connection: PodmanConnection, agent_name: str, timings: PodmanTimings | None = None
+    ) -> None:
+        self._connection = connection
+        self._agent = agent_name
+        self._timings = timings or PodmanTimings()
+        self.monitor = Monitor(connection, agent_name, self._timings.monitor)
+
+    @classmethod
+    async def open(
+        cls,
+        agent_name: str,
+        run_folder: Path,
+        podman_socket: str | None = None,
+        timings: PodmanTimings | None = None,
+    ) -> PodmanRuntime:
+        """Find Podman (or start a private service in ``run_folder``); raises RuntimeUnavailable."""
+        connection = await run_blocking(PodmanConnection.discover, podman_socket, run_folder)
+        return cls(connection, agent_name, timings)
+
+    async def close(self) -> None:
+        """Release clients and stop the private Podman service if ``open`` started one."""
+        await run_blocking(self._connection.close)
+
+    # ------------------------------------------------------------ create
+
+    async def create(self, spec: WorkloadSpec, control_dir: Path | None) -> str:
+        instance = spec.instance
+        config = parse_runtime_config(instance, spec.runtime_config)
+        options = translate(instance, config.command_options)
+        translate_general(instance, config.general_options, options)
+        if control_dir is not None:
+            options.mounts.append(
+                {
+                    "type": "bind",
+                    "source": str(control_dir),
+                    "destination": CONTROL_INTERFACE_TARGET,
+                    "options": ["rbind"],
+                }
+            )
+        labels = {NAME_LABEL: str(instance), AGENT_LABEL: self._agent}
+        try:
+            payload = options.to_spec(config.image, config.command_args, str(instance), labels)
+        except ValueError as exc:
+            raise RuntimeCreateFailed(instance, str(exc)) from None
+        container_id = await run_blocking(self._create, instance, config.image, options.pull, payload)
+        self.monitor.expect(container_id, instance)
+        logger.info("workload %s: created container %s", instance.workload, container_id[:12])
+        return container_id
+
+    def _create(self, instance: InstanceName, image: str, pull: str, payload: dict[str, object]) -> str:
+        client = self._connection.call_client()
+        try:
+            self._ensure_image(client, image, pull)
+            response = client.api.post(
+                "/containers/create",
+                data=json.dumps(payload),
+                headers={"content-type": "application/json"},
+            )
+            response.raise_for_status()
+            container_id = str(response.json()["Id"])
+        except Exception as exc:
+            raise self._create_error(instance, exc) from exc
+        try:
+            client.api.post(f"/containers/{container_id}/start").raise_for_status()
+        except Exception as exc:
+            self._remove_quietly(client, instance, container_id)
+            raise self._create_error(instance, exc) from exc
+        return container_id
+
+    def _ensure_image(self, client: PodmanClient, image: str, pull: str) -> None:
+        if pull in ("missing", "never"):
+            exists = client.api.get(f"/images/{quote(image, safe='')}/exists")
+            if exists.status_code == 204:
+                return
+            if pull == "never":
+                raise _PullFailed(f"image {image} is not available locally and the pull policy is 'never'")
+        response = client.api.post(
+            "/images/pull",
+            params={"reference": image, "policy": pull, "quiet": "true"},
+            timeout=self._timings.pull_timeout_s,
+        )
+        response.raise_for_status()
+        for line in response.text.splitlines():
+            item = json.loads(line) if line.strip() else {}
+            if isinstance(item, dict) and item.get("error"):
+                raise _PullFailed(
+                    f"image {image} is not available locally and pulling it failed: {item['error']}"
+                )
+
+    def _create_error(self, instance: InstanceName, exc: Exception) -> Exception:
+        if is_connection_error(exc):
+            return RuntimeUnavailable(RUNTIME_NAME, f"cannot reach Podman: {exc}")
+        return RuntimeCreateFailed(instance, error_text(exc))
+
+    def _remove_quietly(self, client: PodmanClient, instance: InstanceName, container_id: str) -> None:
+        """Leave nothing half-made behind; only log if even that fails."""
+        try:
+            response = client.api.delete(
+                f"/containers/{container_id}", params={"force": "true", "timeout": 0}
+            )
+            if response.status_code != 404:
+                response.raise_for_status()
+        except Exception as exc:
+            logger.warning(
+                "workload %s: cannot remove container %s after a failed start: %s",
+                instance.workload,
+                container_id[:12],
+                error_text(exc),
+            )
+
+    # ------------------------------------------------------------ delete
+
+    async def delete(self, instance: InstanceName) -> None:
+        try:
+            ids = await run_blocking(self._ids_of, instance)
+        except Exception as exc:
+            raise RuntimeDeleteFailed(instance, error_text(exc)) from exc
+        for container_id in ids:
+            self.monitor.forget(container_id)
+            try:
+                await run_blocking(self._stop_and_remove, container_id)
+            except Exception as exc:
+                self.monitor.remember(container_id)
+                raise RuntimeDeleteFailed(instance, error_text(exc)) from exc
+            logger.info("workload %s: removed container %s", instance.workload, container_id[:12])
+
+    def _ids_of(self, instance: InstanceName) -> list[str]:
+        entries = list_containers(self._connection, self._agent, f"{NAME_LABEL}={instance}")
+        return [str(entry["Id"]) for entry in entries]
+
+    def _stop_and_remove(self, container_id: str) -> None:
+        """Stop with the container's own stop timeout, then remove; gone counts as success."""
+        client = self._connection.call_client()
+        try:
+            stop = client.api.post(f"/containers/{container_id}/stop")
+            if stop.status_code not in (304, 404):  # 304: already stopped
+                stop.raise_for_status()
+            remove = client.api.delete(f"/containers/{container_id}", params={"force": "true"})
+            remove.raise_for_status()
+        except Exception as exc:
+            if is_not_found(exc):
+                return
+            raise
+
+    # ------------------------------------------------------------ list / events
+
+    async def list_owned(self) -> list[OwnedWorkload]:
+        try:
+            entries = await run_blocking(list_containers, self._connection, self._agent)
+        except Exception as exc:
+            raise RuntimeUnavailable(RUNTIME_NAME, f"cannot list containers: {error_text(exc)}") from exc
+        owned = []
+        for entry in entries:
+            record = record_from_list_entry(entry, self._agent)
+            if record is not None:
+                owned.append(OwnedWorkload(record.instance, record.id, record.state))
+        return owned
+
+    def events(self) -> AsyncIterator[StateChange]:
+        return self.monitor.changes()
+
+
+class _PullFailed(Exception):
+    """The image is missing and cannot be pulled; the message is shown as StartingFailed text."""
