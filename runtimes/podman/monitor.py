@@ -32,6 +32,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from agent.blocking import run_blocking
 from agent.model import ExecutionState, InstanceName
@@ -179,8 +180,9 @@ class Monitor:
         self._queue = queue
         loop = asyncio.get_running_loop()
         stop = threading.Event()
-        stream = _EventStream(
-            self._connection, self._agent, timings=self._timings, loop=loop, stop=stop, monitor=self
+        filters = {"label": [f"{AGENT_LABEL}={self._agent}"], "type": ["container"]}
+        stream = EventStream(
+            self._connection, filters, timings=self._timings, loop=loop, stop=stop, listener=self
         )
         thread = threading.Thread(target=stream.run, name=f"podman-events-{self._agent}", daemon=True)
         thread.start()
@@ -364,30 +366,44 @@ class Monitor:
         task.add_done_callback(self._tasks.discard)
 
 
-class _EventStream:
-    """Runs in its own thread: holds the event stream open and feeds lines to the loop."""
+class StreamListener(Protocol):
+    """What an ``EventStream`` calls on the event loop (the podman and the kube monitor)."""
+
+    def stream_up(self) -> None: ...
+
+    def stream_down(self, reason: str) -> None: ...
+
+    def event_line(self, line: bytes) -> None: ...
+
+
+class EventStream:
+    """Runs in its own thread: holds the event stream open and feeds lines to the loop.
+
+    ``filters`` is the libpod events filter (e.g. this agent's label). Shared by
+    the podman monitor and the podman-kube monitor.
+    """
 
     def __init__(
         self,
         connection: PodmanConnection,
-        agent: str,
+        filters: Mapping[str, list[str]],
         *,
         timings: MonitorTimings,
         loop: asyncio.AbstractEventLoop,
         stop: threading.Event,
-        monitor: Monitor,
+        listener: StreamListener,
     ) -> None:
         self._connection = connection
-        self._agent = agent
+        self._filters = json.dumps(dict(filters))
         self._timings = timings
         self._loop = loop
         self._stop = stop
-        self._monitor = monitor
+        self._listener = listener
         self._sock: socket.socket | None = None
 
     def run(self) -> None:
         delay = self._timings.reconnect_initial_s
-        filters = json.dumps({"label": [f"{AGENT_LABEL}={self._agent}"], "type": ["container"]})
+        filters = self._filters
         while not self._stop.is_set():
             reason = "stream ended"
             client = self._connection.stream_client()
@@ -397,13 +413,13 @@ class _EventStream:
                 )
                 response.raise_for_status()
                 self._sock = _socket_of(response)
-                self._call(self._monitor.stream_up)
+                self._call(self._listener.stream_up)
                 delay = self._timings.reconnect_initial_s
                 for line in response.iter_lines():
                     if self._stop.is_set():
                         break
                     if line:
-                        self._call(self._monitor.event_line, line)
+                        self._call(self._listener.event_line, line)
             except Exception as exc:
                 reason = error_text(exc)
             finally:
@@ -412,7 +428,7 @@ class _EventStream:
                     client.close()  # type: ignore[no-untyped-call]
             if self._stop.is_set():
                 return
-            self._call(self._monitor.stream_down, reason)
+            self._call(self._listener.stream_down, reason)
             self._stop.wait(delay)
             delay = min(delay * 2, self._timings.reconnect_max_s)
 
