@@ -4,9 +4,10 @@ Kube pods' containers carry no agent label, so the monitor cannot ask Podman
 for "this agent's containers". It watches by pod ids instead (from create or
 from the ``.pods`` bookkeeping volume after an agent restart):
 
-* a dedicated thread follows Podman's event stream (container and pod
-  events) and, for any event about a watched pod or one of its known
-  containers, marks the monitor dirty; events only mean "something changed";
+* the podman monitor's ``EventStream`` thread follows Podman's event stream
+  (container and pod events, unfiltered by label) and, for any event about a
+  watched pod or one of its known containers, the monitor is marked dirty;
+  events only mean "something changed";
 * the relist, run on the event loop when dirty and every
   ``relist_interval_s``, asks Podman once for the containers of all watched
   pods and recombines each workload's state (spec §7.2.5); a change is
@@ -28,24 +29,16 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from agent.blocking import run_blocking
 from agent.model import ExecutionState, InstanceName
 from runtimes.podman.client import PodmanConnection
+from runtimes.podman.monitor import EventStream, MonitorTimings
 from runtimes.podman_kube.kube_api import KubeApi, KubeApiError
 from runtimes.podman_kube.states import combine, pods_error
 from runtimes.protocol import StateChange
 
 logger = logging.getLogger("runtimes.podman_kube.monitor")
-
-
-@dataclass(frozen=True)
-class KubeMonitorTimings:
-    relist_interval_s: float = 5.0
-    outage_grace_s: float = 10.0
-    reconnect_min_s: float = 0.2
-    reconnect_max_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +54,9 @@ class StreamEvent:
     type: str
     actor_id: str
     pod_id: str
+
+
+EVENT_FILTERS = {"type": ["container", "pod"]}
 
 
 def parse_event(line: bytes) -> StreamEvent | None:
@@ -89,12 +85,12 @@ class KubeMonitor:
         self,
         api: KubeApi,
         connection: PodmanConnection,
-        timings: KubeMonitorTimings | None = None,
+        timings: MonitorTimings | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._api = api
         self._connection = connection
-        self._timings = timings or KubeMonitorTimings()
+        self._timings = timings or MonitorTimings()
         self._clock = clock
         self._watched: dict[InstanceName, _Watch] = {}
         self._last: dict[InstanceName, ExecutionState] = {}
@@ -104,7 +100,6 @@ class KubeMonitor:
         self._dirty = asyncio.Event()
         self._outage_since: float | None = None
         self._running = False
-        self._stream_response: Any = None  # set by the reader thread; closed to stop it
 
     # --- what the runtime calls (on the event loop) ------------------------------
 
@@ -141,32 +136,38 @@ class KubeMonitor:
             raise RuntimeError("the kube monitor's events() is already being consumed")
         self._running = True
         stop = threading.Event()
-        loop = asyncio.get_running_loop()
-        reader = threading.Thread(
-            target=self._follow_events, args=(loop, stop), name="kube-events", daemon=True
+        stream = EventStream(
+            self._connection,
+            EVENT_FILTERS,
+            timings=self._timings,
+            loop=asyncio.get_running_loop(),
+            stop=stop,
+            listener=self,
         )
+        reader = threading.Thread(target=stream.run, name="kube-events", daemon=True)
         reader.start()
         relist = asyncio.create_task(self._relist_loop(), name="kube-relist")
         try:
             while True:
                 yield await self._changes.get()
         finally:
-            stop.set()
-            response = self._stream_response
-            if response is not None:
-                with contextlib.suppress(Exception):
-                    response.close()  # unblocks the reader thread
             relist.cancel()
+            stop.set()
+            stream.interrupt()
             with contextlib.suppress(asyncio.CancelledError):
                 await relist
+            await run_blocking(reader.join, 5.0)
             self._running = False
 
     # --- relist (event loop) ---------------------------------------------------------
 
     async def _relist_loop(self) -> None:
         while True:
+            interval = self._timings.relist_interval_s
+            if self._outage_since is not None:
+                interval = self._timings.relist_retry_s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), timeout=self._timings.relist_interval_s)
+                await asyncio.wait_for(self._dirty.wait(), timeout=interval)
             self._dirty.clear()
             try:
                 await self.relist()
@@ -201,7 +202,6 @@ class KubeMonitor:
         if self._outage_since is None:
             self._outage_since = now
             logger.warning("cannot list kube workloads' containers, keeping last states: %s", err.reason)
-            self._dirty.set()  # retry soon rather than at the next interval
             return
         if now - self._outage_since < self._timings.outage_grace_s:
             return
@@ -215,59 +215,24 @@ class KubeMonitor:
         logger.debug("workload %s: %s", instance, state)
         self._changes.put_nowait(StateChange(instance=instance, runtime_id=watch.runtime_id, state=state))
 
-    # --- event stream (dedicated thread) --------------------------------------------
+    # --- StreamListener: called on the loop by the EventStream thread ----------------
 
-    def _on_event(self, event: StreamEvent) -> None:
-        """Called on the loop for each Podman event: relist if it concerns a watched pod."""
+    def stream_up(self) -> None:
+        logger.info("kube event stream connected; relisting watched pods")
+        self._dirty.set()  # whatever happened while disconnected shows up in a relist
+
+    def stream_down(self, reason: str) -> None:
+        logger.warning("kube event stream lost (%s); reconnecting", reason)
+        self._dirty.set()  # a failing relist starts the outage clock
+
+    def event_line(self, line: bytes) -> None:
+        """Relist if the event concerns a watched pod or one of its known containers."""
+        event = parse_event(line)
+        if event is None:
+            return
         if (
             event.pod_id in self._pod_owner
             or event.actor_id in self._pod_owner
             or event.actor_id in self._container_owner
         ):
             self._dirty.set()
-
-    def _on_stream_connected(self) -> None:
-        self._dirty.set()  # whatever happened while disconnected shows up in a relist
-
-    def _follow_events(self, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
-        """Read Podman's event stream until ``stop``; reconnect with back-off."""
-        delay = self._timings.reconnect_min_s
-        while not stop.is_set():
-            client = self._connection.stream_client()
-            try:
-                params = {"stream": "true", "filters": json.dumps({"type": ["container", "pod"]})}
-                response: Any = client.api.get("/events", params=params, stream=True, timeout=(5, None))
-                if response.status_code >= 400:
-                    raise KubeApiError(f"event stream refused: HTTP {response.status_code}")
-                if not _post(loop, self._on_stream_connected):
-                    return
-                delay = self._timings.reconnect_min_s
-                self._stream_response = response
-                if stop.is_set():  # stopped between connect and publishing the response
-                    return
-                for line in response.iter_lines():
-                    if stop.is_set():
-                        return
-                    event = parse_event(line) if line else None
-                    if event is not None and not _post(loop, self._on_event, event):
-                        return
-            except Exception as err:  # any transport failure: reconnect
-                if stop.is_set():
-                    return
-                logger.warning("kube event stream lost (%s); reconnecting in %.1fs", err, delay)
-            finally:
-                self._stream_response = None
-                with contextlib.suppress(Exception):
-                    client.close()  # type: ignore[no-untyped-call]
-            if stop.wait(delay):
-                return
-            delay = min(delay * 2, self._timings.reconnect_max_s)
-
-
-def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: object) -> bool:
-    """Hand ``fn(*args)`` to the loop; False once the loop is gone."""
-    try:
-        loop.call_soon_threadsafe(fn, *args)
-    except RuntimeError:
-        return False
-    return True

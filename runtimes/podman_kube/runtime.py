@@ -31,11 +31,12 @@ from agent.blocking import run_blocking
 from agent.errors import RuntimeCreateFailed, RuntimeDeleteFailed, RuntimeUnavailable, WorkloadConfigError
 from agent.model import InstanceName, WorkloadSpec
 from runtimes.podman.client import PodmanConnection
+from runtimes.podman.monitor import MonitorTimings
 from runtimes.podman_kube import bookkeeping
 from runtimes.podman_kube.bookkeeping import BookkeepingError
 from runtimes.podman_kube.config import RUNTIME_NAME, parse_kube_config
 from runtimes.podman_kube.kube_api import KubeApi, KubeApiError, KubePlayFailed
-from runtimes.podman_kube.monitor import KubeMonitor, KubeMonitorTimings
+from runtimes.podman_kube.monitor import KubeMonitor
 from runtimes.protocol import OwnedWorkload, StateChange
 
 logger = logging.getLogger("runtimes.podman_kube.runtime")
@@ -63,7 +64,7 @@ class PodmanKubeRuntime:
         self,
         agent_name: str,
         connection: PodmanConnection,
-        timings: KubeMonitorTimings | None = None,
+        timings: MonitorTimings | None = None,
     ) -> None:
         self._agent = agent_name
         self._api = KubeApi(connection)

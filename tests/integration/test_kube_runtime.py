@@ -21,7 +21,8 @@ import yaml
 from agent.errors import RuntimeCreateFailed, WorkloadConfigError
 from agent.model import ExecutionState, InstanceName, State, WorkloadSpec
 from runtimes.podman.client import PodmanConnection
-from runtimes.podman_kube import KubeMonitorTimings, PodmanKubeRuntime
+from runtimes.podman.monitor import MonitorTimings
+from runtimes.podman_kube import PodmanKubeRuntime
 from runtimes.protocol import StateChange
 from tests.support.podman_env import PodmanEnv
 
@@ -69,7 +70,8 @@ class Kube:
     pods: list[str] = field(default_factory=list)
 
     def runtime(self) -> PodmanKubeRuntime:
-        timings = KubeMonitorTimings(relist_interval_s=1.0, outage_grace_s=10.0)
+        # A long relist interval: states must arrive through the event stream.
+        timings = MonitorTimings(relist_interval_s=300.0, outage_grace_s=10.0)
         return PodmanKubeRuntime(self.agent, self.connection, timings)
 
     def pod_name(self, base: str) -> str:
