@@ -382,3 +382,20 @@ async def test_play_options_reach_podman(kube: Kube) -> None:
         assert isinstance(config, dict)
         assert config["Annotations"]["ank"] == "yes"
         await runtime.delete(spec.instance)
+
+
+async def test_exit_during_a_podman_service_outage_is_reported_when_it_is_back(kube: Kube) -> None:
+    """DESIGN decision 1: stream and relist recover after the service restarts; nothing is missed."""
+    runtime = kube.runtime()
+    spec = kube_spec(kube.agent, "outage", pod_manifest(kube.pod_name("outage"), kube.env.image, ("c", LONG)))
+    async with watching(runtime) as watch:
+        await runtime.create(spec, None)
+        await watch.wait_for(spec.instance, is_(State.RUNNING_OK))
+        kube.env.stop_service()
+        try:
+            kube.env.podman("pod", "kill", f"outage-{kube.suffix}")
+        finally:
+            kube.env.start_service()
+        await watch.wait_for(spec.instance, is_(State.FAILED_EXEC_FAILED, "Exit code: '137'"))
+        await runtime.delete(spec.instance)
+    assert kube.volumes() == {}
