@@ -62,10 +62,11 @@ class PodmanKubeRuntime:
 
     def __init__(
         self,
-        agent_name: str,
         connection: PodmanConnection,
+        agent_name: str,
         timings: MonitorTimings | None = None,
     ) -> None:
+        """``connection`` and ``timings`` are shared with the podman runtime (PodmanTimings.monitor)."""
         self._agent = agent_name
         self._api = KubeApi(connection)
         self._monitor = KubeMonitor(self._api, connection, timings)
@@ -143,9 +144,8 @@ class PodmanKubeRuntime:
             owned.append(OwnedWorkload(instance=instance, runtime_id=runtime_id, state=state))
         return owned
 
-    async def events(self) -> AsyncIterator[StateChange]:
-        async for change in self._monitor.events():
-            yield change
+    def events(self) -> AsyncIterator[StateChange]:
+        return self._monitor.events()
 
     # --- helpers ------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from runtimes.podman.client import PodmanConnection
 from runtimes.podman.monitor import MonitorTimings
 from runtimes.podman_kube import PodmanKubeRuntime
 from runtimes.protocol import StateChange
-from tests.support.podman_env import PodmanEnv
+from tests.support.podman_env import IMAGE, PodmanEnv
 
 pytestmark = pytest.mark.podman
 
@@ -72,7 +72,7 @@ class Kube:
     def runtime(self) -> PodmanKubeRuntime:
         # A long relist interval: states must arrive through the event stream.
         timings = MonitorTimings(relist_interval_s=300.0, outage_grace_s=10.0)
-        return PodmanKubeRuntime(self.agent, self.connection, timings)
+        return PodmanKubeRuntime(self.connection, self.agent, timings)
 
     def pod_name(self, base: str) -> str:
         name = f"{base}-{self.suffix}"
@@ -308,6 +308,14 @@ async def test_unplayable_manifest_fails_and_leaves_nothing_behind(kube: Kube) -
             {"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": "noimage"}]}},
             "repository name",
         ),
+        (
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "spec": {"containers": [{"name": "c", "image": IMAGE, "command": ["/bin/no-such-program"]}]},
+            },
+            "failed to start 1 containers",
+        ),
     ],
 )
 async def test_manifest_podman_rejects_is_a_create_error_with_its_text(
@@ -315,8 +323,8 @@ async def test_manifest_podman_rejects_is_a_create_error_with_its_text(
 ) -> None:
     """Manifests that pass our checks but not Podman's: Podman's message, nothing left behind.
 
-    The container without an image makes Podman create the pod before failing;
-    the runtime tears that half-made pod down.
+    The container without an image, and the one whose program does not exist,
+    make Podman create the pod before failing; the runtime tears it down.
     """
     runtime = kube.runtime()
     name = kube.pod_name("bad")
@@ -399,3 +407,17 @@ async def test_exit_during_a_podman_service_outage_is_reported_when_it_is_back(k
         await watch.wait_for(spec.instance, is_(State.FAILED_EXEC_FAILED, "Exit code: '137'"))
         await runtime.delete(spec.instance)
     assert kube.volumes() == {}
+
+
+async def test_replace_play_option_tears_down_a_pod_of_the_same_name_first(kube: Kube) -> None:
+    """playOptions --replace: like the remote CLI, kube down before kube play."""
+    name = kube.pod_name("repl")
+    kube.env.podman("pod", "create", "--name", name)
+    old = kube.pod_ids(name)
+    runtime = kube.runtime()
+    manifest = pod_manifest(name, kube.env.image, ("c", LONG))
+    spec = kube_spec(kube.agent, "repl", manifest, playOptions=["--replace"])
+    runtime_id = await runtime.create(spec, None)
+    assert kube.pod_ids(name) == [runtime_id]
+    assert runtime_id not in old
+    await runtime.delete(spec.instance)
