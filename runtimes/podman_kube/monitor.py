@@ -96,6 +96,8 @@ class KubeMonitor:
         self._last: dict[InstanceName, ExecutionState] = {}
         self._pod_owner: dict[str, InstanceName] = {}
         self._container_owner: dict[str, InstanceName] = {}
+        # Unbounded on purpose: entries are deduplicated per instance (only changes), and a
+        # dropped change would never be sent again because ``_last`` already holds it.
         self._changes: asyncio.Queue[StateChange] = asyncio.Queue()
         self._dirty = asyncio.Event()
         self._outage_since: float | None = None
