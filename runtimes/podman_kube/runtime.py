@@ -103,14 +103,14 @@ class PodmanKubeRuntime:
         return runtime_id
 
     async def delete(self, instance: InstanceName) -> None:
-        played = self._played.get(instance) or await self._read_played(instance)
-        if played is None:
-            logger.info("workload %s: no kube bookkeeping found, already gone", instance)
-        else:
-            try:
+        try:
+            played = self._played.get(instance) or await self._read_played(instance)
+            if played is None:
+                logger.info("workload %s: no kube bookkeeping found, already gone", instance)
+            else:
                 await self._tear_down(instance, played.manifest, played.pod_ids, quiet=False)
-            except KubeApiError as err:
-                raise RuntimeDeleteFailed(instance, err.reason) from err
+        except KubeApiError as err:
+            raise RuntimeDeleteFailed(instance, err.reason) from err
         self._monitor.unwatch(instance)
         self._played.pop(instance, None)
         for volume in (bookkeeping.pods_volume(instance), bookkeeping.config_volume(instance)):
@@ -133,7 +133,11 @@ class PodmanKubeRuntime:
             if instance is None:
                 logger.warning("skipping kube volume %s: not a <workload>.<id>.<agent>.config name", volume)
                 continue
-            played = await self._read_played(instance)
+            try:
+                played = await self._read_played(instance)
+            except KubeApiError as err:
+                reason = f"cannot read bookkeeping of {instance}: {err.reason}"
+                raise RuntimeUnavailable(RUNTIME_NAME, reason) from err
             if played is None:
                 logger.warning("skipping kube workload %s: its config volume cannot be read", instance)
                 continue
@@ -194,14 +198,11 @@ class PodmanKubeRuntime:
     async def _read_played(self, instance: InstanceName) -> _Played | None:
         """Manifest and pod ids from the bookkeeping volumes (spec §7.2.4).
 
-        None when the config volume is missing or unreadable. An unreadable
-        ``.pods`` volume is not an error: the pod list is then unknown.
+        None when the config volume is missing or holds no usable runtimeConfig;
+        KubeApiError when Podman cannot be asked (never mistaken for "gone").
+        An unreadable ``.pods`` volume is not an error: the pod list is then unknown.
         """
-        try:
-            config_volume = await run_blocking(self._api.read_volume, bookkeeping.config_volume(instance))
-        except KubeApiError as err:
-            logger.warning("workload %s: cannot read config volume: %s", instance, err.reason)
-            return None
+        config_volume = await run_blocking(self._api.read_volume, bookkeeping.config_volume(instance))
         if config_volume is None:
             return None
         try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 import yaml
 
-from agent.errors import RuntimeCreateFailed, WorkloadConfigError
+from agent.errors import RuntimeCreateFailed, RuntimeDeleteFailed, WorkloadConfigError
 from agent.model import ExecutionState, InstanceName, State, WorkloadSpec
 from runtimes.podman.client import PodmanConnection
 from runtimes.podman.monitor import MonitorTimings
@@ -421,3 +421,23 @@ async def test_replace_play_option_tears_down_a_pod_of_the_same_name_first(kube:
     assert kube.pod_ids(name) == [runtime_id]
     assert runtime_id not in old
     await runtime.delete(spec.instance)
+
+
+async def test_delete_while_podman_is_unreachable_fails_and_keeps_everything(kube: Kube) -> None:
+    """An unreachable Podman is never mistaken for 'already gone' (spec §7.2.3: failure keeps volumes)."""
+    first = kube.runtime()
+    name = kube.pod_name("down")
+    spec = kube_spec(kube.agent, "down", pod_manifest(name, kube.env.image, ("c", LONG)))
+    await first.create(spec, None)
+    second = kube.runtime()  # nothing in memory: delete must read the bookkeeping volumes
+    kube.env.stop_service()
+    try:
+        with pytest.raises(RuntimeDeleteFailed):
+            await second.delete(spec.instance)
+    finally:
+        kube.env.start_service()
+    assert len(kube.pod_ids(name)) == 1
+    assert set(kube.volumes()) == {f"{spec.instance}.config", f"{spec.instance}.pods"}
+    await second.delete(spec.instance)
+    assert kube.pod_ids(name) == []
+    assert kube.volumes() == {}
