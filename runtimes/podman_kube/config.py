@@ -93,11 +93,12 @@ _PLAY_REFUSED: Mapping[str, str] = MappingProxyType(
 )
 
 # Global options that only change how the podman CLI itself logs: meaningless over
-# REST, so they are ignored with a warning instead of failing the workload.
+# REST, so they are ignored with a warning (the same set as the podman runtime's).
+# Others (e.g. --runtime, which the podman runtime applies to its containers) cannot
+# reach containers made by kube play and are refused.
 _GENERAL_IGNORED: Mapping[str, _Kind] = MappingProxyType(
-    {"--log-level": _Kind.STRING, "--syslog": _Kind.BOOL, "--debug": _Kind.BOOL}
+    {"--log-level": _Kind.STRING, "--syslog": _Kind.BOOL}
 )
-_GENERAL_SHORT = MappingProxyType({"-D": "--debug"})
 
 
 @dataclass(frozen=True)
@@ -232,10 +233,10 @@ def _check_general_options(options: Sequence[str], instance: InstanceName) -> No
     def refuse(name: str) -> ValueError:
         return ValueError(
             f"generalOptions: unsupported option {name} (the agent talks to the Podman service; "
-            "only --log-level, --syslog and --debug are accepted, and ignored)"
+            "only --log-level and --syslog are accepted, and ignored)"
         )
 
-    for name, value in _tokens(options, _GENERAL_IGNORED, _GENERAL_SHORT, "generalOptions", refuse):
+    for name, value in _tokens(options, _GENERAL_IGNORED, {}, "generalOptions", refuse):
         if _GENERAL_IGNORED[name] is _Kind.BOOL:
             _bool_value(name, value, "generalOptions")
         else:
