@@ -138,6 +138,7 @@ class Monitor:
         self._last_success: float | None = None
         self._queue: asyncio.Queue[StateChange] | None = None
         self._wake = asyncio.Event()
+        self.stream_connected = asyncio.Event()  # set while the event subscription is open
         self._dropped = 0
         self._tasks: set[asyncio.Task[None]] = set()
         # Optional observer of every emitted change and the event behind it (benchmarks use
@@ -203,10 +204,12 @@ class Monitor:
 
     def stream_up(self) -> None:
         logger.info("podman event stream connected; relisting containers of agent %s", self._agent)
+        self.stream_connected.set()
         self._wake.set()
 
     def stream_down(self, reason: str) -> None:
         logger.warning("podman event stream lost (%s); reconnecting", reason)
+        self.stream_connected.clear()
         self._wake.set()  # a failing relist starts the outage clock
 
     def event_line(self, line: bytes) -> None:
@@ -285,7 +288,8 @@ class Monitor:
             healthy = await self.relist()
             timeout = self._timings.relist_interval_s if healthy else self._timings.relist_retry_s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def relist(self) -> bool:

@@ -1,0 +1,123 @@
+"""Monitoring and Podman connection against real Podman (issue 3 items 2 and 8, DESIGN decision 1)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from agent.errors import RuntimeUnavailable
+from agent.model import ExecutionState, InstanceName, State
+from runtimes.podman.client import PodmanConnection, ping
+from runtimes.podman.monitor import PodmanEvent
+from runtimes.podman.runtime import PodmanRuntime
+from runtimes.protocol import StateChange
+from tests.integration.podman.conftest import Harness, busybox_spec, fast_timings
+from tests.support.podman_env import PodmanEnv
+
+pytestmark = pytest.mark.podman
+
+
+async def test_exit_is_reported_milliseconds_after_podman_records_it(harness: Harness) -> None:
+    """DESIGN decision 1: exits come from the event stream; prints the latency (not asserted)."""
+    latencies: list[float] = []
+
+    def observe(change: StateChange, event: PodmanEvent | None) -> None:
+        if event is not None and event.action == "died" and event.time_ns:
+            latencies.append((time.time_ns() - event.time_ns) / 1e6)
+
+    harness.runtime.monitor.on_change = observe
+    instance = harness.instance()
+    await harness.runtime.create(harness.spec(instance, ["sh", "-c", "sleep 0.2; exit 4"]), None)
+    await harness.recorder.wait_state(instance, ExecutionState.exec_failed(4))
+    assert latencies, "the exit state must come from the died event"
+    print(f"exit detection latency (died timeNano -> state change): {latencies[0]:.1f} ms")
+
+
+async def test_existing_containers_are_reported_at_subscription(podman_env: PodmanEnv) -> None:
+    """Runtime protocol: the first item for an existing instance is its state at subscription time."""
+    agent = f"adopt{uuid.uuid4().hex[:8]}"
+    runtime = PodmanRuntime(PodmanConnection(podman_env.socket_url), agent, fast_timings())
+    instance = InstanceName("adopted", agent, "1")
+    try:
+        cid = await runtime.create(busybox_spec(podman_env, instance, ["sleep", "60"]), None)
+        fresh = PodmanRuntime(PodmanConnection(podman_env.socket_url), agent, fast_timings())
+        stream = fresh.events()
+        change = await asyncio.wait_for(anext(stream), 30)
+        await stream.aclose()  # type: ignore[attr-defined]
+        assert change == StateChange(instance, cid, ExecutionState.running())
+    finally:
+        podman_env.remove_by_label(f"agent={agent}")
+
+
+async def test_exit_during_service_outage_is_reported_when_podman_is_back(harness: Harness) -> None:
+    """Issue item 8: the stream is lost and recovered (service restarted) without a missed exit."""
+    instance = harness.instance()
+    cid = await harness.runtime.create(harness.spec(instance, ["sleep", "60"]), None)
+    await harness.recorder.wait_state(instance, ExecutionState.running())
+    harness.env.stop_service()
+    try:
+        await asyncio.sleep(0.3)
+        harness.env.podman("kill", "--signal", "KILL", cid)  # exits while nobody serves the socket
+    finally:
+        harness.env.start_service()
+    change = await harness.recorder.wait_for(
+        lambda c: c.instance == instance and c.state.state is State.FAILED_EXEC_FAILED
+    )
+    assert change.state.info == "Exit code: '137'"
+    assert change.runtime_id == cid
+
+
+async def test_long_outage_reports_failed_unknown_then_recovers(harness: Harness) -> None:
+    """Issue item 8: past the grace period Failed(Unknown) with the reference text, then real states."""
+    instance = harness.instance()
+    await harness.runtime.create(harness.spec(instance, ["sleep", "60"]), None)
+    await harness.recorder.wait_state(instance, ExecutionState.running())
+    harness.env.stop_service()
+    try:
+        await harness.recorder.wait_state(
+            instance, ExecutionState.unknown("Error getting state from Podman.")
+        )
+    finally:
+        harness.env.start_service()
+    count = len(harness.recorder.states_of(instance))
+    await harness.recorder.wait_for(
+        lambda c: (
+            c.instance == instance
+            and c.state == ExecutionState.running()
+            and len(harness.recorder.states_of(instance)) > count
+        )
+    )
+
+
+def test_discovery_starts_private_service_when_no_socket_answers(tmp_path: Path) -> None:
+    """Issue item 2: nothing answers → private `podman system service` in the run folder, stopped on close."""
+    run_folder = Path(f"/tmp/ank-disc-{uuid.uuid4().hex[:8]}")  # short path: unix sockets allow 108 bytes
+    env = {"CONTAINER_HOST": f"unix://{tmp_path}/nothing.sock", **{k: os.environ[k] for k in ("PATH",)}}
+    connection = PodmanConnection.discover(None, run_folder, env=env, uid=os.getuid())
+    try:
+        assert connection.service is not None
+        assert connection.url == f"unix://{run_folder}/podman.sock"
+        assert ping(connection.url)
+        process = connection.service.process
+    finally:
+        connection.close()
+    assert process.poll() is not None
+    assert not (run_folder / "podman.sock").exists()
+
+
+def test_discovery_uses_an_answering_socket(podman_env: PodmanEnv, tmp_path: Path) -> None:
+    connection = PodmanConnection.discover(podman_env.socket_url, tmp_path)
+    assert connection.service is None
+    assert connection.url == podman_env.socket_url
+    env = {"CONTAINER_HOST": podman_env.socket_url}
+    assert PodmanConnection.discover(None, tmp_path, env=env).url == podman_env.socket_url
+
+
+def test_explicit_socket_that_does_not_answer_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeUnavailable, match="does not answer"):
+        PodmanConnection.discover(str(tmp_path / "none.sock"), tmp_path)
