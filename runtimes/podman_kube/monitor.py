@@ -168,8 +168,10 @@ class KubeMonitor:
             interval = self._timings.relist_interval_s
             if self._outage_since is not None:
                 interval = self._timings.relist_retry_s
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), timeout=interval)
+                async with asyncio.timeout(interval):
+                    await self._dirty.wait()
             self._dirty.clear()
             try:
                 await self.relist()
