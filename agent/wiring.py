@@ -1,10 +1,8 @@
 """The one place that assembles the product: runtimes, control interfaces, manager.
 
 ``assemble`` is the production ``ManagerFactory`` of ``agent.app.run_agent``.
-It depends on the other branches (lifecycle: ``agent.manager``/``agent.timings``;
-podman: ``runtimes.podman.runtime``; ctl: ``control_interface``), so it is
-imported only when the agent really starts (``agent.cli``), never by tests of
-the connection layer.
+Both runtimes share one Podman connection (and so one private ``podman system
+service`` when the agent had to start one) and one set of monitor timings.
 """
 
 from __future__ import annotations
@@ -13,24 +11,30 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from agent.app import AgentManager
+from agent.blocking import run_blocking
 from agent.config import AgentConfig
-from agent.manager import Manager  # type: ignore[import-not-found, unused-ignore]
+from agent.manager import Manager
 from agent.ports import MessageSink
-from agent.timings import AgentTimings  # type: ignore[import-not-found, unused-ignore]
-from control_interface import ControlInterfaces  # type: ignore[attr-defined, unused-ignore]
-from runtimes.podman.runtime import PodmanRuntime  # type: ignore[import-not-found, unused-ignore]
+from agent.timings import AgentTimings
+from control_interface import ControlInterfaces
+from runtimes.podman.client import PodmanConnection
+from runtimes.podman.runtime import PodmanRuntime, PodmanTimings
+from runtimes.podman_kube import PodmanKubeRuntime
+from runtimes.protocol import Runtime
 
 
 @asynccontextmanager
 async def assemble(config: AgentConfig, sink: MessageSink) -> AsyncIterator[AgentManager]:
-    """Build the manager with every runtime; close the runtimes when the agent ends."""
-    # Raises RuntimeUnavailable (exit 1 with one line) when no Podman can be found or started.
-    podman = await PodmanRuntime.open(config.name, config.io_folder, config.podman_socket)
+    """Build the manager with every runtime; release Podman when the agent ends."""
+    # Raises RuntimeUnavailable (one line, exit 1) when no Podman can be found or started.
+    connection = await run_blocking(PodmanConnection.discover, config.podman_socket, config.io_folder)
     try:
+        timings = PodmanTimings()
+        podman = PodmanRuntime(connection, config.name, timings)
+        kube = PodmanKubeRuntime(connection, config.name, timings.monitor)
+        runtimes: dict[str, Runtime] = {podman.name: podman, kube.name: kube}
         control_interfaces = ControlInterfaces(config.io_folder, forward=sink.send)
-        manager: AgentManager = Manager(
-            config.name, {podman.name: podman}, control_interfaces, sink, AgentTimings()
-        )
-        yield manager
+        yield Manager(config.name, runtimes, control_interfaces, sink, AgentTimings())
     finally:
-        await podman.close()
+        # Stops the private Podman service if discovery started one; containers keep running.
+        await run_blocking(connection.close)

@@ -12,11 +12,10 @@ import contextlib
 import json
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from runtimes.podman.client import PodmanConnection, error_text
-from runtimes.podman.states import AGENT_LABEL
 
 
 class StreamTimings(Protocol):
@@ -43,24 +42,25 @@ class EventStream:
     def __init__(
         self,
         connection: PodmanConnection,
-        agent: str,
+        filters: Mapping[str, list[str]],
         *,
         timings: StreamTimings,
         loop: asyncio.AbstractEventLoop,
         stop: threading.Event,
-        monitor: StreamListener,
+        listener: StreamListener,
     ) -> None:
         self._connection = connection
-        self._agent = agent
+        # The libpod events filter, e.g. this agent's label (podman) or container+pod events (kube).
+        self._filters = json.dumps(dict(filters))
         self._timings = timings
         self._loop = loop
         self._stop = stop
-        self._monitor = monitor
+        self._monitor = listener
         self._sock: socket.socket | None = None
 
     def run(self) -> None:
         delay = self._timings.reconnect_initial_s
-        filters = json.dumps({"label": [f"{AGENT_LABEL}={self._agent}"], "type": ["container"]})
+        filters = self._filters
         while not self._stop.is_set():
             reason = "stream ended"
             client = self._connection.stream_client()

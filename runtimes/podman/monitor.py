@@ -38,6 +38,7 @@ from agent.model import ExecutionState, InstanceName
 from runtimes.podman.client import PodmanConnection, error_text, is_not_found, list_containers
 from runtimes.podman.event_stream import EventStream
 from runtimes.podman.states import (
+    AGENT_LABEL,
     ERROR_GETTING_STATE,
     EVENT_STATUS,
     REMOVE_EVENT,
@@ -199,8 +200,9 @@ class Monitor:
         self._queue = queue
         loop = asyncio.get_running_loop()
         stop = threading.Event()
+        filters = {"label": [f"{AGENT_LABEL}={self._agent}"], "type": ["container"]}
         stream = EventStream(
-            self._connection, self._agent, timings=self._timings, loop=loop, stop=stop, monitor=self
+            self._connection, filters, timings=self._timings, loop=loop, stop=stop, listener=self
         )
         thread = threading.Thread(target=stream.run, name=f"podman-events-{self._agent}", daemon=True)
         thread.start()

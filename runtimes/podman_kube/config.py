@@ -1,0 +1,306 @@
+"""runtimeConfig of the ``podman-kube`` runtime and its translation to REST parameters.
+
+The runtimeConfig (spec §7.2.1) is YAML text holding a mapping::
+
+    manifest: |          # required: Kubernetes YAML (one or more documents)
+      apiVersion: v1
+      kind: Pod
+      ...
+    generalOptions: []   # podman global options; the reference puts them before ``kube play``
+    playOptions: []      # ``podman kube play`` options
+    downOptions: []      # ``podman kube down`` options
+
+The reference hands the option lists to the podman CLI. We talk to the libpod
+REST API (``POST /libpod/play/kube``, ``DELETE /libpod/play/kube``), so every
+option is translated into a query parameter here, with the same ``--opt value``,
+``--opt=value`` and short forms the CLI accepts. Podman 4.3's REST service
+silently ignores query parameters it does not know, so an option we cannot
+honour is refused with a message naming it, rather than passed on and dropped.
+
+Unknown keys are ignored, as in the reference; wrong types are errors.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import yaml
+
+from agent.errors import WorkloadConfigError
+from agent.model import InstanceName
+
+logger = logging.getLogger("runtimes.podman_kube.config")
+
+RUNTIME_NAME = "podman-kube"
+
+_Fail = Callable[[str], WorkloadConfigError]
+
+
+class _Kind(enum.Enum):
+    """How a CLI option maps to a query parameter."""
+
+    STRING = "string"  # one value; a repeated option keeps the last (pflag semantics)
+    LIST = "list"  # repeatable; each occurrence adds a value
+    MAPPING = "mapping"  # repeatable ``key=value``; sent as a JSON object
+    BOOL = "bool"  # flag; ``--opt`` or ``--opt=true|false`` (never ``--opt value``)
+
+
+@dataclass(frozen=True)
+class _Option:
+    param: str | None  # query parameter; None: handled by the runtime itself or ignored
+    kind: _Kind
+
+
+# ``podman kube play`` options of Podman 4.3 that its REST handler honours.
+_PLAY_OPTIONS: Mapping[str, _Option] = MappingProxyType(
+    {
+        "--network": _Option("network", _Kind.LIST),
+        "--log-driver": _Option("logDriver", _Kind.STRING),
+        "--log-opt": _Option("logOptions", _Kind.LIST),
+        "--ip": _Option("staticIPs", _Kind.LIST),
+        "--mac-address": _Option("staticMACs", _Kind.LIST),
+        "--annotation": _Option("annotations", _Kind.MAPPING),
+        "--no-hosts": _Option("noHosts", _Kind.BOOL),
+        "--start": _Option("start", _Kind.BOOL),
+        "--tls-verify": _Option("tlsVerify", _Kind.BOOL),
+        # The REST service is always quiet; the reference passes --quiet itself.
+        "--quiet": _Option(None, _Kind.BOOL),
+        # Not a query parameter in 4.3: the remote CLI tears down first, and so do we.
+        "--replace": _Option(None, _Kind.BOOL),
+    }
+)
+_PLAY_SHORT = MappingProxyType({"-q": "--quiet"})
+_PLAY_KINDS: Mapping[str, _Kind] = MappingProxyType({name: opt.kind for name, opt in _PLAY_OPTIONS.items()})
+
+# Options of the CLI that the REST service cannot honour, with the reason shown to the user.
+_PLAY_REFUSED: Mapping[str, str] = MappingProxyType(
+    {
+        "--authfile": "registry credentials files are not sent over the REST API",
+        "--cert-dir": "registry certificates are not sent over the REST API",
+        "--creds": "registry credentials are not sent over the REST API",
+        "--configmap": "configmap files are not sent over the REST API; put the ConfigMap in the manifest",
+        "--build": "building images is not supported by the REST API",
+        "--context-dir": "building images is not supported by the REST API",
+        "--seccomp-profile-root": "not available with a remote Podman",
+        "--userns": "Podman 4.3's REST API ignores it",
+        "--publish": "not supported by Podman 4.3's kube play; use hostPort in the manifest",
+    }
+)
+
+# Global options that only change how the podman CLI itself logs: meaningless over
+# REST, so they are ignored with a warning (the same set as the podman runtime's).
+# Others (e.g. --runtime, which the podman runtime applies to its containers) cannot
+# reach containers made by kube play and are refused.
+_GENERAL_IGNORED: Mapping[str, _Kind] = MappingProxyType(
+    {"--log-level": _Kind.STRING, "--syslog": _Kind.BOOL}
+)
+
+
+@dataclass(frozen=True)
+class PlayParams:
+    """What ``playOptions`` asks for, ready for ``POST /libpod/play/kube``."""
+
+    query: Mapping[str, str | list[str]] = field(default_factory=lambda: MappingProxyType({}))
+    replace: bool = False
+
+
+@dataclass(frozen=True)
+class KubeConfig:
+    """A validated podman-kube runtimeConfig."""
+
+    manifest: str
+    general_options: tuple[str, ...] = ()
+    play_options: tuple[str, ...] = ()
+    down_options: tuple[str, ...] = ()
+    play: PlayParams = field(default_factory=PlayParams)
+
+
+def parse_kube_config(text: str, instance: InstanceName) -> KubeConfig:
+    """Parse and validate a podman-kube runtimeConfig (spec §7.2.1).
+
+    Raises WorkloadConfigError whose reason names the problem; that text is
+    what the user sees as ``Pending(StartingFailed)`` info.
+    """
+
+    def fail(reason: str) -> WorkloadConfigError:
+        return WorkloadConfigError(instance, f"invalid {RUNTIME_NAME} runtimeConfig: {reason}")
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise fail(f"not valid YAML ({_one_line(err)})") from err
+    if not isinstance(data, dict):
+        raise fail(f"expected a mapping with a 'manifest' key, got {_type_name(data)}")
+
+    manifest = data.get("manifest")
+    if manifest is None:
+        raise fail("'manifest' is missing")
+    if not isinstance(manifest, str):
+        raise fail(f"'manifest' must be a string (Kubernetes YAML), got {_type_name(manifest)}")
+    _check_manifest(manifest, fail)
+
+    lists: dict[str, tuple[str, ...]] = {}
+    for key in ("generalOptions", "playOptions", "downOptions"):
+        value = data.get(key)
+        if value is None:
+            lists[key] = ()
+            continue
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise fail(f"'{key}' must be a list of strings, got {value!r}")
+        lists[key] = tuple(value)
+
+    try:
+        _check_general_options(lists["generalOptions"], instance)
+        play = translate_play_options(lists["playOptions"])
+        check_down_options(lists["downOptions"])
+    except ValueError as err:
+        raise fail(str(err)) from err
+
+    return KubeConfig(
+        manifest=manifest,
+        general_options=lists["generalOptions"],
+        play_options=lists["playOptions"],
+        down_options=lists["downOptions"],
+        play=play,
+    )
+
+
+def _check_manifest(manifest: str, fail: _Fail) -> None:
+    """Refuse manifests podman could only answer with a confusing error."""
+    if not manifest.strip():
+        raise fail("'manifest' is empty")
+    try:
+        documents = [doc for doc in yaml.safe_load_all(manifest) if doc is not None]
+    except yaml.YAMLError as err:
+        raise fail(f"'manifest' is not valid YAML ({_one_line(err)})") from err
+    if not documents:
+        raise fail("'manifest' holds no Kubernetes document")
+    for index, doc in enumerate(documents, start=1):
+        if not isinstance(doc, dict) or not isinstance(doc.get("kind"), str):
+            raise fail(f"'manifest' document {index} is not a Kubernetes object (no 'kind')")
+
+
+def translate_play_options(options: Sequence[str]) -> PlayParams:
+    """Translate ``playOptions`` into REST query parameters; ValueError names a bad option."""
+    query: dict[str, str | list[str]] = {}
+    annotations: dict[str, str] = {}
+    replace = False
+    for name, value in _tokens(options, _PLAY_KINDS, _PLAY_SHORT, "playOptions", _refuse_play):
+        option = _PLAY_OPTIONS[name]
+        if name == "--replace":
+            replace = _bool_value(name, value, "playOptions")
+        elif option.param is None:
+            _bool_value(name, value, "playOptions")  # still validate the value
+        elif option.kind is _Kind.BOOL:
+            query[option.param] = "true" if _bool_value(name, value, "playOptions") else "false"
+        elif option.kind is _Kind.STRING:
+            query[option.param] = _required(name, value)
+        elif option.kind is _Kind.LIST:
+            existing = query.setdefault(option.param, [])
+            assert isinstance(existing, list)
+            existing.append(_required(name, value))
+        else:
+            key, sep, item = _required(name, value).partition("=")
+            if not sep or not key:
+                raise ValueError(f"playOptions: {name} needs key=value, got {value!r}")
+            annotations[key] = item
+    if annotations:
+        query["annotations"] = json.dumps(annotations, sort_keys=True)
+    return PlayParams(query=MappingProxyType(query), replace=replace)
+
+
+def _refuse_play(name: str) -> ValueError:
+    if name in _PLAY_REFUSED:
+        return ValueError(f"playOptions: {name} is not supported ({_PLAY_REFUSED[name]})")
+    return ValueError(f"playOptions: unsupported option {name}")
+
+
+def check_down_options(options: Sequence[str]) -> None:
+    """``podman kube down`` of Podman 4.3 takes no options at all; refuse any."""
+
+    def refuse(name: str) -> ValueError:
+        return ValueError(f"downOptions: unsupported option {name} (Podman 4.3's kube down takes none)")
+
+    _tokens(options, {}, {}, "downOptions", refuse)
+
+
+def _check_general_options(options: Sequence[str], instance: InstanceName) -> None:
+    def refuse(name: str) -> ValueError:
+        return ValueError(
+            f"generalOptions: unsupported option {name} (the agent talks to the Podman service; "
+            "only --log-level and --syslog are accepted, and ignored)"
+        )
+
+    for name, value in _tokens(options, _GENERAL_IGNORED, {}, "generalOptions", refuse):
+        if _GENERAL_IGNORED[name] is _Kind.BOOL:
+            _bool_value(name, value, "generalOptions")
+        else:
+            _required(name, value)
+        logger.warning("workload %s: generalOptions %s has no effect over the REST API", instance, name)
+
+
+def _tokens(
+    options: Sequence[str],
+    kinds: Mapping[str, _Kind],
+    short: Mapping[str, str],
+    key: str,
+    refuse: Callable[[str], ValueError],
+) -> list[tuple[str, str | None]]:
+    """Split CLI-style options into (long name, value) pairs.
+
+    A value comes from ``--opt=value`` or, for options taking one, the next
+    item. Bool flags take a value only with ``=``, as in pflag. The first
+    option not in ``kinds`` raises ``refuse(name)``.
+    """
+    result: list[tuple[str, str | None]] = []
+    index = 0
+    while index < len(options):
+        item = options[index]
+        index += 1
+        if not item.startswith("-") or item in ("-", "--"):
+            raise ValueError(f"{key}: unexpected argument {item!r} (options must start with '-')")
+        name, sep, inline = item.partition("=")
+        name = short.get(name, name)
+        kind = kinds.get(name)
+        if kind is None:
+            raise refuse(name)
+        if sep:
+            result.append((name, inline))
+        elif kind is _Kind.BOOL:
+            result.append((name, None))
+        elif index < len(options):
+            result.append((name, options[index]))
+            index += 1
+        else:
+            raise ValueError(f"{key}: option {name} needs a value")
+    return result
+
+
+def _bool_value(name: str, value: str | None, key: str) -> bool:
+    if value is None:
+        return True
+    lowered = value.lower()
+    if lowered in ("true", "1", "t"):
+        return True
+    if lowered in ("false", "0", "f"):
+        return False
+    raise ValueError(f"{key}: {name} takes true or false, got {value!r}")
+
+
+def _required(name: str, value: str | None) -> str:
+    if value is None:
+        raise ValueError(f"option {name} needs a value")
+    return value
+
+
+def _type_name(value: object) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())

@@ -1,0 +1,197 @@
+"""Blocking calls to the Podman REST API that the kube runtime needs.
+
+Everything here runs in a worker thread (through ``agent.blocking.run_blocking``)
+and talks to Podman with podman-py's APIClient, taken from the podman runtime's
+``PodmanConnection`` (one client per thread: requests sessions are not shared
+across threads). Transport
+and HTTP failures become ``KubeApiError`` carrying Podman's own text, and the
+runtime turns that into the typed errors of ``agent.errors``.
+
+Endpoints (libpod API of Podman 4.3)::
+
+    POST   /libpod/play/kube            body = manifest; query = translated playOptions
+    DELETE /libpod/play/kube            body = manifest
+    DELETE /libpod/pods/{id}?force=true
+    POST   /libpod/volumes/create       {"Name", "Labels": {"data": ...}}
+    GET    /libpod/volumes/{name}/json
+    DELETE /libpod/volumes/{name}
+    GET    /libpod/volumes/json?filters={"name": [...]}
+    GET    /libpod/containers/json?all=true&filters={"pod": [...]}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from podman.api.client import APIResponse
+
+from runtimes.podman.client import PodmanConnection
+from runtimes.podman_kube.bookkeeping import CONFIG_SUFFIX, DATA_LABEL
+from runtimes.podman_kube.states import ListedContainer
+
+logger = logging.getLogger("runtimes.podman_kube.kube_api")
+
+# Podman's "cause" texts that mean the object is already gone (kube down / rm / volume rm).
+_GONE_CAUSES = ("no such pod", "no such volume", "no such container")
+# Play refused because a pod/container of that name exists: that pod is not ours to clean up.
+_EXISTS_CAUSES = ("pod already exists", "container already exists", "already in use")
+
+
+class KubeApiError(Exception):
+    """A REST call failed; ``reason`` is Podman's text, fit for a user."""
+
+    def __init__(self, reason: str, *, gone: bool = False, exists: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.gone = gone  # the object addressed does not exist
+        self.exists = exists  # a create clashed with an existing object
+
+
+class KubePlayFailed(KubeApiError):
+    """Play created pods but some containers did not start; ``pod_ids`` are those pods."""
+
+    def __init__(self, reason: str, pod_ids: list[str]) -> None:
+        super().__init__(reason)
+        self.pod_ids = pod_ids
+
+
+@dataclass(frozen=True)
+class Volume:
+    name: str
+    data: str | None  # the ``data`` label, None when absent
+
+
+class KubeApi:
+    """The REST calls of the kube runtime, over the agent's Podman connection."""
+
+    def __init__(self, connection: PodmanConnection) -> None:
+        self._connection = connection
+
+    # --- kube play / down ---------------------------------------------------------
+
+    def play(self, manifest: str, query: Mapping[str, str | list[str]]) -> list[str]:
+        """Play ``manifest``; return the pod ids in the order Podman reports them."""
+        body = self._json(self._call("post", "/play/kube", params=dict(query), data=manifest.encode()))
+        pods = body.get("Pods") if isinstance(body, dict) else None
+        if not isinstance(pods, list):
+            pods = []
+        pod_ids = [str(pod["ID"]) for pod in pods if isinstance(pod, dict) and pod.get("ID")]
+        errors = [
+            str(err) for pod in pods if isinstance(pod, dict) for err in (pod.get("ContainerErrors") or [])
+        ]
+        if errors:
+            # The CLI (what the reference runs) fails in this case too.
+            raise KubePlayFailed(f"failed to start {len(errors)} containers: " + "; ".join(errors), pod_ids)
+        return pod_ids
+
+    def down(self, manifest: str) -> None:
+        """Tear down what ``manifest`` describes; KubeApiError(gone=True) if a pod is missing."""
+        self._call("delete", "/play/kube", data=manifest.encode())
+
+    def remove_pod(self, pod_id: str) -> None:
+        """Stop and remove a pod by id; already gone is success."""
+        try:
+            self._call("delete", f"/pods/{pod_id}", params={"force": "true"})
+        except KubeApiError as err:
+            if not err.gone:
+                raise
+
+    # --- bookkeeping volumes ------------------------------------------------------
+
+    def replace_volume(self, name: str, data: str) -> None:
+        """Remove volume ``name`` if present, then create it with label data=``data``."""
+        self.remove_volume(name)
+        self._call("post", "/volumes/create", data=json.dumps({"Name": name, "Labels": {DATA_LABEL: data}}))
+
+    def remove_volume(self, name: str) -> None:
+        """Already gone is success."""
+        try:
+            self._call("delete", f"/volumes/{name}")
+        except KubeApiError as err:
+            if not err.gone:
+                raise
+
+    def read_volume(self, name: str) -> Volume | None:
+        """The volume's data label; None when there is no such volume."""
+        try:
+            body = self._json(self._call("get", f"/volumes/{name}/json"))
+        except KubeApiError as err:
+            if err.gone:
+                return None
+            raise
+        labels = body.get("Labels") if isinstance(body, dict) else None
+        data = labels.get(DATA_LABEL) if isinstance(labels, dict) else None
+        return Volume(name=name, data=data if isinstance(data, str) else None)
+
+    def config_volumes(self, agent: str) -> list[str]:
+        """Names of volumes ending in ``.<agent>.config`` (the reference's listing filter)."""
+        pattern = f".{agent}{CONFIG_SUFFIX}$"
+        body = self._json(
+            self._call("get", "/volumes/json", params={"filters": json.dumps({"name": [pattern]})})
+        )
+        names = [str(v.get("Name")) for v in body if isinstance(v, dict)] if isinstance(body, list) else []
+        # The server filter is a regular expression; check the suffix literally as well.
+        return sorted(name for name in names if name.endswith(f".{agent}{CONFIG_SUFFIX}"))
+
+    # --- containers -----------------------------------------------------------------
+
+    def containers_of_pods(self, pod_ids: Sequence[str]) -> list[ListedContainer]:
+        """Every container (any state, infra included) of the given pods."""
+        if not pod_ids:
+            return []
+        params = {"all": "true", "filters": json.dumps({"pod": list(pod_ids)})}
+        body = self._json(self._call("get", "/containers/json", params=params))
+        if not isinstance(body, list):
+            raise KubeApiError(f"unexpected container listing from Podman: {str(body)[:200]}")
+        return [listed_container(entry) for entry in body if isinstance(entry, dict)]
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> APIResponse:
+        api = self._connection.call_client().api
+        try:
+            response: APIResponse = getattr(api, method)(path, **kwargs)
+        except (requests.RequestException, OSError) as err:
+            raise KubeApiError(f"cannot reach Podman at {self._connection.url}: {err}") from err
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return response
+
+    @staticmethod
+    def _json(response: APIResponse) -> Any:
+        try:
+            return response.json()
+        except ValueError as err:
+            raise KubeApiError(f"Podman answered with invalid JSON: {response.text[:200]!r}") from err
+
+
+def listed_container(entry: Mapping[str, Any]) -> ListedContainer:
+    """The fields of one ``/containers/json`` entry that the state combination reads."""
+    pod = entry.get("Pod")
+    exit_code = entry.get("ExitCode")
+    return ListedContainer(
+        pod=str(pod) if pod else None,
+        state=str(entry.get("State") or ""),
+        exit_code=exit_code if isinstance(exit_code, int) else 0,
+        id=str(entry.get("Id") or ""),
+    )
+
+
+def _error_from(response: APIResponse) -> KubeApiError:
+    message = cause = ""
+    try:
+        body = response.json()
+        if isinstance(body, dict):
+            message = str(body.get("message") or "")
+            cause = str(body.get("cause") or "")
+    except ValueError:
+        message = response.text.strip()
+    reason = message or cause or f"HTTP {response.status_code}"
+    gone = response.status_code == 404 or any(text in cause for text in _GONE_CAUSES)
+    exists = any(text in cause or text in message for text in _EXISTS_CAUSES)
+    return KubeApiError(reason, gone=gone, exists=exists)
