@@ -1,0 +1,23 @@
+"""Suite-wide pytest hooks.
+
+`root`-marked tests need real root (for example they create containers with options an
+unprivileged user cannot have, or touch host paths only root may write). Under rootless
+Podman (CI runs tests/integration a second time as an unprivileged user) they are skipped
+with the reason, instead of failing for a reason that has nothing to do with the agent.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+_NOT_ROOT = pytest.mark.skip(reason="needs root; this run is unprivileged (rootless Podman)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.geteuid() == 0:
+        return
+    for item in items:
+        if item.get_closest_marker("root") is not None:
+            item.add_marker(_NOT_ROOT)
