@@ -1,9 +1,10 @@
-"""Suite-wide pytest hooks.
+"""Project-wide pytest setup.
 
-`root`-marked tests need real root (for example they create containers with options an
-unprivileged user cannot have, or touch host paths only root may write). Under rootless
-Podman (CI runs tests/integration a second time as an unprivileged user) they are skipped
-with the reason, instead of failing for a reason that has nothing to do with the agent.
+* The shared Podman environment (tests/support/podman_env.py).
+* `root`-marked tests need real root (for example container options an unprivileged user
+  cannot have, or host paths only root may write). Under rootless Podman (CI runs
+  tests/integration a second time as an unprivileged user, .ci/rootless) they are skipped
+  with that reason instead of failing for a reason that has nothing to do with the agent.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ from __future__ import annotations
 import os
 
 import pytest
+
+from tests.support.podman_env import _podman_marker_gate, podman_env
+
+__all__ = ["_podman_marker_gate", "podman_env", "pytest_collection_modifyitems"]
 
 _NOT_ROOT = pytest.mark.skip(reason="needs root; this run is unprivileged (rootless Podman)")
 

@@ -1,0 +1,1 @@
+"""Shared test support (real Podman environment, helpers used by several suites)."""
