@@ -25,7 +25,8 @@ need_root() {
 
 # Podman on hybrid-cgroup hosts (cgroup v1 + unified): crun fails there, runc works; the
 # default ulimits (nofile 1M) are refused by the sandboxed kernel. cgroupfs and the file
-# events logger because no systemd is PID 1 on CI machines (no journald, no user slices).
+# events logger because no systemd is PID 1 on CI machines (no journald, no user slices);
+# netavark named explicitly (Debian's podman also ships a CNI config it would warn about).
 write_containers_conf() {
     local path=$1
     mkdir -p "$(dirname "$path")"
@@ -38,6 +39,9 @@ default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+
+[network]
+network_backend = "netavark"
 CONF
     chmod 0644 "$path"
 }
