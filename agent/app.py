@@ -1,0 +1,144 @@
+"""The running process: event-loop setup, signals, and supervision of the top-level tasks.
+
+``run_agent`` owns two long-lived tasks and one stop event:
+
+* the server connection (``agent.connection``), which feeds the manager;
+* the manager's ``run`` (runtime event dispatch);
+* SIGTERM / SIGINT set the stop event.
+
+Shutdown is one ordered, logged sequence (STYLE 11, DESIGN decision 4):
+``manager.shutdown()`` (stops loops and relays, deletes nothing) bounded by
+``shutdown_timeout``, then the stream is cancelled -- the v0.3.1 server sees a
+stream error and marks our workloads AgentDisconnected -- then the manager
+task. Workloads keep running. Exit code 0 after a signal; 1 when a top-level
+task died on its own (a bug: it is logged with its traceback).
+
+The manager is built by a *factory* (an async context manager), so this module
+never imports the lifecycle layer or the runtimes: ``agent.wiring.assemble``
+is the production factory, tests pass their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from agent.config import AgentConfig
+from agent.connection import ConnectionTimings, ServerConnection
+from agent.model import FromServerMessage
+from agent.outbox import MessageSink, Outbox
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EXECUTOR_WORKERS = 32
+
+
+class AgentManager(Protocol):
+    """The manager contract (branch lifecycle, ``agent.manager.Manager``)."""
+
+    async def handle(self, msg: FromServerMessage) -> None: ...
+
+    async def on_connected(self) -> None: ...
+
+    async def run(self) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+
+ManagerFactory = Callable[[AgentConfig, MessageSink], AbstractAsyncContextManager[AgentManager]]
+
+
+@dataclass(frozen=True)
+class AppTimings:
+    shutdown_timeout: float = 1.0  # manager.shutdown(); the whole exit stays well under 2 s
+    connection: ConnectionTimings = field(default_factory=ConnectionTimings)
+
+
+async def run_agent(
+    config: AgentConfig,
+    manager_factory: ManagerFactory,
+    *,
+    timings: AppTimings | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set); return the process exit code."""
+    timings = timings or AppTimings()
+    loop = asyncio.get_running_loop()
+    # Blocking podman-py calls and FIFO opens share this pool (agent.blocking.run_blocking).
+    executor = concurrent.futures.ThreadPoolExecutor(DEFAULT_EXECUTOR_WORKERS, thread_name_prefix="ank-agent")
+    loop.set_default_executor(executor)
+    stop = stop or asyncio.Event()
+    signals = _install_signal_handlers(loop, stop)
+    outbox = Outbox()
+    try:
+        async with manager_factory(config, outbox) as manager:
+            return await _supervise(config, manager, outbox, stop, timings)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        # Don't wait for threads parked in blocking calls: the process is ending.
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def _supervise(
+    config: AgentConfig, manager: AgentManager, outbox: Outbox, stop: asyncio.Event, timings: AppTimings
+) -> int:
+    connection = ServerConnection(
+        config.server_address, config.name, outbox, manager.handle, manager.on_connected, timings.connection
+    )
+    logger.info(
+        "agent %r starting; server %s, run folder %s", config.name, config.server_url, config.io_folder
+    )
+    conn_task = asyncio.create_task(connection.run(), name="connection")
+    manager_task = asyncio.create_task(manager.run(), name="manager")
+    stop_task = asyncio.create_task(stop.wait(), name="stop-signal")
+    await asyncio.wait({conn_task, manager_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+    exit_code = 0 if stop_task.done() else 1
+    for task in (conn_task, manager_task):
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            logger.error("%s stopped unexpectedly", task.get_name(), exc_info=task.exception())
+    stop_task.cancel()
+
+    logger.info("shutting down: stopping workload loops and control interfaces (workloads keep running)")
+    try:
+        async with asyncio.timeout(timings.shutdown_timeout):
+            await manager.shutdown()
+    except TimeoutError:
+        logger.warning("the manager did not finish shutting down within %.1f s", timings.shutdown_timeout)
+    except Exception:
+        logger.exception("the manager's shutdown failed")
+    logger.info("shutting down: closing the server stream (the server marks our workloads AgentDisconnected)")
+    for task in (conn_task, manager_task):
+        task.cancel()
+    for task in (conn_task, manager_task):
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    logger.info("agent %r stopped", config.name)
+    return exit_code
+
+
+def _install_signal_handlers(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> list[signal.Signals]:
+    installed = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+
+        def on_signal(sig: signal.Signals = sig) -> None:
+            if stop.is_set():
+                logger.info("%s received again; already shutting down", sig.name)
+            else:
+                logger.info("%s received", sig.name)
+            stop.set()
+
+        try:
+            loop.add_signal_handler(sig, on_signal)
+        except (NotImplementedError, RuntimeError, ValueError):
+            # Not the main thread (e.g. embedded in tests): the caller stops us through `stop`.
+            continue
+        installed.append(sig)
+    return installed

@@ -1,0 +1,52 @@
+"""``ank-agent``: parse the command line, set up logging, run the agent (spec §2).
+
+User errors are one line on stderr and a non-zero exit, never a traceback:
+exit 2 for a bad command line, 1 for an unusable run folder or a failure to
+start (like the reference).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from agent.config import AgentConfig, parse_args, prepare_io_folder
+from agent.errors import AgentError, UsageError
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr, force=True)
+    # gRPC's C core logs connection events on its own; our connection logs them once per change.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+
+def _run(config: AgentConfig) -> int:
+    # Imported here: the assembly pulls in podman-py and every runtime, which --help,
+    # --version and argument errors must not need.
+    from agent.app import run_agent  # noqa: PLC0415
+    from agent.wiring import assemble  # noqa: PLC0415
+
+    return asyncio.run(run_agent(config, assemble), debug=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        config = parse_args(argv, os.environ)
+    except UsageError as err:
+        print(f"ank-agent: error: {err}", file=sys.stderr)
+        return 2
+    setup_logging(config.log_level)
+    try:
+        prepare_io_folder(config)
+        return _run(config)
+    except AgentError as err:
+        print(f"ank-agent: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        # A second Ctrl-C while shutting down: still no traceback.
+        return 130

@@ -1,0 +1,241 @@
+"""ServerConnection against the server double over loopback gRPC (issue 2 items 5 and 7)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import pytest
+
+from agent.model import (
+    AGENT_REQUEST_PREFIX,
+    DesiredState,
+    DesiredStateRequest,
+    ExecutionState,
+    FromServerMessage,
+    InstanceName,
+    UpdateWorkload,
+    UpdateWorkloadState,
+    WorkloadState,
+)
+from proto import ankaios_pb2 as pb
+from tests.integration.conftest import RecordingHandler, RunningConnection
+from tests.server_double import ServerDouble, state_from_yaml
+
+Connect = Callable[[str], RunningConnection]
+
+
+def _state(agent: str, n: int, state: ExecutionState | None = None) -> WorkloadState:
+    return WorkloadState(InstanceName(f"w{n}", agent, "id"), state or ExecutionState.running())
+
+
+def _kinds(msgs: list[pb.ToServer]) -> list[str | None]:
+    return [m.WhichOneof("ToServerEnum") for m in msgs]
+
+
+async def test_hello_is_the_first_message(server: ServerDouble, connect: Connect, agent_name: str) -> None:
+    """Spec §1.7 item 1: ToServer{agentHello{agentName}} first, even with messages already queued."""
+    conn_ = connect(agent_name)
+    conn_.outbox.send(_state(agent_name, 1))
+    await server.wait_until(lambda: len(server.received.get(agent_name, [])) >= 2)
+    first = server.received[agent_name][0]
+    assert first == pb.ToServer(agentHello=pb.AgentHello(agentName=agent_name))
+    assert _kinds(server.received[agent_name]) == ["agentHello", "updateWorkloadState"]
+
+
+async def test_outgoing_messages_keep_their_order(
+    server: ServerDouble, connect: Connect, agent_name: str
+) -> None:
+    """Issue 2 item 5: the outbox keeps order; one WorkloadState per message (spec §1.7 item 4)."""
+    conn_ = connect(agent_name)
+    await server.wait_for_agent(agent_name)
+    for n in range(200):
+        conn_.outbox.send(_state(agent_name, n))
+    await server.wait_until(lambda: len(server.received[agent_name]) >= 201)
+    names = [
+        m.updateWorkloadState.workloadStates[0].instanceName.workloadName
+        for m in server.received[agent_name][1:]
+    ]
+    assert names == [f"w{n}" for n in range(200)]
+    assert all(len(m.updateWorkloadState.workloadStates) == 1 for m in server.received[agent_name][1:])
+
+
+async def test_handler_gets_messages_strictly_in_order_one_at_a_time(
+    server: ServerDouble, agent_name: str, connect: Connect
+) -> None:
+    """Spec §11.31: FromServer messages are processed in arrival order, never concurrently."""
+    in_flight = 0
+    overlaps = 0
+    order: list[str] = []
+
+    recorder = RecordingHandler()
+
+    async def slow_handle(msg: FromServerMessage) -> None:
+        nonlocal in_flight, overlaps
+        in_flight += 1
+        overlaps += in_flight > 1
+        await asyncio.sleep(0.001)
+        assert isinstance(msg, UpdateWorkloadState)
+        order.append(msg.states[0].instance.workload)
+        in_flight -= 1
+        await recorder.handle(msg)
+
+    conn_ = connect(agent_name)
+    conn_.connection._handler = slow_handle  # the one handler swap: keeps the fixture's cleanup
+    await server.wait_for_agent(agent_name)
+    for n in range(50):
+        state = pb.WorkloadState(
+            instanceName=pb.WorkloadInstanceName(workloadName=f"o{n}", agentName="other", id="1"),
+            executionState=pb.ExecutionState(running=pb.RUNNING_OK),
+        )
+        await server.send(
+            agent_name, pb.FromServer(updateWorkloadState=pb.UpdateWorkloadState(workloadStates=[state]))
+        )
+    await recorder.wait_until(lambda: len(order) == 50)
+    assert order == [f"o{n}" for n in range(50)]
+    assert overlaps == 0
+
+
+async def test_hello_reply_reaches_handler_after_on_connected(
+    agent_name: str, recorder: RecordingHandler
+) -> None:
+    """Spec §1.7 item 2 and §11.31: other agents' states first, then UpdateWorkload; the
+    on-connected hook runs before any of them is handled."""
+    desired = state_from_yaml(
+        f"""
+apiVersion: v0.1
+workloads:
+  mine: {{agent: {agent_name}, runtime: podman, runtimeConfig: "image: a"}}
+  theirs: {{agent: other_agent, runtime: podman, runtimeConfig: "image: b"}}
+"""
+    )
+    server = ServerDouble(desired)
+    await server.start()
+    conn_ = RunningConnection(server, agent_name, recorder)
+    try:
+        await recorder.wait_until(lambda: len(recorder.messages) >= 2)
+        assert recorder.events[:3] == ["on_connected", "UpdateWorkloadState", "UpdateWorkload"]
+        others, update = recorder.messages[:2]
+        assert isinstance(others, UpdateWorkloadState)
+        assert [(s.instance.workload, s.state.display) for s in others.states] == [
+            ("theirs", "Pending(Initial)")
+        ]
+        assert isinstance(update, UpdateWorkload)
+        assert [spec.name for spec in update.added] == ["mine"]
+    finally:
+        await conn_.close()
+        await server.stop()
+
+
+async def test_own_desired_state_request_round_trip(
+    server: ServerDouble, connect: Connect, agent_name: str, recorder: RecordingHandler
+) -> None:
+    """DESIGN decision 2: the agent's own CompleteStateRequest comes back as DesiredState."""
+    await server.set_desired(
+        state_from_yaml(
+            "apiVersion: v0.1\nworkloads:\n"
+            f"  w: {{agent: {agent_name}, runtime: podman, runtimeConfig: config}}\n"
+        )
+    )
+    conn_ = connect(agent_name)
+    await server.wait_for_agent(agent_name)
+    conn_.outbox.send(DesiredStateRequest(AGENT_REQUEST_PREFIX + "1"))
+    await recorder.wait_until(lambda: any(isinstance(m, DesiredState) for m in recorder.messages))
+    desired = next(m for m in recorder.messages if isinstance(m, DesiredState))
+    assert desired.error is None
+    assert [str(s.instance) for s in desired.workloads] == [
+        f"w.b79606fb3afea5bd1609ed40b622142f1c98125abcfe89a76a661b0e8e343910.{agent_name}"
+    ]
+
+
+async def test_reconnects_after_server_restart_and_outbox_survives(
+    server: ServerDouble,
+    connect: Connect,
+    agent_name: str,
+    recorder: RecordingHandler,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 2 item 5/7: the server is down 10 s and back on the same port; the agent reconnects
+    (prints the delay), sends a fresh hello, then everything queued while it was away, in order;
+    the outage is logged once, not once per retry."""
+    caplog.set_level(logging.DEBUG, logger="agent.connection")
+    conn_ = connect(agent_name)
+    await server.wait_for_agent(agent_name)
+    conn_.outbox.send(_state(agent_name, 0))
+    await server.wait_until(lambda: len(server.received[agent_name]) == 2)
+
+    port = server.port
+    await server.stop()
+    await asyncio.sleep(1.0)  # let the agent notice and start retrying
+    for n in range(1, 6):
+        conn_.outbox.send(_state(agent_name, n))  # queued while the server is away
+    await asyncio.sleep(9.0)
+    await server.start(port)
+    back = time.monotonic()
+    await server.wait_for_agent(agent_name, timeout=10.0)
+    print(f"\nreconnected {time.monotonic() - back:.3f} s after the server was back")
+
+    await server.wait_until(lambda: len(server.received[agent_name]) >= 8)
+    after = server.received[agent_name][2:]
+    assert _kinds(after)[0] == "agentHello"
+    names = [m.updateWorkloadState.workloadStates[0].instanceName.workloadName for m in after[1:]]
+    assert names == [f"w{n}" for n in range(1, 6)]
+    assert recorder.connected_calls == 2
+    warnings = [r for r in caplog.records if r.name == "agent.connection" and r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "lost" in warnings[0].getMessage()
+    retries = [r for r in caplog.records if r.name == "agent.connection" and "retry" in r.getMessage()]
+    assert len(retries) > 3  # it kept trying, quietly
+
+
+async def test_unreachable_server_is_logged_once_and_retried(
+    agent_name: str, recorder: RecordingHandler, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 2 item 5: no server at all -> one warning, retries forever, never crashes."""
+    caplog.set_level(logging.DEBUG, logger="agent.connection")
+    server = ServerDouble()
+    port = await server.start()
+    await server.stop()  # a free port with nobody listening
+    server = ServerDouble()
+    conn_ = RunningConnection(server, agent_name, recorder)
+    conn_.connection._address = f"127.0.0.1:{port}"
+    try:
+        await asyncio.sleep(1.5)
+        assert not conn_.task.done()
+        warnings = [
+            r for r in caplog.records if r.name == "agent.connection" and r.levelno >= logging.WARNING
+        ]
+        assert [("not reachable" in r.getMessage()) for r in warnings] == [True]
+        await server.start(port)
+        await server.wait_for_agent(agent_name, timeout=5.0)
+        assert recorder.connected_calls == 1
+    finally:
+        await conn_.close()
+        await server.stop()
+
+
+async def test_cancelling_run_makes_server_mark_agent_disconnected(
+    server: ServerDouble, connect: Connect, agent_name: str
+) -> None:
+    """Spec §1.7 item 5 / §3.4: cancel the stream (no Goodbye, no half-close) ->
+    AgentDisconnected for the agent's workloads, forwarded to the other agents."""
+    conn_ = connect(agent_name)
+    watcher = connect(agent_name + "_watcher")
+    await server.wait_for_agent(agent_name)
+    await server.wait_for_agent(agent_name + "_watcher")
+    conn_.outbox.send(_state(agent_name, 1))
+    await server.wait_for_state("w1", "Running(Ok)", agent=agent_name)
+    await conn_.close()
+    await server.wait_for_state("w1", "AgentDisconnected", agent=agent_name)
+    assert "goodbye" not in _kinds(server.received[agent_name])
+    await server.wait_until(
+        lambda: any(
+            m.updateWorkloadState.workloadStates[0].executionState.WhichOneof("ExecutionStateEnum")
+            == "agentDisconnected"
+            for m in server.sent.get(agent_name + "_watcher", [])
+            if m.HasField("updateWorkloadState")
+        )
+    )
+    assert not watcher.task.done()
