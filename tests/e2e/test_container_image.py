@@ -202,6 +202,35 @@ async def _containers_gone(agent_name: str) -> None:
         await asyncio.sleep(0.2)
 
 
+class AgentExited(Exception):
+    """The agent container stopped before its workload was running."""
+
+
+async def _agent_exited(container: str) -> None:
+    while True:
+        state = await _apodman("inspect", "--format", "{{.State.Running}}", container, check=False)
+        if state.stdout.strip() != "true":
+            return
+        await asyncio.sleep(0.5)
+
+
+async def _running_while_agent_lives(server: ServerDouble, agent_name: str, container: str) -> None:
+    """Wait for Running(Ok), but fail at once (not after the timeout) when the agent dies."""
+    running = asyncio.create_task(
+        server.wait_for_state(WORKLOAD, "Running(Ok)", agent_name, timeout=RUNNING_TIMEOUT_S)
+    )
+    exited = asyncio.create_task(_agent_exited(container))
+    try:
+        done, _ = await asyncio.wait({running, exited}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        running.cancel()
+        exited.cancel()
+    if running in done:
+        running.result()  # TimeoutError when the state never came
+        return
+    raise AgentExited(container)
+
+
 async def test_agent_image_runs_workload_and_relays_control_interface(
     host_podman: HostPodman, server: ServerDouble, agent_name: str
 ) -> None:
@@ -217,10 +246,10 @@ async def test_agent_image_runs_workload_and_relays_control_interface(
             IMAGE, "--name", agent_name, "--server", server.address, "--run-folder", run,
         )  # fmt: skip
         try:
-            await server.wait_for_state(WORKLOAD, "Running(Ok)", agent_name, timeout=RUNNING_TIMEOUT_S)
+            await _running_while_agent_lives(server, agent_name, agent_container)
             async with asyncio.timeout(30):
                 reply = await _probe_reply(agent_name)
-        except TimeoutError:
+        except (TimeoutError, AgentExited):
             workload_logs = [await _logs(c) for c in await _workload_containers(agent_name)]
             pytest.fail(
                 f"server states: {server.states}\nagent container logs:\n{await _logs(agent_container)}\n"
