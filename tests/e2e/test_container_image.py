@@ -93,7 +93,8 @@ def _probe_script() -> str:
         "shift=$((shift + 7)); "
         "done; "
         f"echo \"{MARKER} $(dd bs=1 count=$len <&3 2>/dev/null | od -An -v -tx1 | tr -d ' \\n')\"; "
-        "exec sleep 100000"
+        # PID 1 gets no default SIGTERM action: trap it so a delete needs no stop timeout.
+        "trap 'exit 0' TERM; while :; do sleep 1; done"
     )
 
 
