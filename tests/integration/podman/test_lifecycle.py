@@ -95,6 +95,7 @@ async def test_container_removed_behind_the_agents_back_is_lost(harness: Harness
     await harness.recorder.wait_state(instance, ExecutionState.lost())
 
 
+@pytest.mark.root  # rootless Podman on cgroup v1 cannot pause (no freezer delegation)
 async def test_paused_container_is_failed_unknown_with_state_text(harness: Harness) -> None:
     """§7.1.5: paused and other states → Failed(Unknown) with the lowercase state text."""
     instance = harness.instance()
