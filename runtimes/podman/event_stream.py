@@ -12,9 +12,10 @@ import contextlib
 import json
 import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Protocol
 
+from agent.blocking import run_blocking
 from runtimes.podman.client import PodmanConnection, error_text
 
 
@@ -107,3 +108,27 @@ def _socket_of(response: object) -> socket.socket | None:
     connection = getattr(raw, "_connection", None)
     sock = getattr(connection, "sock", None)
     return sock if isinstance(sock, socket.socket) else None
+
+
+@contextlib.asynccontextmanager
+async def following(
+    connection: PodmanConnection,
+    filters: Mapping[str, list[str]],
+    *,
+    timings: StreamTimings,
+    listener: StreamListener,
+    name: str,
+) -> AsyncIterator[None]:
+    """Follow Podman's event stream in a dedicated thread while the block runs; stop and join it after."""
+    stop = threading.Event()
+    stream = EventStream(
+        connection, filters, timings=timings, loop=asyncio.get_running_loop(), stop=stop, listener=listener
+    )
+    thread = threading.Thread(target=stream.run, name=name, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        stream.interrupt()
+        await run_blocking(thread.join, 5.0)

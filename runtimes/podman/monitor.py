@@ -27,7 +27,6 @@ import contextlib
 import functools
 import json
 import logging
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
@@ -36,7 +35,7 @@ from dataclasses import dataclass, replace
 from agent.blocking import run_blocking
 from agent.model import ExecutionState, InstanceName
 from runtimes.podman.client import PodmanConnection, error_text, is_not_found, list_containers
-from runtimes.podman.event_stream import EventStream
+from runtimes.podman.event_stream import following
 from runtimes.podman.states import (
     AGENT_LABEL,
     ERROR_GETTING_STATE,
@@ -198,25 +197,25 @@ class Monitor:
             raise RuntimeError("the podman monitor supports one consumer at a time")
         queue: asyncio.Queue[StateChange] = asyncio.Queue(self._timings.queue_size)
         self._queue = queue
-        loop = asyncio.get_running_loop()
-        stop = threading.Event()
         filters = {"label": [f"{AGENT_LABEL}={self._agent}"], "type": ["container"]}
-        stream = EventStream(
-            self._connection, filters, timings=self._timings, loop=loop, stop=stop, listener=self
+        events = following(
+            self._connection,
+            filters,
+            timings=self._timings,
+            listener=self,
+            name=f"podman-events-{self._agent}",
         )
-        thread = threading.Thread(target=stream.run, name=f"podman-events-{self._agent}", daemon=True)
-        thread.start()
-        relist = asyncio.create_task(self._relist_loop(), name="podman-relist")
         try:
-            while True:
-                yield await queue.get()
+            async with events:
+                relist = asyncio.create_task(self._relist_loop(), name="podman-relist")
+                try:
+                    while True:
+                        yield await queue.get()
+                finally:
+                    relist.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await relist
         finally:
-            relist.cancel()
-            stop.set()
-            stream.interrupt()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relist
-            await run_blocking(thread.join, 5.0)
             self._queue = None
 
     # ------------------------------------------------------------ event stream (on the loop)

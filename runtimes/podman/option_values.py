@@ -37,10 +37,11 @@ def parse_duration_ns(text: str) -> int:
 
 
 def parse_bool(text: str) -> bool:
+    """Booleans as podman's CLI takes them (Go's ParseBool), plus yes/no."""
     lowered = text.lower()
-    if lowered in ("true", "1", "yes"):
+    if lowered in ("true", "t", "1", "yes"):
         return True
-    if lowered in ("false", "0", "no"):
+    if lowered in ("false", "f", "0", "no"):
         return False
     raise ValueError(f"expected true or false, got {text!r}")
 

@@ -33,6 +33,7 @@ import yaml
 
 from agent.errors import WorkloadConfigError
 from agent.model import InstanceName
+from runtimes.podman.option_values import parse_bool
 
 logger = logging.getLogger("runtimes.podman_kube.config")
 
@@ -284,12 +285,10 @@ def _tokens(
 def _bool_value(name: str, value: str | None, key: str) -> bool:
     if value is None:
         return True
-    lowered = value.lower()
-    if lowered in ("true", "1", "t"):
-        return True
-    if lowered in ("false", "0", "f"):
-        return False
-    raise ValueError(f"{key}: {name} takes true or false, got {value!r}")
+    try:
+        return parse_bool(value)
+    except ValueError:
+        raise ValueError(f"{key}: {name} takes true or false, got {value!r}") from None
 
 
 def _required(name: str, value: str | None) -> str:

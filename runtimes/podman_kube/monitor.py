@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from dataclasses import dataclass
 from agent.blocking import run_blocking
 from agent.model import ExecutionState, InstanceName
 from runtimes.podman.client import PodmanConnection
-from runtimes.podman.event_stream import EventStream
+from runtimes.podman.event_stream import following
 from runtimes.podman.monitor import MonitorTimings
 from runtimes.podman_kube.kube_api import KubeApi, KubeApiError
 from runtimes.podman_kube.states import combine, pods_error
@@ -138,28 +137,20 @@ class KubeMonitor:
         if self._running:
             raise RuntimeError("the kube monitor's events() is already being consumed")
         self._running = True
-        stop = threading.Event()
-        stream = EventStream(
-            self._connection,
-            EVENT_FILTERS,
-            timings=self._timings,
-            loop=asyncio.get_running_loop(),
-            stop=stop,
-            listener=self,
+        events = following(
+            self._connection, EVENT_FILTERS, timings=self._timings, listener=self, name="kube-events"
         )
-        reader = threading.Thread(target=stream.run, name="kube-events", daemon=True)
-        reader.start()
-        relist = asyncio.create_task(self._relist_loop(), name="kube-relist")
         try:
-            while True:
-                yield await self._changes.get()
+            async with events:
+                relist = asyncio.create_task(self._relist_loop(), name="kube-relist")
+                try:
+                    while True:
+                        yield await self._changes.get()
+                finally:
+                    relist.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await relist
         finally:
-            relist.cancel()
-            stop.set()
-            stream.interrupt()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relist
-            await run_blocking(reader.join, 5.0)
             self._running = False
 
     # --- relist (event loop) ---------------------------------------------------------
