@@ -51,6 +51,7 @@ CONF
 busybox_rootfs_tar() {
     local out=$1 dir
     dir=$(mktemp -d)
+    chmod 0755 "$dir" # the image's "/": mktemp's 0700 would lock out non-root workloads
     mkdir -p "$dir/bin" "$dir/tmp" "$dir/etc"
     cp /bin/busybox "$dir/bin/busybox"
     local applet

@@ -191,6 +191,9 @@ def _image_exists(image: str) -> bool:
 
 
 def _make_rootfs(rootfs: Path) -> None:
+    # The temp dir is 0700; as the image's "/" that would lock out workloads running as
+    # another user (--user), which rootless Podman enforces.
+    rootfs.chmod(0o755)
     for folder in ("bin", "etc", "tmp", "proc", "sys", "dev", "run", "root", "var"):
         (rootfs / folder).mkdir()
     (rootfs / "tmp").chmod(0o1777)
