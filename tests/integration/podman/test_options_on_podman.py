@@ -71,20 +71,18 @@ TABLE: list[tuple[list[str], str, Callable[[Inspect], bool]]] = [
     ),  # type: ignore[index]
     (["-v", "/tmp:/hosttmp:ro"], "volume", lambda d: "/tmp:/hosttmp:ro,rprivate,rbind" in host(d)["Binds"]),  # type: ignore[operator]
     (["--mount", "type=tmpfs,destination=/t2"], "mount", lambda d: "/t2" in host(d)["Tmpfs"]),  # type: ignore[operator]
+    (["--pull", "missing"], "pull", lambda d: True),
+]
+# Root only: rootless Podman here cannot exec the bind-mounted catatonit ("stat /run/podman-init:
+# permission denied"), and it bind-mounts devices, so inspect lists no Devices.
+ROOT_ONLY_TABLE: list[tuple[list[str], str, Callable[[Inspect], bool]]] = [
+    (["--init"], "init", lambda d: host(d)["Init"] is True),
     (
         ["--device", "/dev/null:/dev/mynull"],
         "device",
         lambda d: host(d)["Devices"][0]["PathInContainer"] == "/dev/mynull",  # type: ignore[index]
     ),
-    (["--pull", "missing"], "pull", lambda d: True),
 ]
-# Rootless Podman here cannot exec the bind-mounted catatonit ("stat /run/podman-init: permission
-# denied"), so --init is checked in a root-only test of its own.
-INIT_ROW: tuple[list[str], str, Callable[[Inspect], bool]] = (
-    ["--init"],
-    "init",
-    lambda d: host(d)["Init"] is True,
-)
 
 
 async def test_options_are_visible_in_the_containers_inspect_data(harness: Harness) -> None:
@@ -98,12 +96,14 @@ async def test_options_are_visible_in_the_containers_inspect_data(harness: Harne
 
 
 @pytest.mark.root
-async def test_init_is_visible_in_the_containers_inspect_data(harness: Harness) -> None:
-    """--init reaches the container (root only, see INIT_ROW)."""
-    options, _, check = INIT_ROW
+async def test_root_only_options_are_visible_in_the_containers_inspect_data(harness: Harness) -> None:
+    """--init and --device reach the container (root only, see ROOT_ONLY_TABLE)."""
+    options = [token for row in ROOT_ONLY_TABLE for token in row[0]]
     instance = harness.instance()
     cid = await harness.runtime.create(harness.spec(instance, ["-c", "sleep 30"], options), None)
-    assert check(harness.env.inspect(cid))
+    data = harness.env.inspect(cid)
+    failed = [name for _, name, check in ROOT_ONLY_TABLE if not check(data)]
+    assert failed == []
 
 
 @pytest.mark.root  # rootless: no /dev/mqueue to share with --ipc host in this sandbox
