@@ -32,8 +32,6 @@ TABLE: list[tuple[list[str], str, Callable[[Inspect], bool]]] = [
     (["--user=65534"], "user", lambda d: config(d)["User"] == "65534"),
     (["-h", "box"], "hostname", lambda d: config(d)["Hostname"] == "box"),
     (["-l", "tier=web"], "label", lambda d: config(d)["Labels"]["tier"] == "web"),  # type: ignore[index]
-    (["-m", "64m"], "memory", lambda d: host(d)["Memory"] == 64 * 1024 * 1024),
-    (["--cpus", "0.5"], "cpus", lambda d: (host(d)["CpuQuota"], host(d)["CpuPeriod"]) == (50_000, 100_000)),
     (["--read-only"], "read-only", lambda d: host(d)["ReadonlyRootfs"] is True),
     (["--cap-add", "NET_ADMIN"], "cap-add", lambda d: "CAP_NET_ADMIN" in host(d)["CapAdd"]),  # type: ignore[operator]
     (["--cap-drop", "CHOWN"], "cap-drop", lambda d: "CAP_CHOWN" in host(d)["CapDrop"]),  # type: ignore[operator]
@@ -74,8 +72,11 @@ TABLE: list[tuple[list[str], str, Callable[[Inspect], bool]]] = [
     (["--pull", "missing"], "pull", lambda d: True),
 ]
 # Root only: rootless Podman here cannot exec the bind-mounted catatonit ("stat /run/podman-init:
-# permission denied"), and it bind-mounts devices, so inspect lists no Devices.
+# permission denied"), it bind-mounts devices, so inspect lists no Devices, and on cgroup v1 it
+# cannot apply resource limits, so it drops --memory and --cpus.
 ROOT_ONLY_TABLE: list[tuple[list[str], str, Callable[[Inspect], bool]]] = [
+    (["-m", "64m"], "memory", lambda d: host(d)["Memory"] == 64 * 1024 * 1024),
+    (["--cpus", "0.5"], "cpus", lambda d: (host(d)["CpuQuota"], host(d)["CpuPeriod"]) == (50_000, 100_000)),
     (["--init"], "init", lambda d: host(d)["Init"] is True),
     (
         ["--device", "/dev/null:/dev/mynull"],
@@ -97,7 +98,7 @@ async def test_options_are_visible_in_the_containers_inspect_data(harness: Harne
 
 @pytest.mark.root
 async def test_root_only_options_are_visible_in_the_containers_inspect_data(harness: Harness) -> None:
-    """--init and --device reach the container (root only, see ROOT_ONLY_TABLE)."""
+    """--init, --device, --memory and --cpus reach the container (root only, see ROOT_ONLY_TABLE)."""
     options = [token for row in ROOT_ONLY_TABLE for token in row[0]]
     instance = harness.instance()
     cid = await harness.runtime.create(harness.spec(instance, ["-c", "sleep 30"], options), None)
