@@ -32,7 +32,7 @@ from podman.errors import APIError, PodmanError
 
 from agent.errors import RuntimeUnavailable
 
-logger = logging.getLogger("ank.runtime.podman")
+logger = logging.getLogger(__name__)
 
 RUNTIME_NAME = "podman"
 ROOTFUL_SOCKET = "/run/podman/podman.sock"

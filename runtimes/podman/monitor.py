@@ -47,7 +47,7 @@ from runtimes.podman.states import (
 )
 from runtimes.protocol import StateChange
 
-logger = logging.getLogger("ank.monitor")
+logger = logging.getLogger(__name__)
 
 Snapshot = Mapping[str, ContainerRecord]
 

@@ -32,7 +32,7 @@ from runtimes.podman.option_values import (
     parse_size,
 )
 
-logger = logging.getLogger("ank.runtime.podman")
+logger = logging.getLogger(__name__)
 
 PULL_POLICIES = ("always", "missing", "never", "newer")
 

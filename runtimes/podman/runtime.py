@@ -36,7 +36,7 @@ from runtimes.podman.options import translate, translate_general
 from runtimes.podman.states import AGENT_LABEL, NAME_LABEL, record_from_list_entry
 from runtimes.protocol import OwnedWorkload, StateChange
 
-logger = logging.getLogger("ank.runtime.podman")
+logger = logging.getLogger(__name__)
 
 CONTROL_INTERFACE_TARGET = "/run/ankaios/control_interface"
 
