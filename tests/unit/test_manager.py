@@ -477,3 +477,36 @@ async def test_run_without_runtimes_lasts_until_shutdown() -> None:
     assert not run.done()
     await manager.shutdown()
     assert await asyncio.wait_for(run, 1) is None
+
+
+async def test_readd_of_workload_waiting_to_stop_cancels_the_queued_delete(agent: Agent) -> None:
+    """spec §11 item 25, §4.3 rule 3: an add for a workload whose delete still waits is a new operation
+    for that name; the queued delete must not run later and remove the re-added workload."""
+    await agent.update([spec("a")])
+    await agent.running("a")
+    await agent.others(b=RUNNING)
+    await agent.update(deleted=[delete("a", deps={"b": DeleteCondition.NOT_PENDING_NOR_RUNNING})])
+    assert agent.sink.trace("a")[-1] == ("1", WAITING_TO_STOP)
+    await agent.update([spec("a")])
+    await agent.sink.wait_for(lambda: agent.sink.trace("a")[-1] == ("1", RUNNING))
+    await agent.others(b=ExecutionState.succeeded())
+    await settle()
+    assert agent.sink.trace("a")[-1] == ("1", RUNNING)
+    assert inst("a") in agent.runtime.containers
+
+
+async def test_reconnect_reverting_a_waiting_update_cancels_it(agent: Agent) -> None:
+    """DESIGN decision 2, spec §11 item 25: the server lists the running spec again after a reconnect
+    (the user reverted a change that still waited for its create); the queued new spec must not
+    run later, and the running spec's workload must run again."""
+    await agent.update([spec("a", "1")])
+    await agent.running("a")
+    await agent.update([spec("a", "2", deps={"c": AddCondition.RUNNING})], [delete("a", "1")])
+    await agent.sink.wait_for_state("a", REMOVED)
+    await agent.reconnect([spec("a", "1")], [spec("a", "1")])
+    await agent.sink.wait_for(lambda: agent.sink.trace("a")[-1] == ("1", RUNNING))
+    await agent.others(c=RUNNING)
+    await settle()
+    assert agent.sink.trace("a")[-1] == ("1", RUNNING)
+    assert list(agent.runtime.containers) == [inst("a", "1")]
+    assert ("2", REMOVED) in agent.sink.trace("a")  # the server's row of the dropped spec goes too
