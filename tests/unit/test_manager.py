@@ -510,3 +510,17 @@ async def test_reconnect_reverting_a_waiting_update_cancels_it(agent: Agent) -> 
     assert agent.sink.trace("a")[-1] == ("1", RUNNING)
     assert list(agent.runtime.containers) == [inst("a", "1")]
     assert ("2", REMOVED) in agent.sink.trace("a")  # the server's row of the dropped spec goes too
+
+
+async def test_workload_moving_here_is_not_held_by_the_old_agents_stopping_state(agent: Agent) -> None:
+    """spec §5.6, §9.2: the old agent's Stopping(RequestedAtRuntime) for a workload that moves here
+    must not replace this agent's Running(Ok) (it would stay at the server until the next change)."""
+    agent.runtime.start_state = ExecutionState.starting("created")
+    await agent.update([spec("a")])
+    await agent.sink.wait_for(lambda: len(agent.sink.trace("a")) == 2)
+    await agent.manager.handle(
+        UpdateWorkloadState((WorkloadState(inst("a", agent="agent_B"), STOPPING_REQUESTED),))
+    )
+    agent.runtime.set_state("a", RUNNING)
+    await agent.sink.wait_for(lambda: len(agent.sink.trace("a")) == 3)
+    assert agent.sink.trace("a")[-1] == ("1", RUNNING)
