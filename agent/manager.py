@@ -286,6 +286,7 @@ class Manager:
                     self._execute(Delete(request))
                 elif loop is None:
                     log.info("workload %s not found, recreating", spec.name)
+                    self._report_unmanaged_removed(request, spec)
                     self._execute(Create(spec))
                 else:
                     self._specs[spec.name] = spec
@@ -293,8 +294,16 @@ class Manager:
             case UpdateDeleteOnly(request):
                 if loop is not None:
                     loop.commands.update_delete_only(request.instance)
+                else:
+                    self._report_unmanaged_removed(request, None)
             case Delete(request):
                 self._delete(request)
+
+    def _report_unmanaged_removed(self, request: DeleteRequest, new: WorkloadSpec | None) -> None:
+        """The instance an update replaces had no loop (it still waited in the queue): the server
+        still has its row and `ank` waits for its Removed (spec §11 items 2, 3)."""
+        if new is None or request.instance != new.instance:
+            self.report(WorkloadState(request.instance, ExecutionState.removed()))
 
     def _delete(self, request: DeleteRequest) -> None:
         loop = self._loops.pop(request.name, None)

@@ -524,3 +524,25 @@ async def test_workload_moving_here_is_not_held_by_the_old_agents_stopping_state
     agent.runtime.set_state("a", RUNNING)
     await agent.sink.wait_for(lambda: len(agent.sink.trace("a")) == 3)
     assert agent.sink.trace("a")[-1] == ("1", RUNNING)
+
+
+async def test_update_of_waiting_workload_reports_old_instance_removed(agent: Agent) -> None:
+    """spec §11 items 2 and 3: a workload still waiting in the queue is not managed; when the server
+    replaces it (delete old + add new), the old instance must be reported Removed, or its row stays
+    and `ank apply` waits for it."""
+    await agent.update([spec("a", "1", deps={"gate": AddCondition.RUNNING})])
+    await agent.update([spec("a", "2", deps={"gate": AddCondition.RUNNING})], [delete("a", "1")])
+    assert agent.sink.trace("a") == [("1", WAITING_TO_START), ("1", REMOVED), ("2", WAITING_TO_START)]
+    await agent.others(gate=RUNNING)
+    await agent.sink.wait_for(lambda: agent.sink.trace("a")[-1] == ("2", RUNNING))
+    # Like an update whose create waited (spec §6.4 example 2), the old instance is named again.
+    assert agent.sink.trace("a")[3:] == [("1", REMOVED), ("2", STARTING), ("2", RUNNING)]
+
+
+async def test_ready_update_of_waiting_workload_reports_old_instance_removed(agent: Agent) -> None:
+    """spec §11 items 2 and 3: the replacement of a waiting workload may start at once; the old
+    instance the server knows is reported Removed first."""
+    await agent.update([spec("a", "1", deps={"gate": AddCondition.RUNNING})])
+    await agent.update([spec("a", "2")], [delete("a", "1")])
+    await agent.sink.wait_for(lambda: agent.sink.trace("a")[-1] == ("2", RUNNING))
+    assert agent.sink.trace("a") == [("1", WAITING_TO_START), ("1", REMOVED), ("2", STARTING), ("2", RUNNING)]
