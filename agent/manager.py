@@ -32,6 +32,7 @@ from agent.model import (
     ExecutionState,
     FromServerMessage,
     Response,
+    StateKind,
     UpdateWorkload,
     UpdateWorkloadState,
     WorkloadSpec,
@@ -148,7 +149,11 @@ class Manager:
                 effective = self._store.apply_own(self._pending_states.popleft())
                 self._run(self._scheduler.reevaluate(self._store.get))
                 self._sink.send(effective)
-                self._sent_this_session[effective.instance.workload] = effective
+                if effective.state.state.kind is StateKind.REMOVED:
+                    # Nothing left to re-send for it; keeps a long session's map from growing.
+                    self._sent_this_session.pop(effective.instance.workload, None)
+                else:
+                    self._sent_this_session[effective.instance.workload] = effective
         finally:
             self._draining = False
 

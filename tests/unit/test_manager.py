@@ -546,3 +546,18 @@ async def test_ready_update_of_waiting_workload_reports_old_instance_removed(age
     await agent.update([spec("a", "2")], [delete("a", "1")])
     await agent.sink.wait_for(lambda: agent.sink.trace("a")[-1] == ("2", RUNNING))
     assert agent.sink.trace("a") == [("1", WAITING_TO_START), ("1", REMOVED), ("2", STARTING), ("2", RUNNING)]
+
+
+async def test_removed_workloads_leave_no_per_workload_bookkeeping(agent: Agent) -> None:
+    """A long session with ever new workload names must not grow without bound: once a workload is
+    Removed (spec §9.1) and its leftover clean-up is over, the manager holds nothing for its name."""
+    agent.runtime.add_existing(inst("old", "9"))
+    await agent.reconnect(None, [])
+    await agent.sink.wait_for_state("old", REMOVED)
+    for n in range(3):
+        await agent.update([spec(f"job{n}")])
+        await agent.running(f"job{n}")
+        await agent.update(deleted=[delete(f"job{n}")])
+        await agent.sink.wait_for_state(f"job{n}", REMOVED)
+    await settle()
+    assert agent.manager._sent_this_session == {}
