@@ -243,10 +243,17 @@ class Manager:
         for name, removals in by_name.items():
             task = asyncio.create_task(self._remove_leftovers(removals), name=f"cleanup:{name}")
             self._cleanups[name] = task
+            task.add_done_callback(self._forget_cleanup)
         for spec, leftover in plan.adopt:
             loop = self._start_loop(spec)
             if loop is not None:
                 loop.commands.resume(spec, leftover.owned.runtime_id, leftover.owned.state)
+
+    def _forget_cleanup(self, task: asyncio.Task[None]) -> None:
+        """A finished clean-up needs no waiting; without this, undesired names piled up."""
+        for name, cleanup in list(self._cleanups.items()):
+            if cleanup is task:
+                del self._cleanups[name]
 
     async def _remove_leftovers(self, removals: list[Removal]) -> None:
         for removal in removals:

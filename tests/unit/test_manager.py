@@ -561,3 +561,4 @@ async def test_removed_workloads_leave_no_per_workload_bookkeeping(agent: Agent)
         await agent.sink.wait_for_state(f"job{n}", REMOVED)
     await settle()
     assert agent.manager._sent_this_session == {}
+    assert agent.manager._cleanups == {}
