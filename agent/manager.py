@@ -32,6 +32,7 @@ from agent.model import (
     ExecutionState,
     FromServerMessage,
     Response,
+    StateKind,
     UpdateWorkload,
     UpdateWorkloadState,
     WorkloadSpec,
@@ -148,7 +149,11 @@ class Manager:
                 effective = self._store.apply_own(self._pending_states.popleft())
                 self._run(self._scheduler.reevaluate(self._store.get))
                 self._sink.send(effective)
-                self._sent_this_session[effective.instance.workload] = effective
+                if effective.state.state.kind is StateKind.REMOVED:
+                    # Nothing left to re-send for it; keeps a long session's map from growing.
+                    self._sent_this_session.pop(effective.instance.workload, None)
+                else:
+                    self._sent_this_session[effective.instance.workload] = effective
         finally:
             self._draining = False
 
@@ -238,10 +243,17 @@ class Manager:
         for name, removals in by_name.items():
             task = asyncio.create_task(self._remove_leftovers(removals), name=f"cleanup:{name}")
             self._cleanups[name] = task
+            task.add_done_callback(self._forget_cleanup)
         for spec, leftover in plan.adopt:
             loop = self._start_loop(spec)
             if loop is not None:
                 loop.commands.resume(spec, leftover.owned.runtime_id, leftover.owned.state)
+
+    def _forget_cleanup(self, task: asyncio.Task[None]) -> None:
+        """A finished clean-up needs no waiting; without this, undesired names piled up."""
+        for name, cleanup in list(self._cleanups.items()):
+            if cleanup is task:
+                del self._cleanups[name]
 
     async def _remove_leftovers(self, removals: list[Removal]) -> None:
         for removal in removals:
@@ -286,6 +298,7 @@ class Manager:
                     self._execute(Delete(request))
                 elif loop is None:
                     log.info("workload %s not found, recreating", spec.name)
+                    self._report_unmanaged_removed(request, spec)
                     self._execute(Create(spec))
                 else:
                     self._specs[spec.name] = spec
@@ -293,8 +306,16 @@ class Manager:
             case UpdateDeleteOnly(request):
                 if loop is not None:
                     loop.commands.update_delete_only(request.instance)
+                else:
+                    self._report_unmanaged_removed(request, None)
             case Delete(request):
                 self._delete(request)
+
+    def _report_unmanaged_removed(self, request: DeleteRequest, new: WorkloadSpec | None) -> None:
+        """The instance an update replaces had no loop (it still waited in the queue): the server
+        still has its row and `ank` waits for its Removed (spec §11 items 2, 3)."""
+        if new is None or request.instance != new.instance:
+            self.report(WorkloadState(request.instance, ExecutionState.removed()))
 
     def _delete(self, request: DeleteRequest) -> None:
         loop = self._loops.pop(request.name, None)

@@ -91,10 +91,16 @@ def plan_added(
             continue
         current = managed.get(name)
         if current is not None:
-            if current == spec:
+            entry = queued(name)
+            if current == spec and entry is None:
                 plan.kept.append(name)
             else:
-                plan.operations.append(Update(spec, DeleteRequest(current.instance)))
+                # A queued delete or a queued other spec would run later against what the server
+                # now wants (§11 item 25): an update replaces it. Its old instance is the queued
+                # spec's when there is one, so that row is reported Removed too.
+                pending = _queued_spec(entry)
+                old = current.instance if pending is None else pending.instance
+                plan.operations.append(Update(spec, DeleteRequest(old)))
             continue
         if not _plan_leftovers(spec, plan.leftovers.pop(name, []), plan):
             plan.operations.append(Create(spec))

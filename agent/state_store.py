@@ -58,7 +58,10 @@ class StateStore:
     def apply_own(self, state: WorkloadState) -> WorkloadState:
         """Hysteresis, then store; returns the state to send (spec §9.1 steps 1-2)."""
         name = state.instance.workload
-        effective = WorkloadState(state.instance, next_state(self._states.get(name), state.state))
+        # Only this agent's own last state holds (spec §5.6): another agent's state under the same
+        # name (a workload moving here) must not turn this agent's Running into its Stopping.
+        held = self._own.get(name)
+        effective = WorkloadState(state.instance, next_state(held.state if held else None, state.state))
         if effective.state.state.kind is StateKind.REMOVED:
             self._states.pop(name, None)
             self._own.pop(name, None)

@@ -477,3 +477,88 @@ async def test_run_without_runtimes_lasts_until_shutdown() -> None:
     assert not run.done()
     await manager.shutdown()
     assert await asyncio.wait_for(run, 1) is None
+
+
+async def test_readd_of_workload_waiting_to_stop_cancels_the_queued_delete(agent: Agent) -> None:
+    """spec §11 item 25, §4.3 rule 3: an add for a workload whose delete still waits is a new operation
+    for that name; the queued delete must not run later and remove the re-added workload."""
+    await agent.update([spec("a")])
+    await agent.running("a")
+    await agent.others(b=RUNNING)
+    await agent.update(deleted=[delete("a", deps={"b": DeleteCondition.NOT_PENDING_NOR_RUNNING})])
+    assert agent.sink.trace("a")[-1] == ("1", WAITING_TO_STOP)
+    await agent.update([spec("a")])
+    await agent.sink.wait_for(lambda: agent.sink.trace("a")[-1] == ("1", RUNNING))
+    await agent.others(b=ExecutionState.succeeded())
+    await settle()
+    assert agent.sink.trace("a")[-1] == ("1", RUNNING)
+    assert inst("a") in agent.runtime.containers
+
+
+async def test_reconnect_reverting_a_waiting_update_cancels_it(agent: Agent) -> None:
+    """DESIGN decision 2, spec §11 item 25: the server lists the running spec again after a reconnect
+    (the user reverted a change that still waited for its create); the queued new spec must not
+    run later, and the running spec's workload must run again."""
+    await agent.update([spec("a", "1")])
+    await agent.running("a")
+    await agent.update([spec("a", "2", deps={"c": AddCondition.RUNNING})], [delete("a", "1")])
+    await agent.sink.wait_for_state("a", REMOVED)
+    await agent.reconnect([spec("a", "1")], [spec("a", "1")])
+    await agent.sink.wait_for(lambda: agent.sink.trace("a")[-1] == ("1", RUNNING))
+    await agent.others(c=RUNNING)
+    await settle()
+    assert agent.sink.trace("a")[-1] == ("1", RUNNING)
+    assert list(agent.runtime.containers) == [inst("a", "1")]
+    assert ("2", REMOVED) in agent.sink.trace("a")  # the server's row of the dropped spec goes too
+
+
+async def test_workload_moving_here_is_not_held_by_the_old_agents_stopping_state(agent: Agent) -> None:
+    """spec §5.6, §9.2: the old agent's Stopping(RequestedAtRuntime) for a workload that moves here
+    must not replace this agent's Running(Ok) (it would stay at the server until the next change)."""
+    agent.runtime.start_state = ExecutionState.starting("created")
+    await agent.update([spec("a")])
+    await agent.sink.wait_for(lambda: len(agent.sink.trace("a")) == 2)
+    await agent.manager.handle(
+        UpdateWorkloadState((WorkloadState(inst("a", agent="agent_B"), STOPPING_REQUESTED),))
+    )
+    agent.runtime.set_state("a", RUNNING)
+    await agent.sink.wait_for(lambda: len(agent.sink.trace("a")) == 3)
+    assert agent.sink.trace("a")[-1] == ("1", RUNNING)
+
+
+async def test_update_of_waiting_workload_reports_old_instance_removed(agent: Agent) -> None:
+    """spec §11 items 2 and 3: a workload still waiting in the queue is not managed; when the server
+    replaces it (delete old + add new), the old instance must be reported Removed, or its row stays
+    and `ank apply` waits for it."""
+    await agent.update([spec("a", "1", deps={"gate": AddCondition.RUNNING})])
+    await agent.update([spec("a", "2", deps={"gate": AddCondition.RUNNING})], [delete("a", "1")])
+    assert agent.sink.trace("a") == [("1", WAITING_TO_START), ("1", REMOVED), ("2", WAITING_TO_START)]
+    await agent.others(gate=RUNNING)
+    await agent.sink.wait_for(lambda: agent.sink.trace("a")[-1] == ("2", RUNNING))
+    # Like an update whose create waited (spec §6.4 example 2), the old instance is named again.
+    assert agent.sink.trace("a")[3:] == [("1", REMOVED), ("2", STARTING), ("2", RUNNING)]
+
+
+async def test_ready_update_of_waiting_workload_reports_old_instance_removed(agent: Agent) -> None:
+    """spec §11 items 2 and 3: the replacement of a waiting workload may start at once; the old
+    instance the server knows is reported Removed first."""
+    await agent.update([spec("a", "1", deps={"gate": AddCondition.RUNNING})])
+    await agent.update([spec("a", "2")], [delete("a", "1")])
+    await agent.sink.wait_for(lambda: agent.sink.trace("a")[-1] == ("2", RUNNING))
+    assert agent.sink.trace("a") == [("1", WAITING_TO_START), ("1", REMOVED), ("2", STARTING), ("2", RUNNING)]
+
+
+async def test_removed_workloads_leave_no_per_workload_bookkeeping(agent: Agent) -> None:
+    """A long session with ever new workload names must not grow without bound: once a workload is
+    Removed (spec §9.1) and its leftover clean-up is over, the manager holds nothing for its name."""
+    agent.runtime.add_existing(inst("old", "9"))
+    await agent.reconnect(None, [])
+    await agent.sink.wait_for_state("old", REMOVED)
+    for n in range(3):
+        await agent.update([spec(f"job{n}")])
+        await agent.running(f"job{n}")
+        await agent.update(deleted=[delete(f"job{n}")])
+        await agent.sink.wait_for_state(f"job{n}", REMOVED)
+    await settle()
+    assert agent.manager._sent_this_session == {}
+    assert agent.manager._cleanups == {}

@@ -109,3 +109,18 @@ def test_desired_state_removes_leftovers_of_undesired_workloads_with_states() ->
     found = leftover("z", "7")
     plan = plan_desired([], {}, {}, {"z": [found]})
     assert plan.remove == [Removal(found, report_states=True)] and plan.operations == []
+
+
+def test_managed_identical_spec_with_queued_delete_becomes_update() -> None:
+    """spec §11 item 25: an add for a workload whose delete waits must not leave that delete queued."""
+    queue = {"a": QueuedDelete(delete("a"))}
+    plan = plan_added([spec("a")], {"a": spec("a")}, queue.get, {})
+    assert plan.operations == [Update(spec("a"), DeleteRequest(inst("a")))] and plan.kept == []
+
+
+def test_managed_identical_spec_with_other_queued_spec_becomes_update_of_the_queued_instance() -> None:
+    """spec §11 item 25, DESIGN decision 2: a reverted change that still waits is replaced, and the
+    queued instance is the one the server may still show."""
+    queue = {"a": UpdateCreate(spec("a", "2"), delete("a", "1"))}
+    plan = plan_added([spec("a", "1")], {"a": spec("a", "1")}, queue.get, {})
+    assert plan.operations == [Update(spec("a", "1"), DeleteRequest(inst("a", "2")))]

@@ -100,3 +100,15 @@ def test_own_states_lists_last_state_per_workload() -> None:
         WorkloadState(inst("a", "1"), ExecutionState.running()),
         WorkloadState(inst("b", "2"), ExecutionState.running()),
     ]
+
+
+def test_hysteresis_ignores_another_agents_state_of_the_same_name() -> None:
+    """spec §5.6, §9.2: other agents' states are used only for conditions, never for the hysteresis.
+    A workload moving here from agent B: B's Stopping(RequestedAtRuntime) must not turn this agent's
+    Running(Ok) into a Stopping state."""
+    store = StateStore()
+    store.apply_own(WorkloadState(inst("a"), ExecutionState.starting()))
+    store.store_others([WorkloadState(inst("a", agent="agent_B"), ExecutionState.requested_at_runtime())])
+    sent = store.apply_own(WorkloadState(inst("a"), ExecutionState.running()))
+    assert sent == WorkloadState(inst("a"), ExecutionState.running())
+    assert store.get("a") == ExecutionState.running()
