@@ -26,7 +26,6 @@ from runtimes.podman.client import (
     RUNTIME_NAME,
     PodmanConnection,
     error_text,
-    is_connection_error,
     is_not_found,
     list_containers,
 )
@@ -144,8 +143,6 @@ class PodmanRuntime:
 
     def _create_error(self, instance: InstanceName, exc: Exception) -> RuntimeCreateFailed:
         # An unreachable Podman is a create failure like any other: the lifecycle retries it.
-        if is_connection_error(exc):
-            return RuntimeCreateFailed(instance, f"cannot reach Podman: {exc}")
         return RuntimeCreateFailed(instance, error_text(exc))
 
     def _remove_quietly(self, client: PodmanClient, instance: InstanceName, container_id: str) -> None:
