@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -208,3 +210,37 @@ async def test_podman_outage_errors_say_podman_is_unreachable(
     finally:
         podman_env.start_service()
         await runtime.close()
+
+
+async def test_sigkilled_agent_adopts_its_running_workloads(
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
+) -> None:
+    """spec §4.2/§6.7: the real process killed with SIGKILL (no clean-up at all) and started again
+    adopts the running container (same id, never restarted) and reports it Running again."""
+    state = pb.State(apiVersion="v0.1", workloads={"keep": podman(agent_name, GOOD)})
+    server = ServerDouble(state)
+    await server.start()
+    command = [
+        sys.executable, "-m", "agent", "--name", agent_name, "--server", server.address,
+        "--run-folder", str(tmp_path), "--podman-socket", podman_env.socket_url,
+    ]  # fmt: skip
+    log_file = (tmp_path / "agent.log").open("wb")
+    process = await asyncio.create_subprocess_exec(*command, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        await server.wait_for_state("keep", "Running(Ok)", timeout=SLOW)
+        before = podman_env.container_ids(f"agent={agent_name}")
+        process.kill()
+        await process.wait()
+        await server.wait_for_state("keep", "AgentDisconnected", timeout=SLOW)
+        process = await asyncio.create_subprocess_exec(*command, stdout=log_file, stderr=subprocess.STDOUT)
+        await server.wait_for_state("keep", "Running(Ok)", timeout=SLOW)
+        assert podman_env.container_ids(f"agent={agent_name}") == before
+        container = podman_env.inspect(before[0])
+        assert container["RestartCount"] == 0
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+        log_file.close()
+        await server.stop()
+    assert b"Traceback" not in (tmp_path / "agent.log").read_bytes()
