@@ -244,3 +244,26 @@ async def test_sigkilled_agent_adopts_its_running_workloads(
         log_file.close()
         await server.stop()
     assert b"Traceback" not in (tmp_path / "agent.log").read_bytes()
+
+
+async def test_workload_deleted_while_podman_is_down_is_removed_once_it_is_back(
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
+) -> None:
+    """Review finding: a delete that failed because Podman was unreachable was never retried, so the
+    container kept running with no owner until the next server reconnect; spec §6.5 DeleteFailed is
+    still reported, then the delete is retried until the container is gone (Removed)."""
+    workloads = {"gone": podman(agent_name, GOOD), "stay": podman(agent_name, GOOD)}
+    async with running_agent(podman_env, agent_name, tmp_path, workloads) as server:
+        for name in workloads:
+            await server.wait_for_state(name, "Running(Ok)", timeout=SLOW)
+        podman_env.stop_service()
+        try:
+            await server.delete_workload("gone")
+            await server.wait_for_state("gone", "Stopping(DeleteFailed)", timeout=SLOW)
+            assert "cannot reach Podman" in display_of(server, "gone")[0]
+        finally:
+            podman_env.start_service()
+        await server.wait_until(lambda: not server.state_of("gone"), timeout=SLOW)
+        containers = podman_env.containers(f"agent={agent_name}")
+        assert [str(c["Labels"]["name"]).split(".")[0] for c in containers] == ["stay"]  # type: ignore[index]
+        await server.wait_for_state("stay", "Running(Ok)", timeout=SLOW)
