@@ -96,6 +96,7 @@ BAD_NAMES = {
     "a/b": "contains '/'",
     "..": "'..'",
     "L" * 300: "File name too long",
+    "at@name": "is not accepted by Podman",
 }
 
 
