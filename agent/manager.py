@@ -262,13 +262,20 @@ class Manager:
             log.info("removing leftover %s from runtime %s", instance, runtime.name)
             if removal.report_states:
                 self.report(WorkloadState(instance, ExecutionState.requested_at_runtime()))
-            try:
-                await runtime.delete(instance)
-            except Exception as err:
-                log.error("could not remove leftover %s: %s", instance, err)
-                if removal.report_states:
-                    self.report(WorkloadState(instance, ExecutionState.delete_failed(str(err))))
-                continue
+            attempt = 0
+            while True:
+                try:
+                    await runtime.delete(instance)
+                    break
+                except Exception as err:
+                    # Giving up would keep the leftover running until the next reconnect (e.g.
+                    # Podman was down): retry with the workload loops' delete back-off.
+                    attempt += 1
+                    delay = min(self._timings.restart_delay(attempt), self._timings.delete_retry_cap)
+                    log.error("could not remove leftover %s (retry in %.0f s): %s", instance, delay, err)
+                    if removal.report_states and attempt == 1:
+                        self.report(WorkloadState(instance, ExecutionState.delete_failed(str(err))))
+                    await self._clock.sleep(delay)
             if removal.report_states:
                 self.report(WorkloadState(instance, ExecutionState.removed()))
 

@@ -29,6 +29,8 @@ class AgentTimings:
     restart_backoff_reset_after: float = 600.0
     # How long to wait before subscribing again when a runtime's event stream broke.
     event_resubscribe_delay: float = 1.0
+    # A failed delete is retried with the restart back-off, capped here, until it succeeds.
+    delete_retry_cap: float = 30.0
 
     def __post_init__(self) -> None:
         if self.create_retries < 0:
@@ -39,6 +41,7 @@ class AgentTimings:
             "restart_backoff_cap",
             "restart_backoff_reset_after",
             "event_resubscribe_delay",
+            "delete_retry_cap",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")

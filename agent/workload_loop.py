@@ -24,7 +24,8 @@ Reported sequences (spec §6.2-6.6, exact strings of Appendix B):
 Improvements over the reference: a bad runtimeConfig or an unusable control
 interface is not retried (``<reason>`` then ``No more retries.``); a resumed
 workload keeps its control-interface folder for later restarts (§11 item 26);
-a failed delete ends the loop instead of orphaning it (§11 item 27).
+a failed delete is retried with back-off until the container is gone, then the loop ends
+(never orphaned, §11 item 27; the reference leaves the container running for good).
 """
 
 from __future__ import annotations
@@ -379,9 +380,41 @@ class WorkloadLoop:
         await self._release_control_dir()
         current = self._spec
         instance = old if current is None else current.instance
-        if await self._remove_current(instance):
-            self._report_also_removed(old, current, None)
-            log.info("workload %s: deleted", self.name)
+        if not await self._remove_current(instance):
+            await self._retry_delete(instance)
+        self._report_also_removed(old, current, None)
+        log.info("workload %s: deleted", self.name)
+
+    async def _retry_delete(self, instance: InstanceName) -> None:
+        """Keep deleting until it works, e.g. once Podman is back after an outage.
+
+        Giving up would leave the container running with no loop owning it until the next server
+        reconnect or agent restart: the server's delete would be lost. Stopping(DeleteFailed) was
+        reported once; Removed follows when the delete finally succeeds.
+        """
+        assert self._runtime is not None
+        attempt = 0
+        while True:
+            attempt += 1
+            delay = min(self._timings.restart_delay(attempt), self._timings.delete_retry_cap)
+            await self._clock.sleep(delay)
+            try:
+                await self._runtime.delete(instance)
+            except Exception as err:
+                log.warning(
+                    "workload %s: delete of %s still failing after %d retries (next in at most %.0f s): %s",
+                    self.name,
+                    instance,
+                    attempt,
+                    self._timings.delete_retry_cap,
+                    err,
+                )
+                continue
+            break
+        self._runtime_id = None
+        self._last_observed = None
+        self._running_since = None
+        self._report(instance, ExecutionState.removed())
 
     async def _remove_current(self, instance: InstanceName) -> bool:
         """Stopping(RequestedAtRuntime) -> runtime delete -> Removed, all for ``instance``."""

@@ -81,6 +81,12 @@ def _open_fifo(path: Path, mode: int) -> int:
     return fd
 
 
+def _worth_logging(count: int) -> bool:
+    """Log a repeated drop at counts 1, 2, 4, 8, ...: a workload that floods its control
+    interface must not flood the device's log with one warning per message."""
+    return count & (count - 1) == 0
+
+
 _MAX_IOV = 64
 """Frames per writev call (far below IOV_MAX; a pipe takes at most 64 KiB anyway)."""
 
@@ -306,8 +312,11 @@ class Relay:
     def _count_drop(self, dropped: Dropped) -> None:
         drops = self.counters.requests_dropped
         drops[dropped.reason] = drops.get(dropped.reason, 0) + 1
+        if not _worth_logging(drops[dropped.reason]):
+            return
         log.warning(
-            "workload %s: dropped a message from the control interface: %s%s (%d of this kind so far)",
+            "workload %s: dropped a message from the control interface: %s%s (%d of this kind so far; "
+            "logged again at twice that count)",
             self.workload,
             dropped.reason.value,
             f" ({dropped.detail})" if dropped.detail else "",
@@ -328,13 +337,15 @@ class Relay:
         if len(self._pending) - in_flight >= self._settings.buffer_size:
             del self._pending[in_flight]
             self.counters.responses_dropped_buffer_full += 1
-            log.warning(
-                "workload %s: %d responses are waiting for the workload to read input; dropped the "
-                "oldest (%d dropped so far)",
-                self.workload,
-                self._settings.buffer_size,
-                self.counters.responses_dropped_buffer_full,
-            )
+            if _worth_logging(self.counters.responses_dropped_buffer_full):
+                log.warning(
+                    "workload %s: %d responses are waiting for the workload to read its control interface "
+                    "input; dropped the oldest (%d dropped so far; logged again at twice that count). "
+                    "The workload should read /run/ankaios/control_interface/input",
+                    self.workload,
+                    self._settings.buffer_size,
+                    self.counters.responses_dropped_buffer_full,
+                )
         self._pending.append(data)
         if not self._running:
             return

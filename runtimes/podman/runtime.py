@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +21,12 @@ from urllib.parse import quote
 from podman import PodmanClient
 
 from agent.blocking import run_blocking
-from agent.errors import RuntimeCreateFailed, RuntimeDeleteFailed, RuntimeUnavailable
+from agent.errors import RuntimeCreateFailed, RuntimeDeleteFailed, RuntimeUnavailable, WorkloadConfigError
 from agent.model import InstanceName, WorkloadSpec
 from runtimes.podman.client import (
     RUNTIME_NAME,
     PodmanConnection,
     error_text,
-    is_connection_error,
     is_not_found,
     list_containers,
 )
@@ -37,6 +37,10 @@ from runtimes.podman.states import AGENT_LABEL, NAME_LABEL, record_from_list_ent
 from runtimes.protocol import OwnedWorkload, StateChange
 
 logger = logging.getLogger(__name__)
+
+# Podman refuses any other container name; checked before the call so that such a workload fails
+# once with a clear message instead of 21 retries of Podman's terse "names must match" error.
+_CONTAINER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
 CONTROL_INTERFACE_TARGET = "/run/ankaios/control_interface"
 
@@ -83,6 +87,14 @@ class PodmanRuntime:
         config = parse_runtime_config(instance, spec.runtime_config)
         options = translate(instance, config.command_options)
         translate_general(instance, config.general_options, options)
+        container_name = options.name or str(instance)
+        if not _CONTAINER_NAME.fullmatch(container_name):
+            raise WorkloadConfigError(
+                instance,
+                f"container name {container_name!r} is not accepted by Podman (only letters, digits, "
+                "'_', '.' and '-', starting with a letter or digit): rename the workload or give "
+                "--name in commandOptions",
+            )
         if control_dir is not None:
             options.mounts.append(
                 {
@@ -144,8 +156,6 @@ class PodmanRuntime:
 
     def _create_error(self, instance: InstanceName, exc: Exception) -> RuntimeCreateFailed:
         # An unreachable Podman is a create failure like any other: the lifecycle retries it.
-        if is_connection_error(exc):
-            return RuntimeCreateFailed(instance, f"cannot reach Podman: {exc}")
         return RuntimeCreateFailed(instance, error_text(exc))
 
     def _remove_quietly(self, client: PodmanClient, instance: InstanceName, container_id: str) -> None:

@@ -413,3 +413,28 @@ async def test_fifo_replaced_behind_the_agents_back_is_survived(
     writer.write(request_frame("back"))
     assert (await forwarded.next()).request_id == "wl@back"
     writer.close()
+
+
+async def test_flooding_workload_does_not_flood_the_log(
+    host: tuple[ControlInterfaces, Forwarded], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review finding: one warning per dropped response/message let a workload write ~19 000 log
+    lines in seconds; drops are now logged at counts 1, 2, 4, 8, ... and still all counted."""
+    cis, forwarded = host
+    folder = await cis.ensure(inst("flood"))
+    writer = OutputWriter(folder)
+    hello = frame(pb.ToServer(agentHello=pb.AgentHello(agentName="evil")).SerializeToString())
+    writer.write(hello * 100 + request_frame("last"))
+    assert (await forwarded.next()).request_id == "flood@last"
+    for i in range(100 + SETTINGS.buffer_size):
+        cis.route(Response(request_id=f"flood@{i}", body=complete_state_body(f"r{i}")))
+    counters = cis.counters("flood")
+    assert counters is not None
+    assert counters.responses_dropped_buffer_full == 100
+    assert counters.requests_dropped == {DropReason.AGENT_HELLO: 100}
+    flood_lines = [
+        r for r in caplog.records if "workload flood" in r.getMessage() and "dropped" in r.getMessage()
+    ]
+    # 1, 2, 4, ..., 64 for each of the two kinds of drop
+    assert len(flood_lines) == 2 * 7
+    writer.close()

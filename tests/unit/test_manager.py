@@ -384,6 +384,21 @@ async def test_startup_with_nothing_assigned_removes_leftovers(agent: Agent) -> 
     assert agent.runtime.containers == {}
 
 
+async def test_failed_leftover_removal_is_retried_until_removed(agent: Agent) -> None:
+    """Review finding: a leftover whose delete failed (Podman down) was left running until the next
+    reconnect; now DeleteFailed is reported once and the delete retried with back-off until Removed."""
+    agent.runtime.add_existing(inst("old", "9"))
+    agent.runtime.fail_deletes("old", "cannot reach Podman", "cannot reach Podman")
+    await agent.reconnect(None, [])
+    await agent.sink.wait_for_state("old", REMOVED)
+    assert agent.sink.trace("old") == [
+        ("9", STOPPING_REQUESTED),
+        ("9", ExecutionState.delete_failed("cannot reach Podman")),
+        ("9", REMOVED),
+    ]
+    assert agent.runtime.containers == {}
+
+
 async def test_leftover_listing_failure_creates_as_new(agent: Agent) -> None:
     """spec §4.2: a runtime that cannot be listed counts as empty."""
     agent.runtime.list_error = RuntimeError("socket gone")

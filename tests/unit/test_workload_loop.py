@@ -279,18 +279,25 @@ async def test_delete_reports_requested_at_runtime_then_removed(h: Harness) -> N
     assert h.ci.removed == ["a"]
 
 
-async def test_failed_delete_reports_delete_failed(h: Harness) -> None:
-    """spec §6.5: a failed runtime delete -> Stopping(DeleteFailed)/<error>."""
+async def test_failed_delete_reports_delete_failed_then_retries_until_removed(h: Harness) -> None:
+    """spec §6.5: a failed runtime delete -> Stopping(DeleteFailed)/<error>. Review finding: the
+    reference (and this loop before) then gave up, leaving the container running with no owner
+    (e.g. deleted while Podman was down); now it retries with capped back-off until Removed."""
     loop = h.loop("a")
     loop.commands.create(spec("a"))
     await h.sink.wait_for_state("a", RUNNING)
-    h.runtime.fail_deletes("a", "permission denied")
+    h.runtime.fail_deletes("a", "permission denied", "cannot reach Podman", "cannot reach Podman")
     loop.commands.delete(inst("a"))
-    await h.sink.wait_for_state("a", ExecutionState.delete_failed("permission denied"))
+    await h.sink.wait_for_state("a", REMOVED)
     assert h.sink.trace("a")[2:] == [
         ("1", STOPPING_REQUESTED),
         ("1", ExecutionState.delete_failed("permission denied")),
+        ("1", REMOVED),
     ]
+    assert h.runtime.deleted("a") == [inst("a")] * 4  # first attempt, two failed retries, success
+    assert h.clock.sleeps[-3:] == [1.0, 2.0, 4.0]  # restart back-off, capped by delete_retry_cap
+    assert loop.task is not None
+    await loop.task  # the loop ends once the container is gone
 
 
 async def test_delete_of_instance_the_loop_never_ran_also_reports_it_removed(h: Harness) -> None:
