@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -17,6 +18,8 @@ from typing import Protocol
 
 from agent.blocking import run_blocking
 from runtimes.podman.client import PodmanConnection, error_text
+
+logger = logging.getLogger(__name__)
 
 
 class StreamTimings(Protocol):
@@ -62,6 +65,9 @@ class EventStream:
     def run(self) -> None:
         delay = self._timings.reconnect_initial_s
         filters = self._filters
+        # The listener hears about a lost stream once per outage, not once per retry, so a
+        # Podman that stays away does not fill a device's log.
+        down_reported = False
         while not self._stop.is_set():
             reason = "stream ended"
             client = self._connection.stream_client()
@@ -72,6 +78,7 @@ class EventStream:
                 response.raise_for_status()
                 self._sock = _socket_of(response)
                 self._call(self._monitor.stream_up)
+                down_reported = False
                 delay = self._timings.reconnect_initial_s
                 for line in response.iter_lines():
                     if self._stop.is_set():
@@ -86,7 +93,11 @@ class EventStream:
                     client.close()  # type: ignore[no-untyped-call]
             if self._stop.is_set():
                 return
-            self._call(self._monitor.stream_down, reason)
+            if down_reported:
+                logger.debug("podman event stream still unavailable (%s); retrying in %.1f s", reason, delay)
+            else:
+                self._call(self._monitor.stream_down, reason)
+                down_reported = True
             self._stop.wait(delay)
             delay = min(delay * 2, self._timings.reconnect_max_s)
 
