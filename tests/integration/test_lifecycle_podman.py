@@ -8,6 +8,7 @@ agent restart with adoption. Needs branches conn, podman and ctl merged.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -284,3 +285,40 @@ async def test_dependency_across_two_agents(
         finally:
             await second.close()
             podman_env.remove_by_label(f"agent={other}")
+
+
+async def test_server_restarted_with_changed_state_reconciles_without_restarting_the_rest(
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
+) -> None:
+    """DESIGN decision 2, upstream #16/#358: while the agent was away one workload was deleted,
+    one changed and one added; after the reconnect exactly those change, the unchanged one keeps
+    its container."""
+    workloads = "".join(_sleeper(name, agent_name) for name in ("keep", "gone", "changed"))
+    async with _fast_setup(podman_env, agent_name, tmp_path, workloads) as (server, _agent):
+        for name in ("keep", "gone", "changed"):
+            await server.wait_for_state(name, "Running(Ok)", timeout=SLOW)
+        before = _ids_by_workload(podman_env, agent_name)
+
+        changed = state_from_yaml(
+            _state(agent_name, _sleeper("changed", agent_name, cmd='["sleep", "999"]')
+                   + _sleeper("added", agent_name))
+        )  # fmt: skip
+        del server.desired.workloads["gone"]
+        for name, workload in changed.workloads.items():
+            server.desired.workloads[name].CopyFrom(workload)
+        await server.restart(down_for=1.0)
+
+        new_id = hashlib.sha256(changed.workloads["changed"].runtimeConfig.encode()).hexdigest()
+        await server.wait_until(
+            lambda: (
+                {i.id for i in server.states if i.workload == "changed"} == {new_id}
+                and any(s.display == "Running(Ok)" for s in server.state_of("changed"))
+            ),
+            timeout=SLOW,
+        )
+        await server.wait_for_state("added", "Running(Ok)", timeout=SLOW)
+        await server.wait_until(lambda: not server.state_of("gone"), timeout=SLOW)
+        after = _ids_by_workload(podman_env, agent_name)
+        assert set(after) == {"keep", "changed", "added"}
+        assert after["keep"] == before["keep"]
+        assert after["changed"] != before["changed"]
