@@ -353,7 +353,7 @@ class Manager:
             reporter=self,
             timings=self._timings,
             clock=self._clock,
-            after=_all_done(before) if any(not task.done() for task in before) else None,
+            after=[task for task in before if not task.done()],
         )
         self._loops[spec.name] = loop
         self._specs[spec.name] = spec
@@ -411,8 +411,3 @@ class Manager:
         except Exception:
             log.exception("shutdown: closing the control interfaces failed")
         log.info("shutdown: manager done")
-
-
-async def _all_done(tasks: list[asyncio.Task[None]]) -> None:
-    """Wait for ``tasks`` without cancelling them or raising their errors (they log their own)."""
-    await asyncio.wait(tasks)

@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,7 +154,7 @@ class WorkloadLoop:
         reporter: StateReporter,
         timings: AgentTimings,
         clock: Clock,
-        after: Awaitable[None] | None = None,
+        after: Collection[asyncio.Task[None]] = (),
     ) -> None:
         self.name = name
         self._runtimes = runtimes
@@ -162,7 +162,10 @@ class WorkloadLoop:
         self._reporter = reporter
         self._timings = timings
         self._clock = clock
-        self._after = after  # e.g. the silent delete of a leftover container (spec §11 item 21)
+        # Tasks to wait for before the first command, e.g. the silent delete of a leftover
+        # container (spec §11 item 21). Tasks, not a coroutine: a loop stopped before it ever
+        # ran must not leave a coroutine that was never awaited.
+        self._after = tuple(after)
         self._queue: asyncio.Queue[_Command] = asyncio.Queue()
         self.commands = WorkloadCommands(self._queue)
         self._spec: WorkloadSpec | None = None
@@ -201,11 +204,9 @@ class WorkloadLoop:
                 await self._task
 
     async def _run(self) -> None:
-        if self._after is not None:
-            try:
-                await self._after
-            except Exception:
-                log.exception("workload %s: clean-up before start failed; continuing", self.name)
+        if self._after:
+            # asyncio.wait neither cancels these tasks nor raises their errors (they log their own).
+            await asyncio.wait(self._after)
         while True:
             command = await self._queue.get()
             try:
