@@ -130,6 +130,8 @@ class Manager:
         finally:
             for task in self._dispatchers:
                 task.cancel()
+            # Retrieve every dispatcher's end (STYLE 11), also when run() itself is cancelled.
+            await asyncio.gather(*self._dispatchers, return_exceptions=True)
 
     async def shutdown(self) -> None:
         """Stop the loops without deleting any container, close the control interfaces. Idempotent."""
