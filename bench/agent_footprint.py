@@ -77,8 +77,7 @@ async def measure(env: PodmanEnv, count: int, idle_seconds: float) -> None:
         await server.wait_until(all_running, timeout=60 + count)
         ready_s = time.monotonic() - started
         await asyncio.sleep(2.0)  # let the start-up relists settle
-        assert env._process is not None
-        service_pid = env._process.pid
+        service_pid = env.service_pid
         agent0, service0, wall0 = cpu_seconds(proc.pid), cpu_seconds(service_pid), time.monotonic()
         await asyncio.sleep(idle_seconds)
         wall = time.monotonic() - wall0

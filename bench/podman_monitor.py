@@ -247,8 +247,7 @@ def _raw_create_start(client: PodmanClient, image: str, name: str, agent: str) -
 
 
 async def idle_cost(env: PodmanEnv, counts: list[int], seconds: float) -> None:
-    assert env._process is not None
-    service_pid = env._process.pid
+    service_pid = env.service_pid
     print(f"\n== idle cost over {seconds:.0f} s (CPU as % of one core; REST calls/s) ==")
     print(
         f"{'N':>4}  {'ours agent':>10}  {'ours podman':>11}  {'ours calls/s':>12}  {'ref agent':>9}  "

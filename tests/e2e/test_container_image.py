@@ -126,8 +126,8 @@ def host_podman() -> Iterator[HostPodman]:
     run_folder = tmp / "run"
     run_folder.mkdir(mode=0o700)
     os.chown(run_folder, uid, gid)
-    socket_path = tmp / "podman.sock"
-    service = start_service(socket_path)
+    service = start_service(tmp)
+    socket_path = service.socket_path
     try:
         # The documented non-root set-up: the socket group-accessible to the agent's group.
         os.chown(socket_path, 0, gid)
@@ -135,12 +135,7 @@ def host_podman() -> Iterator[HostPodman]:
         ensure_image()
         yield HostPodman(socket_path=socket_path, run_folder=run_folder)
     finally:
-        service.terminate()
-        try:
-            service.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            service.kill()
-            service.wait(timeout=10)
+        service.stop()
         if old_conf is None:
             os.environ.pop("CONTAINERS_CONF", None)
         else:

@@ -25,15 +25,16 @@ import fcntl
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from agent.errors import RuntimeUnavailable
+from runtimes.podman.client import PRIVATE_SOCKET_NAME, PrivateService, ping
 
 IMAGE = "localhost/ank-busybox:latest"
 CONTAINERS_CONF_TEXT = """\
@@ -57,7 +58,7 @@ class PodmanEnv:
     socket_path: Path
     containers_conf: Path
     image: str = IMAGE
-    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _service: PrivateService | None = field(default=None, repr=False)
 
     @property
     def socket_url(self) -> str:
@@ -89,63 +90,33 @@ class PodmanEnv:
         return dict(data[0])
 
     def ping(self) -> bool:
-        return _ping(self.socket_path)
+        return ping(self.socket_url, timeout=2.0)
+
+    @property
+    def service_pid(self) -> int:
+        """The pid of the running service (benchmarks read its CPU time)."""
+        if self._service is None:
+            raise PodmanUnavailable("the private podman service is not running")
+        return self._service.process.pid
 
     def stop_service(self) -> None:
         """Stop the private service (tests of reconnect behaviour use this too)."""
-        proc, self._process = self._process, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        service, self._service = self._service, None
+        if service is not None:
+            service.stop()
 
     def start_service(self) -> None:
         """(Re)start the private service on the same socket and wait until it answers."""
-        if self._process is not None:
-            return
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
-        self._process = start_service(self.socket_path)
+        if self._service is None:
+            self._service = start_service(self.socket_path.parent)
 
 
-def _ping(socket_path: Path, timeout: float = 2.0) -> bool:
+def start_service(folder: Path) -> PrivateService:
+    """The agent's own private ``podman system service`` on ``folder/podman.sock``."""
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(str(socket_path))
-            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: d\r\n\r\n")
-            reply = sock.recv(4096)
-    except OSError:
-        return False
-    return reply.startswith(b"HTTP/1.") and b" 200 " in reply.split(b"\r\n", 1)[0]
-
-
-def start_service(socket_path: Path) -> subprocess.Popen[bytes]:
-    """Start ``podman system service`` on ``socket_path``; raise PodmanUnavailable if it never answers."""
-    log = socket_path.with_suffix(".log")
-    with log.open("ab") as log_file:
-        proc = subprocess.Popen(
-            ["podman", "system", "service", "--time=0", f"unix://{socket_path}"],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=log_file,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + SERVICE_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            output = log.read_text(errors="replace")[-500:]
-            raise PodmanUnavailable(f"podman system service exited with {proc.returncode}: {output}")
-        if _ping(socket_path, timeout=1.0):
-            return proc
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait()
-    raise PodmanUnavailable(f"podman system service did not answer /_ping within {SERVICE_START_TIMEOUT_S}s")
+        return PrivateService.start(folder, wait_s=SERVICE_START_TIMEOUT_S)
+    except RuntimeUnavailable as exc:
+        raise PodmanUnavailable(exc.reason) from exc
 
 
 def write_containers_conf(folder: Path) -> Path:
@@ -220,7 +191,7 @@ def podman_environment() -> Iterator[PodmanEnv]:
     tmp = Path(tempfile.mkdtemp(prefix="ankp-"))  # short: unix socket paths are limited to 108 bytes
     old_conf = os.environ.get("CONTAINERS_CONF")
     os.environ["CONTAINERS_CONF"] = str(write_containers_conf(tmp))
-    env = PodmanEnv(socket_path=tmp / "podman.sock", containers_conf=tmp / "containers.conf")
+    env = PodmanEnv(socket_path=tmp / PRIVATE_SOCKET_NAME, containers_conf=tmp / "containers.conf")
     try:
         ensure_image()
         env.start_service()
