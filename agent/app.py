@@ -30,11 +30,11 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from agent.config import AgentConfig
-from agent.connection import ConnectionTimings, ServerConnection
-from agent.model import FromServerMessage
-from agent.outbox import Outbox
-from agent.ports import MessageSink
+from ankaios_agent.agent.config import AgentConfig
+from ankaios_agent.agent.connection import ConnectionTimings, ServerConnection
+from ankaios_agent.agent.model import FromServerMessage
+from ankaios_agent.agent.outbox import Outbox
+from ankaios_agent.agent.ports import MessageSink
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from agent.config import AgentConfig, parse_args, prepare_io_folder
-from agent.errors import AgentError, UsageError
+from ankaios_agent.agent.config import AgentConfig, parse_args, prepare_io_folder
+from ankaios_agent.agent.errors import AgentError, UsageError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -28,8 +28,8 @@ def setup_logging(level: str) -> None:
 def _run(config: AgentConfig) -> int:
     # Imported here: the assembly pulls in podman-py and every runtime, which --help,
     # --version and argument errors must not need.
-    from agent.app import run_agent  # noqa: PLC0415
-    from agent.wiring import assemble  # noqa: PLC0415
+    from ankaios_agent.agent.app import run_agent  # noqa: PLC0415
+    from ankaios_agent.agent.wiring import assemble  # noqa: PLC0415
 
     return asyncio.run(run_agent(config, assemble), debug=False)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 
-from agent.errors import AgentError, UsageError
+from ankaios_agent.agent.errors import AgentError, UsageError
 
 VERSION = "0.3.1"
 DEFAULT_SERVER_URL = "http://127.0.0.1:25551"

@@ -46,11 +46,11 @@ import grpc
 import grpc.aio
 import tenacity
 
-from agent import conversion
-from agent.errors import ConversionError, ServerUnavailable
-from agent.model import FromServerMessage
-from agent.outbox import Outbox
-from proto import ankaios_pb2 as pb
+from ankaios_agent.agent import conversion
+from ankaios_agent.agent.errors import ConversionError, ServerUnavailable
+from ankaios_agent.agent.model import FromServerMessage
+from ankaios_agent.agent.outbox import Outbox
+from ankaios_agent.proto import ankaios_pb2 as pb
 
 logger = logging.getLogger(__name__)
 

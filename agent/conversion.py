@@ -30,8 +30,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
-from agent.errors import ConversionError
-from agent.model import (
+from ankaios_agent.agent.errors import ConversionError
+from ankaios_agent.agent.model import (
     AGENT_REQUEST_PREFIX,
     AddCondition,
     DeleteCondition,
@@ -50,7 +50,7 @@ from agent.model import (
     WorkloadSpec,
     WorkloadState,
 )
-from proto import ankaios_pb2 as pb
+from ankaios_agent.proto import ankaios_pb2 as pb
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ types and structured fields, never on message text::
 
 from __future__ import annotations
 
-from agent.model import InstanceName
+from ankaios_agent.agent.model import InstanceName
 
 
 class AgentError(Exception):

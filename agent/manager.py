@@ -24,7 +24,7 @@ import logging
 from collections import deque
 from collections.abc import Mapping
 
-from agent.model import (
+from ankaios_agent.agent.model import (
     AGENT_REQUEST_PREFIX,
     DeleteRequest,
     DesiredState,
@@ -38,15 +38,23 @@ from agent.model import (
     WorkloadSpec,
     WorkloadState,
 )
-from agent.ports import ControlInterfaceHost, MessageSink
-from agent.reconcile import Leftover, Plan, Removal, plan_added, plan_desired
-from agent.scheduler import Create, Decision, Delete, Operation, Scheduler, Update, UpdateDeleteOnly
-from agent.state_store import StateStore
-from agent.timings import AgentTimings, Clock, SystemClock
-from agent.workload_loop import WorkloadLoop
-from runtimes.protocol import Runtime, StateChange
+from ankaios_agent.agent.ports import ControlInterfaceHost, MessageSink
+from ankaios_agent.agent.reconcile import Leftover, Plan, Removal, plan_added, plan_desired
+from ankaios_agent.agent.scheduler import (
+    Create,
+    Decision,
+    Delete,
+    Operation,
+    Scheduler,
+    Update,
+    UpdateDeleteOnly,
+)
+from ankaios_agent.agent.state_store import StateStore
+from ankaios_agent.agent.timings import AgentTimings, Clock, SystemClock
+from ankaios_agent.agent.workload_loop import WorkloadLoop
+from ankaios_agent.runtimes.protocol import Runtime, StateChange
 
-log = logging.getLogger("agent.manager")
+log = logging.getLogger(__name__)
 
 
 class Manager:

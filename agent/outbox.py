@@ -31,8 +31,8 @@ import asyncio
 import collections
 import logging
 
-from agent.model import ToServerMessage
-from agent.ports import MessageSink
+from ankaios_agent.agent.model import ToServerMessage
+from ankaios_agent.agent.ports import MessageSink
 
 __all__ = ["MessageSink", "Outbox"]
 

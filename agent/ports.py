@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from agent.model import InstanceName, Response, ToServerMessage, WorkloadState
+from ankaios_agent.agent.model import InstanceName, Response, ToServerMessage, WorkloadState
 
 
 class MessageSink(Protocol):

@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from agent.model import DeleteRequest, State, WorkloadSpec
-from agent.scheduler import (
+from ankaios_agent.agent.model import DeleteRequest, State, WorkloadSpec
+from ankaios_agent.agent.scheduler import (
     Create,
     Delete,
     Operation,
@@ -36,7 +36,7 @@ from agent.scheduler import (
     UpdateCreate,
     UpdateDelete,
 )
-from runtimes.protocol import OwnedWorkload
+from ankaios_agent.runtimes.protocol import OwnedWorkload
 
 
 @dataclass(frozen=True)

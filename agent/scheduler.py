@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from agent.model import (
+from ankaios_agent.agent.model import (
     AddCondition,
     DeleteCondition,
     DeleteRequest,
@@ -26,7 +26,7 @@ from agent.model import (
     WorkloadState,
 )
 
-log = logging.getLogger("agent.scheduler")
+log = logging.getLogger(__name__)
 
 StateLookup = Callable[[str], ExecutionState | None]
 """The store's view: last known state of a workload name, or None when unknown."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from agent.model import ExecutionState, State, StateKind, WorkloadState
+from ankaios_agent.agent.model import ExecutionState, State, StateKind, WorkloadState
 
 # spec §9.2 as a transition table (STYLE 6): while the stored state is one of the
 # HOLDING states, an incoming state from the SUPPRESSED set is replaced by the

@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.errors import ControlInterfaceError, RuntimeCreateFailed, RuntimeDeleteFailed
-from agent.model import (
+from ankaios_agent.agent.errors import ControlInterfaceError, RuntimeCreateFailed, RuntimeDeleteFailed
+from ankaios_agent.agent.model import (
     DesiredStateRequest,
     ExecutionState,
     InstanceName,
@@ -30,7 +30,7 @@ from agent.model import (
     WorkloadSpec,
     WorkloadState,
 )
-from runtimes.protocol import OwnedWorkload, StateChange
+from ankaios_agent.runtimes.protocol import OwnedWorkload, StateChange
 
 
 async def settle(rounds: int = 200) -> None:

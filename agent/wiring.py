@@ -10,17 +10,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from agent.app import AgentManager
-from agent.blocking import run_blocking
-from agent.config import AgentConfig
-from agent.manager import Manager
-from agent.ports import MessageSink
-from agent.timings import AgentTimings
-from control_interface import ControlInterfaces
-from runtimes.podman.client import PodmanConnection
-from runtimes.podman.runtime import PodmanRuntime, PodmanTimings
-from runtimes.podman_kube import PodmanKubeRuntime
-from runtimes.protocol import Runtime
+from ankaios_agent.agent.app import AgentManager
+from ankaios_agent.agent.blocking import run_blocking
+from ankaios_agent.agent.config import AgentConfig
+from ankaios_agent.agent.manager import Manager
+from ankaios_agent.agent.ports import MessageSink
+from ankaios_agent.agent.timings import AgentTimings
+from ankaios_agent.control_interface import ControlInterfaces
+from ankaios_agent.runtimes.podman.client import PodmanConnection
+from ankaios_agent.runtimes.podman.runtime import PodmanRuntime, PodmanTimings
+from ankaios_agent.runtimes.podman_kube import PodmanKubeRuntime
+from ankaios_agent.runtimes.protocol import Runtime
 
 
 @asynccontextmanager

@@ -38,8 +38,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.errors import ControlInterfaceError, WorkloadConfigError
-from agent.model import (
+from ankaios_agent.agent.errors import ControlInterfaceError, WorkloadConfigError
+from ankaios_agent.agent.model import (
     NO_MORE_RETRIES,
     ExecutionState,
     InstanceName,
@@ -48,11 +48,11 @@ from agent.model import (
     WorkloadSpec,
     WorkloadState,
 )
-from agent.ports import ControlInterfaceHost, StateReporter
-from agent.timings import AgentTimings, Clock
-from runtimes.protocol import Runtime, StateChange
+from ankaios_agent.agent.ports import ControlInterfaceHost, StateReporter
+from ankaios_agent.agent.timings import AgentTimings, Clock
+from ankaios_agent.runtimes.protocol import Runtime, StateChange
 
-log = logging.getLogger("agent.workload_loop")
+log = logging.getLogger(__name__)
 
 _RESTART_ON: Mapping[RestartPolicy, frozenset[State]] = {
     RestartPolicy.NEVER: frozenset(),

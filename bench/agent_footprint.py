@@ -24,7 +24,7 @@ import time
 import uuid
 from pathlib import Path
 
-from proto import ankaios_pb2 as pb
+from ankaios_agent.proto import ankaios_pb2 as pb
 from tests.server_double.server import ServerDouble
 from tests.support.podman_env import PodmanEnv, podman_environment
 
@@ -62,7 +62,7 @@ async def measure(env: PodmanEnv, count: int, idle_seconds: float) -> None:
     run_folder = Path(tempfile.mkdtemp(prefix="ank-bench-"))
     (run_folder / f"{agent}_io").mkdir()
     cmd = [
-        sys.executable, "-m", "agent", "--name", agent, "--server", f"127.0.0.1:{port}",
+        sys.executable, "-m", "ankaios_agent", "--name", agent, "--server", f"127.0.0.1:{port}",
         "--run-folder", str(run_folder), "--podman-socket", env.socket_url, "--log-level", "warning",
     ]  # fmt: skip
     started = time.monotonic()

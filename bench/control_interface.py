@@ -36,11 +36,11 @@ from typing import Any
 
 import grpc
 
-from agent.model import InstanceName, Request, Response
-from control_interface import ControlInterfaces, RelaySettings
-from control_interface.framing import FrameDecoder, frame
-from proto import ankaios_pb2 as pb
-from proto import ankaios_pb2_grpc as pb_grpc
+from ankaios_agent.agent.model import InstanceName, Request, Response
+from ankaios_agent.control_interface import ControlInterfaces, RelaySettings
+from ankaios_agent.control_interface.framing import FrameDecoder, frame
+from ankaios_agent.proto import ankaios_pb2 as pb
+from ankaios_agent.proto import ankaios_pb2_grpc as pb_grpc
 
 FIELD_MASK = ("desiredState.workloads",)
 ROOT = Path(__file__).resolve().parent.parent

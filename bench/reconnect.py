@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.connection import ServerConnection
-from agent.model import FromServerMessage
-from agent.outbox import Outbox
+from ankaios_agent.agent.connection import ServerConnection
+from ankaios_agent.agent.model import FromServerMessage
+from ankaios_agent.agent.outbox import Outbox
 from tests.server_double import ServerDouble
 
 

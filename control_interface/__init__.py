@@ -4,7 +4,7 @@ Public surface: :class:`ControlInterfaces` (the contract the lifecycle layer
 uses) plus the settings and counters it exposes.
 """
 
-from control_interface.host import ControlInterfaces
-from control_interface.relay import RelayCounters, RelaySettings
+from ankaios_agent.control_interface.host import ControlInterfaces
+from ankaios_agent.control_interface.relay import RelayCounters, RelaySettings
 
 __all__ = ["ControlInterfaces", "RelayCounters", "RelaySettings"]

@@ -34,10 +34,10 @@ import os
 import stat
 from pathlib import Path
 
-from agent.errors import ControlInterfaceError
-from agent.model import InstanceName
+from ankaios_agent.agent.errors import ControlInterfaceError
+from ankaios_agent.agent.model import InstanceName
 
-log = logging.getLogger("control_interface.fifo")
+log = logging.getLogger(__name__)
 
 INPUT_FIFO = "input"
 """Agent → workload: length-delimited FromServer frames."""

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
-from agent.errors import ConversionError
-from agent.model import Request, Response
-from proto import ankaios_pb2 as pb
+from ankaios_agent.agent.errors import ConversionError
+from ankaios_agent.agent.model import Request, Response
+from ankaios_agent.proto import ankaios_pb2 as pb
 
 MAX_FRAME_SIZE = 4 * 1024 * 1024
 """Largest payload accepted from a workload; a longer length prefix marks the stream corrupt."""

@@ -17,13 +17,13 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.blocking import run_blocking
-from agent.errors import ControlInterfaceError
-from agent.model import REQUEST_ID_SEPARATOR, InstanceName, Request, Response
-from control_interface import fifo
-from control_interface.relay import Relay, RelayCounters, RelaySettings
+from ankaios_agent.agent.blocking import run_blocking
+from ankaios_agent.agent.errors import ControlInterfaceError
+from ankaios_agent.agent.model import REQUEST_ID_SEPARATOR, InstanceName, Request, Response
+from ankaios_agent.control_interface import fifo
+from ankaios_agent.control_interface.relay import Relay, RelayCounters, RelaySettings
 
-log = logging.getLogger("control_interface.host")
+log = logging.getLogger(__name__)
 
 
 class ControlInterfaces:

@@ -53,10 +53,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.errors import ConversionError
-from agent.model import REQUEST_ID_SEPARATOR, Request, Response
-from control_interface.fifo import INPUT_FIFO, OUTPUT_FIFO
-from control_interface.framing import (
+from ankaios_agent.agent.errors import ConversionError
+from ankaios_agent.agent.model import REQUEST_ID_SEPARATOR, Request, Response
+from ankaios_agent.control_interface.fifo import INPUT_FIFO, OUTPUT_FIFO
+from ankaios_agent.control_interface.framing import (
     MAX_FRAME_SIZE,
     CorruptStream,
     Dropped,
@@ -66,7 +66,7 @@ from control_interface.framing import (
     encode_response,
 )
 
-log = logging.getLogger("control_interface.relay")
+log = logging.getLogger(__name__)
 
 
 def _open_fifo(path: Path, mode: int) -> int:

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import yaml
 
-from agent.conversion import execution_state_from_proto
-from proto import ankaios_pb2 as pb
+from ankaios_agent.agent.conversion import execution_state_from_proto
+from ankaios_agent.proto import ankaios_pb2 as pb
 from tests.server_double.server import ServerDouble
 from tests.server_double.state import state_from_yaml
 from tests.support.podman_env import PodmanEnv, PodmanUnavailable, podman_environment
@@ -142,7 +142,7 @@ def _agent_process(
     agent: str, port: int, run_folder: Path, env: PodmanEnv, log: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     cmd = [
-        sys.executable, "-m", "agent",
+        sys.executable, "-m", "ankaios_agent",
         "--name", agent,
         "--server", f"127.0.0.1:{port}",
         "--run-folder", str(run_folder),

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from proto import ankaios_pb2 as proto_dot_ankaios__pb2
+from ankaios_agent.proto import ankaios_pb2 as ankaios__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in proto/ankaios_pb2_grpc.py depends on'
+        + ' but the generated code in ankaios_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,8 +36,8 @@ class AgentConnectionStub:
         """
         self.ConnectAgent = channel.stream_stream(
                 '/ankaios.AgentConnection/ConnectAgent',
-                request_serializer=proto_dot_ankaios__pb2.ToServer.SerializeToString,
-                response_deserializer=proto_dot_ankaios__pb2.FromServer.FromString,
+                request_serializer=ankaios__pb2.ToServer.SerializeToString,
+                response_deserializer=ankaios__pb2.FromServer.FromString,
                 _registered_method=True)
 
 
@@ -55,8 +55,8 @@ def add_AgentConnectionServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ConnectAgent': grpc.stream_stream_rpc_method_handler(
                     servicer.ConnectAgent,
-                    request_deserializer=proto_dot_ankaios__pb2.ToServer.FromString,
-                    response_serializer=proto_dot_ankaios__pb2.FromServer.SerializeToString,
+                    request_deserializer=ankaios__pb2.ToServer.FromString,
+                    response_serializer=ankaios__pb2.FromServer.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -84,8 +84,8 @@ class AgentConnection:
             request_iterator,
             target,
             '/ankaios.AgentConnection/ConnectAgent',
-            proto_dot_ankaios__pb2.ToServer.SerializeToString,
-            proto_dot_ankaios__pb2.FromServer.FromString,
+            ankaios__pb2.ToServer.SerializeToString,
+            ankaios__pb2.FromServer.FromString,
             options,
             channel_credentials,
             insecure,
@@ -108,8 +108,8 @@ class CliConnectionStub:
         """
         self.ConnectCli = channel.stream_stream(
                 '/ankaios.CliConnection/ConnectCli',
-                request_serializer=proto_dot_ankaios__pb2.ToServer.SerializeToString,
-                response_deserializer=proto_dot_ankaios__pb2.FromServer.FromString,
+                request_serializer=ankaios__pb2.ToServer.SerializeToString,
+                response_deserializer=ankaios__pb2.FromServer.FromString,
                 _registered_method=True)
 
 
@@ -127,8 +127,8 @@ def add_CliConnectionServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ConnectCli': grpc.stream_stream_rpc_method_handler(
                     servicer.ConnectCli,
-                    request_deserializer=proto_dot_ankaios__pb2.ToServer.FromString,
-                    response_serializer=proto_dot_ankaios__pb2.FromServer.SerializeToString,
+                    request_deserializer=ankaios__pb2.ToServer.FromString,
+                    response_serializer=ankaios__pb2.FromServer.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -156,8 +156,8 @@ class CliConnection:
             request_iterator,
             target,
             '/ankaios.CliConnection/ConnectCli',
-            proto_dot_ankaios__pb2.ToServer.SerializeToString,
-            proto_dot_ankaios__pb2.FromServer.FromString,
+            ankaios__pb2.ToServer.SerializeToString,
+            ankaios__pb2.FromServer.FromString,
             options,
             channel_credentials,
             insecure,

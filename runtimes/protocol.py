@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from agent.model import ExecutionState, InstanceName, WorkloadSpec
+from ankaios_agent.agent.model import ExecutionState, InstanceName, WorkloadSpec
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ import requests
 from podman import PodmanClient
 from podman.errors import APIError, PodmanError
 
-from agent.errors import RuntimeUnavailable
+from ankaios_agent.agent.errors import RuntimeUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import yaml
 
-from agent.errors import WorkloadConfigError
-from agent.model import InstanceName
+from ankaios_agent.agent.errors import WorkloadConfigError
+from ankaios_agent.agent.model import InstanceName
 
 _LIST_KEYS = ("commandOptions", "commandArgs", "generalOptions")
 

@@ -16,8 +16,8 @@ import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Protocol
 
-from agent.blocking import run_blocking
-from runtimes.podman.client import PodmanConnection, error_text
+from ankaios_agent.agent.blocking import run_blocking
+from ankaios_agent.runtimes.podman.client import PodmanConnection, error_text
 
 logger = logging.getLogger(__name__)
 

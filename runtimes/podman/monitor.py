@@ -32,11 +32,11 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 
-from agent.blocking import run_blocking
-from agent.model import ExecutionState, InstanceName
-from runtimes.podman.client import PodmanConnection, error_text, is_not_found, list_containers
-from runtimes.podman.event_stream import following
-from runtimes.podman.states import (
+from ankaios_agent.agent.blocking import run_blocking
+from ankaios_agent.agent.model import ExecutionState, InstanceName
+from ankaios_agent.runtimes.podman.client import PodmanConnection, error_text, is_not_found, list_containers
+from ankaios_agent.runtimes.podman.event_stream import following
+from ankaios_agent.runtimes.podman.states import (
     AGENT_LABEL,
     ERROR_GETTING_STATE,
     EVENT_STATUS,
@@ -45,7 +45,7 @@ from runtimes.podman.states import (
     record_from_inspect,
     record_from_list_entry,
 )
-from runtimes.protocol import StateChange
+from ankaios_agent.runtimes.protocol import StateChange
 
 logger = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.errors import WorkloadConfigError
-from agent.model import InstanceName
-from runtimes.podman.option_values import (
+from ankaios_agent.agent.errors import WorkloadConfigError
+from ankaios_agent.agent.model import InstanceName
+from ankaios_agent.runtimes.podman.option_values import (
     NS_MODES,
     parse_bool,
     parse_duration_ns,

@@ -20,21 +20,26 @@ from urllib.parse import quote
 
 from podman import PodmanClient
 
-from agent.blocking import run_blocking
-from agent.errors import RuntimeCreateFailed, RuntimeDeleteFailed, RuntimeUnavailable, WorkloadConfigError
-from agent.model import InstanceName, WorkloadSpec
-from runtimes.podman.client import (
+from ankaios_agent.agent.blocking import run_blocking
+from ankaios_agent.agent.errors import (
+    RuntimeCreateFailed,
+    RuntimeDeleteFailed,
+    RuntimeUnavailable,
+    WorkloadConfigError,
+)
+from ankaios_agent.agent.model import InstanceName, WorkloadSpec
+from ankaios_agent.runtimes.podman.client import (
     RUNTIME_NAME,
     PodmanConnection,
     error_text,
     is_not_found,
     list_containers,
 )
-from runtimes.podman.config import parse_runtime_config
-from runtimes.podman.monitor import Monitor, MonitorTimings
-from runtimes.podman.options import translate, translate_general
-from runtimes.podman.states import AGENT_LABEL, NAME_LABEL, record_from_list_entry
-from runtimes.protocol import OwnedWorkload, StateChange
+from ankaios_agent.runtimes.podman.config import parse_runtime_config
+from ankaios_agent.runtimes.podman.monitor import Monitor, MonitorTimings
+from ankaios_agent.runtimes.podman.options import translate, translate_general
+from ankaios_agent.runtimes.podman.states import AGENT_LABEL, NAME_LABEL, record_from_list_entry
+from ankaios_agent.runtimes.protocol import OwnedWorkload, StateChange
 
 logger = logging.getLogger(__name__)
 

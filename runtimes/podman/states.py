@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from agent.model import ExecutionState, InstanceName
+from ankaios_agent.agent.model import ExecutionState, InstanceName
 
 ERROR_GETTING_STATE = "Error getting state from Podman."
 NAME_LABEL = "name"

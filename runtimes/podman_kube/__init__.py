@@ -1,6 +1,6 @@
 """The ``podman-kube`` runtime: Kubernetes Pod manifests on Podman (spec §7.2)."""
 
-from runtimes.podman_kube.config import RUNTIME_NAME, KubeConfig, parse_kube_config
-from runtimes.podman_kube.runtime import PodmanKubeRuntime
+from ankaios_agent.runtimes.podman_kube.config import RUNTIME_NAME, KubeConfig, parse_kube_config
+from ankaios_agent.runtimes.podman_kube.runtime import PodmanKubeRuntime
 
 __all__ = ["RUNTIME_NAME", "KubeConfig", "PodmanKubeRuntime", "parse_kube_config"]

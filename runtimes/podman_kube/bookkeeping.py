@@ -18,7 +18,7 @@ import base64
 import binascii
 import json
 
-from agent.model import InstanceName
+from ankaios_agent.agent.model import InstanceName
 
 CONFIG_SUFFIX = ".config"
 PODS_SUFFIX = ".pods"

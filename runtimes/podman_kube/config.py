@@ -31,11 +31,11 @@ from types import MappingProxyType
 
 import yaml
 
-from agent.errors import WorkloadConfigError
-from agent.model import InstanceName
-from runtimes.podman.option_values import parse_bool
+from ankaios_agent.agent.errors import WorkloadConfigError
+from ankaios_agent.agent.model import InstanceName
+from ankaios_agent.runtimes.podman.option_values import parse_bool
 
-logger = logging.getLogger("runtimes.podman_kube.config")
+logger = logging.getLogger(__name__)
 
 RUNTIME_NAME = "podman-kube"
 

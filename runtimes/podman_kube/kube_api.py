@@ -30,11 +30,11 @@ from typing import Any
 import requests
 from podman.api.client import APIResponse
 
-from runtimes.podman.client import PodmanConnection
-from runtimes.podman_kube.bookkeeping import CONFIG_SUFFIX, DATA_LABEL
-from runtimes.podman_kube.states import ListedContainer
+from ankaios_agent.runtimes.podman.client import PodmanConnection
+from ankaios_agent.runtimes.podman_kube.bookkeeping import CONFIG_SUFFIX, DATA_LABEL
+from ankaios_agent.runtimes.podman_kube.states import ListedContainer
 
-logger = logging.getLogger("runtimes.podman_kube.kube_api")
+logger = logging.getLogger(__name__)
 
 # Podman's "cause" texts that mean the object is already gone (kube down / rm / volume rm).
 _GONE_CAUSES = ("no such pod", "no such volume", "no such container")

@@ -29,16 +29,16 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
-from agent.blocking import run_blocking
-from agent.model import ExecutionState, InstanceName
-from runtimes.podman.client import PodmanConnection
-from runtimes.podman.event_stream import following
-from runtimes.podman.monitor import MonitorTimings
-from runtimes.podman_kube.kube_api import KubeApi, KubeApiError
-from runtimes.podman_kube.states import combine, pods_error
-from runtimes.protocol import StateChange
+from ankaios_agent.agent.blocking import run_blocking
+from ankaios_agent.agent.model import ExecutionState, InstanceName
+from ankaios_agent.runtimes.podman.client import PodmanConnection
+from ankaios_agent.runtimes.podman.event_stream import following
+from ankaios_agent.runtimes.podman.monitor import MonitorTimings
+from ankaios_agent.runtimes.podman_kube.kube_api import KubeApi, KubeApiError
+from ankaios_agent.runtimes.podman_kube.states import combine, pods_error
+from ankaios_agent.runtimes.protocol import StateChange
 
-logger = logging.getLogger("runtimes.podman_kube.monitor")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

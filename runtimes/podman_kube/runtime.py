@@ -27,19 +27,24 @@ from pathlib import Path
 
 import yaml
 
-from agent.blocking import run_blocking
-from agent.errors import RuntimeCreateFailed, RuntimeDeleteFailed, RuntimeUnavailable, WorkloadConfigError
-from agent.model import InstanceName, WorkloadSpec
-from runtimes.podman.client import PodmanConnection
-from runtimes.podman.monitor import MonitorTimings
-from runtimes.podman_kube import bookkeeping
-from runtimes.podman_kube.bookkeeping import BookkeepingError
-from runtimes.podman_kube.config import RUNTIME_NAME, parse_kube_config
-from runtimes.podman_kube.kube_api import KubeApi, KubeApiError, KubePlayFailed
-from runtimes.podman_kube.monitor import KubeMonitor
-from runtimes.protocol import OwnedWorkload, StateChange
+from ankaios_agent.agent.blocking import run_blocking
+from ankaios_agent.agent.errors import (
+    RuntimeCreateFailed,
+    RuntimeDeleteFailed,
+    RuntimeUnavailable,
+    WorkloadConfigError,
+)
+from ankaios_agent.agent.model import InstanceName, WorkloadSpec
+from ankaios_agent.runtimes.podman.client import PodmanConnection
+from ankaios_agent.runtimes.podman.monitor import MonitorTimings
+from ankaios_agent.runtimes.podman_kube import bookkeeping
+from ankaios_agent.runtimes.podman_kube.bookkeeping import BookkeepingError
+from ankaios_agent.runtimes.podman_kube.config import RUNTIME_NAME, parse_kube_config
+from ankaios_agent.runtimes.podman_kube.kube_api import KubeApi, KubeApiError, KubePlayFailed
+from ankaios_agent.runtimes.podman_kube.monitor import KubeMonitor
+from ankaios_agent.runtimes.protocol import OwnedWorkload, StateChange
 
-logger = logging.getLogger("runtimes.podman_kube.runtime")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

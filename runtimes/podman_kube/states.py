@@ -19,7 +19,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from agent.model import ExecutionState
+from ankaios_agent.agent.model import ExecutionState
 
 STARTING_INFO = "starting container"
 UNKNOWN_INFO = "unknown container state"

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from proto import ankaios_pb2 as pb
+from ankaios_agent.proto import ankaios_pb2 as pb
 from tests.server_double.server import ServerDouble
 from tests.support.podman_env import IMAGE as BUSYBOX_IMAGE
 from tests.support.podman_env import ensure_image, start_service, write_containers_conf

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from agent.connection import ConnectionTimings, ServerConnection
-from agent.model import FromServerMessage
-from agent.outbox import Outbox
+from ankaios_agent.agent.connection import ConnectionTimings, ServerConnection
+from ankaios_agent.agent.model import FromServerMessage
+from ankaios_agent.agent.outbox import Outbox
 from tests.server_double import ServerDouble
 
 

@@ -12,8 +12,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from control_interface.framing import FrameDecoder, frame
-from proto import ankaios_pb2 as pb
+from ankaios_agent.control_interface.framing import FrameDecoder, frame
+from ankaios_agent.proto import ankaios_pb2 as pb
 
 
 async def wait_until(predicate: Callable[[], bool], step: float = 0.002) -> None:

@@ -13,11 +13,11 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from agent.app import AgentManager, ManagerFactory, run_agent
-from agent.cli import setup_logging
-from agent.config import AgentConfig, parse_args
-from agent.model import FromServerMessage
-from agent.ports import MessageSink
+from ankaios_agent.agent.app import AgentManager, ManagerFactory, run_agent
+from ankaios_agent.agent.cli import setup_logging
+from ankaios_agent.agent.config import AgentConfig, parse_args
+from ankaios_agent.agent.model import FromServerMessage
+from ankaios_agent.agent.ports import MessageSink
 
 
 class RecordingManager:

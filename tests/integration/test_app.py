@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.app import AppTimings, run_agent
-from agent.config import parse_args
+from ankaios_agent.agent.app import AppTimings, run_agent
+from ankaios_agent.agent.config import parse_args
 from tests.integration.recording_agent import RecordingManager, recording_factory
 from tests.server_double import ServerDouble
 from tests.support.podman_env import PodmanEnv
@@ -117,7 +117,16 @@ async def test_real_cli_sigterm_exits_0(
     server: ServerDouble, agent_name: str, tmp_path: Path, podman_env: PodmanEnv
 ) -> None:
     """Issue 2 done-when: `ank-agent --name X --server host:port` connects, SIGTERM ends it with 0."""
-    args = ["-m", "agent", "--name", agent_name, "--server", server.address, "--run-folder", str(tmp_path)]
+    args = [
+        "-m",
+        "ankaios_agent",
+        "--name",
+        agent_name,
+        "--server",
+        server.address,
+        "--run-folder",
+        str(tmp_path),
+    ]
     args += ["--podman-socket", podman_env.socket_url]
     proc = _spawn(args)
     try:

@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.app import run_agent
-from agent.config import parse_args
-from agent.conversion import execution_state_from_proto
-from agent.errors import RuntimeCreateFailed, RuntimeDeleteFailed
-from agent.model import AGENT_REQUEST_PREFIX, InstanceName, WorkloadSpec
-from agent.wiring import assemble
-from control_interface.framing import frame
-from proto import ankaios_pb2 as pb
-from runtimes.podman.runtime import PodmanRuntime
+from ankaios_agent.agent.app import run_agent
+from ankaios_agent.agent.config import parse_args
+from ankaios_agent.agent.conversion import execution_state_from_proto
+from ankaios_agent.agent.errors import RuntimeCreateFailed, RuntimeDeleteFailed
+from ankaios_agent.agent.model import AGENT_REQUEST_PREFIX, InstanceName, WorkloadSpec
+from ankaios_agent.agent.wiring import assemble
+from ankaios_agent.control_interface.framing import frame
+from ankaios_agent.proto import ankaios_pb2 as pb
+from ankaios_agent.runtimes.podman.runtime import PodmanRuntime
 from tests.server_double import ServerDouble
 from tests.support.podman_env import IMAGE, PodmanEnv
 
@@ -222,7 +222,7 @@ async def test_sigkilled_agent_adopts_its_running_workloads(
     server = ServerDouble(state)
     await server.start()
     command = [
-        sys.executable, "-m", "agent", "--name", agent_name, "--server", server.address,
+        sys.executable, "-m", "ankaios_agent", "--name", agent_name, "--server", server.address,
         "--run-folder", str(tmp_path), "--podman-socket", podman_env.socket_url,
     ]  # fmt: skip
     log_file = (tmp_path / "agent.log").open("wb")

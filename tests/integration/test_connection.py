@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from agent.connection import ConnectionTimings, ServerConnection
-from agent.model import (
+from ankaios_agent.agent.connection import ConnectionTimings, ServerConnection
+from ankaios_agent.agent.model import (
     AGENT_REQUEST_PREFIX,
     DesiredState,
     DesiredStateRequest,
@@ -22,8 +22,8 @@ from agent.model import (
     UpdateWorkloadState,
     WorkloadState,
 )
-from agent.outbox import Outbox
-from proto import ankaios_pb2 as pb
+from ankaios_agent.agent.outbox import Outbox
+from ankaios_agent.proto import ankaios_pb2 as pb
 from tests.integration.conftest import RecordingHandler, RunningConnection
 from tests.server_double import ServerDouble, state_from_yaml
 
@@ -163,7 +163,7 @@ async def test_reconnects_after_server_restart_and_outbox_survives(
     """Issue 2 item 5/7: the server is down 10 s and back on the same port; the agent reconnects
     (prints the delay), sends a fresh hello, then everything queued while it was away, in order;
     the outage is logged once, not once per retry."""
-    caplog.set_level(logging.DEBUG, logger="agent.connection")
+    caplog.set_level(logging.DEBUG, logger="ankaios_agent.agent.connection")
     conn_ = connect(agent_name)
     await server.wait_for_agent(agent_name)
     conn_.outbox.send(_state(agent_name, 0))
@@ -186,10 +186,16 @@ async def test_reconnects_after_server_restart_and_outbox_survives(
     names = [m.updateWorkloadState.workloadStates[0].instanceName.workloadName for m in after[1:]]
     assert names == [f"w{n}" for n in range(1, 6)]
     assert recorder.connected_calls == 2
-    warnings = [r for r in caplog.records if r.name == "agent.connection" and r.levelno >= logging.WARNING]
+    warnings = [
+        r
+        for r in caplog.records
+        if r.name == "ankaios_agent.agent.connection" and r.levelno >= logging.WARNING
+    ]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert "lost" in warnings[0].getMessage()
-    retries = [r for r in caplog.records if r.name == "agent.connection" and "retry" in r.getMessage()]
+    retries = [
+        r for r in caplog.records if r.name == "ankaios_agent.agent.connection" and "retry" in r.getMessage()
+    ]
     assert len(retries) > 3  # it kept trying, quietly
 
 
@@ -197,7 +203,7 @@ async def test_unreachable_server_is_logged_once_and_retried(
     agent_name: str, recorder: RecordingHandler, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Issue 2 item 5: no server at all -> one warning, retries forever, never crashes."""
-    caplog.set_level(logging.DEBUG, logger="agent.connection")
+    caplog.set_level(logging.DEBUG, logger="ankaios_agent.agent.connection")
     server = ServerDouble()
     port = await server.start()
     await server.stop()  # a free port with nobody listening
@@ -208,7 +214,9 @@ async def test_unreachable_server_is_logged_once_and_retried(
         await asyncio.sleep(1.5)
         assert not conn_.task.done()
         warnings = [
-            r for r in caplog.records if r.name == "agent.connection" and r.levelno >= logging.WARNING
+            r
+            for r in caplog.records
+            if r.name == "ankaios_agent.agent.connection" and r.levelno >= logging.WARNING
         ]
         assert [("not reachable" in r.getMessage()) for r in warnings] == [True]
         await server.start(port)
@@ -293,7 +301,7 @@ async def test_server_that_never_answers_the_hello_times_out(
     connection = ServerConnection(
         f"127.0.0.1:{port}", agent_name, Outbox(), recorder.handle, recorder.on_connected, timings
     )
-    caplog.set_level(logging.WARNING, logger="agent.connection")
+    caplog.set_level(logging.WARNING, logger="ankaios_agent.agent.connection")
     task = asyncio.create_task(connection.run())
     try:
         await asyncio.sleep(1.0)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.model import InstanceName, Request, Response
-from control_interface import ControlInterfaces
-from control_interface.framing import FrameDecoder, frame
-from proto import ankaios_pb2 as pb
+from ankaios_agent.agent.model import InstanceName, Request, Response
+from ankaios_agent.control_interface import ControlInterfaces
+from ankaios_agent.control_interface.framing import FrameDecoder, frame
+from ankaios_agent.proto import ankaios_pb2 as pb
 from tests.support.podman_env import PodmanEnv
 
 pytestmark = pytest.mark.podman

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-import control_interface
-from agent.errors import ControlInterfaceError
-from agent.model import InstanceName, Request, Response
-from control_interface import ControlInterfaces, RelaySettings
-from control_interface.framing import DropReason, encode_varint, frame
-from proto import ankaios_pb2 as pb
+from ankaios_agent import control_interface
+from ankaios_agent.agent.errors import ControlInterfaceError
+from ankaios_agent.agent.model import InstanceName, Request, Response
+from ankaios_agent.control_interface import ControlInterfaces, RelaySettings
+from ankaios_agent.control_interface.framing import DropReason, encode_varint, frame
+from ankaios_agent.proto import ankaios_pb2 as pb
 from tests.integration.fifo_client import InputReader, OutputWriter, request_frame, wait_until
 
 ID = "b79606fb3afea5bd1609ed40b622142f1c98125abcfe89a76a661b0e8e343910"

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import time
 
-from agent.connection import ConnectionTimings, ServerConnection
-from agent.outbox import Outbox
+from ankaios_agent.agent.connection import ConnectionTimings, ServerConnection
+from ankaios_agent.agent.outbox import Outbox
 from tests.integration.conftest import RecordingHandler
 from tests.server_double import ServerDouble
 

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 import pytest
 import yaml
 
-from agent.errors import RuntimeCreateFailed, RuntimeDeleteFailed, WorkloadConfigError
-from agent.model import ExecutionState, InstanceName, State, WorkloadSpec
-from runtimes.podman.client import PodmanConnection
-from runtimes.podman.monitor import MonitorTimings
-from runtimes.podman_kube import PodmanKubeRuntime
-from runtimes.protocol import StateChange
+from ankaios_agent.agent.errors import RuntimeCreateFailed, RuntimeDeleteFailed, WorkloadConfigError
+from ankaios_agent.agent.model import ExecutionState, InstanceName, State, WorkloadSpec
+from ankaios_agent.runtimes.podman.client import PodmanConnection
+from ankaios_agent.runtimes.podman.monitor import MonitorTimings
+from ankaios_agent.runtimes.podman_kube import PodmanKubeRuntime
+from ankaios_agent.runtimes.protocol import StateChange
 from tests.support.podman_env import IMAGE, PodmanEnv
 
 pytestmark = pytest.mark.podman

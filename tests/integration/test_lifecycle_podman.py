@@ -17,18 +17,23 @@ from typing import Any
 import pytest
 
 # Lives on branch lifecycle before the other parts are merged: skip until they are there.
-for _module in ("agent.wiring", "runtimes.podman.runtime", "tests.server_double", "tests.support.podman_env"):
+for _module in (
+    "ankaios_agent.agent.wiring",
+    "ankaios_agent.runtimes.podman.runtime",
+    "tests.server_double",
+    "tests.support.podman_env",
+):
     pytest.importorskip(_module)
 
-from agent.app import run_agent  # noqa: E402
-from agent.config import parse_args  # noqa: E402
-from agent.connection import ConnectionTimings, ServerConnection  # noqa: E402
-from agent.outbox import Outbox  # noqa: E402
-from agent.wiring import assemble  # noqa: E402
-from runtimes.podman.runtime import PodmanRuntime  # noqa: E402
-from agent.manager import Manager  # noqa: E402
-from agent.timings import AgentTimings  # noqa: E402
-from control_interface import ControlInterfaces  # noqa: E402
+from ankaios_agent.agent.app import run_agent  # noqa: E402
+from ankaios_agent.agent.config import parse_args  # noqa: E402
+from ankaios_agent.agent.connection import ConnectionTimings, ServerConnection  # noqa: E402
+from ankaios_agent.agent.outbox import Outbox  # noqa: E402
+from ankaios_agent.agent.wiring import assemble  # noqa: E402
+from ankaios_agent.runtimes.podman.runtime import PodmanRuntime  # noqa: E402
+from ankaios_agent.agent.manager import Manager  # noqa: E402
+from ankaios_agent.agent.timings import AgentTimings  # noqa: E402
+from ankaios_agent.control_interface import ControlInterfaces  # noqa: E402
 from tests.server_double import ServerDouble  # noqa: E402
 from tests.server_double.state import state_from_yaml  # noqa: E402
 from tests.support.podman_env import IMAGE, PodmanEnv  # noqa: E402

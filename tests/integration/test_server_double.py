@@ -15,8 +15,8 @@ import grpc
 import grpc.aio
 import pytest
 
-from proto import ankaios_pb2 as pb
-from proto import ankaios_pb2_grpc as pb_grpc
+from ankaios_agent.proto import ankaios_pb2 as pb
+from ankaios_agent.proto import ankaios_pb2_grpc as pb_grpc
 from tests.server_double import ServerDouble, StateError, load_state, state_from_yaml
 from tests.server_double.state import instance_id
 

@@ -35,10 +35,10 @@ from dataclasses import dataclass
 import grpc
 import grpc.aio
 
-from agent.conversion import execution_state_from_proto
-from agent.model import ExecutionState, InstanceName
-from proto import ankaios_pb2 as pb
-from proto import ankaios_pb2_grpc as pb_grpc
+from ankaios_agent.agent.conversion import execution_state_from_proto
+from ankaios_agent.agent.model import ExecutionState, InstanceName
+from ankaios_agent.proto import ankaios_pb2 as pb
+from ankaios_agent.proto import ankaios_pb2_grpc as pb_grpc
 from tests.server_double.state import (
     API_VERSION,
     DeleteGraph,

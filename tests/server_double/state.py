@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from google.protobuf import json_format
 
-from proto import ankaios_pb2 as pb
+from ankaios_agent.proto import ankaios_pb2 as pb
 
 API_VERSION = "v0.1"
 

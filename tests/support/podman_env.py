@@ -33,8 +33,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import RuntimeUnavailable
-from runtimes.podman.client import PRIVATE_SOCKET_NAME, PrivateService, ping
+from ankaios_agent.agent.errors import RuntimeUnavailable
+from ankaios_agent.runtimes.podman.client import PRIVATE_SOCKET_NAME, PrivateService, ping
 
 IMAGE = "localhost/ank-busybox:latest"
 CONTAINERS_CONF_TEXT = """\

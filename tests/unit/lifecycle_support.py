@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from agent.model import (
+from ankaios_agent.agent.model import (
     AddCondition,
     DeleteCondition,
     DeleteRequest,

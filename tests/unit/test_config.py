@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from agent import cli
-from agent.config import (
+from ankaios_agent.agent import cli
+from ankaios_agent.agent.config import (
     AgentConfig,
     RunFolderError,
     parse_args,
     parse_server,
     prepare_io_folder,
 )
-from agent.errors import UsageError
+from ankaios_agent.agent.errors import UsageError
 
 
 def test_defaults_match_the_reference() -> None:

@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from agent import conversion
-from agent.errors import ConversionError
-from agent.model import (
+from ankaios_agent.agent import conversion
+from ankaios_agent.agent.errors import ConversionError
+from ankaios_agent.agent.model import (
     AGENT_REQUEST_PREFIX,
     AddCondition,
     DeleteCondition,
@@ -27,7 +27,7 @@ from agent.model import (
     WorkloadSpec,
     WorkloadState,
 )
-from proto import ankaios_pb2 as pb
+from ankaios_agent.proto import ankaios_pb2 as pb
 
 AGENT = "agent_A"
 INST = InstanceName("nginx", AGENT, "abc")
@@ -208,7 +208,7 @@ def test_one_bad_entry_drops_the_whole_update_workload_with_warning(
     bad: pb.UpdateWorkload, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Spec §1.5/§11.19: the whole UpdateWorkload goes; the warning names the workload."""
-    with caplog.at_level(logging.WARNING, logger="agent.conversion"):
+    with caplog.at_level(logging.WARNING, logger="ankaios_agent.agent.conversion"):
         assert conversion.from_server(pb.FromServer(updateWorkload=bad), AGENT) is None
     record = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(record) == 1

@@ -5,9 +5,15 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent import conversion
-from agent.model import AGENT_REQUEST_PREFIX, DesiredState, Response, UpdateWorkload, UpdateWorkloadState
-from proto import ankaios_pb2 as pb
+from ankaios_agent.agent import conversion
+from ankaios_agent.agent.model import (
+    AGENT_REQUEST_PREFIX,
+    DesiredState,
+    Response,
+    UpdateWorkload,
+    UpdateWorkloadState,
+)
+from ankaios_agent.proto import ankaios_pb2 as pb
 
 ENUM = st.integers(min_value=-3, max_value=12)
 TEXT = st.text(max_size=8)

@@ -7,9 +7,9 @@ from google.protobuf.internal.encoder import _VarintBytes
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.errors import ConversionError
-from agent.model import Response
-from control_interface.framing import (
+from ankaios_agent.agent.errors import ConversionError
+from ankaios_agent.agent.model import Response
+from ankaios_agent.control_interface.framing import (
     MAX_FRAME_SIZE,
     CorruptStream,
     Dropped,
@@ -20,7 +20,7 @@ from control_interface.framing import (
     encode_varint,
     frame,
 )
-from proto import ankaios_pb2 as pb
+from ankaios_agent.proto import ankaios_pb2 as pb
 
 payloads = st.lists(st.binary(min_size=0, max_size=400), max_size=12)
 

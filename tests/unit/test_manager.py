@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from agent.manager import Manager
-from agent.model import (
+from ankaios_agent.agent.manager import Manager
+from ankaios_agent.agent.model import (
     AGENT_REQUEST_PREFIX,
     AddCondition,
     DeleteCondition,
@@ -24,8 +24,8 @@ from agent.model import (
     WorkloadSpec,
     WorkloadState,
 )
-from agent.testing import FakeClock, FakeControlInterfaces, FakeRuntime, RecordingSink, settle
-from agent.timings import AgentTimings
+from ankaios_agent.agent.testing import FakeClock, FakeControlInterfaces, FakeRuntime, RecordingSink, settle
+from ankaios_agent.agent.timings import AgentTimings
 from tests.unit.lifecycle_support import (
     AGENT,
     NO_MORE_RETRIES,

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from agent.model import DesiredStateRequest, ExecutionState, InstanceName, WorkloadState
-from agent.outbox import MessageSink, Outbox
+from ankaios_agent.agent.model import DesiredStateRequest, ExecutionState, InstanceName, WorkloadState
+from ankaios_agent.agent.outbox import MessageSink, Outbox
 
 
 def _state(n: int) -> WorkloadState:

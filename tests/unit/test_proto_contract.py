@@ -9,7 +9,7 @@ from __future__ import annotations
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from proto import ankaios_pb2 as pb
+from ankaios_agent.proto import ankaios_pb2 as pb
 
 MSG = FieldDescriptor.TYPE_MESSAGE
 ENUM = FieldDescriptor.TYPE_ENUM

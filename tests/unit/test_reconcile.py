@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from agent.model import AddCondition, DeleteCondition, DeleteRequest, ExecutionState
-from agent.reconcile import Leftover, Removal, plan_added, plan_desired
-from agent.scheduler import Create, Delete, QueuedCreate, QueuedDelete, Update, UpdateCreate, UpdateDelete
-from runtimes.protocol import OwnedWorkload
+from ankaios_agent.agent.model import AddCondition, DeleteCondition, DeleteRequest, ExecutionState
+from ankaios_agent.agent.reconcile import Leftover, Removal, plan_added, plan_desired
+from ankaios_agent.agent.scheduler import (
+    Create,
+    Delete,
+    QueuedCreate,
+    QueuedDelete,
+    Update,
+    UpdateCreate,
+    UpdateDelete,
+)
+from ankaios_agent.runtimes.protocol import OwnedWorkload
 from tests.unit.lifecycle_support import delete, inst, spec
 
 

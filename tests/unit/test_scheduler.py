@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.model import AddCondition, DeleteCondition, ExecutionState, State, WorkloadState
-from agent.scheduler import (
+from ankaios_agent.agent.model import AddCondition, DeleteCondition, ExecutionState, State, WorkloadState
+from ankaios_agent.agent.scheduler import (
     Create,
     Delete,
     QueuedCreate,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.model import ExecutionState, State, WorkloadState
-from agent.state_store import HOLDING, SUPPRESSED, StateStore, next_state
+from ankaios_agent.agent.model import ExecutionState, State, WorkloadState
+from ankaios_agent.agent.state_store import HOLDING, SUPPRESSED, StateStore, next_state
 from tests.unit.lifecycle_support import inst
 
 HELD = [ExecutionState.requested_at_runtime(), ExecutionState.waiting_to_stop()]

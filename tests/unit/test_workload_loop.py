@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from agent.errors import WorkloadConfigError
-from agent.model import ExecutionState, RestartPolicy, WorkloadSpec, WorkloadState
-from agent.testing import FakeClock, FakeControlInterfaces, FakeRuntime, RecordingSink, settle
-from agent.timings import AgentTimings
-from agent.workload_loop import WorkloadLoop
-from runtimes.protocol import StateChange
+from ankaios_agent.agent.errors import WorkloadConfigError
+from ankaios_agent.agent.model import ExecutionState, RestartPolicy, WorkloadSpec, WorkloadState
+from ankaios_agent.agent.testing import FakeClock, FakeControlInterfaces, FakeRuntime, RecordingSink, settle
+from ankaios_agent.agent.timings import AgentTimings
+from ankaios_agent.agent.workload_loop import WorkloadLoop
+from ankaios_agent.runtimes.protocol import StateChange
 from tests.unit.lifecycle_support import (
     NO_MORE_RETRIES,
     REMOVED,

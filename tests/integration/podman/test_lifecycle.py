@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import RuntimeCreateFailed, WorkloadConfigError
-from agent.model import ExecutionState, State, WorkloadSpec
-from runtimes.podman.runtime import CONTROL_INTERFACE_TARGET
+from ankaios_agent.agent.errors import RuntimeCreateFailed, WorkloadConfigError
+from ankaios_agent.agent.model import ExecutionState, State, WorkloadSpec
+from ankaios_agent.runtimes.podman.runtime import CONTROL_INTERFACE_TARGET
 from tests.integration.podman.conftest import Harness
 
 pytestmark = pytest.mark.podman

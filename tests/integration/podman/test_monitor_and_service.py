@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import RuntimeUnavailable
-from agent.model import ExecutionState, InstanceName, State
-from runtimes.podman.client import PodmanConnection, ping
-from runtimes.podman.monitor import PodmanEvent
-from runtimes.podman.runtime import PodmanRuntime
-from runtimes.protocol import StateChange
+from ankaios_agent.agent.errors import RuntimeUnavailable
+from ankaios_agent.agent.model import ExecutionState, InstanceName, State
+from ankaios_agent.runtimes.podman.client import PodmanConnection, ping
+from ankaios_agent.runtimes.podman.monitor import PodmanEvent
+from ankaios_agent.runtimes.podman.runtime import PodmanRuntime
+from ankaios_agent.runtimes.protocol import StateChange
 from tests.integration.podman.conftest import Harness, busybox_spec, fast_timings
 from tests.support.podman_env import PodmanEnv
 

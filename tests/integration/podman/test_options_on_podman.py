@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.model import ExecutionState
+from ankaios_agent.agent.model import ExecutionState
 from tests.integration.podman.conftest import Harness
 
 pytestmark = pytest.mark.podman

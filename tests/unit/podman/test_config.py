@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.errors import WorkloadConfigError
-from agent.model import InstanceName
-from runtimes.podman.config import PodmanConfig, parse_runtime_config
+from ankaios_agent.agent.errors import WorkloadConfigError
+from ankaios_agent.agent.model import InstanceName
+from ankaios_agent.runtimes.podman.config import PodmanConfig, parse_runtime_config
 
 INSTANCE = InstanceName("nginx", "agent_A", "1234")
 

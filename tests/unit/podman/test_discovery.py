@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtimes.podman.client import candidate_urls
+from ankaios_agent.runtimes.podman.client import candidate_urls
 
 
 def test_explicit_socket_wins_over_everything() -> None:

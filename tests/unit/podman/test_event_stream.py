@@ -6,8 +6,8 @@ import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtimes.podman.client import PodmanConnection
-from runtimes.podman.event_stream import following
+from ankaios_agent.runtimes.podman.client import PodmanConnection
+from ankaios_agent.runtimes.podman.event_stream import following
 
 
 @dataclass(frozen=True)

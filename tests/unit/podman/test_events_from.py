@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from agent.model import ExecutionState, InstanceName
-from runtimes.podman.monitor import PodmanEvent, events_from, parse_event
-from runtimes.podman.states import ContainerRecord
-from runtimes.protocol import StateChange
+from ankaios_agent.agent.model import ExecutionState, InstanceName
+from ankaios_agent.runtimes.podman.monitor import PodmanEvent, events_from, parse_event
+from ankaios_agent.runtimes.podman.states import ContainerRecord
+from ankaios_agent.runtimes.protocol import StateChange
 
 A = InstanceName("a", "agent", "1")
 B = InstanceName("b", "agent", "2")

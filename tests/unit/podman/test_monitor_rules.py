@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from agent.model import ExecutionState, InstanceName
-from runtimes.podman.client import PodmanConnection
-from runtimes.podman.monitor import Monitor, MonitorTimings, PodmanEvent
-from runtimes.protocol import StateChange
+from ankaios_agent.agent.model import ExecutionState, InstanceName
+from ankaios_agent.runtimes.podman.client import PodmanConnection
+from ankaios_agent.runtimes.podman.monitor import Monitor, MonitorTimings, PodmanEvent
+from ankaios_agent.runtimes.protocol import StateChange
 
 AGENT = "agent_A"
 WL = InstanceName("wl", AGENT, "1")

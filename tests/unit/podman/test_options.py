@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import WorkloadConfigError
-from agent.model import InstanceName
-from runtimes.podman.option_values import parse_duration_ns, parse_size
-from runtimes.podman.options import CreateOptions, translate, translate_general
+from ankaios_agent.agent.errors import WorkloadConfigError
+from ankaios_agent.agent.model import InstanceName
+from ankaios_agent.runtimes.podman.option_values import parse_duration_ns, parse_size
+from ankaios_agent.runtimes.podman.options import CreateOptions, translate, translate_general
 
 INSTANCE = InstanceName("wl", "agent_A", "1")
 AGENT_LABELS = {"name": "wl.1.agent_A", "agent": "agent_A"}

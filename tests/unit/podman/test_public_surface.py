@@ -1,7 +1,7 @@
 """The podman runtime package exports a small, pinned surface (STYLE 15)."""
 
-import runtimes.podman
+from ankaios_agent.runtimes import podman
 
 
 def test_public_names_are_pinned() -> None:
-    assert runtimes.podman.__all__ == ["MonitorTimings", "PodmanConnection", "PodmanRuntime", "PodmanTimings"]
+    assert podman.__all__ == ["MonitorTimings", "PodmanConnection", "PodmanRuntime", "PodmanTimings"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.model import ExecutionState, InstanceName, State
-from runtimes.podman.states import (
+from ankaios_agent.agent.model import ExecutionState, InstanceName, State
+from ankaios_agent.runtimes.podman.states import (
     ContainerRecord,
     owned_instance,
     record_from_inspect,

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.model import InstanceName
-from runtimes.podman_kube import bookkeeping
+from ankaios_agent.agent.model import InstanceName
+from ankaios_agent.runtimes.podman_kube import bookkeeping
 
 INSTANCE = InstanceName(workload="web", agent="agent_A", id="0123abcd")
 

@@ -7,9 +7,9 @@ import json
 import pytest
 import yaml
 
-from agent.errors import WorkloadConfigError
-from agent.model import InstanceName
-from runtimes.podman_kube.config import parse_kube_config, translate_play_options
+from ankaios_agent.agent.errors import WorkloadConfigError
+from ankaios_agent.agent.model import InstanceName
+from ankaios_agent.runtimes.podman_kube.config import parse_kube_config, translate_play_options
 
 INSTANCE = InstanceName(workload="web", agent="agent_A", id="abc")
 MANIFEST = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers: []\n"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import runtimes.podman_kube as kube
-from runtimes.protocol import Runtime
+import ankaios_agent.runtimes.podman_kube as kube
+from ankaios_agent.runtimes.protocol import Runtime
 
 
 def test_public_names_are_pinned() -> None:

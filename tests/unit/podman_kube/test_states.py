@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.model import ExecutionState, State
-from runtimes.podman_kube.states import ListedContainer, combine, pods_error
+from ankaios_agent.agent.model import ExecutionState, State
+from ankaios_agent.runtimes.podman_kube.states import ListedContainer, combine, pods_error
 
 
 def c(pod: str | None, state: str, exit_code: int = 0) -> ListedContainer:
