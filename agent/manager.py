@@ -38,7 +38,7 @@ from ankaios_agent.agent.model import (
     WorkloadSpec,
     WorkloadState,
 )
-from ankaios_agent.agent.ports import ControlInterfaceHost, MessageSink
+from ankaios_agent.agent.ports import ControlInterfaceHost, MessageSink, Runtime, StateChange
 from ankaios_agent.agent.reconcile import Leftover, Plan, Removal, plan_added, plan_desired
 from ankaios_agent.agent.scheduler import (
     Create,
@@ -52,7 +52,6 @@ from ankaios_agent.agent.scheduler import (
 from ankaios_agent.agent.state_store import StateStore
 from ankaios_agent.agent.timings import AgentTimings, Clock, SystemClock
 from ankaios_agent.agent.workload_loop import WorkloadLoop
-from ankaios_agent.runtimes.protocol import Runtime, StateChange
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ankaios_agent.agent.model import DeleteRequest, State, WorkloadSpec
+from ankaios_agent.agent.ports import OwnedWorkload
 from ankaios_agent.agent.scheduler import (
     Create,
     Delete,
@@ -36,7 +37,6 @@ from ankaios_agent.agent.scheduler import (
     UpdateCreate,
     UpdateDelete,
 )
-from ankaios_agent.runtimes.protocol import OwnedWorkload
 
 
 @dataclass(frozen=True)

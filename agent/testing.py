@@ -30,7 +30,7 @@ from ankaios_agent.agent.model import (
     WorkloadSpec,
     WorkloadState,
 )
-from ankaios_agent.runtimes.protocol import OwnedWorkload, StateChange
+from ankaios_agent.agent.ports import OwnedWorkload, StateChange
 
 
 async def settle(rounds: int = 200) -> None:

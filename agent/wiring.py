@@ -14,13 +14,12 @@ from ankaios_agent.agent.app import AgentManager
 from ankaios_agent.agent.blocking import run_blocking
 from ankaios_agent.agent.config import AgentConfig
 from ankaios_agent.agent.manager import Manager
-from ankaios_agent.agent.ports import MessageSink
+from ankaios_agent.agent.ports import MessageSink, Runtime
 from ankaios_agent.agent.timings import AgentTimings
 from ankaios_agent.control_interface import ControlInterfaces
 from ankaios_agent.runtimes.podman.client import PodmanConnection
 from ankaios_agent.runtimes.podman.runtime import PodmanRuntime, PodmanTimings
 from ankaios_agent.runtimes.podman_kube import PodmanKubeRuntime
-from ankaios_agent.runtimes.protocol import Runtime
 
 
 @asynccontextmanager

@@ -48,9 +48,8 @@ from ankaios_agent.agent.model import (
     WorkloadSpec,
     WorkloadState,
 )
-from ankaios_agent.agent.ports import ControlInterfaceHost, StateReporter
+from ankaios_agent.agent.ports import ControlInterfaceHost, Runtime, StateChange, StateReporter
 from ankaios_agent.agent.timings import AgentTimings, Clock
-from ankaios_agent.runtimes.protocol import Runtime, StateChange
 
 log = logging.getLogger(__name__)
 

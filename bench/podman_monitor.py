@@ -41,11 +41,11 @@ from podman import PodmanClient
 
 from ankaios_agent.agent.blocking import run_blocking
 from ankaios_agent.agent.model import ExecutionState, InstanceName, State, WorkloadSpec
+from ankaios_agent.agent.ports import StateChange
 from ankaios_agent.runtimes.podman.client import PodmanConnection, list_containers
 from ankaios_agent.runtimes.podman.monitor import MonitorTimings, PodmanEvent
 from ankaios_agent.runtimes.podman.runtime import PodmanRuntime, PodmanTimings
 from ankaios_agent.runtimes.podman.states import ContainerRecord, record_from_list_entry
-from ankaios_agent.runtimes.protocol import StateChange
 from tests.support.podman_env import PodmanEnv, podman_environment
 
 POLL_INTERVAL_S = 0.5

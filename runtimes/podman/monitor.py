@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 
 from ankaios_agent.agent.blocking import run_blocking
 from ankaios_agent.agent.model import ExecutionState, InstanceName
+from ankaios_agent.agent.ports import StateChange
 from ankaios_agent.runtimes.podman.client import PodmanConnection, error_text, is_not_found, list_containers
 from ankaios_agent.runtimes.podman.event_stream import following
 from ankaios_agent.runtimes.podman.states import (
@@ -45,7 +46,6 @@ from ankaios_agent.runtimes.podman.states import (
     record_from_inspect,
     record_from_list_entry,
 )
-from ankaios_agent.runtimes.protocol import StateChange
 
 logger = logging.getLogger(__name__)
 

@@ -28,6 +28,7 @@ from ankaios_agent.agent.errors import (
     WorkloadConfigError,
 )
 from ankaios_agent.agent.model import InstanceName, WorkloadSpec
+from ankaios_agent.agent.ports import OwnedWorkload, StateChange
 from ankaios_agent.runtimes.podman.client import (
     RUNTIME_NAME,
     PodmanConnection,
@@ -39,7 +40,6 @@ from ankaios_agent.runtimes.podman.config import parse_runtime_config
 from ankaios_agent.runtimes.podman.monitor import Monitor, MonitorTimings
 from ankaios_agent.runtimes.podman.options import translate, translate_general
 from ankaios_agent.runtimes.podman.states import AGENT_LABEL, NAME_LABEL, record_from_list_entry
-from ankaios_agent.runtimes.protocol import OwnedWorkload, StateChange
 
 logger = logging.getLogger(__name__)
 

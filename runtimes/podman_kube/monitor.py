@@ -31,12 +31,12 @@ from dataclasses import dataclass
 
 from ankaios_agent.agent.blocking import run_blocking
 from ankaios_agent.agent.model import ExecutionState, InstanceName
+from ankaios_agent.agent.ports import StateChange
 from ankaios_agent.runtimes.podman.client import PodmanConnection
 from ankaios_agent.runtimes.podman.event_stream import following
 from ankaios_agent.runtimes.podman.monitor import MonitorTimings
 from ankaios_agent.runtimes.podman_kube.kube_api import KubeApi, KubeApiError
 from ankaios_agent.runtimes.podman_kube.states import combine, pods_error
-from ankaios_agent.runtimes.protocol import StateChange
 
 logger = logging.getLogger(__name__)
 

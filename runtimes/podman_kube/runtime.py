@@ -35,6 +35,7 @@ from ankaios_agent.agent.errors import (
     WorkloadConfigError,
 )
 from ankaios_agent.agent.model import InstanceName, WorkloadSpec
+from ankaios_agent.agent.ports import OwnedWorkload, StateChange
 from ankaios_agent.runtimes.podman.client import PodmanConnection
 from ankaios_agent.runtimes.podman.monitor import MonitorTimings
 from ankaios_agent.runtimes.podman_kube import bookkeeping
@@ -42,7 +43,6 @@ from ankaios_agent.runtimes.podman_kube.bookkeeping import BookkeepingError
 from ankaios_agent.runtimes.podman_kube.config import RUNTIME_NAME, parse_kube_config
 from ankaios_agent.runtimes.podman_kube.kube_api import KubeApi, KubeApiError, KubePlayFailed
 from ankaios_agent.runtimes.podman_kube.monitor import KubeMonitor
-from ankaios_agent.runtimes.protocol import OwnedWorkload, StateChange
 
 logger = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ import yaml
 
 from ankaios_agent.agent.errors import RuntimeCreateFailed, RuntimeDeleteFailed, WorkloadConfigError
 from ankaios_agent.agent.model import ExecutionState, InstanceName, State, WorkloadSpec
+from ankaios_agent.agent.ports import StateChange
 from ankaios_agent.runtimes.podman.client import PodmanConnection
 from ankaios_agent.runtimes.podman.monitor import MonitorTimings
 from ankaios_agent.runtimes.podman_kube import PodmanKubeRuntime
-from ankaios_agent.runtimes.protocol import StateChange
 from tests.support.podman_env import IMAGE, PodmanEnv
 
 pytestmark = pytest.mark.podman

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ankaios_agent.agent.model import AddCondition, DeleteCondition, DeleteRequest, ExecutionState
+from ankaios_agent.agent.ports import OwnedWorkload
 from ankaios_agent.agent.reconcile import Leftover, Removal, plan_added, plan_desired
 from ankaios_agent.agent.scheduler import (
     Create,
@@ -13,7 +14,6 @@ from ankaios_agent.agent.scheduler import (
     UpdateCreate,
     UpdateDelete,
 )
-from ankaios_agent.runtimes.protocol import OwnedWorkload
 from tests.unit.lifecycle_support import delete, inst, spec
 
 

@@ -10,10 +10,10 @@ import pytest
 
 from ankaios_agent.agent.errors import WorkloadConfigError
 from ankaios_agent.agent.model import ExecutionState, RestartPolicy, WorkloadSpec, WorkloadState
+from ankaios_agent.agent.ports import StateChange
 from ankaios_agent.agent.testing import FakeClock, FakeControlInterfaces, FakeRuntime, RecordingSink, settle
 from ankaios_agent.agent.timings import AgentTimings
 from ankaios_agent.agent.workload_loop import WorkloadLoop
-from ankaios_agent.runtimes.protocol import StateChange
 from tests.unit.lifecycle_support import (
     NO_MORE_RETRIES,
     REMOVED,

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 import pytest
 
 from ankaios_agent.agent.model import ExecutionState, InstanceName, WorkloadSpec
+from ankaios_agent.agent.ports import StateChange
 from ankaios_agent.runtimes.podman.client import PodmanConnection
 from ankaios_agent.runtimes.podman.monitor import MonitorTimings
 from ankaios_agent.runtimes.podman.runtime import PodmanRuntime, PodmanTimings
-from ankaios_agent.runtimes.protocol import StateChange
 from tests.support.podman_env import PodmanEnv
 
 WAIT_S = 30.0  # generous: only bounds a hung test, never asserts speed

@@ -12,10 +12,10 @@ import pytest
 
 from ankaios_agent.agent.errors import RuntimeUnavailable
 from ankaios_agent.agent.model import ExecutionState, InstanceName, State
+from ankaios_agent.agent.ports import StateChange
 from ankaios_agent.runtimes.podman.client import PodmanConnection, ping
 from ankaios_agent.runtimes.podman.monitor import PodmanEvent
 from ankaios_agent.runtimes.podman.runtime import PodmanRuntime
-from ankaios_agent.runtimes.protocol import StateChange
 from tests.integration.podman.conftest import Harness, busybox_spec, fast_timings
 from tests.support.podman_env import PodmanEnv
 

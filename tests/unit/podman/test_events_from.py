@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ankaios_agent.agent.model import ExecutionState, InstanceName
+from ankaios_agent.agent.ports import StateChange
 from ankaios_agent.runtimes.podman.monitor import PodmanEvent, events_from, parse_event
 from ankaios_agent.runtimes.podman.states import ContainerRecord
-from ankaios_agent.runtimes.protocol import StateChange
 
 A = InstanceName("a", "agent", "1")
 B = InstanceName("b", "agent", "2")

@@ -6,9 +6,9 @@ import json
 from collections.abc import Callable
 
 from ankaios_agent.agent.model import ExecutionState, InstanceName
+from ankaios_agent.agent.ports import StateChange
 from ankaios_agent.runtimes.podman.client import PodmanConnection
 from ankaios_agent.runtimes.podman.monitor import Monitor, MonitorTimings, PodmanEvent
-from ankaios_agent.runtimes.protocol import StateChange
 
 AGENT = "agent_A"
 WL = InstanceName("wl", AGENT, "1")

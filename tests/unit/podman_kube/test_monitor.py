@@ -6,11 +6,11 @@ import json
 from collections.abc import Sequence
 
 from ankaios_agent.agent.model import ExecutionState, InstanceName
+from ankaios_agent.agent.ports import StateChange
 from ankaios_agent.runtimes.podman.monitor import MonitorTimings
 from ankaios_agent.runtimes.podman_kube.kube_api import KubeApiError
 from ankaios_agent.runtimes.podman_kube.monitor import KubeMonitor, parse_event
 from ankaios_agent.runtimes.podman_kube.states import ListedContainer
-from ankaios_agent.runtimes.protocol import StateChange
 
 WEB = InstanceName(workload="web", agent="a", id="1")
 DB = InstanceName(workload="db", agent="a", id="2")

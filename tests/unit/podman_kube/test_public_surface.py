@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ankaios_agent.runtimes.podman_kube as kube
-from ankaios_agent.runtimes.protocol import Runtime
+from ankaios_agent.agent.ports import Runtime
 
 
 def test_public_names_are_pinned() -> None:
