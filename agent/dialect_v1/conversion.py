@@ -137,17 +137,16 @@ def execution_state_to_proto(state: ExecutionState) -> base.ExecutionState:
 
 def execution_state_from_proto(wire: base.ExecutionState, workload: str = "") -> ExecutionState:
     """Raises ConversionError for a missing additionalInfo or state, or an undefined substate."""
+    where = f"workload {workload!r}: " if workload else ""
     field = wire.WhichOneof("ExecutionStateEnum")
     if field is None:
-        raise ConversionError(f"workload {workload!r}: execution state without a state")
+        raise ConversionError(f"{where}execution state without a state")
     number: int = getattr(wire, field)
     state = _WIRE_TO_STATE.get((field, number))
     if state is None:
-        raise ConversionError(
-            f"workload {workload!r}: execution state {field} has the undefined value {number}"
-        )
+        raise ConversionError(f"{where}execution state {field} has the undefined value {number}")
     if not wire.HasField("additionalInfo"):
-        raise ConversionError(f"workload {workload!r}: execution state without additionalInfo")
+        raise ConversionError(f"{where}execution state without additionalInfo")
     return ExecutionState(state, wire.additionalInfo)
 
 
