@@ -7,6 +7,7 @@ import pytest
 from ankaios_agent.agent.dialect_v1 import control_codec as codec
 from ankaios_agent.agent.errors import ConversionError
 from ankaios_agent.agent.model import ControlHello, Request, RequestKind, Response, WorkloadRequest
+from ankaios_agent.control_interface.framing import frame
 from ankaios_agent.proto import ank_base_pb2 as base
 from ankaios_agent.proto import control_api_pb2 as ctl
 
@@ -149,3 +150,41 @@ def test_an_undecodable_response_body_is_a_conversion_error() -> None:
         codec.encode_response(Response("42", b"\xff"))
     with pytest.raises(ConversionError):
         codec.decode_from_ankaios(b"")
+
+
+MASK = b"desiredState.workloads"
+
+
+@pytest.mark.parametrize(
+    ("payload", "framed"),
+    [
+        (codec.encode_hello(ControlHello("1.0.0")), bytes.fromhex("09 0a 07 12 05 31 2e 30 2e 30")),
+        (codec.encode_hello(ControlHello("1.0.1")), bytes.fromhex("09 0a 07 12 05 31 2e 30 2e 31")),
+        (codec.encode_accepted(), bytes.fromhex("02 22 00")),
+        (
+            codec.encode_connection_closed("Initial Hello missing!"),
+            bytes.fromhex("1a 2a 18 0a 16") + b"Initial Hello missing!",
+        ),
+        (
+            codec.encode_error_response("req1"),
+            bytes.fromhex("19 1a 17 0a 04 72 65 71 31 1a 0f 0a 0d") + b"Access denied",
+        ),
+        (codec.encode_error_response(""), bytes.fromhex("13 1a 11 1a 0f 0a 0d") + b"Access denied"),
+        (
+            codec.encode_request(
+                Request(
+                    "req1",
+                    base.Request(
+                        completeStateRequest=base.CompleteStateRequest(fieldMask=[MASK.decode()])
+                    ).SerializeToString(),
+                )
+            ),
+            bytes.fromhex("22 1a 20 0a 04 72 65 71 31 1a 18 0a 16") + MASK,
+        ),
+        (ctl.ToAnkaios().SerializeToString(), bytes.fromhex("00")),
+    ],
+    ids=["hello 1.0.0", "hello 1.0.1", "accepted", "closed", "denied", "denied, no id", "request", "empty"],
+)
+def test_frames_are_byte_exact(payload: bytes, framed: bytes) -> None:
+    """The bytes a Rust peer produces for the same frames (length prefix + payload)."""
+    assert frame(payload) == framed
