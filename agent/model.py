@@ -206,65 +206,66 @@ def _frozen_map(items: Mapping[K, V] | None = None) -> Mapping[K, V]:
     return MappingProxyType(dict(items or {}))
 
 
-class AccessRight(enum.Enum):
-    """What a state rule grants or denies; the numbers are the wire values (3 and 4 unused)."""
+class Operation(enum.Enum):
+    """What a state rule grants or forbids (values: the manifest spellings)."""
 
-    NOTHING = 0
-    READ = 1
-    WRITE = 2
-    READ_WRITE = 5
-
-    @property
-    def reads(self) -> bool:
-        return self in (AccessRight.READ, AccessRight.READ_WRITE)
-
-    @property
-    def writes(self) -> bool:
-        return self in (AccessRight.WRITE, AccessRight.READ_WRITE)
+    NOTHING = "Nothing"
+    READ = "Read"
+    WRITE = "Write"
+    READ_WRITE = "ReadWrite"
 
 
 @dataclass(frozen=True)
 class StateRule:
     """Access to parts of the complete state: dot paths, a segment may be ``*``."""
 
-    operation: AccessRight
-    filter_masks: tuple[str, ...] = ()
+    operation: Operation
+    filter_masks: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class LogRule:
     """Access to the logs of workloads: names, each with at most one ``*``."""
 
-    workload_names: tuple[str, ...] = ()
+    workload_names: tuple[str, ...]
 
 
 AccessRule = StateRule | LogRule
 
 
 @dataclass(frozen=True)
-class ControlInterfaceAccess:
-    """A workload's control-interface rules, in the order the server sent them.
+class AccessRules:
+    """A workload's ``controlInterfaceAccess``: allow and deny rules in the order the server sent them.
 
-    v1.0.1 gives a workload a control interface only when ``allow_rules`` is
-    not empty; the v0.3.1 dialect leaves both lists empty (it always has one).
+    The v0.3.1 dialect leaves both empty (it gives every workload a control
+    interface regardless).
     """
 
-    allow_rules: tuple[AccessRule, ...] = ()
-    deny_rules: tuple[AccessRule, ...] = ()
+    allow: tuple[AccessRule, ...] = ()
+    deny: tuple[AccessRule, ...] = ()
 
     @property
-    def wanted(self) -> bool:
-        return bool(self.allow_rules)
+    def needs_control_interface(self) -> bool:
+        """v1.0.1: a workload gets a control interface iff it has at least one allow rule."""
+        return bool(self.allow)
 
 
-NO_ACCESS_RULES = ControlInterfaceAccess()
+NO_ACCESS_RULES = AccessRules()
 
 
-class FileEncoding(enum.Enum):
-    TEXT = "data"
-    """``content`` is the file's text, written as UTF-8."""
-    BASE64 = "binaryData"
-    """``content`` is standard base64 as received; decoded only when the file is written."""
+@dataclass(frozen=True)
+class TextContent:
+    text: str
+    """Written as UTF-8."""
+
+
+@dataclass(frozen=True)
+class Base64Content:
+    encoded: str
+    """Standard base64 as received; decoded only when the file is planned and written."""
+
+
+FileContent = TextContent | Base64Content
 
 
 @dataclass(frozen=True)
@@ -272,8 +273,7 @@ class WorkloadFile:
     """A file the agent writes for a workload and mounts read-only at ``mount_point``."""
 
     mount_point: str
-    content: str
-    encoding: FileEncoding = FileEncoding.TEXT
+    content: FileContent
 
 
 @dataclass(frozen=True)
@@ -296,7 +296,7 @@ class WorkloadSpec:
     tags: tuple[tuple[str, str], ...] = ()
     configs: Mapping[str, str] = field(default_factory=_frozen_map)
     files: tuple[WorkloadFile, ...] = ()
-    control_interface_access: ControlInterfaceAccess = NO_ACCESS_RULES
+    control_interface_access: AccessRules = NO_ACCESS_RULES
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dependencies", _frozen_map(self.dependencies))

@@ -33,18 +33,17 @@ from google.protobuf.message import DecodeError
 from ankaios_agent.agent.errors import ConversionError
 from ankaios_agent.agent.model import (
     AGENT_REQUEST_PREFIX,
-    AccessRight,
     AccessRule,
+    AccessRules,
     AddCondition,
     AgentHello,
     AgentLoadStatus,
-    ControlInterfaceAccess,
+    Base64Content,
     DeleteCondition,
     DeleteRequest,
     DesiredState,
     DesiredStateRequest,
     ExecutionState,
-    FileEncoding,
     FromServerMessageV1,
     InstanceName,
     LogEntries,
@@ -52,12 +51,14 @@ from ankaios_agent.agent.model import (
     LogsCancelRequest,
     LogsRequest,
     LogsStopped,
+    Operation,
     Request,
     Response,
     RestartPolicy,
     ServerHello,
     State,
     StateRule,
+    TextContent,
     ToServerMessageV1,
     UpdateWorkload,
     UpdateWorkloadState,
@@ -95,7 +96,14 @@ _STATE_TO_WIRE: Mapping[State, tuple[str, int]] = {
 # The exact inverse: no normalisation of unknown numbers in v1.0.1.
 _WIRE_TO_STATE: Mapping[tuple[str, int], State] = {wire: state for state, wire in _STATE_TO_WIRE.items()}
 
-_ACCESS_RIGHTS = {right.value: right for right in AccessRight}
+# ReadWriteEnum numbers (3 and 4 are not defined) <-> the operation of a state rule.
+_OPERATIONS: Mapping[int, Operation] = {
+    base.RW_NOTHING: Operation.NOTHING,
+    base.RW_READ: Operation.READ,
+    base.RW_WRITE: Operation.WRITE,
+    base.RW_READ_WRITE: Operation.READ_WRITE,
+}
+_OPERATION_NUMBERS: Mapping[Operation, int] = {operation: number for number, operation in _OPERATIONS.items()}
 
 
 # --- small pieces ---------------------------------------------------------------
@@ -172,13 +180,13 @@ def workload_state_from_proto(wire: base.WorkloadState) -> WorkloadState:
 def _access_rule_from_proto(wire: base.AccessRightsRule, workload: str) -> AccessRule:
     kind = wire.WhichOneof("AccessRightsRuleEnum")
     if kind == "stateRule":
-        right = _ACCESS_RIGHTS.get(wire.stateRule.operation)
-        if right is None:
+        operation = _OPERATIONS.get(wire.stateRule.operation)
+        if operation is None:
             number = wire.stateRule.operation
             raise ConversionError(
                 f"workload {workload!r}: state rule operation has the undefined value {number}"
             )
-        return StateRule(operation=right, filter_masks=tuple(wire.stateRule.filterMasks))
+        return StateRule(operation=operation, filter_masks=tuple(wire.stateRule.filterMasks))
     if kind == "logRule":
         return LogRule(workload_names=tuple(wire.logRule.workloadNames))
     raise ConversionError(f"workload {workload!r}: control-interface access rule without a rule")
@@ -188,16 +196,17 @@ def _access_rule_to_proto(rule: AccessRule) -> base.AccessRightsRule:
     if isinstance(rule, StateRule):
         return base.AccessRightsRule(
             stateRule=base.StateRule(
-                operation=cast("base.ReadWriteEnum", rule.operation.value), filterMasks=rule.filter_masks
+                operation=cast("base.ReadWriteEnum", _OPERATION_NUMBERS[rule.operation]),
+                filterMasks=rule.filter_masks,
             )
         )
     return base.AccessRightsRule(logRule=base.LogRule(workloadNames=rule.workload_names))
 
 
-def _access_from_proto(wire: base.ControlInterfaceAccess, workload: str) -> ControlInterfaceAccess:
-    return ControlInterfaceAccess(
-        allow_rules=tuple(_access_rule_from_proto(r, workload) for r in wire.allowRules),
-        deny_rules=tuple(_access_rule_from_proto(r, workload) for r in wire.denyRules),
+def _access_from_proto(wire: base.ControlInterfaceAccess, workload: str) -> AccessRules:
+    return AccessRules(
+        allow=tuple(_access_rule_from_proto(r, workload) for r in wire.allowRules),
+        deny=tuple(_access_rule_from_proto(r, workload) for r in wire.denyRules),
     )
 
 
@@ -205,14 +214,15 @@ def _file_from_proto(wire: base.File, workload: str) -> WorkloadFile:
     kind = wire.WhichOneof("FileContent")
     if kind is None:
         raise ConversionError(f"workload {workload!r}: file {wire.mountPoint!r} has no content")
-    encoding = FileEncoding(kind)
-    return WorkloadFile(mount_point=wire.mountPoint, content=getattr(wire, kind), encoding=encoding)
+    if kind == "data":
+        return WorkloadFile(mount_point=wire.mountPoint, content=TextContent(wire.data))
+    return WorkloadFile(mount_point=wire.mountPoint, content=Base64Content(wire.binaryData))
 
 
 def _file_to_proto(file: WorkloadFile) -> base.File:
-    wire = base.File(mountPoint=file.mount_point)
-    setattr(wire, file.encoding.value, file.content)
-    return wire
+    if isinstance(file.content, TextContent):
+        return base.File(mountPoint=file.mount_point, data=file.content.text)
+    return base.File(mountPoint=file.mount_point, binaryData=file.content.encoded)
 
 
 def workload_spec_from_proto(instance: InstanceName, wire: base.Workload) -> WorkloadSpec:
@@ -254,8 +264,8 @@ def workload_to_proto(spec: WorkloadSpec) -> base.Workload:
         runtime=spec.runtime,
         runtimeConfig=spec.runtime_config,
         controlInterfaceAccess=base.ControlInterfaceAccess(
-            allowRules=[_access_rule_to_proto(r) for r in spec.control_interface_access.allow_rules],
-            denyRules=[_access_rule_to_proto(r) for r in spec.control_interface_access.deny_rules],
+            allowRules=[_access_rule_to_proto(r) for r in spec.control_interface_access.allow],
+            denyRules=[_access_rule_to_proto(r) for r in spec.control_interface_access.deny],
         ),
         configs=base.ConfigMappings(configs=dict(spec.configs)),
         files=base.Files(files=[_file_to_proto(f) for f in spec.files]),

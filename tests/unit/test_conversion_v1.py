@@ -12,17 +12,16 @@ from ankaios_agent.agent.dialect_v1 import conversion as v1
 from ankaios_agent.agent.errors import ConversionError
 from ankaios_agent.agent.model import (
     AGENT_REQUEST_PREFIX,
-    AccessRight,
+    AccessRules,
     AddCondition,
     AgentHello,
     AgentLoadStatus,
-    ControlInterfaceAccess,
+    Base64Content,
     DeleteCondition,
     DeleteRequest,
     DesiredState,
     DesiredStateRequest,
     ExecutionState,
-    FileEncoding,
     FromServerMessageV1,
     InstanceName,
     LogEntries,
@@ -31,12 +30,14 @@ from ankaios_agent.agent.model import (
     LogsCancelRequest,
     LogsRequest,
     LogsStopped,
+    Operation,
     Request,
     Response,
     RestartPolicy,
     ServerHello,
     State,
     StateRule,
+    TextContent,
     UpdateWorkload,
     UpdateWorkloadState,
     WorkloadFile,
@@ -122,15 +123,15 @@ FULL_SPEC = WorkloadSpec(
     tags=(("owner", "me"), ("zone", "b")),
     configs={"port": "web_port"},
     files=(
-        WorkloadFile("/etc/app.conf", "a=1\n"),
-        WorkloadFile("/bin/blob", "AAEC", FileEncoding.BASE64),
+        WorkloadFile("/etc/app.conf", TextContent("a=1\n")),
+        WorkloadFile("/bin/blob", Base64Content("AAEC")),
     ),
-    control_interface_access=ControlInterfaceAccess(
-        allow_rules=(
-            StateRule(AccessRight.READ_WRITE, ("desiredState", "agents.*")),
+    control_interface_access=AccessRules(
+        allow=(
+            StateRule(Operation.READ_WRITE, ("desiredState", "agents.*")),
             LogRule(("web_*",)),
         ),
-        deny_rules=(StateRule(AccessRight.WRITE, ("x",)),),
+        deny=(StateRule(Operation.WRITE, ("x",)),),
     ),
 )
 
@@ -271,16 +272,14 @@ WORKLOAD_FIELDS: list[tuple[str, Callable[[base.Workload], None], WorkloadSpec]]
     (
         "access absent",
         _clear("controlInterfaceAccess"),
-        replace(FULL_SPEC, control_interface_access=ControlInterfaceAccess()),
+        replace(FULL_SPEC, control_interface_access=AccessRules()),
     ),
     (
         "deny rules only",
         lambda w: w.controlInterfaceAccess.ClearField("allowRules"),
         replace(
             FULL_SPEC,
-            control_interface_access=ControlInterfaceAccess(
-                deny_rules=(StateRule(AccessRight.WRITE, ("x",)),)
-            ),
+            control_interface_access=AccessRules(deny=(StateRule(Operation.WRITE, ("x",)),)),
         ),
     ),
     (
@@ -290,7 +289,7 @@ WORKLOAD_FIELDS: list[tuple[str, Callable[[base.Workload], None], WorkloadSpec]]
             FULL_SPEC,
             control_interface_access=replace(
                 FULL_SPEC.control_interface_access,
-                allow_rules=(StateRule(AccessRight.NOTHING), LogRule(("web_*",))),
+                allow=(StateRule(Operation.NOTHING, ()), LogRule(("web_*",))),
             ),
         ),
     ),
@@ -301,7 +300,7 @@ WORKLOAD_FIELDS: list[tuple[str, Callable[[base.Workload], None], WorkloadSpec]]
             FULL_SPEC,
             control_interface_access=replace(
                 FULL_SPEC.control_interface_access,
-                allow_rules=(StateRule(AccessRight.READ, ("desiredState", "agents.*")), LogRule(("web_*",))),
+                allow=(StateRule(Operation.READ, ("desiredState", "agents.*")), LogRule(("web_*",))),
             ),
         ),
     ),
@@ -310,7 +309,7 @@ WORKLOAD_FIELDS: list[tuple[str, Callable[[base.Workload], None], WorkloadSpec]]
     (
         "file with empty text",
         lambda w: setattr(w.files.files[0], "data", ""),
-        replace(FULL_SPEC, files=(WorkloadFile("/etc/app.conf", ""), FULL_SPEC.files[1])),
+        replace(FULL_SPEC, files=(WorkloadFile("/etc/app.conf", TextContent("")), FULL_SPEC.files[1])),
     ),
 ]
 

@@ -8,14 +8,15 @@ import pytest
 
 from ankaios_agent.agent import conversion as v0
 from ankaios_agent.agent.model import (
-    AccessRight,
-    ControlInterfaceAccess,
+    AccessRules,
+    Base64Content,
     ExecutionState,
-    FileEncoding,
     InstanceName,
     LogRule,
+    Operation,
     State,
     StateRule,
+    TextContent,
     UpdateWorkload,
     WorkloadFile,
     WorkloadSpec,
@@ -30,12 +31,10 @@ BASE = WorkloadSpec(InstanceName("web", "agent_A", "1"), "podman", "image: x")
     [
         replace(BASE, tags=(("a", "b"),)),
         replace(BASE, configs={"port": "web_port"}),
-        replace(BASE, files=(WorkloadFile("/etc/x", "1"),)),
-        replace(BASE, files=(WorkloadFile("/etc/x", "1", FileEncoding.BASE64),)),
-        replace(BASE, control_interface_access=ControlInterfaceAccess(allow_rules=(LogRule(("*",)),))),
-        replace(
-            BASE, control_interface_access=ControlInterfaceAccess(deny_rules=(StateRule(AccessRight.READ),))
-        ),
+        replace(BASE, files=(WorkloadFile("/etc/x", TextContent("1")),)),
+        replace(BASE, files=(WorkloadFile("/etc/x", Base64Content("1")),)),
+        replace(BASE, control_interface_access=AccessRules(allow=(LogRule(("*",)),))),
+        replace(BASE, control_interface_access=AccessRules(deny=(StateRule(Operation.READ, ()),))),
     ],
     ids=["tags", "configs", "text file", "binary file", "allow rule", "deny rule"],
 )
@@ -47,8 +46,8 @@ def test_a_spec_that_differs_only_in_a_v1_field_is_a_different_spec(changed: Wor
 
 
 def test_rule_order_is_part_of_the_spec() -> None:
-    a, b = StateRule(AccessRight.READ, ("x",)), LogRule(("y",))
-    assert ControlInterfaceAccess((a, b)) != ControlInterfaceAccess((b, a))
+    a, b = StateRule(Operation.READ, ("x",)), LogRule(("y",))
+    assert AccessRules((a, b)) != AccessRules((b, a))
 
 
 def test_configs_are_frozen() -> None:
@@ -60,23 +59,10 @@ def test_configs_are_frozen() -> None:
         spec.configs["x"] = "y"  # type: ignore[index]
 
 
-@pytest.mark.parametrize(
-    ("right", "reads", "writes"),
-    [
-        (AccessRight.NOTHING, False, False),
-        (AccessRight.READ, True, False),
-        (AccessRight.WRITE, False, True),
-        (AccessRight.READ_WRITE, True, True),
-    ],
-)
-def test_access_rights(right: AccessRight, reads: bool, writes: bool) -> None:
-    assert (right.reads, right.writes) == (reads, writes)
-
-
 def test_a_control_interface_is_wanted_only_with_allow_rules() -> None:
-    assert not ControlInterfaceAccess().wanted
-    assert not ControlInterfaceAccess(deny_rules=(LogRule(("*",)),)).wanted
-    assert ControlInterfaceAccess(allow_rules=(StateRule(AccessRight.NOTHING),)).wanted
+    assert not AccessRules().needs_control_interface
+    assert not AccessRules(deny=(LogRule(("*",)),)).needs_control_interface
+    assert AccessRules(allow=(StateRule(Operation.NOTHING, ()),)).needs_control_interface
 
 
 def test_the_v031_dialect_leaves_the_v1_fields_empty() -> None:
@@ -95,7 +81,7 @@ def test_the_v031_dialect_leaves_the_v1_fields_empty() -> None:
     decoded = v0.from_server(wire, "agent_A")
     assert isinstance(decoded, UpdateWorkload)
     (spec,) = decoded.added
-    assert (spec.configs, spec.files, spec.control_interface_access) == ({}, (), ControlInterfaceAccess())
+    assert (spec.configs, spec.files, spec.control_interface_access) == ({}, (), AccessRules())
 
 
 @pytest.mark.parametrize(
