@@ -7,7 +7,7 @@ types and structured fields, never on message text::
     AgentError
     ├── UsageError                   bad command line or environment (exit 2)
     ├── ServerUnavailable            the gRPC stream could not be opened or broke
-    ├── ConversionError              a wire message that violates the v0.3.1 contract
+    ├── ConversionError              a wire message that violates its dialect's contract
     ├── RuntimeFailure                base of everything a runtime reports
     │   ├── RuntimeUnavailable       the container engine cannot be reached
     │   ├── WorkloadConfigError      runtimeConfig is malformed / uses an unsupported option
