@@ -24,33 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ankaios_agent.agent.errors import AgentError
+from ankaios_agent.agent.model import Base64Content, FileContent, TextContent, WorkloadFile
 
 FILES_FOLDER = "files"
 """Name of the folder below ``<run>/<workload>.<id>/`` that holds the workload's files."""
 
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4095
-
-
-@dataclass(frozen=True)
-class TextContent:
-    text: str
-
-
-@dataclass(frozen=True)
-class Base64Content:
-    encoded: str
-
-
-FileContent = TextContent | Base64Content
-
-
-@dataclass(frozen=True)
-class WorkloadFile:
-    """One entry of a workload's ``files`` as the server sent it."""
-
-    mount_point: str
-    content: FileContent
 
 
 class WorkloadFileError(AgentError):

@@ -45,50 +45,15 @@ request ``*`` matches every deny segment, and the log search goes on.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from ankaios_agent.agent.model import AccessRule, AccessRules, LogRule, Operation, StateRule
 
 ACCESS_DENIED = "Access denied"
 """The error message of the local answer to a denied request (the only text the workload sees)."""
 
 _WILDCARD = "*"
-
-
-class Operation(enum.Enum):
-    """What a state rule grants or forbids."""
-
-    NOTHING = "Nothing"
-    READ = "Read"
-    WRITE = "Write"
-    READ_WRITE = "ReadWrite"
-
-
-@dataclass(frozen=True)
-class StateRule:
-    operation: Operation
-    filter_masks: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class LogRule:
-    workload_names: tuple[str, ...]
-
-
-AccessRule = StateRule | LogRule
-
-
-@dataclass(frozen=True)
-class AccessRules:
-    """A workload's ``controlInterfaceAccess``: allow and deny rules in manifest order."""
-
-    allow: tuple[AccessRule, ...] = ()
-    deny: tuple[AccessRule, ...] = ()
-
-    @property
-    def needs_control_interface(self) -> bool:
-        """A workload gets a control interface iff it has at least one allow rule, whatever it says."""
-        return bool(self.allow)
 
 
 @dataclass(frozen=True)
