@@ -113,9 +113,7 @@ class WorkloadConfigError(RuntimeFailure):
 
 
 class RuntimeCreateFailed(RuntimeFailure):
-    def __init__(
-        self, instance: InstanceName, reason: str, cause: EngineCallFailed | None = None
-    ) -> None:
+    def __init__(self, instance: InstanceName, reason: str, cause: EngineCallFailed | None = None) -> None:
         super().__init__(reason)
         self.instance = instance
         self.reason = reason
@@ -123,9 +121,7 @@ class RuntimeCreateFailed(RuntimeFailure):
 
 
 class RuntimeDeleteFailed(RuntimeFailure):
-    def __init__(
-        self, instance: InstanceName, reason: str, cause: EngineCallFailed | None = None
-    ) -> None:
+    def __init__(self, instance: InstanceName, reason: str, cause: EngineCallFailed | None = None) -> None:
         super().__init__(reason)
         self.instance = instance
         self.reason = reason

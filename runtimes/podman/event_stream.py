@@ -71,7 +71,9 @@ class EventStream:
                 self._follow()
                 return
             except Exception:
-                logger.exception("podman event stream thread failed unexpectedly; restarting it in %.1f s", delay)
+                logger.exception(
+                    "podman event stream thread failed unexpectedly; restarting it in %.1f s", delay
+                )
                 self._call(self._monitor.stream_down, "event stream thread failed")
                 self._stop.wait(delay)
                 delay = min(delay * 2, self._timings.reconnect_max_s)

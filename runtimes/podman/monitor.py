@@ -28,8 +28,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ankaios_agent.agent.blocking import run_blocking
-from ankaios_agent.agent.model import ExecutionState, InstanceName
 from ankaios_agent.agent.errors import EngineCallFailed, EngineNotFound
+from ankaios_agent.agent.model import ExecutionState, InstanceName
 from ankaios_agent.agent.ports import StateChange
 from ankaios_agent.runtimes.podman.client import PodmanConnection, list_containers
 from ankaios_agent.runtimes.podman.engine_errors import check, podman_call
@@ -243,13 +243,15 @@ class Monitor(MonitorCore[list[dict[str, object]]]):
 
     def _inspect(self, cid: str) -> dict[str, object]:
         with podman_call("inspect container"):
-            response = check("inspect container", self._connection.call_client().api.get(f"/containers/{cid}/json"))
+            response = check(
+                "inspect container", self._connection.call_client().api.get(f"/containers/{cid}/json")
+            )
         return dict(response.json())
 
     # ------------------------------------------------------------ relist
 
-    def _list(self) -> list[dict[str, object]]:
-        return self._lister()
+    def _list_call(self) -> Callable[[], list[dict[str, object]]]:
+        return self._lister
 
     def _apply_listing(
         self, listing: list[dict[str, object]], seq_at_start: int, report_all: bool

@@ -1,7 +1,7 @@
 """The monitor skeleton both Podman runtimes share: event stream, relist, outage grace, changes.
 
 A runtime's monitor subclasses ``MonitorCore`` and says only what it maps:
-what to list (``_list``, blocking), how a listing becomes state changes
+what to list (``_list_call``), how a listing becomes state changes
 (``_apply_listing``), what an event line means (``_on_event``), what to
 report when Podman stays away (``_outage_changes``) and the latest state of
 everything it knows (``_latest``). Everything else is here, once:
@@ -94,8 +94,8 @@ class MonitorCore(abc.ABC, Generic[Listing]):
     # ------------------------------------------------------------ what a runtime maps
 
     @abc.abstractmethod
-    def _list(self) -> Listing:
-        """Ask Podman for everything to compare (blocking, in a worker thread)."""
+    def _list_call(self) -> Callable[[], Listing]:
+        """The blocking call that asks Podman for everything to compare (chosen on the loop, run in a thread)."""
 
     @abc.abstractmethod
     def _apply_listing(self, listing: Listing, seq_at_start: int, report_all: bool) -> list[StateChange]:
@@ -145,9 +145,10 @@ class MonitorCore(abc.ABC, Generic[Listing]):
             return
         async with self._relist_lock:
             seq_at_start = self._event_seq
+            call = self._list_call()
             try:
                 with podman_call(f"list ({self._name})"):
-                    listing = await run_blocking(self._list)
+                    listing = await run_blocking(call)
             except EngineCallFailed as exc:
                 self._relist_failed(exc.reason)
                 raise
@@ -234,11 +235,11 @@ class MonitorCore(abc.ABC, Generic[Listing]):
             except asyncio.CancelledError:
                 raise
             except Exception:
-                delay = min(
-                    self._timings.restart_initial_s * 2**self._failures, self._timings.restart_max_s
-                )
+                delay = min(self._timings.restart_initial_s * 2**self._failures, self._timings.restart_max_s)
                 self._failures += 1
-                logger.exception("%s %s failed unexpectedly; restarting it in %.1f s", self._name, what, delay)
+                logger.exception(
+                    "%s %s failed unexpectedly; restarting it in %.1f s", self._name, what, delay
+                )
                 await asyncio.sleep(delay)
 
     def _relist_failed(self, reason: str) -> None:
@@ -260,7 +261,9 @@ class MonitorCore(abc.ABC, Generic[Listing]):
 
     def _recovered(self) -> None:
         if self._down_since is not None:
-            logger.info("%s: Podman reachable again after %.1fs", self._name, self._clock() - self._down_since)
+            logger.info(
+                "%s: Podman reachable again after %.1fs", self._name, self._clock() - self._down_since
+            )
         self._down_since = None
         self._reported_unknown = False
         self._last_success = self._clock()

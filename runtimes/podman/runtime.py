@@ -218,7 +218,10 @@ class PodmanRuntime:
                 stop = client.api.post(f"/containers/{container_id}/stop")
                 if stop.status_code != 304:  # 304: already stopped
                     check("stop container", stop)
-                check("remove container", client.api.delete(f"/containers/{container_id}", params={"force": "true"}))
+                check(
+                    "remove container",
+                    client.api.delete(f"/containers/{container_id}", params={"force": "true"}),
+                )
         except EngineNotFound:
             return
 

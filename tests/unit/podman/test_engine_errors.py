@@ -43,7 +43,12 @@ def unreachable_api_error() -> APIError:
 # The message texts deliberately say the opposite of the status: only the status decides.
 TABLE = [
     (api_error(404, "pod already exists"), EngineNotFound, EngineErrorKind.NOT_FOUND, 404),
-    (NotFound("x", response=response(404, {}), explanation="gone"), EngineNotFound, EngineErrorKind.NOT_FOUND, 404),
+    (
+        NotFound("x", response=response(404, {}), explanation="gone"),
+        EngineNotFound,
+        EngineErrorKind.NOT_FOUND,
+        404,
+    ),
     (api_error(409, "no such container"), EngineConflict, EngineErrorKind.CONFLICT, 409),
     (api_error(304, "whatever"), EngineConflict, EngineErrorKind.CONFLICT, 304),
     (api_error(400, "no such pod"), EngineRejected, EngineErrorKind.REJECTED, 400),
@@ -53,7 +58,12 @@ TABLE = [
     (requests.ConnectionError("refused"), EngineUnreachable, EngineErrorKind.UNREACHABLE, None),
     (requests.ReadTimeout("slow"), EngineUnreachable, EngineErrorKind.UNREACHABLE, None),
     (FileNotFoundError(2, "no socket"), EngineUnreachable, EngineErrorKind.UNREACHABLE, None),
-    (requests.HTTPError(response=response(409, {"message": "in use"})), EngineConflict, EngineErrorKind.CONFLICT, 409),
+    (
+        requests.HTTPError(response=response(409, {"message": "in use"})),
+        EngineConflict,
+        EngineErrorKind.CONFLICT,
+        409,
+    ),
 ]
 
 
