@@ -95,7 +95,10 @@ class MonitorCore(abc.ABC, Generic[Listing]):
 
     @abc.abstractmethod
     def _list_call(self) -> Callable[[], Listing]:
-        """The blocking call that asks Podman for everything to compare (chosen on the loop, run in a thread)."""
+        """The blocking call that asks Podman for everything to compare.
+
+        Chosen on the loop (it may read the snapshot), run in a worker thread.
+        """
 
     @abc.abstractmethod
     def _apply_listing(self, listing: Listing, seq_at_start: int, report_all: bool) -> list[StateChange]:

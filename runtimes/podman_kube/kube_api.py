@@ -29,6 +29,7 @@ Endpoints (libpod API of Podman 4.3)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -95,10 +96,8 @@ class KubeApi:
 
     def remove_pod(self, pod_id: str) -> None:
         """Stop and remove a pod by id; already gone is success."""
-        try:
+        with contextlib.suppress(EngineNotFound):
             self._call("delete", f"/pods/{pod_id}", params={"force": "true"})
-        except EngineNotFound:
-            pass
 
     def pods(self) -> list[Pod]:
         """Every pod Podman has (id and name)."""
@@ -123,10 +122,8 @@ class KubeApi:
 
     def remove_volume(self, name: str) -> None:
         """Already gone is success."""
-        try:
+        with contextlib.suppress(EngineNotFound):
             self._call("delete", f"/volumes/{name}")
-        except EngineNotFound:
-            pass
 
     def read_volume(self, name: str) -> Volume | None:
         """The volume's data label; None when there is no such volume."""
