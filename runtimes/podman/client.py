@@ -1,6 +1,6 @@
 """Reaching Podman: socket discovery, a private service, clients, error translation.
 
-Discovery order (DESIGN "Podman connection"): ``--podman-socket``, then
+Discovery order: ``--podman-socket``, then
 ``CONTAINER_HOST``, then the rootful ``/run/podman/podman.sock`` (as root) or
 the rootless ``$XDG_RUNTIME_DIR/podman/podman.sock``. When none answers and
 ``podman`` is on PATH, a private ``podman system service --time=0`` is started

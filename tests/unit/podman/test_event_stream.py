@@ -1,4 +1,5 @@
-"""The event-stream thread reports a lost stream once per outage (issue 3 item 8: never flood the log)."""
+"""The event-stream thread reports a lost stream once per outage, so a Podman that stays away
+never floods the log."""
 
 from __future__ import annotations
 

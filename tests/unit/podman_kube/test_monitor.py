@@ -1,4 +1,4 @@
-"""The kube monitor's relist logic with a fake Podman listing (spec §7.2.5, DESIGN decision 1)."""
+"""The kube monitor's relist logic with a fake Podman listing."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def drain(monitor: KubeMonitor) -> list[StateChange]:
 
 
 async def test_relist_emits_only_changes() -> None:
-    """Spec §7.3: report only when the state differs from the last one reported."""
+    """Report only when the state differs from the last one reported."""
     listing = FakeListing()
     monitor = make(listing)
     monitor.watch(WEB, ["p1"], "p1")
@@ -104,7 +104,7 @@ async def test_unwatched_instance_is_not_reported() -> None:
 
 
 async def test_unknown_pod_list_reports_succeeded() -> None:
-    """Spec §11 item 15: pod list unknown after resume → Succeeded(Ok)."""
+    """Pod list unknown after resume → Succeeded(Ok)."""
     monitor = make(FakeListing())
     monitor.watch(WEB, None, "")
     await monitor.relist()
@@ -112,7 +112,7 @@ async def test_unknown_pod_list_reports_succeeded() -> None:
 
 
 async def test_short_outage_keeps_states_long_outage_reports_the_reference_text() -> None:
-    """DESIGN decision 1 / spec §7.2.5: 'Error getting state from pods.' only after the grace period."""
+    """'Error getting state from pods.' only after the grace period."""
     listing = FakeListing()
     clock = Clock()
     monitor = make(listing, clock)
