@@ -1,4 +1,4 @@
-"""RuntimeConfig parsing of the podman runtime."""
+"""The runtimeConfig parsing of the podman runtime."""
 
 from __future__ import annotations
 
