@@ -92,7 +92,13 @@ async def _supervise(
     config: AgentConfig, manager: AgentManager, outbox: Outbox, stop: asyncio.Event, timings: AppTimings
 ) -> int:
     connection = ServerConnection(
-        config.server_address, config.name, outbox, manager.handle, manager.on_connected, timings.connection
+        config.server_address,
+        config.name,
+        outbox,
+        manager.handle,
+        manager.on_connected,
+        timings.connection,
+        tls=config.tls,
     )
     logger.info(
         "agent %r starting; server %s, run folder %s", config.name, config.server_url, config.io_folder
