@@ -3,6 +3,11 @@
 Shaped like an Ankaios installation: the server certificate names ``ank-server``
 (DNS SAN, serverAuth), the agent certificate has the SAN ``*`` (clientAuth), and
 Ed25519 keys by default. Files are written with mode 0600.
+
+grpcio's TLS stack (BoringSSL) does not verify Ed25519 handshake signatures:
+an agent cannot connect to a server with an Ed25519 key, and the grpcio server
+double cannot accept an agent with one. Tests that connect to the double give
+both leaves EC keys (``server_kind``, ``agent_kind``); the CA may stay Ed25519.
 """
 
 from __future__ import annotations
@@ -139,14 +144,21 @@ def write(path: Path, data: bytes, mode: int = 0o600) -> Path:
     return path
 
 
-def make_pki(folder: Path, *, server_dns: tuple[str, ...] = ("ank-server",), kind: str = "ed25519") -> Pki:
+def make_pki(
+    folder: Path,
+    *,
+    server_dns: tuple[str, ...] = ("ank-server",),
+    kind: str = "ed25519",
+    server_kind: str | None = None,
+    agent_kind: str | None = None,
+) -> Pki:
     folder.mkdir(parents=True, exist_ok=True)
     ca = make_ca(kind=kind)
     pki = Pki(
         folder,
         ca,
-        issue(ca, "ank-server", list(server_dns), server=True, kind=kind),
-        issue(ca, "agent", ["*"], server=False, kind=kind),
+        issue(ca, "ank-server", list(server_dns), server=True, kind=server_kind or kind),
+        issue(ca, "agent", ["*"], server=False, kind=agent_kind or kind),
     )
     write(pki.ca_pem, ca.cert_pem)
     write(pki.agent_pem, pki.agent.cert_pem)
