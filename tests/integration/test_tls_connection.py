@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -38,7 +39,7 @@ class TlsServerDouble(ServerDouble):
     async def start(self, port: int = 0) -> int:
         server = grpc.aio.server(options=SERVER_OPTIONS)
         pb_grpc.add_AgentConnectionServicer_to_server(self, server)  # type: ignore[no-untyped-call]
-        bound = server.add_secure_port(f"127.0.0.1:{port}", self._credentials)
+        bound: int = server.add_secure_port(f"127.0.0.1:{port}", self._credentials)
         await server.start()
         self._server, self._port, self._stopping = server, bound, False
         return bound
@@ -53,7 +54,9 @@ def _material(pki: Pki) -> TlsMaterial:
 
 
 @contextlib.asynccontextmanager
-async def _running(server: ServerDouble, name: str, tls: TlsMaterial | None, recorder: RecordingHandler):  # type: ignore[no-untyped-def]
+async def _running(
+    server: ServerDouble, name: str, tls: TlsMaterial | None, recorder: RecordingHandler
+) -> AsyncIterator[ServerConnection]:
     connection = ServerConnection(
         server.address,
         name,

@@ -31,7 +31,7 @@ def new_key(kind: str = "ed25519") -> PrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _sign_hash(key: PrivateKey) -> hashes.HashAlgorithm | None:
+def _sign_hash(key: PrivateKey) -> hashes.SHA256 | None:
     return None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
 
 
