@@ -66,6 +66,13 @@ logger = logging.getLogger(__name__)
 
 CONNECT_AGENT = "/ankaios.AgentConnection/ConnectAgent"
 
+# gRPC reports a refused TLS handshake only as "unavailable": say what to check.
+_TLS_HINT = (
+    "; over TLS also check that the server certificate is signed by the configured CA, names "
+    "ank-server and has an ECDSA or RSA key (gRPC cannot verify Ed25519 servers), and that the "
+    "server trusts the agent's certificate"
+)
+
 Handler = Callable[[FromServerMessage], Awaitable[None]]
 OnConnected = Callable[[], Awaitable[None]]
 
@@ -201,10 +208,11 @@ class ServerConnection:
         if not self._unreachable_logged:
             self._unreachable_logged = True
             logger.warning(
-                "server %s is not reachable (%s); retrying with back-off up to %.1f s",
+                "server %s is not reachable (%s); retrying with back-off up to %.1f s%s",
                 self._address,
                 getattr(err, "reason", err),
                 self._timings.max_backoff,
+                "" if self._tls is None else _TLS_HINT,
             )
         else:
             logger.debug("retry %d in %.2f s: %s", state.attempt_number, delay, err)

@@ -188,7 +188,8 @@ async def test_refuses_a_server_it_cannot_verify(
             assert recorder.connected_calls == 0
         assert server.received == {}  # the hello never reached the server
         assert server.peer_names == []
-        assert any("not reachable" in r.getMessage() for r in caplog.records)
+        warnings = [r.getMessage() for r in caplog.records if "not reachable" in r.getMessage()]
+        assert len(warnings) == 1 and "signed by the configured CA, names ank-server" in warnings[0]
     finally:
         await server.stop()
 
