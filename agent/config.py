@@ -214,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ank-agent",
         description="Eclipse Ankaios node agent (server v0.3.1 or v1.0.1): runs the workloads the "
         "Ankaios server assigns to this node on Podman and reports their states.",
-        epilog="Sources, later wins: defaults, the config file, environment variables, flags.",
+        epilog="Sources, later wins: defaults, the config file, environment variables, flags. "
+        "The enabled runtimes are set in the config file only (runtimes = ['podman', 'podman-kube']).",
     )
     parser.add_argument(
         "--agent-config",
