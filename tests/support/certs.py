@@ -1,0 +1,142 @@
+"""Test certificates for mutual TLS, made fresh per test session with ``cryptography``.
+
+The layout follows what an Ankaios v1.0.1 installation uses: one CA, a server
+certificate whose only DNS name is ``ank-server`` (agents verify the server by
+that fixed name whatever host they dial) with EKU serverAuth, and agent
+certificates with EKU clientAuth whose DNS names list the agent names they may
+use (``*`` for any). All keys are Ed25519. ``CertificateAuthority`` can also
+issue a certificate without any subjectAltName and lives side by side with a
+second, unrelated CA, so tests can present a foreign or an incomplete client
+identity.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+SERVER_NAME = "ank-server"
+_VALIDITY = datetime.timedelta(days=2)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A certificate and its private key, both PEM."""
+
+    cert: bytes
+    key: bytes
+
+    def write(self, folder: Path, stem: str) -> tuple[Path, Path]:
+        """Write ``<stem>.pem`` and ``<stem>-key.pem`` with mode 0600; return both paths."""
+        cert_path, key_path = folder / f"{stem}.pem", folder / f"{stem}-key.pem"
+        for path, data in ((cert_path, self.cert), (key_path, self.key)):
+            path.write_bytes(data)
+            os.chmod(path, 0o600)
+        return cert_path, key_path
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _key_pem(key: ed25519.Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+class CertificateAuthority:
+    """A self-signed CA that issues leaf certificates."""
+
+    def __init__(self, common_name: str = "ank-test-ca") -> None:
+        self._key = ed25519.Ed25519PrivateKey.generate()
+        now = datetime.datetime.now(datetime.UTC)
+        self._name = _name(common_name)
+        self._cert = (
+            x509.CertificateBuilder()
+            .subject_name(self._name)
+            .issuer_name(self._name)
+            .public_key(self._key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + _VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(self._key, None)
+        )
+
+    @property
+    def cert(self) -> bytes:
+        return self._cert.public_bytes(serialization.Encoding.PEM)
+
+    def write(self, folder: Path, stem: str = "ca") -> Path:
+        path = folder / f"{stem}.pem"
+        path.write_bytes(self.cert)
+        os.chmod(path, 0o600)
+        return path
+
+    def issue(self, common_name: str, dns_names: Sequence[str] | None, *, server: bool = False) -> Identity:
+        """A leaf for ``common_name``; ``dns_names=None`` leaves out the subjectAltName extension."""
+        key = ed25519.Ed25519PrivateKey.generate()
+        now = datetime.datetime.now(datetime.UTC)
+        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(common_name))
+            .issuer_name(self._name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + _VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        )
+        if dns_names is not None:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False
+            )
+        cert = builder.sign(self._key, None)
+        return Identity(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+
+    def server_identity(self, dns_names: Sequence[str] = (SERVER_NAME,)) -> Identity:
+        return self.issue(SERVER_NAME, dns_names, server=True)
+
+    def agent_identity(self, dns_names: Sequence[str] | None = ("*",), common_name: str = "agent") -> Identity:
+        return self.issue(common_name, dns_names)
+
+
+@dataclass(frozen=True)
+class Pki:
+    """Everything a mutual-TLS test needs: CA, server and agent identities, and a foreign CA."""
+
+    ca: CertificateAuthority
+    server: Identity
+    agent: Identity
+    foreign_ca: CertificateAuthority
+
+    @classmethod
+    def create(cls) -> Pki:
+        ca = CertificateAuthority()
+        return cls(ca, ca.server_identity(), ca.agent_identity(), CertificateAuthority("ank-foreign-ca"))
+
