@@ -122,7 +122,9 @@ class CertificateAuthority:
     def server_identity(self, dns_names: Sequence[str] = (SERVER_NAME,)) -> Identity:
         return self.issue(SERVER_NAME, dns_names, server=True)
 
-    def agent_identity(self, dns_names: Sequence[str] | None = ("*",), common_name: str = "agent") -> Identity:
+    def agent_identity(
+        self, dns_names: Sequence[str] | None = ("*",), common_name: str = "agent"
+    ) -> Identity:
         return self.issue(common_name, dns_names)
 
 
@@ -139,4 +141,3 @@ class Pki:
     def create(cls) -> Pki:
         ca = CertificateAuthority()
         return cls(ca, ca.server_identity(), ca.agent_identity(), CertificateAuthority("ank-foreign-ca"))
-
