@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-# grpc core's auth-context property names.
+# grpc core's auth-context property names. On the server side the chain property holds the
+# certificates the client sent besides its leaf (and is absent when it sent only the leaf).
 _CHAIN = "x509_pem_cert_chain"
 _LEAF = "x509_pem_cert"
 _PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
@@ -29,9 +30,12 @@ class PeerCheck:
 
 
 def check_peer(auth_context: Mapping[str, Sequence[bytes]]) -> PeerCheck:
-    chain = b"".join(auth_context.get(_CHAIN, ()))
     leaf = b"".join(auth_context.get(_LEAF, ()))
-    if chain.count(_PEM_BEGIN) > 1:
+    chain = b"".join(auth_context.get(_CHAIN, ()))
+    others = {block.strip() for block in chain.split(_PEM_BEGIN) if block.strip()} - {
+        leaf.replace(_PEM_BEGIN, b"").strip()
+    }
+    if others:
         return PeerCheck("Ambiguous agent certificates provided!")
     if not leaf:
         return PeerCheck("No subject alt names found in agent certificates!")

@@ -4,7 +4,13 @@ The layout follows what an Ankaios v1.0.1 installation uses: one CA, a server
 certificate whose only DNS name is ``ank-server`` (agents verify the server by
 that fixed name whatever host they dial) with EKU serverAuth, and agent
 certificates with EKU clientAuth whose DNS names list the agent names they may
-use (``*`` for any). All keys are Ed25519. ``CertificateAuthority`` can also
+use (``*`` for any).
+
+Keys are ECDSA P-256 unless asked for Ed25519. The Ankaios system tests use
+Ed25519, but grpcio's TLS stack does not offer Ed25519 signature algorithms,
+so a grpcio server with an Ed25519 key fails every handshake
+(NO_COMMON_SIGNATURE_ALGORITHMS); ``key_type="ed25519"`` exists to show that.
+``CertificateAuthority`` can also
 issue a certificate without any subjectAltName and lives side by side with a
 second, unrelated CA, so tests can present a foreign or an incomplete client
 identity.
@@ -17,10 +23,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 SERVER_NAME = "ank-server"
@@ -47,7 +54,17 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _key_pem(key: ed25519.Ed25519PrivateKey) -> bytes:
+KeyType = Literal["ecdsa", "ed25519"]
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+
+
+def _new_key(key_type: KeyType) -> PrivateKey:
+    if key_type == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _key_pem(key: PrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -56,8 +73,10 @@ def _key_pem(key: ed25519.Ed25519PrivateKey) -> bytes:
 class CertificateAuthority:
     """A self-signed CA that issues leaf certificates."""
 
-    def __init__(self, common_name: str = "ank-test-ca") -> None:
-        self._key = ed25519.Ed25519PrivateKey.generate()
+    def __init__(self, common_name: str = "ank-test-ca", key_type: KeyType = "ecdsa") -> None:
+        self._key_type = key_type
+        self._key = _new_key(key_type)
+        self._hash = None if key_type == "ed25519" else hashes.SHA256()
         now = datetime.datetime.now(datetime.UTC)
         self._name = _name(common_name)
         self._cert = (
@@ -83,7 +102,7 @@ class CertificateAuthority:
                 ),
                 critical=True,
             )
-            .sign(self._key, None)
+            .sign(self._key, self._hash)
         )
 
     @property
@@ -98,7 +117,7 @@ class CertificateAuthority:
 
     def issue(self, common_name: str, dns_names: Sequence[str] | None, *, server: bool = False) -> Identity:
         """A leaf for ``common_name``; ``dns_names=None`` leaves out the subjectAltName extension."""
-        key = ed25519.Ed25519PrivateKey.generate()
+        key = _new_key(self._key_type)
         now = datetime.datetime.now(datetime.UTC)
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = (
@@ -116,7 +135,7 @@ class CertificateAuthority:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False
             )
-        cert = builder.sign(self._key, None)
+        cert = builder.sign(self._key, self._hash)
         return Identity(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
     def server_identity(self, dns_names: Sequence[str] = (SERVER_NAME,)) -> Identity:
@@ -138,6 +157,7 @@ class Pki:
     foreign_ca: CertificateAuthority
 
     @classmethod
-    def create(cls) -> Pki:
-        ca = CertificateAuthority()
-        return cls(ca, ca.server_identity(), ca.agent_identity(), CertificateAuthority("ank-foreign-ca"))
+    def create(cls, key_type: KeyType = "ecdsa") -> Pki:
+        ca = CertificateAuthority(key_type=key_type)
+        foreign = CertificateAuthority("ank-foreign-ca", key_type=key_type)
+        return cls(ca, ca.server_identity(), ca.agent_identity(), foreign)
