@@ -457,10 +457,57 @@ async def test_subscription_is_recorded_and_cancelled(agents: OpenAgent, double:
         ask = base.CompleteStateRequest(fieldMask=["workloadStates"], subscribeForEvents=True)
         await a.request(base.Request(requestId="wl@7", completeStateRequest=ask))
         assert double.subscriptions == {"A@wl@7": ["workloadStates"]}
+        await a.send_state("db", _running(), DB_ID)
+        event = (await a.read_kind("response")).response
+        assert event.requestId == "wl@7"
+        assert event.completeStateResponse.HasField("alteredFields")
         cancel = base.Request(requestId="wl@7", eventsCancelRequest=base.EventsCancelRequest())
         response = await a.request(cancel)
         assert response.WhichOneof("ResponseContent") == "eventsCancelAccepted"
         assert double.subscriptions == {}
+
+
+async def test_events_report_changes_within_the_masks(agents: OpenAgent, double: ServerDoubleV1) -> None:
+    """Pending(Initial) -> Running(Ok) updates state and subState; Removed removes the workload's
+    node; changes outside the masks (another agent's hello) are no event."""
+    async with agents("A") as a:
+        request_id = await double.subscribe(["workloadStates.A"])
+        first = double.events[request_id][0].completeStateResponse
+        assert not first.HasField("alteredFields")
+        assert set(first.completeState.workloadStates.agentStateMap) == {"A"}
+        await a.send_state("db", _running(), DB_ID)
+        await double.wait_until(lambda: len(double.events[request_id]) == 2)
+        event = double.events[request_id][1].completeStateResponse
+        prefix = f"workloadStates.A.db.{DB_ID}"
+        assert list(event.alteredFields.updatedFields) == [f"{prefix}.state", f"{prefix}.subState"]
+        assert list(event.alteredFields.addedFields) == list(event.alteredFields.removedFields) == []
+        es = event.completeState.workloadStates.agentStateMap["A"].wlNameStateMap["db"].idStateMap[DB_ID]
+        assert es.running == base.RUNNING_OK and es.WhichOneof("ExecutionStateEnum") == "running"
+        async with agents("B"):
+            pass
+        await a.send_state("db", base.ExecutionState(removed=base.REMOVED, additionalInfo=""), DB_ID)
+        await double.wait_until(lambda: len(double.events[request_id]) == 3)
+        removed = double.events[request_id][2].completeStateResponse.alteredFields
+        assert list(removed.removedFields) == ["workloadStates.A.db"]
+
+
+async def test_agent_subscription_gets_events_with_its_own_id(agents: OpenAgent) -> None:
+    async with agents("A") as a, agents("B") as b:
+        await a.read_kind("serverHello"), await b.read_kind("serverHello")
+        ask = base.CompleteStateRequest(fieldMask=["agents.*.status"], subscribeForEvents=True)
+        first = await a.request(base.Request(requestId="watcher@1", completeStateRequest=ask))
+        assert first.requestId == "watcher@1"
+        status = api.AgentLoadStatus(agent_name="B", cpu_usage=base.CpuUsage(cpu_usage=7))
+        await b.call.write(api.ToServer(AgentLoadStatus=status))
+        event = (await a.read_kind("response")).response
+        assert event.requestId == "watcher@1"
+        # the first load status fills both values (a missing one counts as 0)
+        assert list(event.completeStateResponse.alteredFields.addedFields) == [
+            "agents.B.status.cpu_usage",
+            "agents.B.status.free_memory",
+        ]
+        cpu = event.completeStateResponse.completeState.agents.agents["B"].status.cpu_usage.cpu_usage
+        assert cpu == 7
 
 
 async def test_update_with_mask_sends_delete_conditions_then_success(

@@ -24,7 +24,9 @@ What it does, as the real server:
   update masks, sends UpdateWorkload with delete conditions and answers
   UpdateStateSuccess or Error; LogsRequest goes to the owning agents and is
   answered with LogsRequestAccepted, their entries come back as responses;
-  LogsCancelRequest goes to every agent; subscriptions are recorded;
+  LogsCancelRequest goes to every agent; a subscribing CompleteStateRequest
+  gets its answer and then an event (the changed parts and AlteredFields) for
+  every change within its masks;
 * AgentLoadStatus is stored under its own ``agent_name`` if that agent said hello;
 * a request without content, an UpdateStateRequest without newState or a
   ToServer without content breaks the agent (AgentGone) and ends the call;
@@ -37,7 +39,8 @@ Test API (coroutines run on the test's event loop): ``start``, ``stop``,
 ``restart`` (same port; states start over from the desired state),
 ``set_state``, ``set_desired``, ``apply_manifest``, ``delete_workload``,
 ``complete_state``, ``wait_until``, ``wait_for_state``, ``wait_for_agent``,
-``send``, ``request_logs`` / ``cancel_logs`` with ``log_responses``; the
+``send``, ``request_logs`` / ``cancel_logs`` with ``log_responses``,
+``subscribe`` / ``unsubscribe`` with ``events``; the
 per-agent logs ``received`` / ``sent`` / ``hellos``, ``refusals``,
 ``disconnects``, ``states``, ``agents`` and ``subscriptions``.
 """
@@ -142,6 +145,8 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
         self.agents: dict[str, base.AgentAttributes] = {}
         self._campaigns: dict[str, _Campaign] = {}
         self.subscriptions: dict[str, list[str]] = {}
+        self.events: dict[str, list[base.Response]] = {}
+        self._published: tree.Tree = {}
         self.log_responses: dict[str, list[base.Response]] = {}
         self._cli_ids = itertools.count(1)
         self._changed = asyncio.Event()
@@ -213,6 +218,7 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
         added = list(self.desired.workloads.workloads.items())
         self._graph.insert(added)
         self._store_initial(added)
+        self._published = tree.to_tree(self.complete_state())
 
     # --- observation -----------------------------------------------------------
 
@@ -308,6 +314,20 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
         self._notify()
         return request_id
 
+    async def subscribe(self, field_mask: Iterable[str] = ()) -> str:
+        """Like ``ank get events``: the first answer and every event collect in ``events[id]``."""
+        request_id = f"{CLI_PREFIX}-double@{next(self._cli_ids)}"
+        masks = list(field_mask)
+        first = base.Response(requestId=request_id)
+        first.completeStateResponse.completeState.CopyFrom(self.complete_state(masks))
+        self.events[request_id] = [first]
+        self._subscribe(request_id, masks)
+        self._notify()
+        return request_id
+
+    async def unsubscribe(self, request_id: str) -> None:
+        self.subscriptions.pop(request_id, None)
+
     async def cancel_logs(self, request_id: str) -> None:
         self._cancel_logs(request_id)
         self._notify()
@@ -361,6 +381,7 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
         self.agents[agent].status.SetInParent()
         await context.send_initial_metadata(())
         self._hello_reply(agent)
+        self._publish()
         self._notify()
         reader = asyncio.ensure_future(self._read(agent, context))
         writer = asyncio.ensure_future(self._write(conn, context))
@@ -379,6 +400,7 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
             writer.cancel()
             if gone and not self._stopping:
                 self._agent_gone(agent)
+                self._publish()
             elif self._connections.get(agent) is conn:
                 del self._connections[agent]
             self._notify()
@@ -397,6 +419,7 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
                 logger.warning("agent '%s' sent a message the server cannot take: %s", agent, err)
                 return True
             finally:
+                self._publish()
                 self._notify()
 
     async def _write(self, conn: _Connection, context: grpc.aio.ServicerContext) -> None:
@@ -479,7 +502,7 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
             ask = request.completeStateRequest
             response.completeStateResponse.completeState.CopyFrom(self.complete_state(ask.fieldMask))
             if ask.subscribeForEvents:
-                self.subscriptions[internal_id] = list(ask.fieldMask)
+                self._subscribe(internal_id, list(ask.fieldMask))
         elif content == "updateStateRequest":
             ask_update = request.updateStateRequest
             try:
@@ -583,6 +606,7 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
             self._push(agent, api.FromServer(updateWorkload=workloads))
         if unscheduled_removed:
             self._forward(unscheduled_removed, source=None)
+        self._publish()
         self._notify()
         return base.UpdateStateSuccess(
             addedWorkloads=[instance_of(n, w).text for n, w in changes.added],
@@ -639,6 +663,38 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
                 self._route_log_response(
                     request_id, base.Response(logsStopResponse=base.LogsStopResponse(workloadName=name))
                 )
+
+    # --- events ------------------------------------------------------------------
+
+    def _subscribe(self, request_id: str, masks: list[str]) -> None:
+        self._publish()  # what changed before the subscription is not an event of it
+        self.subscriptions[request_id] = masks
+
+    def _publish(self) -> None:
+        """Send each subscriber the changes since the last call that fall within its masks."""
+        now = tree.to_tree(self.complete_state())
+        if now == self._published:
+            return
+        added, updated, removed = tree.altered_paths(self._published, now)
+        before, self._published = self._published, now
+        for request_id, masks in list(self.subscriptions.items()):
+            fields = base.AlteredFields(
+                addedFields=tree.paths_within(added, masks, now),
+                updatedFields=tree.paths_within(updated, masks, now),
+                removedFields=tree.paths_within(removed, masks, before),
+            )
+            if not (fields.addedFields or fields.updatedFields or fields.removedFields):
+                continue
+            changed = tree.select(now, [*fields.addedFields, *fields.updatedFields], expand=False)
+            event = base.Response()
+            event.completeStateResponse.completeState.CopyFrom(tree.from_tree(changed, base.CompleteState))
+            event.completeStateResponse.alteredFields.CopyFrom(fields)
+            if request_id.startswith(CLI_PREFIX):
+                event.requestId = request_id
+                self.events.setdefault(request_id, []).append(event)
+            else:
+                agent, _, event.requestId = request_id.partition("@")
+                self._push(agent, api.FromServer(response=event))
 
     def _notify(self) -> None:
         # Wake every waiter once; each re-checks its predicate and waits on the new event.

@@ -292,10 +292,12 @@ def matching_paths(tree: Tree, mask: str) -> Iterator[list[str]]:
     yield from walk(tree, mask.split("."), [])
 
 
-def select(tree: Tree, masks: Iterable[str]) -> Tree:
-    """The parts of ``tree`` that the field masks name; unknown paths add nothing."""
+def select(tree: Tree, masks: Iterable[str], *, expand: bool = True) -> Tree:
+    """The parts of ``tree`` that the field masks name; unknown paths add nothing.
+
+    ``expand=False`` takes the masks literally (for events, which name exactly what changed)."""
     result: Tree = {}
-    for mask in expand_field_masks(masks):
+    for mask in expand_field_masks(masks) if expand else masks:
         for path in matching_paths(tree, mask):
             if path:
                 set_path(result, path, copy.deepcopy(get_path(tree, path)))
@@ -335,3 +337,60 @@ def replace(current: Tree, new: Tree, mask: str) -> None:
         remove_path(current, path)
     else:
         set_path(current, path, copy.deepcopy(value))
+
+
+# --- events --------------------------------------------------------------------
+
+
+def altered_paths(old: Tree, new: Tree) -> tuple[list[str], list[str], list[str]]:
+    """(added, updated, removed) paths from ``old`` to ``new``: the topmost new or vanished node,
+    and every changed leaf (lists count as leaves)."""
+    added: list[str] = []
+    updated: list[str] = []
+    removed: list[str] = []
+
+    def walk(before: Tree, after: Tree, prefix: list[str]) -> None:
+        for key in sorted(set(before) | set(after)):
+            path = [*prefix, key]
+            if key not in before:
+                added.append(".".join(path))
+            elif key not in after:
+                removed.append(".".join(path))
+            elif isinstance(before[key], dict) and isinstance(after[key], dict):
+                walk(before[key], after[key], path)
+            elif before[key] != after[key]:
+                updated.append(".".join(path))
+
+    walk(old, new, [])
+    return added, updated, removed
+
+
+def _inside(path: list[str], mask: list[str]) -> bool:
+    """``path`` lies at or below what ``mask`` names."""
+    return len(mask) <= len(path) and all(m in ("*", p) for m, p in zip(mask, path, strict=False))
+
+
+def _above(path: list[str], mask: list[str]) -> bool:
+    """``path`` is an ancestor of what ``mask`` names."""
+    return len(path) < len(mask) and all(m in ("*", p) for p, m in zip(path, mask, strict=False))
+
+
+def paths_within(paths: Iterable[str], masks: Iterable[str], context: Tree) -> list[str]:
+    """The parts of ``paths`` a subscription with ``masks`` sees (no masks: all of them).
+
+    A path inside a mask is kept; a path above a mask (say a new agent under a mask that
+    names one of its workloads) is narrowed to the mask's existing paths in ``context``."""
+    mask_list = [m.split(".") for m in masks]
+    result: list[str] = []
+    for text in paths:
+        path = text.split(".")
+        if not mask_list or any(_inside(path, m) for m in mask_list):
+            result.append(text)
+            continue
+        for mask in mask_list:
+            if _above(path, mask):
+                for found in matching_paths(context, ".".join(mask)):
+                    joined = ".".join(found)
+                    if joined not in result:
+                        result.append(joined)
+    return result

@@ -230,3 +230,26 @@ def test_strict_workload_state_conversion(es: base.ExecutionState, valid: bool) 
     name = base.WorkloadInstanceName(workloadName="w", agentName="A", id="1")
     assert valid_workload_state(base.WorkloadState(instanceName=name, executionState=es)) is valid
     assert not valid_workload_state(base.WorkloadState(executionState=es))
+
+
+def test_altered_paths_are_topmost_for_added_and_removed_and_leaves_for_updated() -> None:
+    old = {"a": {"x": 1, "y": {"z": 2}}, "gone": {"deep": {"er": 1}}}
+    new = {"a": {"x": 3, "y": {"z": 2}, "new": {"n": 1}}}
+    assert tree.altered_paths(old, new) == (["a.new"], ["a.x"], ["gone"])
+    assert tree.altered_paths(new, new) == ([], [], [])
+
+
+@pytest.mark.parametrize(
+    ("paths", "masks", "seen"),
+    [
+        (["workloadStates.A.w.1.state"], [], ["workloadStates.A.w.1.state"]),
+        (["workloadStates.A.w.1.state"], ["workloadStates"], ["workloadStates.A.w.1.state"]),
+        (["workloadStates.A.w.1.state"], ["workloadStates.*.w"], ["workloadStates.A.w.1.state"]),
+        (["workloadStates.A.w.1.state"], ["workloadStates.B"], []),
+        (["workloadStates.A"], ["workloadStates.*.w"], ["workloadStates.A.w"]),
+        (["workloadStates.A"], ["workloadStates.A.other"], []),
+    ],
+)
+def test_paths_within_subscription_masks(paths: list[str], masks: list[str], seen: list[str]) -> None:
+    context = {"workloadStates": {"A": {"w": {"1": {"state": "Running"}}}}}
+    assert tree.paths_within(paths, masks, context) == seen
