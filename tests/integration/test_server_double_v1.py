@@ -559,6 +559,46 @@ async def test_added_workload_arrives_as_update_workload(agents: OpenAgent, doub
         assert [s.display for s in double.state_of("late")] == ["Pending(Initial)"]
 
 
+TEMPLATED = """
+apiVersion: v1
+workloads:
+  web:
+    agent: A
+    runtime: podman
+    configs: {site: site}
+    files: [{mountPoint: /etc/greeting, data: "hello {{site.name}}"}]
+    runtimeConfig: "image: {{site.image}}"
+configs:
+  site: {name: world, image: nginx}
+"""
+
+
+async def test_workloads_arrive_rendered_and_a_config_change_updates_them() -> None:
+    """The agent gets the rendered runtimeConfig (and the id of that text) and file contents; a
+    config that only changes a file is delete + add of the same instance name."""
+    double = ServerDoubleV1(state_from_yaml(TEMPLATED))
+    await double.start()
+    agent = RawAgent(grpc.aio.insecure_channel(double.address), "A")
+    try:
+        await agent.hello()
+        added = (await agent.read_kind("serverHello")).serverHello.addedWorkloads[0]
+        assert added.workload.runtimeConfig == "image: nginx"
+        assert added.instanceName.id == instance_id("image: nginx")
+        assert added.workload.files.files[0].data == "hello world"
+        assert not added.workload.configs.configs
+        new = base.CompleteState()
+        new.desiredState.configs.configs["site"].object.fields["name"].String = "there"
+        new.desiredState.configs.configs["site"].object.fields["image"].String = "nginx"
+        await double.set_state(new, ["desiredState.configs.site"])
+        update = (await agent.read_kind("updateWorkload")).updateWorkload
+        assert [d.instanceName for d in update.deletedWorkloads] == [added.instanceName]
+        assert [w.instanceName for w in update.addedWorkloads] == [added.instanceName]
+        assert update.addedWorkloads[0].workload.files.files[0].data == "hello there"
+    finally:
+        await agent.close()
+        await double.stop()
+
+
 async def test_changed_workload_is_delete_plus_add(agents: OpenAgent, double: ServerDoubleV1) -> None:
     """A change of the restart policy alone keeps the id and still is delete(old) + add(new)."""
     async with agents("A") as a:

@@ -72,7 +72,7 @@ from tests.server_double_v1.state import (
     instance_of,
     instance_proto,
     protocol_version_supported,
-    rendered,
+    rendered_state,
     state_from_yaml,
     unsupported_version_message,
     valid_workload_state,
@@ -215,12 +215,17 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
         self._graph.clear()
         self._campaigns.clear()
         self.subscriptions.clear()
-        added = list(self.desired.workloads.workloads.items())
+        added = list(self.rendered_desired.workloads.workloads.items())
         self._graph.insert(added)
         self._store_initial(added)
         self._published = tree.to_tree(self.complete_state())
 
     # --- observation -----------------------------------------------------------
+
+    @property
+    def rendered_desired(self) -> base.State:
+        """The desired state with every workload as its agent receives it."""
+        return rendered_state(self.desired)
 
     @property
     def states(self) -> dict[Instance, StateView]:
@@ -446,7 +451,7 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
         self._forward(others, source=None)
         added = [
             self._added(name, workload)
-            for name, workload in sorted(self.desired.workloads.workloads.items())
+            for name, workload in sorted(self.rendered_desired.workloads.workloads.items())
             if workload.agent == agent
         ]
         self._push(agent, api.FromServer(serverHello=api.ServerHello(addedWorkloads=added)))
@@ -523,7 +528,8 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
         self._push(agent, api.FromServer(response=response))
 
     def _start_logs(self, request_id: str, requester: str | None, logs: base.LogsRequest) -> base.Response:
-        existing = {instance_of(name, w) for name, w in self.desired.workloads.workloads.items() if w.agent}
+        workloads = self.rendered_desired.workloads.workloads
+        existing = {instance_of(name, w) for name, w in workloads.items() if w.agent}
         kept = [n for n in logs.workloadNames if instance_key(n) in existing]
         if kept:
             self._campaigns[request_id] = _Campaign(requester, list(kept))
@@ -563,9 +569,7 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
     # --- state bookkeeping -----------------------------------------------------
 
     def _added(self, name: str, workload: base.Workload) -> api.AddedWorkload:
-        return api.AddedWorkload(
-            instanceName=instance_proto(instance_of(name, workload)), workload=rendered(workload)
-        )
+        return api.AddedWorkload(instanceName=instance_proto(instance_of(name, workload)), workload=workload)
 
     def _store_initial(self, added: Iterable[tuple[str, base.Workload]]) -> None:
         for name, workload in added:
@@ -574,7 +578,7 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
 
     def _update(self, new: base.CompleteState, mask: list[str]) -> base.UpdateStateSuccess:
         update = apply_update(self.complete_state(), new, mask)
-        changes = diff(self.desired, update.desired)
+        changes = diff(self.rendered_desired, rendered_state(update.desired))
         self.desired.CopyFrom(update.desired)
         for agent, tags in update.agent_tags.items():
             if agent in self.agents:

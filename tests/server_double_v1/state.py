@@ -6,8 +6,11 @@ v1.0.1 ank-server follows and that this module reproduces:
 * a manifest has ``apiVersion: v1`` (``v0.1`` is still taken) and workloads
   with mandatory ``agent``, ``runtime`` and ``runtimeConfig``; tags are a
   mapping (the older list of ``{key, value}`` is read too);
-* the instance id is the SHA-256 of the runtimeConfig (templates are not
-  rendered by the double, so workloads with ``configs`` keep their text);
+* agents receive workloads rendered: ``{{alias}}`` / ``{{alias.key.0}}`` in
+  ``agent``, ``runtimeConfig`` and file contents are replaced by the config
+  items the workload's ``configs`` assign, and ``configs`` is sent empty (the
+  double renders plain references only; block helpers are refused);
+* the instance id is the SHA-256 of the rendered runtimeConfig;
 * a changed workload, whatever changed, is deleted and added again;
 * Y's later deletions carry ``{X: DEL_COND_NOT_PENDING_NOR_RUNNING}`` once X
   was added with ``Y: ADD_COND_RUNNING``; ``Removed`` for Y forgets that;
@@ -181,6 +184,7 @@ def validated(state: base.State) -> base.State:
     cycle = find_cycle(result)
     if cycle:
         raise StateError(f"Update rejected: 'Workload dependency cycle detected: '{cycle}''")
+    rendered_state(result)  # refuses what cannot be rendered
     return result
 
 
@@ -193,11 +197,6 @@ def _check_workload(name: str, workload: base.Workload) -> None:
     missing = [f for f in _MANDATORY if not workload.HasField(f)]
     if missing:
         raise StateError(f"Update rejected: 'Workload '{name}' is missing {', '.join(missing)}'")
-    if not _AGENT_NAME.match(workload.agent):
-        raise StateError(
-            f"Update rejected: 'Unsupported agent name '{workload.agent}' in workload '{name}'. "
-            "Expected characters of [a-zA-Z0-9_-]'"
-        )
 
 
 def normalise(workload: base.Workload) -> None:
@@ -208,12 +207,71 @@ def normalise(workload: base.Workload) -> None:
         getattr(workload, part).SetInParent()
 
 
-def rendered(workload: base.Workload) -> base.Workload:
-    """The workload as agents receive it: config references resolved away, ``configs`` empty."""
+_TEMPLATE = re.compile(r"\{\{\{?\s*(.*?)\s*\}?\}\}")
+_BLOCK = re.compile(r"\{\{\{?\s*[#/^>!]|\{\{\s*else\b")
+
+
+def render_text(text: str, context: dict[str, Any], where: str) -> str:
+    """Replace each ``{{path}}`` by the string the dotted path names in ``context``."""
+    if _BLOCK.search(text):
+        raise StateError(f"Update rejected: '{where}: the server double renders plain references only'")
+
+    def value(match: re.Match[str]) -> str:
+        node: Any = context
+        for part in match.group(1).replace(".[", ".").replace("[", ".").replace("]", "").split("."):
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                raise StateError(f"Update rejected: '{where}: cannot render '{match.group(0)}''")
+        if not isinstance(node, str):
+            raise StateError(f"Update rejected: '{where}: '{match.group(0)}' is not a string'")
+        return node
+
+    return _TEMPLATE.sub(value, text)
+
+
+def rendered(workload: base.Workload, configs: dict[str, Any] | None = None, name: str = "") -> base.Workload:
+    """The workload as agents receive it: config references resolved, ``configs`` empty.
+
+    ``configs`` is the object form of the desired state's config items."""
     result = base.Workload()
     result.CopyFrom(workload)
+    items = configs or {}
+    context: dict[str, Any] = {}
+    for alias, key in workload.configs.configs.items():
+        if key not in items:
+            raise StateError(f"Update rejected: 'Workload '{name}' references missing config '{key}''")
+        context[alias] = items[key]
+    if context or "{{" in workload.runtimeConfig + workload.agent:
+        result.agent = render_text(workload.agent, context, f"workload '{name}' agent")
+        result.runtimeConfig = render_text(
+            workload.runtimeConfig, context, f"workload '{name}' runtimeConfig"
+        )
+        for file in result.files.files:
+            member = file.WhichOneof("FileContent")
+            if member is not None:
+                text = getattr(file, member)
+                setattr(file, member, render_text(text, context, f"workload '{name}' file {file.mountPoint}"))
     result.configs.Clear()
     result.configs.SetInParent()
+    return result
+
+
+def rendered_state(state: base.State) -> base.State:
+    """``state`` with every workload rendered (StateError for what cannot be rendered)."""
+    result = base.State()
+    result.CopyFrom(state)
+    configs = tree.to_tree(state.configs) if state.HasField("configs") else {}
+    for name, workload in state.workloads.workloads.items():
+        done = rendered(workload, configs, name)
+        if not _AGENT_NAME.match(done.agent):
+            raise StateError(
+                f"Update rejected: 'Unsupported agent name '{done.agent}' in workload '{name}'. "
+                "Expected characters of [a-zA-Z0-9_-]'"
+            )
+        result.workloads.workloads[name].CopyFrom(done)
     return result
 
 
@@ -290,12 +348,13 @@ class Diff:
 
 
 def diff(old: base.State, new: base.State) -> Diff:
+    """Compare two rendered states."""
     result = Diff()
     before_all, after_all = old.workloads.workloads, new.workloads.workloads
     for name in sorted(set(before_all) | set(after_all)):
         before = before_all.get(name)
         after = after_all.get(name)
-        if before is not None and after is not None and rendered(before) == rendered(after):
+        if before is not None and after is not None and before == after:
             continue
         if before is not None:
             result.deleted.append((name, before))

@@ -15,6 +15,8 @@ from tests.server_double_v1.state import (
     apply_update,
     diff,
     protocol_version_supported,
+    render_text,
+    rendered_state,
     state_from_yaml,
     valid_workload_state,
     view,
@@ -253,3 +255,55 @@ def test_altered_paths_are_topmost_for_added_and_removed_and_leaves_for_updated(
 def test_paths_within_subscription_masks(paths: list[str], masks: list[str], seen: list[str]) -> None:
     context = {"workloadStates": {"A": {"w": {"1": {"state": "Running"}}}}}
     assert tree.paths_within(paths, masks, context) == seen
+
+
+CONTEXT: dict[str, Any] = {"port": "8080", "web": {"host": "example", "ports": ["1", "2"]}}
+
+
+@pytest.mark.parametrize(
+    ("text", "result"),
+    [
+        ("no templates", "no templates"),
+        ("port: {{port}}", "port: 8080"),
+        ("{{ web.host }}:{{web.ports.1}}", "example:2"),
+        ("{{web.ports.[0]}}", "1"),
+        ("{{{port}}}", "8080"),
+    ],
+)
+def test_render_text_resolves_plain_references(text: str, result: str) -> None:
+    assert render_text(text, CONTEXT, "w") == result
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{{missing}}", "cannot render '{{missing}}'"),
+        ("{{web}}", "is not a string"),
+        ("{{web.ports.7}}", "cannot render"),
+        ("{{#each web.ports}}{{this}}{{/each}}", "plain references only"),
+    ],
+)
+def test_render_text_refuses_what_it_cannot_render(text: str, message: str) -> None:
+    with pytest.raises(StateError, match=message):
+        render_text(text, CONTEXT, "w")
+
+
+def test_rendered_state_fills_agent_runtime_config_and_files_and_empties_configs() -> None:
+    state = state_from_yaml(
+        "apiVersion: v1\nworkloads:\n  w:\n    agent: '{{where.agent}}'\n    runtime: podman\n"
+        "    runtimeConfig: 'image: {{where.image}}'\n    configs: {where: site}\n"
+        "    files: [{mountPoint: /f, data: 'on {{where.agent}}'}]\n"
+        "configs:\n  site: {agent: agent_A, image: nginx}\n"
+    )
+    workload = rendered_state(state).workloads.workloads["w"]
+    assert (workload.agent, workload.runtimeConfig) == ("agent_A", "image: nginx")
+    assert workload.files.files[0].data == "on agent_A"
+    assert workload.HasField("configs") and not workload.configs.configs
+    assert state.workloads.workloads["w"].runtimeConfig == "image: {{where.image}}"
+
+
+def test_a_missing_config_is_refused() -> None:
+    with pytest.raises(StateError, match="references missing config 'nope'"):
+        state_from_yaml(
+            "apiVersion: v1\nworkloads:\n  w: {agent: A, runtime: p, runtimeConfig: x, configs: {a: nope}}\n"
+        )
