@@ -316,6 +316,27 @@ async def test_stream_error_marks_agent_disconnected(agents: OpenAgent, double: 
         assert all(s.executionState.HasField("additionalInfo") for s in states)
 
 
+async def test_old_stream_dying_after_a_second_hello_takes_the_new_one_along(double: ServerDoubleV1) -> None:
+    """A second hello with the same name replaces the sender; when the old call then fails the
+    name is gone (AgentGone) and the new call's response stream ends cleanly."""
+    old = RawAgent(grpc.aio.insecure_channel(double.address), "A")
+    new = RawAgent(grpc.aio.insecure_channel(double.address), "A")
+    try:
+        await old.hello()
+        await old.read_kind("serverHello")
+        await new.hello()
+        await new.read_kind("serverHello")
+        await old.close()
+        await double.wait_for_state("db", "AgentDisconnected")
+        assert "A" not in double.connected_agents and "A" not in double.agents
+        async with asyncio.timeout(5):
+            while await new.call.read() is not grpc.aio.EOF:
+                pass
+        assert await new.call.code() == grpc.StatusCode.OK
+    finally:
+        await new.close()
+
+
 @pytest.mark.parametrize("ending", ["half-close", "goodbye"])
 async def test_clean_end_or_goodbye_do_not_mark_disconnected(double: ServerDoubleV1, ending: str) -> None:
     agent = RawAgent(grpc.aio.insecure_channel(double.address), "A")
