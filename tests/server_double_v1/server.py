@@ -42,7 +42,8 @@ Test API (coroutines run on the test's event loop): ``start``, ``stop``,
 ``send``, ``request_logs`` / ``cancel_logs`` with ``log_responses``,
 ``subscribe`` / ``unsubscribe`` with ``events``; the
 per-agent logs ``received`` / ``sent`` / ``hellos``, ``refusals``,
-``disconnects``, ``states``, ``agents`` and ``subscriptions``.
+``disconnects`` (AgentGone), ``clean_ends`` (clean end or Goodbye),
+``states``, ``agents`` and ``subscriptions``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ import itertools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -112,6 +114,8 @@ class _Broken(Exception):
 class _Connection:
     agent: str
     queue: asyncio.Queue[api.FromServer | None] = field(default_factory=asyncio.Queue)
+    handler: asyncio.Task[Any] | None = None
+    sender_dropped: bool = False
 
 
 @dataclass
@@ -131,6 +135,8 @@ def _es(**member: int) -> base.ExecutionState:
 
 
 class ServerDoubleV1(api_grpc.AgentConnectionServicer):
+    CLEAN_END_GRACE = 0.5  # seconds
+
     def __init__(
         self, desired: base.State | None = None, host: str = "127.0.0.1", tls: TlsMaterial | None = None
     ) -> None:
@@ -156,6 +162,7 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
         self.hellos: dict[str, list[api.AgentHello]] = {}
         self.refusals: list[Refusal] = []
         self.disconnects: dict[str, int] = {}
+        self.clean_ends: dict[str, int] = {}
         self._reset_states()
 
     # --- lifecycle -------------------------------------------------------------
@@ -382,26 +389,38 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
     async def _serve(self, agent: str, hello: api.AgentHello, context: grpc.aio.ServicerContext) -> None:
         conn = _Connection(agent)
         self._connections[agent] = conn  # a second hello with the same name replaces the old sender
+        # A fresh entry: the hello's tags, no status until the first AgentLoadStatus.
         self.agents[agent] = base.AgentAttributes(tags=base.Tags(tags=dict(hello.tags.tags)))
-        self.agents[agent].status.SetInParent()
         await context.send_initial_metadata(())
         self._hello_reply(agent)
         self._publish()
         self._notify()
-        reader = asyncio.ensure_future(self._read(agent, context))
+        conn.handler = asyncio.current_task()
         writer = asyncio.ensure_future(self._write(conn, context))
-        gone = False
+        gone = clean = False
         try:
-            done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-            if reader in done:
-                gone = reader.result()  # raises what the reader raised
-                if not gone:
-                    await writer  # clean end or Goodbye: keep answering until the server stops
+            gone = await self._read(agent, context)
+            if not gone:
+                # grpcio may hand a cancelled call to the handler as a plain end of stream
+                # first and cancel it a moment later; only a stream that outlives that
+                # moment ended cleanly.
+                await asyncio.sleep(self.CLEAN_END_GRACE)
+                # Clean end or Goodbye: the server has stopped reading, so a later failure of
+                # the call is never noticed and the agent stays listed with its last states.
+                clean = True
+                self.clean_ends[agent] = self.clean_ends.get(agent, 0) + 1
+                self._notify()
+                await writer
+        except asyncio.CancelledError:
+            if not conn.sender_dropped:
+                gone = not clean
+                raise
+            # The name was taken over and then lost: this response stream just ends.
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
         except BaseException:
-            gone = True
+            gone = not clean
             raise
         finally:
-            reader.cancel()
             writer.cancel()
             if gone and not self._stopping:
                 self._agent_gone(agent)
@@ -431,6 +450,9 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
         while True:
             msg = await conn.queue.get()
             if msg is None:
+                conn.sender_dropped = True
+                if conn.handler is not None:
+                    conn.handler.cancel()
                 return
             await context.write(msg)
 
