@@ -386,6 +386,21 @@ async def test_messages_the_reader_cannot_take_make_the_agent_gone(
         await agent.close()
 
 
+async def test_a_message_over_4_mib_breaks_the_stream(double: ServerDoubleV1) -> None:
+    """Like tonic's default decode limit: one ToServer over 4 MiB is AgentGone."""
+    agent = RawAgent(grpc.aio.insecure_channel(double.address), "A")
+    try:
+        await agent.hello()
+        await agent.read_kind("serverHello")
+        await agent.send_state(
+            "db", base.ExecutionState(running=base.RUNNING_OK, additionalInfo="x" * (4 << 20)), DB_ID
+        )
+        await double.wait_for_state("db", "AgentDisconnected")
+        assert double.disconnects["A"] == 1
+    finally:
+        await agent.close()
+
+
 async def test_agent_load_status_is_stored_under_its_agent_name(
     agents: OpenAgent, double: ServerDoubleV1
 ) -> None:

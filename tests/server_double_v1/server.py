@@ -84,7 +84,13 @@ from tests.server_double_v1.state import (
 
 logger = logging.getLogger("server_double_v1")
 
-SERVER_OPTIONS = [("grpc.so_reuseport", 0)]
+# tonic's defaults: a single received message over 4 MiB breaks the stream, sending has no limit.
+MAX_RECEIVE = 4 * 1024 * 1024
+SERVER_OPTIONS = [
+    ("grpc.so_reuseport", 0),
+    ("grpc.max_receive_message_length", MAX_RECEIVE),
+    ("grpc.max_send_message_length", -1),
+]
 CLI_PREFIX = "cli-conn"
 
 
