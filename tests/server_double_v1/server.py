@@ -62,6 +62,7 @@ from ankaios_agent.proto import ank_base_pb2 as base
 from ankaios_agent.proto import grpc_api_pb2 as api
 from ankaios_agent.proto import grpc_api_pb2_grpc as api_grpc
 from tests.server_double_v1 import peer, tree
+from tests.server_double_v1.events import events_since
 from tests.server_double_v1.state import (
     API_VERSION,
     DeleteGraph,
@@ -707,20 +708,9 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
         now = tree.to_tree(self.complete_state())
         if now == self._published:
             return
-        added, updated, removed = tree.altered_paths(self._published, now)
         before, self._published = self._published, now
-        for request_id, masks in list(self.subscriptions.items()):
-            fields = base.AlteredFields(
-                addedFields=tree.paths_within(added, masks, now),
-                updatedFields=tree.paths_within(updated, masks, now),
-                removedFields=tree.paths_within(removed, masks, before),
-            )
-            if not (fields.addedFields or fields.updatedFields or fields.removedFields):
-                continue
-            changed = tree.select(now, [*fields.addedFields, *fields.updatedFields], expand=False)
-            event = base.Response()
-            event.completeStateResponse.completeState.CopyFrom(tree.from_tree(changed, base.CompleteState))
-            event.completeStateResponse.alteredFields.CopyFrom(fields)
+        for request_id, change in events_since(before, now, dict(self.subscriptions)):
+            event = base.Response(completeStateResponse=change)
             if request_id.startswith(CLI_PREFIX):
                 event.requestId = request_id
                 self.events.setdefault(request_id, []).append(event)

@@ -8,7 +8,7 @@ import pytest
 
 from ankaios_agent.proto import ank_base_pb2 as base
 from ankaios_agent.proto import grpc_api_pb2 as api
-from tests.server_double_v1 import peer, tree
+from tests.server_double_v1 import events, peer, tree
 from tests.server_double_v1.state import (
     DeleteGraph,
     StateError,
@@ -237,8 +237,8 @@ def test_strict_workload_state_conversion(es: base.ExecutionState, valid: bool) 
 def test_altered_paths_are_topmost_for_added_and_removed_and_leaves_for_updated() -> None:
     old = {"a": {"x": 1, "y": {"z": 2}}, "gone": {"deep": {"er": 1}}}
     new = {"a": {"x": 3, "y": {"z": 2}, "new": {"n": 1}}}
-    assert tree.altered_paths(old, new) == (["a.new"], ["a.x"], ["gone"])
-    assert tree.altered_paths(new, new) == ([], [], [])
+    assert events.altered_paths(old, new) == (["a.new"], ["a.x"], ["gone"])
+    assert events.altered_paths(new, new) == ([], [], [])
 
 
 @pytest.mark.parametrize(
@@ -254,7 +254,7 @@ def test_altered_paths_are_topmost_for_added_and_removed_and_leaves_for_updated(
 )
 def test_paths_within_subscription_masks(paths: list[str], masks: list[str], seen: list[str]) -> None:
     context = {"workloadStates": {"A": {"w": {"1": {"state": "Running"}}}}}
-    assert tree.paths_within(paths, masks, context) == seen
+    assert events.paths_within(paths, masks, context) == seen
 
 
 CONTEXT: dict[str, Any] = {"port": "8080", "web": {"host": "example", "ports": ["1", "2"]}}
