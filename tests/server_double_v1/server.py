@@ -62,6 +62,7 @@ from ankaios_agent.proto import ank_base_pb2 as base
 from ankaios_agent.proto import grpc_api_pb2 as api
 from ankaios_agent.proto import grpc_api_pb2_grpc as api_grpc
 from tests.server_double_v1 import peer, tree
+from tests.server_double_v1.campaigns import LogCampaigns
 from tests.server_double_v1.events import events_since
 from tests.server_double_v1.state import (
     API_VERSION,
@@ -125,14 +126,6 @@ class _Connection:
     sender_dropped: bool = False
 
 
-@dataclass
-class _Campaign:
-    """One log request: who asked (None: the test itself) and which workloads provide."""
-
-    requester: str | None
-    providers: list[base.WorkloadInstanceName]
-
-
 def _es(**member: int) -> base.ExecutionState:
     """A server-made ExecutionState: additionalInfo present and empty, one oneof member set."""
     es = base.ExecutionState(additionalInfo="")
@@ -156,7 +149,7 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
         self._graph = DeleteGraph()
         self._connections: dict[str, _Connection] = {}
         self.agents: dict[str, base.AgentAttributes] = {}
-        self._campaigns: dict[str, _Campaign] = {}
+        self._campaigns = LogCampaigns()
         self.subscriptions: dict[str, list[str]] = {}
         self.events: dict[str, list[base.Response]] = {}
         self._published: tree.Tree = {}
@@ -558,28 +551,18 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
 
     def _start_logs(self, request_id: str, requester: str | None, logs: base.LogsRequest) -> base.Response:
         workloads = self.rendered_desired.workloads.workloads
-        existing = {instance_of(name, w) for name, w in workloads.items() if w.agent}
-        kept = [n for n in logs.workloadNames if instance_key(n) in existing]
-        if kept:
-            self._campaigns[request_id] = _Campaign(requester, list(kept))
-            by_agent: dict[str, list[base.WorkloadInstanceName]] = {}
-            for name in kept:
-                by_agent.setdefault(name.agentName, []).append(name)
-            for provider, names in by_agent.items():
-                forwarded = base.LogsRequest()
-                forwarded.CopyFrom(logs)
-                del forwarded.workloadNames[:]
-                forwarded.workloadNames.extend(names)
-                self._push(
-                    provider,
-                    api.FromServer(logsRequest=api.LogsRequest(requestId=request_id, logsRequest=forwarded)),
-                )
+        existing = [instance_of(name, w) for name, w in workloads.items() if w.agent]
+        started = self._campaigns.start(request_id, requester, logs, existing)
+        for provider, part in started.per_agent.items():
+            self._push(
+                provider, api.FromServer(logsRequest=api.LogsRequest(requestId=request_id, logsRequest=part))
+            )
         response = base.Response(requestId=request_id)
-        response.logsRequestAccepted.workloadNames.extend(kept)
+        response.logsRequestAccepted.workloadNames.extend(started.kept)
         return response
 
     def _cancel_logs(self, request_id: str) -> None:
-        self._campaigns.pop(request_id, None)
+        self._campaigns.forget(request_id)
         for agent in list(self._connections):
             self._push(agent, api.FromServer(logsCancelRequest=api.LogsCancelRequest(requestId=request_id)))
 
@@ -687,15 +670,13 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
             self._forward(changed, source=agent)
         for request_id in [r for r in self.subscriptions if r.startswith(f"{agent}@")]:
             del self.subscriptions[request_id]
-        for request_id, campaign in list(self._campaigns.items()):
-            if campaign.requester == agent:
-                self._cancel_logs(request_id)
-                continue
-            for name in [n for n in campaign.providers if n.agentName == agent]:
-                campaign.providers.remove(name)
-                self._route_log_response(
-                    request_id, base.Response(logsStopResponse=base.LogsStopResponse(workloadName=name))
-                )
+        cleanup = self._campaigns.agent_gone(agent)
+        for request_id in cleanup.cancelled:
+            self._cancel_logs(request_id)
+        for request_id, name in cleanup.stopped:
+            self._route_log_response(
+                request_id, base.Response(logsStopResponse=base.LogsStopResponse(workloadName=name))
+            )
 
     # --- events ------------------------------------------------------------------
 

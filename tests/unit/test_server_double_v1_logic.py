@@ -9,8 +9,10 @@ import pytest
 from ankaios_agent.proto import ank_base_pb2 as base
 from ankaios_agent.proto import grpc_api_pb2 as api
 from tests.server_double_v1 import events, peer, tree
+from tests.server_double_v1.campaigns import LogCampaigns
 from tests.server_double_v1.state import (
     DeleteGraph,
+    Instance,
     StateError,
     apply_update,
     diff,
@@ -307,3 +309,33 @@ def test_a_missing_config_is_refused() -> None:
         state_from_yaml(
             "apiVersion: v1\nworkloads:\n  w: {agent: A, runtime: p, runtimeConfig: x, configs: {a: nope}}\n"
         )
+
+
+def test_log_campaigns_keep_existing_names_group_per_agent_and_clean_up_per_agent() -> None:
+    def name(workload: str, agent: str) -> base.WorkloadInstanceName:
+        return base.WorkloadInstanceName(workloadName=workload, agentName=agent, id="1")
+
+    existing = [Instance("a", "A", "1"), Instance("b", "B", "1"), Instance("c", "B", "1")]
+    campaigns = LogCampaigns()
+    logs = base.LogsRequest(
+        workloadNames=[name("a", "A"), name("b", "B"), name("c", "B"), name("x", "A")], tail=3
+    )
+    started = campaigns.start("R@w@1", "R", logs, existing)
+    assert [n.workloadName for n in started.kept] == ["a", "b", "c"]
+    assert {
+        agent: [n.workloadName for n in part.workloadNames] for agent, part in started.per_agent.items()
+    } == {
+        "A": ["a"],
+        "B": ["b", "c"],
+    }
+    assert all(part.tail == 3 for part in started.per_agent.values())
+    assert (
+        campaigns.start("R@w@2", "R", base.LogsRequest(workloadNames=[name("x", "A")]), existing).kept == []
+    )
+    assert campaigns.get("R@w@2") is None
+    campaigns.start("S@w@1", "S", base.LogsRequest(workloadNames=[name("a", "A")]), existing)
+    cleanup = campaigns.agent_gone("A")
+    assert cleanup.cancelled == []
+    assert [(r, n.workloadName) for r, n in cleanup.stopped] == [("R@w@1", "a"), ("S@w@1", "a")]
+    assert campaigns.agent_gone("R").cancelled == ["R@w@1"]
+    assert campaigns.get("R@w@1") is None and campaigns.get("S@w@1") is not None
