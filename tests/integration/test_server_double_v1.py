@@ -24,6 +24,7 @@ from ankaios_agent.proto import grpc_api_pb2_grpc as api_grpc
 from tests.server_double_v1 import ServerDoubleV1, StateError, TlsMaterial, load_state, state_from_yaml, tree
 from tests.server_double_v1.state import instance_id
 from tests.support.certs import SERVER_NAME, Identity, Pki
+from tests.support.certs import main as certs_main
 
 STATE = """
 apiVersion: v1
@@ -985,3 +986,24 @@ async def test_server_certificate_carries_the_fixed_server_name(pki: Pki) -> Non
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await _first_answer(channel, "A")
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def _written_certificates(folder: Path) -> dict[str, bytes]:
+    assert certs_main([str(folder)]) == 0
+    files = {p.name: p for p in folder.iterdir()}
+    assert set(files) == {"ca.pem", "server.pem", "server-key.pem", "agent.pem", "agent-key.pem"}
+    assert {p.stat().st_mode & 0o777 for p in files.values()} == {0o600}
+    return {name: path.read_bytes() for name, path in files.items()}
+
+
+async def test_certificate_files_written_by_hand_work(tmp_path: Path) -> None:
+    """``python -m tests.support.certs DIR`` writes mode-0600 PEM files a TLS double and agent can use."""
+    read = _written_certificates(tmp_path)
+    server = ServerDoubleV1(tls=TlsMaterial(read["ca.pem"], read["server.pem"], read["server-key.pem"]))
+    await server.start()
+    try:
+        agent = Identity(read["agent.pem"], read["agent-key.pem"])
+        answer = await _first_answer(_tls_channel(server.address, read["ca.pem"], agent), "agent_A")
+        assert answer.HasField("serverHello")
+    finally:
+        await server.stop()

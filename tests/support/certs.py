@@ -161,3 +161,24 @@ class Pki:
         ca = CertificateAuthority(key_type=key_type)
         foreign = CertificateAuthority("ank-foreign-ca", key_type=key_type)
         return cls(ca, ca.server_identity(), ca.agent_identity(), foreign)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.support.certs DIR``: write ca.pem, server(-key).pem and agent(-key).pem."""
+    import argparse  # noqa: PLC0415 (only the command line needs it)
+
+    parser = argparse.ArgumentParser(prog="python -m tests.support.certs", description=main.__doc__)
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--agent-name", action="append", help="agent certificate DNS name (default '*')")
+    args = parser.parse_args(argv)
+    args.folder.mkdir(parents=True, exist_ok=True)
+    ca = CertificateAuthority()
+    ca.write(args.folder)
+    ca.server_identity().write(args.folder, "server")
+    ca.agent_identity(args.agent_name or ["*"]).write(args.folder, "agent")
+    print(f"wrote ca.pem, server.pem, server-key.pem, agent.pem, agent-key.pem to {args.folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
