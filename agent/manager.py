@@ -280,7 +280,7 @@ class Manager:
                     # Giving up would keep the leftover running until the next reconnect (e.g.
                     # Podman was down): retry with the workload loops' delete back-off.
                     attempt += 1
-                    delay = min(self._timings.restart_delay(attempt), self._timings.delete_retry_cap)
+                    delay = self._timings.delete_retry_delay(attempt)
                     log.error("could not remove leftover %s (retry in %.0f s): %s", instance, delay, err)
                     if removal.report_states and attempt == 1:
                         self.report(WorkloadState(instance, ExecutionState.delete_failed(str(err))))

@@ -396,7 +396,7 @@ class WorkloadLoop:
         attempt = 0
         while True:
             attempt += 1
-            delay = min(self._timings.restart_delay(attempt), self._timings.delete_retry_cap)
+            delay = self._timings.delete_retry_delay(attempt)
             await self._clock.sleep(delay)
             try:
                 await self._runtime.delete(instance)
