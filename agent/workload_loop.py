@@ -190,10 +190,6 @@ class WorkloadLoop:
     def task(self) -> asyncio.Task[None] | None:
         return self._task
 
-    @property
-    def current_instance(self) -> InstanceName | None:
-        return None if self._spec is None else self._spec.instance
-
     async def stop(self) -> None:
         """Stop the loop without touching the container (agent shutdown)."""
         self._cancel_timer()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaces, FakeRuntime
 from ankaios_agent.agent.manager import Manager
 from ankaios_agent.agent.model import (
     AGENT_REQUEST_PREFIX,
@@ -24,8 +25,8 @@ from ankaios_agent.agent.model import (
     WorkloadSpec,
     WorkloadState,
 )
-from ankaios_agent.agent.testing import FakeClock, FakeControlInterfaces, FakeRuntime, RecordingSink, settle
 from ankaios_agent.agent.timings import AgentTimings
+from tests.support.lifecycle import WaitingSink, settle
 from tests.unit.lifecycle_support import (
     AGENT,
     NO_MORE_RETRIES,
@@ -46,7 +47,7 @@ class Agent:
     manager: Manager
     runtime: FakeRuntime
     ci: FakeControlInterfaces
-    sink: RecordingSink
+    sink: WaitingSink
     clock: FakeClock
 
     async def update(self, added: Sequence[WorkloadSpec] = (), deleted: Sequence[DeleteRequest] = ()) -> None:
@@ -78,7 +79,7 @@ class Agent:
 async def agent() -> AsyncIterator[Agent]:
     runtime = FakeRuntime()
     ci = FakeControlInterfaces()
-    sink = RecordingSink()
+    sink = WaitingSink()
     clock = FakeClock()
     manager = Manager(AGENT, {"podman": runtime}, ci, sink, AgentTimings(), clock=clock)
     run = asyncio.create_task(manager.run())
@@ -476,7 +477,7 @@ async def test_broken_event_stream_is_subscribed_again(agent: Agent) -> None:
 async def test_run_returns_after_shutdown() -> None:
     """STYLE 11: shutdown ends run() normally, so a supervising TaskGroup sees no error."""
     manager = Manager(
-        AGENT, {"podman": FakeRuntime()}, FakeControlInterfaces(), RecordingSink(), AgentTimings()
+        AGENT, {"podman": FakeRuntime()}, FakeControlInterfaces(), WaitingSink(), AgentTimings()
     )
     run = asyncio.create_task(manager.run())
     await settle()
@@ -486,7 +487,7 @@ async def test_run_returns_after_shutdown() -> None:
 
 async def test_run_without_runtimes_lasts_until_shutdown() -> None:
     """run() is supervised with FIRST_COMPLETED: it must not end early, even with no runtime."""
-    manager = Manager(AGENT, {}, FakeControlInterfaces(), RecordingSink(), AgentTimings())
+    manager = Manager(AGENT, {}, FakeControlInterfaces(), WaitingSink(), AgentTimings())
     run = asyncio.create_task(manager.run())
     await settle()
     assert not run.done()

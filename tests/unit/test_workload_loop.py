@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 import pytest
 
 from ankaios_agent.agent.errors import WorkloadConfigError
+from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaces, FakeRuntime
 from ankaios_agent.agent.model import ExecutionState, RestartPolicy, WorkloadSpec, WorkloadState
 from ankaios_agent.agent.ports import StateChange
-from ankaios_agent.agent.testing import FakeClock, FakeControlInterfaces, FakeRuntime, RecordingSink, settle
 from ankaios_agent.agent.timings import AgentTimings
 from ankaios_agent.agent.workload_loop import WorkloadLoop
+from tests.support.lifecycle import WaitingSink, settle
 from tests.unit.lifecycle_support import (
     NO_MORE_RETRIES,
     REMOVED,
@@ -33,7 +34,7 @@ def failed(reason: str) -> ExecutionState:
 class Harness:
     runtime: FakeRuntime
     ci: FakeControlInterfaces
-    sink: RecordingSink
+    sink: WaitingSink
     clock: FakeClock
     timings: AgentTimings
     loops: dict[str, WorkloadLoop] = field(default_factory=dict)
@@ -62,7 +63,7 @@ class Harness:
 
 
 async def make_harness(clock: FakeClock, timings: AgentTimings) -> AsyncIterator[Harness]:
-    h = Harness(FakeRuntime(), FakeControlInterfaces(), RecordingSink(), clock, timings)
+    h = Harness(FakeRuntime(), FakeControlInterfaces(), WaitingSink(), clock, timings)
     router = asyncio.create_task(h.route_events())
     await settle()
     yield h
