@@ -577,4 +577,6 @@ async def test_removed_workloads_leave_no_per_workload_bookkeeping(agent: Agent)
         await agent.sink.wait_for_state(f"job{n}", REMOVED)
     await settle()
     assert agent.manager._sent_this_session == {}
-    assert agent.manager._cleanups == {}
+    # The leftover's removal loop and the deleted jobs' loops have all left the table.
+    assert len(agent.manager.table) == 0
+    assert not any(agent.manager.table.is_busy(name) for name in ("old", "job0", "job1", "job2"))
