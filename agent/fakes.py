@@ -106,9 +106,10 @@ class FakeRuntime:
         self._always_failing.pop(workload, None)
         self._create_errors.pop(workload, None)
 
-    def fail_deletes(self, workload: str, *reasons: str) -> None:
+    def fail_deletes(self, workload: str, *reasons: str | Exception) -> None:
+        """The next deletes of ``workload`` fail: a text as RuntimeDeleteFailed, an exception as is."""
         queue = self._delete_errors.setdefault(workload, deque())
-        queue.extend(_DeleteFailure(reason) for reason in reasons)
+        queue.extend(reason if isinstance(reason, Exception) else _DeleteFailure(reason) for reason in reasons)
 
     def add_existing(self, instance: InstanceName, state: ExecutionState | None = None) -> str:
         """A container left from an earlier agent run; returns its runtime id."""
@@ -189,7 +190,10 @@ class FakeRuntime:
         await asyncio.sleep(0)
         scripted = self._delete_errors.get(instance.workload)
         if scripted:
-            raise RuntimeDeleteFailed(instance, str(scripted.popleft()))
+            error = scripted.popleft()
+            if isinstance(error, _DeleteFailure):
+                raise RuntimeDeleteFailed(instance, str(error))
+            raise error
         container = self.containers.pop(instance, None)
         if container is not None:
             self._emit(StateChange(instance, container.runtime_id, ExecutionState.lost()))

@@ -35,7 +35,8 @@ from ankaios_agent.agent.manager import Manager  # noqa: E402
 from ankaios_agent.agent.timings import AgentTimings  # noqa: E402
 from ankaios_agent.control_interface import ControlInterfaces  # noqa: E402
 from tests.server_double import ServerDouble  # noqa: E402
-from tests.server_double.state import state_from_yaml  # noqa: E402
+from tests.server_double.state import key_of, state_from_yaml  # noqa: E402
+from ankaios_agent.proto import ankaios_pb2 as pb  # noqa: E402
 from tests.support.podman_env import IMAGE, PodmanEnv  # noqa: E402
 
 pytestmark = pytest.mark.podman
@@ -327,3 +328,27 @@ async def test_server_restarted_with_changed_state_reconciles_without_restarting
         assert set(after) == {"keep", "changed", "added"}
         assert after["keep"] == before["keep"]
         assert after["changed"] != before["changed"]
+
+
+async def test_a_row_whose_removed_was_lost_goes_after_the_reconnect(
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
+) -> None:
+    """The server still holds a state row of this agent for an instance the agent no longer has
+    (its Removed went into a broken stream): the agent's reconciliation sends Removed again, and
+    the row of a workload it runs stays."""
+    (tmp_path / f"{agent_name}_io").mkdir()
+    server = ServerDouble(state_from_yaml(_state(agent_name, _sleeper("db", agent_name))))
+    ghost = pb.WorkloadState(
+        instanceName=pb.WorkloadInstanceName(workloadName="ghost", agentName=agent_name, id="7"),
+        executionState=pb.ExecutionState(agentDisconnected=pb.AGENT_DISCONNECTED),
+    )
+    server._states[key_of(ghost.instanceName)] = ghost  # a row left from before the stream broke
+    await server.start()
+    agent = RunningAgent(server, agent_name, tmp_path, podman_env)
+    try:
+        await server.wait_for_state("db", "Running(Ok)", timeout=SLOW)
+        await server.wait_until(lambda: not server.state_of("ghost"), timeout=SLOW)
+        assert server.state_of("db")
+    finally:
+        await agent.close()
+        await server.stop()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaces, FakeRuntime
-from ankaios_agent.agent.manager import Manager
+from ankaios_agent.agent.manager import DesiredStateQuery, Manager
 from ankaios_agent.agent.model import (
     AGENT_REQUEST_PREFIX,
     AddCondition,
@@ -25,6 +25,7 @@ from ankaios_agent.agent.model import (
     WorkloadSpec,
     WorkloadState,
 )
+from ankaios_agent.agent.reconcile import DesiredSnapshot
 from ankaios_agent.agent.timings import AgentTimings
 from tests.support.lifecycle import WaitingSink, settle
 from tests.unit.lifecycle_support import (
@@ -580,3 +581,94 @@ async def test_removed_workloads_leave_no_per_workload_bookkeeping(agent: Agent)
     # The leftover's removal loop and the deleted jobs' loops have all left the table.
     assert len(agent.manager.table) == 0
     assert not any(agent.manager.table.is_busy(name) for name in ("old", "job0", "job1", "job2"))
+
+
+# --- reconciliation from a snapshot, however it was obtained -------------------------------------
+
+
+async def test_removed_lost_with_the_stream_is_sent_again(agent: Agent) -> None:
+    """The server still lists an instance the agent already removed (its Removed went into a
+    broken stream): after the reconnect it gets its Removed again; instances the agent holds,
+    and other agents' instances, get nothing."""
+    await agent.update([spec("a"), spec("b")])
+    await agent.running("a", "b")
+    await agent.update(deleted=[delete("a")])
+    await agent.sink.wait_for_state("a", REMOVED)
+    agent.sink.clear()
+    await agent.manager.on_connected()
+    request = agent.sink.requests()[-1]
+    known = frozenset({inst("a"), inst("b"), inst("gone", "7"), inst("x", agent="agent_B")})
+    await agent.manager.handle(DesiredState(request.request_id, (spec("b"),), known_instances=known))
+    await settle()
+    assert agent.sink.trace("a") == [("1", REMOVED)]
+    assert agent.sink.trace("gone") == [("7", REMOVED)]
+    assert agent.sink.trace("x") == []
+    assert agent.sink.trace("b") == [("1", RUNNING)]  # the current state of the new session, no Removed
+    assert agent.runtime.deleted() == [inst("a")]
+
+
+async def test_an_instance_replaced_by_an_update_gets_its_lost_removed_again(agent: Agent) -> None:
+    await agent.update([spec("a", "1")])
+    await agent.running("a")
+    await agent.update([spec("a", "2")], [delete("a", "1")])
+    await agent.sink.wait_for(lambda: agent.sink.trace("a")[-1] == ("2", RUNNING))
+    agent.sink.clear()
+    await agent.manager.on_connected()
+    request = agent.sink.requests()[-1]
+    known = frozenset({inst("a", "1"), inst("a", "2")})
+    await agent.manager.handle(DesiredState(request.request_id, (spec("a", "2"),), known_instances=known))
+    await settle()
+    assert agent.sink.trace("a") == [("2", RUNNING), ("1", REMOVED)]  # current state first, then the lost one
+    assert agent.runtime.created("a") == [inst("a", "1"), inst("a", "2")]
+
+
+async def test_queued_and_deleting_instances_are_not_reported_removed_twice(agent: Agent) -> None:
+    """What still waits in the queue, or is being deleted, sends its own states later."""
+    await agent.update([spec("w", deps={"gate": AddCondition.RUNNING})])
+    agent.runtime.add_existing(inst("old", "9"))
+    agent.runtime.fail_deletes("old", *["down"] * 3)
+    await agent.manager.on_connected()
+    request = agent.sink.requests()[-1]
+    agent.sink.clear()
+    known = frozenset({inst("w"), inst("old", "9")})
+    await agent.manager.handle(
+        DesiredState(
+            request.request_id, (spec("w", deps={"gate": AddCondition.RUNNING}),), known_instances=known
+        )
+    )
+    await agent.sink.wait_for_state("old", REMOVED)
+    assert agent.sink.trace("old").count(("9", REMOVED)) == 1
+    assert ("1", REMOVED) not in agent.sink.trace("w")
+
+
+async def test_reconcile_takes_a_snapshot_directly(agent: Agent) -> None:
+    """A session whose server sends the authoritative list itself: no request, same rules."""
+    await agent.update([spec("a"), spec("b", "1")])
+    await agent.running("a", "b")
+    await agent.manager.reconcile(DesiredSnapshot((spec("b", "2"), spec("c"))))
+    await agent.running("b", "c")
+    await agent.sink.wait_for_state("a", REMOVED)
+    assert agent.sink.requests() == []
+    assert sorted(agent.runtime.created()) == [inst("a"), inst("b", "1"), inst("b", "2"), inst("c")]
+    await agent.manager.reconcile(DesiredSnapshot(()))
+    await agent.sink.wait_for(lambda: agent.runtime.containers == {})
+    await settle()
+    assert len(agent.manager.table) == 0
+
+
+async def test_the_v031_query_matches_only_the_latest_answer_and_filters_the_agent() -> None:
+    sink = WaitingSink()
+    query = DesiredStateQuery(sink, AGENT)
+    query.ask()
+    first = sink.requests()[-1].request_id
+    query.ask()
+    latest = sink.requests()[-1].request_id
+    assert first != latest and latest.startswith(AGENT_REQUEST_PREFIX)
+    assert query.answer(DesiredState(first, (spec("a"),))) is None
+    known = frozenset({inst("a"), inst("a", agent="agent_B")})
+    assert query.answer(DesiredState(latest, (spec("a"),), known_instances=known)) == DesiredSnapshot(
+        (spec("a"),), frozenset({inst("a")})
+    )
+    assert query.answer(DesiredState(latest, (spec("a"),))) is None  # answered once only
+    query.ask()
+    assert query.answer(DesiredState(sink.requests()[-1].request_id, (), error="denied")) is None

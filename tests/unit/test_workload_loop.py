@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ankaios_agent.agent.errors import WorkloadConfigError
+from ankaios_agent.agent.errors import RuntimeDeleteFailed, RuntimeUnavailable, WorkloadConfigError
 from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaces, FakeRuntime
 from ankaios_agent.agent.model import ExecutionState, RestartPolicy, WorkloadSpec, WorkloadState
 from ankaios_agent.agent.ports import StateChange
 from ankaios_agent.agent.timings import AgentTimings
 from ankaios_agent.agent.workload_loop import WorkloadLoop
+from ankaios_agent.agent.workload_phase import Phase
 from tests.support.lifecycle import WaitingSink, settle
 from tests.unit.lifecycle_support import (
     NO_MORE_RETRIES,
@@ -466,3 +467,108 @@ async def test_stop_leaves_the_container_running(h: Harness) -> None:
 def test_workload_spec_helper_is_hashable() -> None:
     """The loop compares specs by value; WorkloadSpec must stay a frozen value type."""
     assert spec("a") == spec("a") and isinstance(spec("a"), WorkloadSpec)
+
+
+# --- typed errors: engine failures are retried, bugs are not ------------------------------------
+
+
+async def test_runtime_unavailable_is_retried_like_any_engine_failure(h: Harness) -> None:
+    """The engine could not be reached: a RuntimeFailure, so the create is retried."""
+    h.runtime.fail_creates_always("a", RuntimeUnavailable("podman", "socket refused"))
+    h.loop("a").commands.create(spec("a"))
+    await h.sink.wait_for_state("a", NO_MORE_RETRIES)
+    assert len(h.runtime.created("a")) == 21
+    assert h.sink.trace("a")[1] == ("1", failed("podman: socket refused"))
+
+
+async def test_internal_error_in_create_is_reported_once_and_not_retried(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception that is no RuntimeFailure is a bug of the agent: logged with its traceback,
+    reported as an internal error, then final; never 21 create attempts."""
+    h.runtime.fail_creates_always("a", KeyError("image"))
+    loop = h.loop("a")
+    loop.commands.create(spec("a"))
+    await h.sink.wait_for_state("a", NO_MORE_RETRIES)
+    await settle()
+    trace = h.sink.trace("a")
+    assert [state for _, state in trace[1:]] == [
+        failed("internal error of the agent (KeyError: 'image'); see the agent's log"),
+        NO_MORE_RETRIES,
+    ]
+    assert len(h.runtime.created("a")) == 1
+    assert loop.phase is Phase.GAVE_UP
+    records = [r for r in caplog.records if "internal error of the agent" in r.getMessage()]
+    assert records and records[0].exc_info is not None
+
+
+async def test_a_loop_that_gave_up_starts_over_on_update(h: Harness) -> None:
+    h.runtime.fail_creates_always("a", KeyError("image"))
+    loop = h.loop("a")
+    loop.commands.create(spec("a", "1"))
+    await h.sink.wait_for_state("a", NO_MORE_RETRIES)
+    h.runtime.stop_failing("a")
+    loop.commands.update(spec("a", "2"), inst("a", "1"))
+    await h.sink.wait_for(lambda: h.sink.trace("a")[-1] == ("2", RUNNING))
+    assert loop.phase is Phase.RUNNING
+
+
+async def test_internal_error_in_delete_is_reported_and_the_delete_retried(h: Harness) -> None:
+    """A bug while deleting must not orphan the container: DeleteFailed once, retries until Removed."""
+    loop = h.loop("a")
+    loop.commands.create(spec("a"))
+    await h.sink.wait_for_state("a", RUNNING)
+    h.runtime.fail_deletes("a", TypeError("bad argument"), RuntimeDeleteFailed(inst("a"), "busy"))
+    loop.commands.delete(inst("a"))
+    await h.sink.wait_for_state("a", REMOVED)
+    assert h.sink.trace("a")[2:] == [
+        ("1", STOPPING_REQUESTED),
+        (
+            "1",
+            ExecutionState.delete_failed(
+                "internal error of the agent (TypeError: bad argument); see the agent's log"
+            ),
+        ),
+        ("1", REMOVED),
+    ]
+    assert h.runtime.deleted("a") == [inst("a")] * 3
+    assert loop.task is not None
+    await loop.task
+    assert loop.phase is Phase.DONE
+
+
+# --- phases -----------------------------------------------------------------------------------------
+
+
+async def test_phase_follows_create_retry_restart_and_delete(manual: Harness) -> None:
+    """The loop's phase is what its transition table says after each step."""
+    h = manual
+    h.runtime.fail_creates("a", "busy")
+    loop = h.loop("a")
+    assert loop.phase is Phase.IDLE
+    loop.commands.create(spec("a", restart=RestartPolicy.ALWAYS))
+    await h.sink.wait_for_state("a", RUNNING)  # the immediate retry worked
+    assert loop.phase is Phase.RUNNING
+    h.clock.advance(1)
+    h.runtime.exit("a", 0)
+    await h.sink.wait_for_state("a", ExecutionState.succeeded())
+    await h.sink.wait_for(lambda: loop.phase is Phase.RESTART_WAIT or len(h.runtime.created("a")) > 2)
+    loop.commands.delete(inst("a"))
+    assert loop.task is not None
+    await asyncio.wait_for(loop.task, 5)
+    assert loop.phase is Phase.DONE
+    assert inst("a") not in h.runtime.containers
+
+
+async def test_restart_back_off_stays_at_its_cap_after_a_million_restarts(manual: Harness) -> None:
+    """Days of crash loop: the restart still fires, with the capped delay."""
+    h = manual
+    loop = h.loop("a")
+    loop.commands.create(spec("a", restart=RestartPolicy.ALWAYS))
+    await h.sink.wait_for_state("a", RUNNING)
+    loop._restarts = 10**6  # as if it had crash-looped that often
+    h.runtime.exit("a", 1)
+    await h.sink.wait_for(lambda: loop.phase is Phase.RESTART_WAIT)
+    assert h.clock.sleeps[-1] == 4.0  # the harness's restart_backoff_cap
+    h.clock.advance(4.0)
+    await h.sink.wait_for(lambda: len(h.runtime.created("a")) == 2)
