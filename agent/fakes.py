@@ -109,7 +109,7 @@ class FakeRuntime:
     def fail_deletes(self, workload: str, *reasons: str | Exception) -> None:
         """The next deletes of ``workload`` fail: a text as RuntimeDeleteFailed, an exception as is."""
         queue = self._delete_errors.setdefault(workload, deque())
-        queue.extend(reason if isinstance(reason, Exception) else _DeleteFailure(reason) for reason in reasons)
+        queue.extend(r if isinstance(r, Exception) else _DeleteFailure(r) for r in reasons)
 
     def add_existing(self, instance: InstanceName, state: ExecutionState | None = None) -> str:
         """A container left from an earlier agent run; returns its runtime id."""
