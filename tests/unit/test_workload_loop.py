@@ -1,4 +1,4 @@
-"""The workload control loop with a FakeRuntime: exact state sequences of spec §6."""
+"""The workload control loop with a FakeRuntime: the exact state sequences the server sees."""
 
 from __future__ import annotations
 
@@ -87,11 +87,11 @@ async def manual() -> AsyncIterator[Harness]:
         yield harness
 
 
-# --- §6.2 create, §6.3 retries ------------------------------------------------------------
+# --- create and retries ------------------------------------------------------------
 
 
 async def test_create_reports_triggered_at_runtime_then_runtime_state(h: Harness) -> None:
-    """spec §6.2: Pending(Starting)/"Triggered at runtime." before the attempt, then the runtime's states."""
+    """Pending(Starting)/"Triggered at runtime." before the attempt, then the runtime's states."""
     h.loop("a").commands.create(spec("a"))
     await h.sink.wait_for_state("a", RUNNING)
     assert h.sink.trace("a") == [("1", STARTING), ("1", RUNNING)]
@@ -99,7 +99,7 @@ async def test_create_reports_triggered_at_runtime_then_runtime_state(h: Harness
 
 
 async def test_first_retry_is_immediate(h: Harness) -> None:
-    """spec §6.3: a failed create is retried at once, without a delay."""
+    """A failed create is retried at once, without a delay."""
     h.runtime.fail_creates("a", "no such image")
     h.loop("a").commands.create(spec("a"))
     await h.sink.wait_for_state("a", RUNNING)
@@ -113,7 +113,7 @@ async def test_first_retry_is_immediate(h: Harness) -> None:
 
 
 async def test_create_gives_up_after_20_retries_with_no_more_retries(h: Harness) -> None:
-    """spec §6.3, §11 item 10: 21 attempts (first retry immediate, then 1 s apart), then
+    """21 attempts (first retry immediate, then 1 s apart), then
     "No more retries."."""
     h.runtime.fail_creates_always("a", "pull failed")
     h.loop("a").commands.create(spec("a"))
@@ -127,7 +127,7 @@ async def test_create_gives_up_after_20_retries_with_no_more_retries(h: Harness)
 
 
 async def test_retry_limit_comes_from_timings() -> None:
-    """STYLE 13: the retry count is a tunable of AgentTimings."""
+    """The retry count is a tunable of AgentTimings."""
     async for h in make_harness(FakeClock(), AgentTimings(create_retries=2)):
         h.runtime.fail_creates_always("a", "x")
         h.loop("a").commands.create(spec("a"))
@@ -136,7 +136,7 @@ async def test_retry_limit_comes_from_timings() -> None:
 
 
 async def test_bad_runtime_config_is_not_retried(h: Harness) -> None:
-    """DESIGN decision 7: a config error gets its reason, then the CLI's final "No more retries."."""
+    """A config error gets its reason, then the CLI's final "No more retries."."""
     h.runtime.fail_creates_always("a", WorkloadConfigError(inst("a"), "runtimeConfig: 'image' is missing"))
     h.loop("a").commands.create(spec("a"))
     await h.sink.wait_for_state("a", NO_MORE_RETRIES)
@@ -149,7 +149,7 @@ async def test_bad_runtime_config_is_not_retried(h: Harness) -> None:
 
 
 async def test_unusable_control_interface_gives_starting_failed(h: Harness) -> None:
-    """issue 4: a name that cannot be a FIFO folder -> Pending(StartingFailed) with the reason, no create."""
+    """A name that cannot be a FIFO folder -> Pending(StartingFailed) with the reason, no create."""
     h.loop("x/y").commands.create(spec("x/y"))
     await h.sink.wait_for_state("x/y", NO_MORE_RETRIES)
     trace = h.sink.trace("x/y")
@@ -159,7 +159,7 @@ async def test_unusable_control_interface_gives_starting_failed(h: Harness) -> N
 
 
 async def test_update_cancels_pending_retries(manual: Harness) -> None:
-    """spec §6.3: an update cancels the pending retries of the old spec."""
+    """An update cancels the pending retries of the old spec."""
     h = manual
     h.runtime.fail_creates_always("a", "boom")
     loop = h.loop("a")
@@ -180,7 +180,7 @@ async def test_update_cancels_pending_retries(manual: Harness) -> None:
 
 
 async def test_delete_cancels_pending_retries(manual: Harness) -> None:
-    """spec §6.3, §6.5: after a delete no retry runs; no runtime delete without a container."""
+    """After a delete no retry runs; no runtime delete without a container."""
     h = manual
     h.runtime.fail_creates_always("a", "boom")
     loop = h.loop("a")
@@ -195,11 +195,11 @@ async def test_delete_cancels_pending_retries(manual: Harness) -> None:
     assert h.sink.trace("a")[-2:] == [("1", STOPPING_REQUESTED), ("1", REMOVED)]
 
 
-# --- §6.4 update ---------------------------------------------------------------------------
+# --- update ---------------------------------------------------------------------------
 
 
 async def test_update_deletes_old_before_creating_new(h: Harness) -> None:
-    """spec §6.4 example 1, §11 item 9: Stopping[old] -> Removed[old] -> Starting[new], never both at once."""
+    """Stopping[old] -> Removed[old] -> Starting[new], never both at once."""
     loop = h.loop("a")
     loop.commands.create(spec("a", "1"))
     await h.sink.wait_for_state("a", RUNNING)
@@ -218,7 +218,7 @@ async def test_update_deletes_old_before_creating_new(h: Harness) -> None:
 
 
 async def test_update_with_same_folder_keeps_control_interface(h: Harness) -> None:
-    """spec §4.4, §11 item 9: a config-identical update keeps the FIFOs."""
+    """A config-identical update keeps the FIFOs."""
     loop = h.loop("a")
     loop.commands.create(spec("a", "1"))
     await h.sink.wait_for_state("a", RUNNING)
@@ -228,7 +228,7 @@ async def test_update_with_same_folder_keeps_control_interface(h: Harness) -> No
 
 
 async def test_update_delete_only_then_update_reports_old_name_twice(h: Harness) -> None:
-    """spec §6.4 example 2: UpdateDeleteOnly deletes now; the later update reports the old name again."""
+    """UpdateDeleteOnly deletes now; the later update reports the old name again."""
     loop = h.loop("a")
     loop.commands.create(spec("a", "1"))
     await h.sink.wait_for_state("a", RUNNING)
@@ -249,7 +249,7 @@ async def test_update_delete_only_then_update_reports_old_name_twice(h: Harness)
 
 
 async def test_update_whose_old_delete_fails_keeps_old_instance(h: Harness) -> None:
-    """spec §6.4 step 2, §11 item 27: Stopping(DeleteFailed)/<error>, the new spec is not applied."""
+    """Stopping(DeleteFailed)/<error>, the new spec is not applied."""
     loop = h.loop("a")
     loop.commands.create(spec("a", "1"))
     await h.sink.wait_for_state("a", RUNNING)
@@ -264,11 +264,11 @@ async def test_update_whose_old_delete_fails_keeps_old_instance(h: Harness) -> N
     assert h.runtime.created("a") == [inst("a", "1")]
 
 
-# --- §6.5 delete -----------------------------------------------------------------------------
+# --- delete -----------------------------------------------------------------------------
 
 
 async def test_delete_reports_requested_at_runtime_then_removed(h: Harness) -> None:
-    """spec §6.5: Stopping(RequestedAtRuntime) -> Removed, the loop ends, the FIFOs go."""
+    """Stopping(RequestedAtRuntime) -> Removed, the loop ends, the FIFOs go."""
     loop = h.loop("a")
     loop.commands.create(spec("a"))
     await h.sink.wait_for_state("a", RUNNING)
@@ -282,7 +282,7 @@ async def test_delete_reports_requested_at_runtime_then_removed(h: Harness) -> N
 
 
 async def test_failed_delete_reports_delete_failed_then_retries_until_removed(h: Harness) -> None:
-    """spec §6.5: a failed runtime delete -> Stopping(DeleteFailed)/<error>. Review finding: the
+    """A failed runtime delete -> Stopping(DeleteFailed)/<error>. The
     reference (and this loop before) then gave up, leaving the container running with no owner
     (e.g. deleted while Podman was down); now it retries with capped back-off until Removed."""
     loop = h.loop("a")
@@ -303,7 +303,7 @@ async def test_failed_delete_reports_delete_failed_then_retries_until_removed(h:
 
 
 async def test_delete_of_instance_the_loop_never_ran_also_reports_it_removed(h: Harness) -> None:
-    """spec §11 items 2, 25: the server's instance gets its Removed even when a newer update replaced it."""
+    """The server's instance gets its Removed even when a newer update replaced it."""
     loop = h.loop("a")
     loop.commands.create(spec("a", "1"))
     await h.sink.wait_for_state("a", RUNNING)
@@ -312,7 +312,7 @@ async def test_delete_of_instance_the_loop_never_ran_also_reports_it_removed(h: 
     assert h.sink.trace("a")[2:] == [("1", STOPPING_REQUESTED), ("1", REMOVED), ("9", REMOVED)]
 
 
-# --- §6.6 restart policy, DESIGN decision 6 back-off ---------------------------------------------
+# --- restart policy and back-off ---------------------------------------------
 
 RESTART_CASES = [
     (RestartPolicy.NEVER, 0, False),
@@ -326,7 +326,7 @@ RESTART_CASES = [
 
 @pytest.mark.parametrize(("policy", "exit_code", "restarts"), RESTART_CASES)
 async def test_restart_policy(h: Harness, policy: RestartPolicy, exit_code: int, restarts: bool) -> None:
-    """spec §6.6: NEVER never; ON_FAILURE on Failed(ExecFailed); ALWAYS on ExecFailed or Succeeded."""
+    """NEVER never; ON_FAILURE on Failed(ExecFailed); ALWAYS on ExecFailed or Succeeded."""
     h.loop("a").commands.create(spec("a", restart=policy))
     await h.sink.wait_for_state("a", RUNNING)
     h.runtime.exit("a", exit_code)
@@ -352,7 +352,7 @@ async def test_restart_policy(h: Harness, policy: RestartPolicy, exit_code: int,
 
 @pytest.mark.parametrize("gone", ["lost", "unknown"])
 async def test_lost_and_unknown_never_restart(h: Harness, gone: str) -> None:
-    """spec §6.6: Failed(Lost) and Failed(Unknown) never cause a restart, even with ALWAYS."""
+    """Failed(Lost) and Failed(Unknown) never cause a restart, even with ALWAYS."""
     h.loop("a").commands.create(spec("a", restart=RestartPolicy.ALWAYS))
     await h.sink.wait_for_state("a", RUNNING)
     if gone == "lost":
@@ -367,8 +367,8 @@ async def test_lost_and_unknown_never_restart(h: Harness, gone: str) -> None:
 
 
 async def test_states_of_former_instances_and_repeats_are_ignored(h: Harness) -> None:
-    """spec §6.6: only states of the current instance (and runtime id) count; level-triggered repeats
-    do not report or restart twice (STYLE 5)."""
+    """Only states of the current instance (and runtime id) count; level-triggered repeats
+    do not report or restart twice."""
     loop = h.loop("a")
     loop.commands.create(spec("a", restart=RestartPolicy.ALWAYS))
     await h.sink.wait_for_state("a", RUNNING)
@@ -384,7 +384,7 @@ async def test_states_of_former_instances_and_repeats_are_ignored(h: Harness) ->
 
 
 async def test_restart_back_off_doubles_from_one_second_up_to_the_cap(manual: Harness) -> None:
-    """DESIGN decision 6: first restart immediate, then 1 s doubling, capped (cap 4 s here)."""
+    """First restart immediate, then 1 s doubling, capped (cap 4 s here)."""
     h = manual
     h.loop("a").commands.create(spec("a", restart=RestartPolicy.ON_FAILURE))
     for expected_delay in (None, 1.0, 2.0, 4.0, 4.0):
@@ -405,7 +405,7 @@ async def test_restart_back_off_doubles_from_one_second_up_to_the_cap(manual: Ha
 
 
 async def test_restart_back_off_resets_after_a_stable_run(manual: Harness) -> None:
-    """DESIGN decision 6: after restart_backoff_reset_after of uninterrupted running, restart at once."""
+    """After restart_backoff_reset_after of uninterrupted running, restart at once."""
     h = manual
     h.loop("a").commands.create(spec("a", restart=RestartPolicy.ALWAYS))
     await h.sink.wait_for_state("a", RUNNING)
@@ -419,7 +419,7 @@ async def test_restart_back_off_resets_after_a_stable_run(manual: Harness) -> No
 
 
 async def test_update_during_back_off_cancels_the_restart(manual: Harness) -> None:
-    """spec §6.3/§6.6: a newer command supersedes a pending restart."""
+    """A newer command supersedes a pending restart."""
     h = manual
     loop = h.loop("a")
     loop.commands.create(spec("a", "1", restart=RestartPolicy.ALWAYS))
@@ -436,11 +436,11 @@ async def test_update_during_back_off_cancels_the_restart(manual: Harness) -> No
     assert h.runtime.created("a") == [inst("a", "1"), inst("a", "1"), inst("a", "2")]
 
 
-# --- §6.7 resume --------------------------------------------------------------------------------
+# --- resume --------------------------------------------------------------------------------
 
 
 async def test_resume_reports_observed_state_only_and_keeps_control_dir(h: Harness) -> None:
-    """spec §6.7, §11 item 26: no create, no Pending; a later policy restart keeps the FIFO mount."""
+    """No create, no Pending; a later policy restart keeps the FIFO mount."""
     existing = spec("a", restart=RestartPolicy.ALWAYS)
     runtime_id = h.runtime.add_existing(existing.instance)
     loop = h.loop("a")
@@ -455,7 +455,7 @@ async def test_resume_reports_observed_state_only_and_keeps_control_dir(h: Harne
 
 
 async def test_stop_leaves_the_container_running(h: Harness) -> None:
-    """DESIGN decision 4: stopping a loop (agent shutdown) never deletes its workload."""
+    """Stopping a loop (agent shutdown) never deletes its workload."""
     loop = h.loop("a")
     loop.commands.create(spec("a"))
     await h.sink.wait_for_state("a", RUNNING)
