@@ -385,12 +385,9 @@ class WorkloadLoop:
     async def _attempt(self) -> _Attempt:
         spec = self._spec
         assert spec is not None
-        runtime = self._runtimes.get(spec.runtime)
-        if runtime is None:  # the manager filters these; the reference reports nothing for them either
-            log.warning("workload %s: runtime %r is not available; not created", self.name, spec.runtime)
-            self._move(Event.CREATE_ABANDONED)
-            return _Attempt.FINAL
         try:
+            # The manager never starts a loop for a runtime it lacks: a miss here is a bug.
+            runtime = self._runtimes[spec.runtime]
             problem = await self._prepare_control_dir(spec)
             if problem is not None:
                 log.error("workload %s: control interface unusable: %s", self.name, problem)
@@ -430,7 +427,7 @@ class WorkloadLoop:
 
     async def _resume(self, spec: WorkloadSpec, runtime_id: str, state: ExecutionState) -> None:
         self._spec = spec
-        self._runtime = self._runtimes.get(spec.runtime)
+        self._runtime = self._runtimes[spec.runtime]  # adopted from that very runtime's list
         self._move(Event.ADOPTED)
         self._runtime_id = runtime_id
         problem = await self._prepare_control_dir(spec)
