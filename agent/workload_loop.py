@@ -232,11 +232,6 @@ class WorkloadLoop:
     def phase(self) -> Phase:
         return self._phase
 
-    @property
-    def instance(self) -> InstanceName | None:
-        """The instance this loop runs or last tried to run (None before its first command)."""
-        return None if self._spec is None else self._spec.instance
-
     async def stop(self) -> None:
         """Stop the loop without touching the container (agent shutdown).
 

@@ -31,11 +31,17 @@ LoopFactory = Callable[[str, Collection[asyncio.Task[None]]], WorkloadLoop]
 """Builds a (not yet started) loop for a name that first waits for the given tasks."""
 
 
+@dataclass(frozen=True, eq=False)
+class _Retiring:
+    loop: WorkloadLoop
+    instances: frozenset[InstanceName]  # what it deletes; each gets its Removed from the loop
+
+
 @dataclass
 class _Entry:
     loop: WorkloadLoop | None = None
     spec: WorkloadSpec | None = None
-    retiring: list[WorkloadLoop] = field(default_factory=list)
+    retiring: list[_Retiring] = field(default_factory=list)
 
     def empty(self) -> bool:
         return self.loop is None and not self.retiring
@@ -68,11 +74,13 @@ class WorkloadTable:
         return name in self._entries
 
     def held_instances(self) -> set[InstanceName]:
-        """Every instance a loop of this table runs, tries to run, or is deleting."""
+        """Every instance a loop of this table runs, is told to run, or is deleting."""
         held: set[InstanceName] = set()
-        for loop in self._loops():
-            if loop.instance is not None:
-                held.add(loop.instance)
+        for entry in self._entries.values():
+            if entry.loop is not None and entry.spec is not None:
+                held.add(entry.spec.instance)
+            for retiring in entry.retiring:
+                held.update(retiring.instances)
         return held
 
     def __len__(self) -> int:
@@ -105,10 +113,11 @@ class WorkloadTable:
         entry = self._entries.get(request.name)
         if entry is None or entry.loop is None:
             return False
-        loop = entry.loop
+        loop, spec = entry.loop, entry.spec
         entry.loop = None
         entry.spec = None
-        self._retire(request.name, entry, loop)
+        instances = {request.instance} if spec is None else {request.instance, spec.instance}
+        self._retire(request.name, entry, _Retiring(loop, frozenset(instances)))
         loop.commands.delete(request.instance)
         return True
 
@@ -117,7 +126,7 @@ class WorkloadTable:
         name = owned.instance.workload
         entry = self._entries.setdefault(name, _Entry())
         loop = self._launch(name, entry)
-        self._retire(name, entry, loop)
+        self._retire(name, entry, _Retiring(loop, frozenset({owned.instance})))
         loop.commands.remove_leftover(runtime, owned, report_states=report_states)
 
     def route(self, change: StateChange) -> bool:
@@ -137,23 +146,24 @@ class WorkloadTable:
     # --- bookkeeping ---------------------------------------------------------------------
 
     def _launch(self, name: str, entry: _Entry) -> WorkloadLoop:
-        before = [loop.task for loop in entry.retiring if loop.task is not None and not loop.task.done()]
+        tasks = (retiring.loop.task for retiring in entry.retiring)
+        before = [task for task in tasks if task is not None and not task.done()]
         loop = self._new_loop(name, before)
         loop.start()
         return loop
 
-    def _retire(self, name: str, entry: _Entry, loop: WorkloadLoop) -> None:
-        entry.retiring.append(loop)
-        if loop.task is not None:
-            loop.task.add_done_callback(lambda _task: self._forget(name, loop))
+    def _retire(self, name: str, entry: _Entry, retiring: _Retiring) -> None:
+        entry.retiring.append(retiring)
+        if retiring.loop.task is not None:
+            retiring.loop.task.add_done_callback(lambda _task: self._forget(name, retiring))
 
-    def _forget(self, name: str, loop: WorkloadLoop) -> None:
+    def _forget(self, name: str, retiring: _Retiring) -> None:
         """A retiring loop ended: without this, ever new workload names would pile up."""
         entry = self._entries.get(name)
         if entry is None:
             return
-        if loop in entry.retiring:
-            entry.retiring.remove(loop)
+        if retiring in entry.retiring:
+            entry.retiring.remove(retiring)
         if entry.empty():
             del self._entries[name]
 
@@ -161,4 +171,4 @@ class WorkloadTable:
         for entry in self._entries.values():
             if entry.loop is not None:
                 yield entry.loop
-            yield from entry.retiring
+            yield from (retiring.loop for retiring in entry.retiring)

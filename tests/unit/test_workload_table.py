@@ -141,3 +141,16 @@ async def test_stop_leaves_every_container_running(s: Setup) -> None:
     assert await s.table.stop() == 2
     assert s.runtime.deleted() == []
     assert set(s.runtime.containers) == {inst("a"), inst("b")}
+
+
+async def test_held_instances_are_known_before_any_loop_ran_its_command(s: Setup) -> None:
+    """Managed specs, the instances a retiring loop deletes and leftovers being removed count at once."""
+    s.table.start(spec("a", "1"))
+    s.table.start(spec("b", "1"))
+    s.table.set_spec(spec("b", "2"))
+    s.table.delete(delete("a", "0"))
+    runtime_id = s.runtime.add_existing(inst("old", "9"))
+    s.table.remove_leftover(
+        "podman", OwnedWorkload(inst("old", "9"), runtime_id, RUNNING), report_states=True
+    )
+    assert s.table.held_instances() == {inst("a", "0"), inst("a", "1"), inst("b", "2"), inst("old", "9")}
