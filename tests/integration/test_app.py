@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -214,5 +216,46 @@ async def test_sigterm_exits_0_within_2_s_while_a_create_hangs(agent_name: str, 
             proc.kill()
             proc.wait()
         await server.stop()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.podman
+async def test_real_cli_sigterm_exits_0_within_2_s_while_a_pull_hangs(
+    agent_name: str, tmp_path: Path, podman_env: PodmanEnv
+) -> None:
+    """`ank-agent` with a workload whose image pull cannot finish (its registry accepts the
+    connection and never answers): SIGTERM still ends the process with 0 within 2 s."""
+    registry = socket.socket()
+    registry.bind(("127.0.0.1", 0))
+    registry.listen(8)  # connections complete in the kernel's backlog and then hear nothing
+    port = registry.getsockname()[1]
+    server = ServerDouble(
+        state_from_yaml(
+            "apiVersion: v0.1\nworkloads:\n"
+            f"  stuck:\n    runtime: podman\n    agent: {agent_name}\n"
+            f"    runtimeConfig: |\n      image: 127.0.0.1:{port}/never/pulled:1\n"
+        )
+    )
+    await server.start()
+    args = ["-m", "ankaios_agent", "--name", agent_name, "--server", server.address]
+    proc = _spawn([*args, "--run-folder", str(tmp_path), "--podman-socket", podman_env.socket_url])
+    try:
+        await _wait_connected(server, agent_name, proc)
+        # Podman connecting to the silent registry means the pull is in flight.
+        readable = await asyncio.to_thread(select.select, [registry], [], [], 30)
+        assert readable[0], "Podman never tried to pull the image"
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = await asyncio.to_thread(proc.communicate, timeout=2.0)
+        except subprocess.TimeoutExpired:
+            pytest.fail("ank-agent was still running 2 s after SIGTERM")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        registry.close()  # the hanging pull fails now, on Podman's side
+        await server.stop()
+        podman_env.remove_by_label(f"agent={agent_name}")
     assert proc.returncode == 0, err
     assert "Traceback" not in err
