@@ -38,7 +38,6 @@ import contextlib
 import enum
 import logging
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from ankaios_agent.agent.errors import ControlInterfaceError, RuntimeFailure, WorkloadConfigError
@@ -59,6 +58,17 @@ from ankaios_agent.agent.ports import (
     StateReporter,
 )
 from ankaios_agent.agent.timings import AgentTimings, Clock
+from ankaios_agent.agent.workload_commands import (
+    Command,
+    CreateCommand,
+    DeleteCommand,
+    Observed,
+    RemoveLeftover,
+    ResumeCommand,
+    TimerFired,
+    UpdateCommand,
+    WorkloadCommands,
+)
 from ankaios_agent.agent.workload_phase import WAITING, Event, Phase, next_phase
 
 log = logging.getLogger(__name__)
@@ -94,84 +104,6 @@ def internal_error_text(err: BaseException) -> str:
     return f"internal error of the agent ({type(err).__name__}: {err}); see the agent's log"
 
 
-# --- commands -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Create:
-    spec: WorkloadSpec
-
-
-@dataclass(frozen=True)
-class _Resume:
-    spec: WorkloadSpec
-    runtime_id: str
-    state: ExecutionState
-
-
-@dataclass(frozen=True)
-class _Update:
-    spec: WorkloadSpec | None  # None: delete only (UpdateDeleteOnly)
-    old: InstanceName | None  # the instance the server asked to replace
-
-
-@dataclass(frozen=True)
-class _Delete:
-    old: InstanceName
-
-
-@dataclass(frozen=True)
-class _RemoveLeftover:
-    runtime: str
-    owned: OwnedWorkload
-    report_states: bool
-
-
-@dataclass(frozen=True)
-class _Observed:
-    change: StateChange
-
-
-@dataclass(frozen=True, eq=False)
-class _Timer:
-    """Fired by a timer; counts only while that timer is still the loop's current one."""
-
-    restart: bool
-
-
-_Command = _Create | _Resume | _Update | _Delete | _RemoveLeftover | _Observed | _Timer
-
-
-class WorkloadCommands:
-    """The sender side of one loop's command queue (verb methods, never a raw queue)."""
-
-    def __init__(self, queue: asyncio.Queue[_Command]) -> None:
-        self._queue = queue
-
-    def create(self, spec: WorkloadSpec) -> None:
-        self._queue.put_nowait(_Create(spec))
-
-    def resume(self, spec: WorkloadSpec, runtime_id: str, state: ExecutionState) -> None:
-        """Adopt an existing container of ``spec``: no create, no Pending state."""
-        self._queue.put_nowait(_Resume(spec, runtime_id, state))
-
-    def update(self, spec: WorkloadSpec, old: InstanceName | None = None) -> None:
-        self._queue.put_nowait(_Update(spec, old))
-
-    def update_delete_only(self, old: InstanceName | None = None) -> None:
-        self._queue.put_nowait(_Update(None, old))
-
-    def delete(self, old: InstanceName) -> None:
-        self._queue.put_nowait(_Delete(old))
-
-    def remove_leftover(self, runtime: str, owned: OwnedWorkload, *, report_states: bool) -> None:
-        """Delete a container no loop owns, like any delete; silently when ``report_states`` is False."""
-        self._queue.put_nowait(_RemoveLeftover(runtime, owned, report_states))
-
-    def state_changed(self, change: StateChange) -> None:
-        self._queue.put_nowait(_Observed(change))
-
-
 class _Attempt(enum.Enum):
     CREATED = enum.auto()
     RETRYABLE = enum.auto()
@@ -202,7 +134,7 @@ class WorkloadLoop:
         # the same name: never two containers of one workload at once. Tasks, not a coroutine: a
         # loop stopped before it ever ran must not leave a coroutine that was never awaited.
         self._after = tuple(after)
-        self._queue: asyncio.Queue[_Command] = asyncio.Queue()
+        self._queue: asyncio.Queue[Command] = asyncio.Queue()
         self.commands = WorkloadCommands(self._queue)
         self._phase = Phase.IDLE
         self._spec: WorkloadSpec | None = None
@@ -212,7 +144,7 @@ class WorkloadLoop:
         self._control_folder: str | None = None
         self._retry_count = 1
         self._timer: asyncio.Task[None] | None = None
-        self._timer_command: _Timer | None = None
+        self._timer_command: TimerFired | None = None
         self._last_observed: ExecutionState | None = None
         self._running_since: float | None = None
         self._restarts = 0
@@ -262,27 +194,27 @@ class WorkloadLoop:
                 self._cancel_timer()
                 return
 
-    async def _handle(self, command: _Command) -> bool:
+    async def _handle(self, command: Command) -> bool:
         match command:
-            case _Create(spec):
+            case CreateCommand(spec):
                 self._spec = spec
                 await self._create()
-            case _Resume(spec, runtime_id, state):
+            case ResumeCommand(spec, runtime_id, state):
                 await self._resume(spec, runtime_id, state)
-            case _Update(spec, old):
+            case UpdateCommand(spec, old):
                 self._move(Event.REPLACING)
                 self._restarts = 0
                 await self._update(spec, old)
-            case _Delete(old):
+            case DeleteCommand(old):
                 self._move(Event.DELETE_REQUESTED)
                 await self._delete(old)
                 return True
-            case _RemoveLeftover(runtime, owned, report_states):
+            case RemoveLeftover(runtime, owned, report_states):
                 await self._remove_leftover(runtime, owned, report_states)
                 return True
-            case _Observed(change):
+            case Observed(change):
                 self._on_change(change)
-            case _Timer(restart) if command is self._timer_command:
+            case TimerFired(restart) if command is self._timer_command:
                 self._timer_command = None
                 if not restart and self._phase is Phase.RETRY_WAIT:
                     await self._retry()
@@ -290,7 +222,7 @@ class WorkloadLoop:
                     self._move(Event.REPLACING)
                     log.info("workload %s: restarting (restart policy)", self.name)
                     await self._update(self._spec, None)
-            case _Timer():
+            case TimerFired():
                 log.debug("workload %s: ignoring a superseded timer", self.name)
         return False
 
@@ -321,14 +253,14 @@ class WorkloadLoop:
 
     def _schedule(self, delay: float, *, restart: bool) -> None:
         self._cancel_timer()
-        command = _Timer(restart)
+        command = TimerFired(restart)
         self._timer_command = command
         if delay <= 0:
             self._queue.put_nowait(command)
             return
         self._timer = asyncio.create_task(self._fire_after(delay, command), name=f"timer:{self.name}")
 
-    async def _fire_after(self, delay: float, command: _Timer) -> None:
+    async def _fire_after(self, delay: float, command: TimerFired) -> None:
         await self._clock.sleep(delay)
         self._queue.put_nowait(command)
 
