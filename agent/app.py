@@ -30,7 +30,6 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ankaios_agent.agent.blocking import DaemonThreadPool, install_pool
 from ankaios_agent.agent.config import AgentConfig
 from ankaios_agent.agent.connection import ConnectionTimings, ServerConnection
 from ankaios_agent.agent.model import FromServerMessage
@@ -38,8 +37,6 @@ from ankaios_agent.agent.outbox import Outbox
 from ankaios_agent.agent.ports import MessageSink
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_EXECUTOR_WORKERS = 32
 
 
 class AgentManager(Protocol):
@@ -73,9 +70,6 @@ async def run_agent(
     """Run until SIGTERM/SIGINT (or ``stop`` is set); return the process exit code."""
     timings = timings or AppTimings()
     loop = asyncio.get_running_loop()
-    # Blocking podman-py calls and FIFO opens share this pool; its daemon threads never hold the exit.
-    pool = DaemonThreadPool(DEFAULT_EXECUTOR_WORKERS)
-    previous_pool = install_pool(pool)
     stop = stop or asyncio.Event()
     signals = _install_signal_handlers(loop, stop)
     outbox = Outbox()
@@ -83,11 +77,9 @@ async def run_agent(
         async with manager_factory(config, outbox) as manager:
             return await _supervise(config, manager, outbox, stop, timings)
     finally:
+        # Threads parked in blocking calls are not waited for: agent.blocking runs them as daemons.
         for sig in signals:
             loop.remove_signal_handler(sig)
-        # Don't wait for threads parked in blocking calls: the process is ending.
-        install_pool(previous_pool)
-        pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def _supervise(

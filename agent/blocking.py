@@ -93,14 +93,7 @@ class DaemonThreadPool(concurrent.futures.Executor):
                 self._idle += 1
 
 
-_pool = DaemonThreadPool()
-
-
-def install_pool(pool: DaemonThreadPool) -> DaemonThreadPool:
-    """Make ``pool`` the one ``run_blocking`` uses; returns the previous one."""
-    global _pool
-    previous, _pool = _pool, pool
-    return previous
+_pool = DaemonThreadPool()  # one per process: its threads never hold the exit, so nothing closes it
 
 
 async def run_blocking(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

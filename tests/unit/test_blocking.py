@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from ankaios_agent.agent.blocking import DaemonThreadPool, install_pool, run_blocking
+from ankaios_agent.agent.blocking import DaemonThreadPool, run_blocking
 
 _who: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
 
@@ -26,18 +26,27 @@ async def test_result_error_and_contextvars_cross_the_thread() -> None:
 
 async def test_a_hung_call_leaves_the_pool_usable_and_shutdown_does_not_wait() -> None:
     pool = DaemonThreadPool(max_workers=2)
-    previous = install_pool(pool)
     never = threading.Event()
     try:
-        hung = asyncio.ensure_future(run_blocking(never.wait))
-        await asyncio.sleep(0)
-        assert await run_blocking(lambda: 42) == 42
+        hung = pool.submit(never.wait)
+        assert await asyncio.wrap_future(pool.submit(lambda: 42)) == 42
         pool.shutdown(wait=True)  # returns although a thread is parked in never.wait()
+        assert not hung.done()
         with pytest.raises(RuntimeError):
             pool.submit(lambda: None)
-        hung.cancel()
     finally:
-        install_pool(previous)
+        never.set()
+
+
+def test_shutdown_can_cancel_what_has_not_started() -> None:
+    pool = DaemonThreadPool(max_workers=1)
+    never = threading.Event()
+    try:
+        pool.submit(never.wait)
+        queued = pool.submit(lambda: None)
+        pool.shutdown(cancel_futures=True)
+        assert queued.cancelled()
+    finally:
         never.set()
 
 
