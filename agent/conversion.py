@@ -281,7 +281,11 @@ def _desired_state(request_id: str, wire: pb.Response, agent_name: str) -> Desir
         # Not silently dropped: the manager must know it has no usable snapshot this time.
         logger.warning("the server's desired state cannot be used for reconciliation: %s", err)
         return DesiredState(request_id=request_id, error=str(err))
-    return DesiredState(request_id=request_id, workloads=workloads)
+    # The v0.3.1 server ignores the field mask and sends every state it holds: the rows of this
+    # agent show which instances it still knows, e.g. one whose Removed was lost with the stream.
+    states = (workload_state_from_proto(s) for s in wire.completeState.workloadStates)
+    known = frozenset(s.instance for s in states if s is not None and s.instance.agent == agent_name)
+    return DesiredState(request_id=request_id, workloads=workloads, known_instances=known)
 
 
 def _response_from_proto(wire: pb.Response, agent_name: str) -> Response | DesiredState | None:

@@ -358,16 +358,18 @@ class Response:
 
 @dataclass(frozen=True)
 class DesiredState:
-    """The answer to the agent's own reconciliation request (DESIGN decision 2).
+    """The answer to the agent's own reconciliation request after a hello.
 
     ``workloads`` holds only this agent's workloads, with ids computed like the
-    server does (sha256 of runtimeConfig). ``error`` is set when the server
-    answered with an error instead.
+    server does (sha256 of runtimeConfig). ``known_instances`` are the instances
+    of this agent the server holds a state for. ``error`` is set when the
+    server answered with an error instead.
     """
 
     request_id: str
     workloads: tuple[WorkloadSpec, ...] = ()
     error: str | None = None
+    known_instances: frozenset[InstanceName] = frozenset()
 
 
 @dataclass(frozen=True)

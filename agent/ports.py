@@ -3,7 +3,7 @@
 The manager and the workload loops depend on these Protocols only: the outbox,
 the control-interface host and the runtimes plug in from outside (``wiring``
 assembles them), so nothing in ``agent/`` imports ``runtimes/`` or
-``control_interface/``, and tests use the fakes of ``agent.testing``.
+``control_interface/``, and tests use the fakes of ``agent.fakes``.
 
 A runtime is addressed only by instance name: it finds its own objects by the
 ``name=<workload>.<id>.<agent>`` label (or the kube bookkeeping volumes), so
