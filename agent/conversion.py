@@ -28,12 +28,16 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Mapping
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from ankaios_agent.agent.errors import ConversionError
 from ankaios_agent.agent.model import (
     AGENT_REQUEST_PREFIX,
     AddCondition,
+    CompleteState,
+    CompleteStateRequest,
+    DeclaredState,
+    DeclaredWorkload,
     DeleteCondition,
     DeleteRequest,
     DesiredState,
@@ -41,10 +45,12 @@ from ankaios_agent.agent.model import (
     ExecutionState,
     FromServerMessage,
     InstanceName,
+    Request,
     Response,
     RestartPolicy,
     State,
     ToServerMessage,
+    UpdateStateRequest,
     UpdateWorkload,
     UpdateWorkloadState,
     WorkloadSpec,
@@ -290,16 +296,125 @@ def _response_from_proto(wire: pb.Response, agent_name: str) -> Response | Desir
         return None
     if wire.requestId.startswith(AGENT_REQUEST_PREFIX):
         return _desired_state(wire.requestId, wire, agent_name)
-    body = pb.Response()
-    body.CopyFrom(wire)
-    body.ClearField("requestId")
-    if body.HasField("completeState"):
+    # The message is ours alone (freshly parsed from the stream): edit it in place and
+    # serialise it once; the control interface frames these bytes without parsing them.
+    request_id = wire.requestId
+    wire.ClearField("requestId")
+    if wire.HasField("completeState"):
         try:
-            _normalise_complete_state(body.completeState)
+            _normalise_complete_state(wire.completeState)
         except ConversionError as err:
-            logger.warning("dropping the response to request %r: %s", wire.requestId, err)
+            logger.warning("dropping the response to request %r: %s", request_id, err)
             return None
-    return Response(request_id=wire.requestId, body=body.SerializeToString())
+    return Response(request_id=request_id, body=wire.SerializeToString())
+
+
+# --- control-interface requests (v0.3.1) ----------------------------------------
+#
+# A workload's request is decoded into the domain model before it may leave the
+# agent: the v0.3.1 server ends the whole agent connection when it cannot convert
+# a request (an enum out of range, a workload state without instance name), so
+# anything that does not convert cleanly here is answered with an error instead.
+
+
+def control_request_from_proto(wire: pb.Request) -> Request:
+    """Decode one control-interface request (id as the workload sent it).
+
+    Raises ConversionError with a message for the workload that names the first
+    field the server could not take.
+    """
+    content = wire.WhichOneof("RequestContent")
+    if content == "completeStateRequest":
+        return Request(wire.requestId, CompleteStateRequest(tuple(wire.completeStateRequest.fieldMask)))
+    if content == "updateStateRequest":
+        update = wire.updateStateRequest
+        new_state = _complete_state_from_proto(update.newState) if update.HasField("newState") else None
+        return Request(wire.requestId, UpdateStateRequest(new_state, tuple(update.updateMask)))
+    raise ConversionError("the request has neither updateStateRequest nor completeStateRequest")
+
+
+def _complete_state_from_proto(wire: pb.CompleteState) -> CompleteState:
+    startup = (
+        _declared_state_from_proto(wire.startupState, "startupState")
+        if wire.HasField("startupState")
+        else None
+    )
+    desired = (
+        _declared_state_from_proto(wire.desiredState, "desiredState")
+        if wire.HasField("desiredState")
+        else None
+    )
+    states = []
+    for index, entry in enumerate(wire.workloadStates):
+        if not entry.HasField("instanceName"):
+            raise ConversionError(f"newState.workloadStates[{index}] has no instanceName")
+        state = workload_state_from_proto(entry)
+        assert state is not None  # only None without instanceName, checked above
+        states.append(state)
+    return CompleteState(startup_state=startup, desired_state=desired, workload_states=tuple(states))
+
+
+def _declared_state_from_proto(wire: pb.State, part: str) -> DeclaredState:
+    try:
+        workloads = {name: _declared_workload_from_proto(name, w) for name, w in wire.workloads.items()}
+    except ConversionError as err:
+        raise ConversionError(f"newState.{part}: {err}") from None
+    return DeclaredState(api_version=wire.apiVersion, workloads=workloads)
+
+
+def _declared_workload_from_proto(name: str, wire: pb.Workload) -> DeclaredWorkload:
+    return DeclaredWorkload(
+        agent=wire.agent,
+        runtime=wire.runtime,
+        runtime_config=wire.runtimeConfig,
+        restart_policy=_enum_value(RestartPolicy, wire.restartPolicy, name, "restartPolicy"),
+        dependencies=_add_conditions(wire.dependencies, name),
+        tags=_tags(wire.tags),
+    )
+
+
+def control_request_to_proto(request: Request) -> pb.Request:
+    """Encode a checked request with its (already prefixed) id."""
+    content = request.content
+    if isinstance(content, CompleteStateRequest):
+        return pb.Request(
+            requestId=request.request_id,
+            completeStateRequest=pb.CompleteStateRequest(fieldMask=content.field_mask),
+        )
+    wire = pb.Request(requestId=request.request_id)
+    update = wire.updateStateRequest
+    update.SetInParent()
+    update.updateMask.extend(content.update_mask)
+    if content.new_state is not None:
+        new = content.new_state
+        update.newState.SetInParent()
+        for part, out in (
+            (new.startup_state, update.newState.startupState),
+            (new.desired_state, update.newState.desiredState),
+        ):
+            if part is not None:
+                _declared_state_to_proto(part, out)
+        update.newState.workloadStates.extend(workload_state_to_proto(s) for s in new.workload_states)
+    return wire
+
+
+def _declared_state_to_proto(state: DeclaredState, out: pb.State) -> None:
+    out.SetInParent()
+    out.apiVersion = state.api_version
+    for name, workload in state.workloads.items():
+        out.workloads[name].CopyFrom(
+            pb.Workload(
+                agent=workload.agent,
+                # The domain enums carry the wire numbers; the stubs type them as proto enums.
+                restartPolicy=cast(pb.RestartPolicy, workload.restart_policy.value),
+                dependencies={
+                    dep: cast(pb.AddCondition, cond.value) for dep, cond in workload.dependencies.items()
+                },
+                tags=[pb.Tag(key=key, value=value) for key, value in workload.tags],
+                runtime=workload.runtime,
+                runtimeConfig=workload.runtime_config,
+            )
+        )
 
 
 # --- the two directions -------------------------------------------------------
@@ -323,7 +438,7 @@ def agent_hello(agent_name: str) -> pb.ToServer:
 
 
 def to_server(msg: ToServerMessage) -> pb.ToServer:
-    """Encode one outgoing message. Raises ConversionError for a Request body that is not a Request."""
+    """Encode one outgoing message."""
     if isinstance(msg, WorkloadState):
         # Exactly one state per message, like the reference (spec §1.7 item 4).
         return pb.ToServer(
@@ -336,12 +451,7 @@ def to_server(msg: ToServerMessage) -> pb.ToServer:
                 completeStateRequest=pb.CompleteStateRequest(fieldMask=[DESIRED_WORKLOADS_MASK]),
             )
         )
-    try:
-        request = pb.Request.FromString(msg.body)
-    except Exception as err:  # protobuf raises DecodeError, a bare Exception subclass
-        raise ConversionError(f"request {msg.request_id!r} has a body that is not a Request: {err}") from err
-    request.requestId = msg.request_id
-    return pb.ToServer(request=request)
+    return pb.ToServer(request=control_request_to_proto(msg))
 
 
 def _short(wire: object, limit: int = 200) -> str:

@@ -270,14 +270,65 @@ FromServerMessage = UpdateWorkload | UpdateWorkloadState | Response | DesiredSta
 
 
 @dataclass(frozen=True)
+class DeclaredWorkload:
+    """One entry of the workload map of a state a workload sends in a request."""
+
+    agent: str = ""
+    runtime: str = ""
+    runtime_config: str = ""
+    restart_policy: RestartPolicy = RestartPolicy.NEVER
+    dependencies: Mapping[str, AddCondition] = field(default_factory=_frozen_map)
+    tags: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dependencies", _frozen_map(self.dependencies))
+
+
+@dataclass(frozen=True)
+class DeclaredState:
+    """A set of workloads with its format version (startup or desired state)."""
+
+    api_version: str = ""
+    workloads: Mapping[str, DeclaredWorkload] = field(default_factory=_frozen_map)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "workloads", _frozen_map(self.workloads))
+
+
+@dataclass(frozen=True)
+class CompleteState:
+    """The whole state a workload proposes; a part is None when the workload left it out."""
+
+    startup_state: DeclaredState | None = None
+    desired_state: DeclaredState | None = None
+    workload_states: tuple[WorkloadState, ...] = ()
+
+
+@dataclass(frozen=True)
+class CompleteStateRequest:
+    field_mask: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UpdateStateRequest:
+    new_state: CompleteState | None = None
+    update_mask: tuple[str, ...] = ()
+
+
+RequestContent = CompleteStateRequest | UpdateStateRequest
+
+
+@dataclass(frozen=True)
 class Request:
     """A control-interface request on its way to the server.
 
-    ``body`` is the serialized ``ankaios.Request`` *without* its requestId.
+    The content was decoded and checked once, where it left the workload: only
+    requests the server can take are ever built, and the connection encodes
+    them without looking at the workload's bytes again.
     """
 
     request_id: str
-    body: bytes
+    content: RequestContent
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from ankaios_agent.agent.config import AgentConfig
 from ankaios_agent.agent.manager import Manager
 from ankaios_agent.agent.ports import MessageSink, Runtime
 from ankaios_agent.agent.timings import AgentTimings
-from ankaios_agent.control_interface import ControlInterfaces
+from ankaios_agent.control_interface import ControlInterfaceHost
 from ankaios_agent.runtimes.podman.client import PodmanConnection
 from ankaios_agent.runtimes.podman.runtime import PodmanRuntime, PodmanTimings
 from ankaios_agent.runtimes.podman_kube import PodmanKubeRuntime
@@ -32,7 +32,7 @@ async def assemble(config: AgentConfig, sink: MessageSink) -> AsyncIterator[Agen
         podman = PodmanRuntime(connection, config.name, timings)
         kube = PodmanKubeRuntime(connection, config.name, timings.monitor)
         runtimes: dict[str, Runtime] = {podman.name: podman, kube.name: kube}
-        control_interfaces = ControlInterfaces(config.io_folder, forward=sink.send)
+        control_interfaces = ControlInterfaceHost(config.io_folder, forward=sink.send)
         yield Manager(config.name, runtimes, control_interfaces, sink, AgentTimings())
     finally:
         # Stops the private Podman service if discovery started one; containers keep running.

@@ -5,7 +5,7 @@ Three processes, so the relay competes for the CPU the way it would on a device:
 * server:   a minimal grpc.aio echo of the v0.3.1 ``AgentConnection`` service on
             loopback; every ``request`` is answered with a small CompleteState
             carrying the same id (the v0.3.1 server strips its own prefix, §1.7a);
-* agent:    one event loop with one ConnectAgent stream and ControlInterfaces;
+* agent:    one event loop with one ConnectAgent stream and ControlInterfaceHost;
             "direct" requests go straight into the stream from the agent's loop,
             relayed ones come from the workload process through the FIFOs;
 * workload: a plain blocking FIFO client (like a program in a container).
@@ -37,7 +37,7 @@ from typing import Any
 import grpc
 
 from ankaios_agent.agent.model import InstanceName, Request, Response
-from ankaios_agent.control_interface import ControlInterfaces, RelaySettings
+from ankaios_agent.control_interface import ControlInterfaceHost, RelaySettings
 from ankaios_agent.control_interface.framing import FrameDecoder, frame
 from ankaios_agent.proto import ankaios_pb2 as pb
 from ankaios_agent.proto import ankaios_pb2_grpc as pb_grpc
@@ -252,7 +252,7 @@ async def run_agent(pings: int, total: int, window: int, rounds: int) -> int:
             agent = AgentSide(call)
             tasks = [asyncio.create_task(agent.writer()), asyncio.create_task(agent.reader())]
             with tempfile.TemporaryDirectory(prefix="ank-bench-") as tmp:
-                cis = ControlInterfaces(
+                cis = ControlInterfaceHost(
                     Path(tmp) / "agent_A_io", agent.forward, RelaySettings(open_retry_max=0.01)
                 )
                 agent.route = cis.route

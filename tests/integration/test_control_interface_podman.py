@@ -1,4 +1,4 @@
-"""End to end: a real busybox container talks through the FIFOs that ControlInterfaces made (spec §8)."""
+"""End to end: a real busybox container talks through the FIFOs that ControlInterfaceHost made."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ankaios_agent.agent.model import InstanceName, Request, Response
-from ankaios_agent.control_interface import ControlInterfaces
+from ankaios_agent.agent.model import CompleteStateRequest, InstanceName, Request, Response
+from ankaios_agent.control_interface import ControlInterfaceHost
 from ankaios_agent.control_interface.framing import FrameDecoder, frame
 from ankaios_agent.proto import ankaios_pb2 as pb
 from tests.support.podman_env import PodmanEnv
@@ -28,12 +28,12 @@ def octal_escaped(data: bytes) -> str:
 async def test_container_request_reaches_server_and_response_reaches_container(
     podman_env: PodmanEnv, tmp_path: Path
 ) -> None:
-    """§8.1-8.5: a workload writes a CompleteStateRequest into output and reads its answer from input."""
+    """A workload writes a CompleteStateRequest into output and reads its answer from input."""
     suffix = secrets.token_hex(4)
     workload = f"ci-e2e-{suffix}"
     instance = InstanceName(workload=workload, agent=f"agent-{suffix}", id=secrets.token_hex(32))
     forwarded: asyncio.Queue[Request] = asyncio.Queue()
-    cis = ControlInterfaces(tmp_path / f"agent-{suffix}_io", forwarded.put_nowait)
+    cis = ControlInterfaceHost(tmp_path / f"agent-{suffix}_io", forwarded.put_nowait)
     folder = await cis.ensure(instance)
 
     request = pb.Request(
@@ -63,7 +63,7 @@ async def test_container_request_reaches_server_and_response_reaches_container(
         )  # fmt: skip
         received = await asyncio.wait_for(forwarded.get(), timeout=60)
         assert received.request_id == f"{workload}@req-1"
-        assert list(pb.Request.FromString(received.body).completeStateRequest.fieldMask) == ["desiredState"]
+        assert received.content == CompleteStateRequest(("desiredState",))
 
         cis.route(Response(request_id=received.request_id, body=answer.SerializeToString()))
         exit_code = await asyncio.to_thread(podman_env.podman, "wait", name)

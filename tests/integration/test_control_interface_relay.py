@@ -1,4 +1,4 @@
-"""ControlInterfaces with real FIFOs and a host-side workload double (spec §8, §11 items 17, 23, 24, 29)."""
+"""ControlInterfaceHost with real FIFOs and a host-side workload double."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import pytest
 
 from ankaios_agent import control_interface
 from ankaios_agent.agent.errors import ControlInterfaceError
-from ankaios_agent.agent.model import InstanceName, Request, Response
-from ankaios_agent.control_interface import ControlInterfaces, RelaySettings
-from ankaios_agent.control_interface.framing import DropReason, encode_varint, frame
+from ankaios_agent.agent.model import CompleteStateRequest, InstanceName, Request, Response
+from ankaios_agent.control_interface import ControlInterfaceHost, RelaySettings
+from ankaios_agent.control_interface.codec import DropReason
+from ankaios_agent.control_interface.framing import encode_varint, frame
 from ankaios_agent.proto import ankaios_pb2 as pb
 from tests.integration.fifo_client import InputReader, OutputWriter, request_frame, wait_until
 
@@ -46,24 +47,30 @@ class Forwarded:
 
 
 @pytest.fixture
-async def host(tmp_path: Path) -> AsyncIterator[tuple[ControlInterfaces, Forwarded]]:
+async def host(tmp_path: Path) -> AsyncIterator[tuple[ControlInterfaceHost, Forwarded]]:
     loop = asyncio.get_running_loop()
     loop.set_debug(True)  # a blocking call in a relay callback shows up as a slow-callback warning
     loop.slow_callback_duration = 0.05
     forwarded = Forwarded()
-    cis = ControlInterfaces(tmp_path / "agent_A_io", forwarded, SETTINGS)
+    cis = ControlInterfaceHost(tmp_path / "agent_A_io", forwarded, SETTINGS)
     yield cis, forwarded
     await cis.close()
 
 
 def test_public_surface_is_pinned() -> None:
-    assert control_interface.__all__ == ["ControlInterfaces", "RelayCounters", "RelaySettings"]
+    assert control_interface.__all__ == [
+        "Codec",
+        "CodecV0_3_1",
+        "ControlInterfaceHost",
+        "RelayCounters",
+        "RelaySettings",
+    ]
 
 
 async def test_round_trip_prefixes_request_and_strips_prefix_from_response(
-    host: tuple[ControlInterfaces, Forwarded],
+    host: tuple[ControlInterfaceHost, Forwarded],
 ) -> None:
-    """§8.4/§8.5: request id gets '<workload>@'; the response comes back without it."""
+    """The request id gets '<workload>@'; the response comes back without it."""
     cis, forwarded = host
     folder = await cis.ensure(inst("wl"))
     assert folder == cis.io_folder / f"wl.{ID}"
@@ -72,9 +79,7 @@ async def test_round_trip_prefixes_request_and_strips_prefix_from_response(
     writer.write(request_frame("42", ("desiredState.workloads",)))
     request = await forwarded.next()
     assert request.request_id == "wl@42"
-    body = pb.Request.FromString(request.body)
-    assert body.requestId == ""
-    assert list(body.completeStateRequest.fieldMask) == ["desiredState.workloads"]
+    assert request.content == CompleteStateRequest(("desiredState.workloads",))
 
     cis.route(Response(request_id="wl@42", body=complete_state_body("nginx")))
     response = await reader.next_response()
@@ -84,8 +89,8 @@ async def test_round_trip_prefixes_request_and_strips_prefix_from_response(
     reader.close()
 
 
-async def test_empty_request_id_is_still_prefixed(host: tuple[ControlInterfaces, Forwarded]) -> None:
-    """§11.17: an empty id becomes '<workload>@'."""
+async def test_empty_request_id_is_still_prefixed(host: tuple[ControlInterfaceHost, Forwarded]) -> None:
+    """An empty id becomes '<workload>@'."""
     cis, forwarded = host
     writer = OutputWriter(await cis.ensure(inst("wl")))
     writer.write(request_frame(""))
@@ -93,8 +98,8 @@ async def test_empty_request_id_is_still_prefixed(host: tuple[ControlInterfaces,
     writer.close()
 
 
-async def test_responses_route_by_text_before_first_at(host: tuple[ControlInterfaces, Forwarded]) -> None:
-    """§8.5: split at the first '@', further '@' stay in the id the workload sees."""
+async def test_responses_route_by_text_before_first_at(host: tuple[ControlInterfaceHost, Forwarded]) -> None:
+    """Split at the first '@', further '@' stay in the id the workload sees."""
     cis, _ = host
     reader_a = InputReader(await cis.ensure(inst("a")))
     reader_b = InputReader(await cis.ensure(inst("b")))
@@ -108,8 +113,8 @@ async def test_responses_route_by_text_before_first_at(host: tuple[ControlInterf
     reader_b.close()
 
 
-async def test_unknown_prefix_is_dropped_and_counted(host: tuple[ControlInterfaces, Forwarded]) -> None:
-    """§8.5: unknown prefix or no '@' at all → warning, dropped, counted; nothing raises."""
+async def test_unknown_prefix_is_dropped_and_counted(host: tuple[ControlInterfaceHost, Forwarded]) -> None:
+    """Unknown prefix or no '@' at all → warning, dropped, counted; nothing raises."""
     cis, _ = host
     await cis.ensure(inst("a"))
     cis.route(Response(request_id="ghost@1", body=complete_state_body("x")))
@@ -118,9 +123,9 @@ async def test_unknown_prefix_is_dropped_and_counted(host: tuple[ControlInterfac
 
 
 async def test_non_request_messages_are_dropped_and_the_stream_goes_on(
-    host: tuple[ControlInterfaces, Forwarded],
+    host: tuple[ControlInterfaceHost, Forwarded],
 ) -> None:
-    """§11.23: hello, goodbye, states and empty frames are dropped, counted, never fatal."""
+    """Hello, goodbye, states and empty frames are dropped, counted, never fatal."""
     cis, forwarded = host
     writer = OutputWriter(await cis.ensure(inst("wl")))
     for message in (
@@ -150,9 +155,9 @@ async def test_non_request_messages_are_dropped_and_the_stream_goes_on(
 
 
 async def test_workload_that_never_reads_input_keeps_forwarding_and_drops_oldest(
-    host: tuple[ControlInterfaces, Forwarded],
+    host: tuple[ControlInterfaceHost, Forwarded],
 ) -> None:
-    """§8.6: a non-reading workload costs bounded memory and never stops its requests."""
+    """A non-reading workload costs bounded memory and never stops its requests."""
     cis, forwarded = host
     folder = await cis.ensure(inst("deaf"))
     writer = OutputWriter(folder)
@@ -172,9 +177,9 @@ async def test_workload_that_never_reads_input_keeps_forwarding_and_drops_oldest
 
 
 async def test_writer_that_disappears_mid_frame_loses_only_that_frame(
-    host: tuple[ControlInterfaces, Forwarded],
+    host: tuple[ControlInterfaceHost, Forwarded],
 ) -> None:
-    """§8.4: EOF → the partial frame is dropped (counted) and the next writer starts clean."""
+    """EOF → the partial frame is dropped (counted) and the next writer starts clean."""
     cis, forwarded = host
     folder = await cis.ensure(inst("wl"))
     writer = OutputWriter(folder)
@@ -193,9 +198,9 @@ async def test_writer_that_disappears_mid_frame_loses_only_that_frame(
 
 
 async def test_corrupt_stream_is_ignored_until_the_writer_reopens(
-    host: tuple[ControlInterfaces, Forwarded],
+    host: tuple[ControlInterfaceHost, Forwarded],
 ) -> None:
-    """Brief: a frame above 4 MiB marks the stream corrupt; the next writer is served normally."""
+    """A frame above 4 MiB marks the stream corrupt; the next writer is served normally."""
     cis, forwarded = host
     folder = await cis.ensure(inst("wl"))
     writer = OutputWriter(folder)
@@ -214,15 +219,15 @@ async def test_corrupt_stream_is_ignored_until_the_writer_reopens(
     writer.close()
 
 
-def _output_reopened(cis: ControlInterfaces, workload: str) -> bool:
+def _output_reopened(cis: ControlInterfaceHost, workload: str) -> bool:
     relay = cis._relays[workload]
     return not relay._discarding
 
 
 async def test_reader_that_disappears_mid_response_gets_it_again_in_full(
-    host: tuple[ControlInterfaces, Forwarded],
+    host: tuple[ControlInterfaceHost, Forwarded],
 ) -> None:
-    """§8.5: EPIPE (reader gone) → reopen and write the whole message again."""
+    """EPIPE (reader gone) → reopen and write the whole message again."""
     cis, _ = host
     folder = await cis.ensure(inst("wl"))
     # Bigger than the pipe buffer, so the write is necessarily cut.
@@ -252,7 +257,7 @@ async def test_names_that_leave_the_io_folder_are_refused_without_touching_files
 ) -> None:
     """Issue 5 item 1: such a workload is refused with a reason; the file system is untouched."""
     io = tmp_path / "agent_A_io"
-    cis = ControlInterfaces(io, Forwarded(), SETTINGS)
+    cis = ControlInterfaceHost(io, Forwarded(), SETTINGS)
     with pytest.raises(ControlInterfaceError) as err:
         await cis.ensure(inst(workload, id_))
     assert err.value.workload == workload
@@ -262,7 +267,7 @@ async def test_names_that_leave_the_io_folder_are_refused_without_touching_files
 
 
 async def test_fifos_are_private_and_existing_ones_are_reused(tmp_path: Path) -> None:
-    """§8.2: existing FIFOs are reused (agent restart); modes tightened, never world-writable."""
+    """Existing FIFOs are reused (agent restart); modes tightened, never world-writable."""
     io = tmp_path / "agent_A_io"
     folder = io / f"wl.{ID}"
     folder.mkdir(parents=True, mode=0o777)
@@ -270,7 +275,7 @@ async def test_fifos_are_private_and_existing_ones_are_reused(tmp_path: Path) ->
     os.mkfifo(folder / "input", 0o666)
     os.chmod(folder / "input", 0o666)
     inode = os.stat(folder / "input").st_ino
-    cis = ControlInterfaces(io, Forwarded(), SETTINGS)
+    cis = ControlInterfaceHost(io, Forwarded(), SETTINGS)
     assert await cis.ensure(inst("wl")) == folder
     assert os.stat(folder / "input").st_ino == inode
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
@@ -287,16 +292,16 @@ async def test_something_else_in_place_of_a_fifo_is_an_error(tmp_path: Path) -> 
     folder = io / f"wl.{ID}"
     folder.mkdir(parents=True)
     (folder / "output").write_text("not a fifo")
-    cis = ControlInterfaces(io, Forwarded(), SETTINGS)
+    cis = ControlInterfaceHost(io, Forwarded(), SETTINGS)
     with pytest.raises(ControlInterfaceError, match="not a FIFO"):
         await cis.ensure(inst("wl"))
     assert (folder / "output").read_text() == "not a fifo"
 
 
 async def test_remove_deletes_fifos_folder_and_leftovers_of_other_ids(
-    host: tuple[ControlInterfaces, Forwarded],
+    host: tuple[ControlInterfaceHost, Forwarded],
 ) -> None:
-    """§8.2: remove unlinks input, output and the folder; routing to it stops."""
+    """Remove unlinks input, output and the folder; routing to it stops."""
     cis, _ = host
     leftover = cis.io_folder / "wl.0123abcd"
     leftover.mkdir(parents=True)
@@ -315,7 +320,7 @@ async def test_remove_deletes_fifos_folder_and_leftovers_of_other_ids(
 
 
 async def test_remove_leaves_a_folder_holding_foreign_files(
-    host: tuple[ControlInterfaces, Forwarded],
+    host: tuple[ControlInterfaceHost, Forwarded],
 ) -> None:
     cis, _ = host
     folder = await cis.ensure(inst("wl"))
@@ -325,8 +330,8 @@ async def test_remove_leaves_a_folder_holding_foreign_files(
     assert not (folder / "input").exists()
 
 
-async def test_new_id_moves_the_control_interface(host: tuple[ControlInterfaces, Forwarded]) -> None:
-    """§11.9: an id change moves the FIFOs; responses follow the workload name."""
+async def test_new_id_moves_the_control_interface(host: tuple[ControlInterfaceHost, Forwarded]) -> None:
+    """An id change moves the FIFOs; responses follow the workload name."""
     cis, forwarded = host
     old = await cis.ensure(inst("wl"))
     assert await cis.ensure(inst("wl")) == old  # idempotent
@@ -339,8 +344,8 @@ async def test_new_id_moves_the_control_interface(host: tuple[ControlInterfaces,
     writer.close()
 
 
-async def test_one_deaf_workload_does_not_delay_another(host: tuple[ControlInterfaces, Forwarded]) -> None:
-    """§11.24: workloads are independent: a full buffer at one does not touch the other."""
+async def test_one_deaf_workload_does_not_delay_another(host: tuple[ControlInterfaceHost, Forwarded]) -> None:
+    """Workloads are independent: a full buffer at one does not touch the other."""
     cis, _ = host
     await cis.ensure(inst("deaf"))
     reader = InputReader(await cis.ensure(inst("ok")))
@@ -352,9 +357,9 @@ async def test_one_deaf_workload_does_not_delay_another(host: tuple[ControlInter
 
 
 async def test_a_partly_written_response_is_never_dropped_for_a_newer_one(tmp_path: Path) -> None:
-    """§8.5 + issue 5: drop-oldest skips the frame on the wire, which would corrupt the stream."""
+    """Drop-oldest skips the frame on the wire, which would corrupt the stream."""
     settings = RelaySettings(buffer_size=2, open_retry_min=0.001, open_retry_max=0.02)
-    cis = ControlInterfaces(tmp_path / "io", Forwarded(), settings)
+    cis = ControlInterfaceHost(tmp_path / "io", Forwarded(), settings)
     folder = await cis.ensure(inst("wl"))
     slow = InputReader(folder, collect=False)
     relay = cis._relays["wl"]
@@ -378,14 +383,14 @@ async def test_a_partly_written_response_is_never_dropped_for_a_newer_one(tmp_pa
 
 
 async def test_restarted_agent_serves_a_writer_that_kept_output_open(tmp_path: Path) -> None:
-    """§8.2/DESIGN 3: FIFOs survive an agent restart; a running workload goes on talking."""
+    """FIFOs survive an agent restart; a running workload goes on talking."""
     io = tmp_path / "io"
-    first = ControlInterfaces(io, Forwarded(), SETTINGS)
+    first = ControlInterfaceHost(io, Forwarded(), SETTINGS)
     folder = await first.ensure(inst("wl"))
     writer = OutputWriter(folder)  # the container keeps its write end across the restart
     await first.close()
     forwarded = Forwarded()
-    second = ControlInterfaces(io, forwarded, SETTINGS)
+    second = ControlInterfaceHost(io, forwarded, SETTINGS)
     assert await second.ensure(inst("wl")) == folder
     writer.write(request_frame("after-restart"))
     assert (await forwarded.next()).request_id == "wl@after-restart"
@@ -394,7 +399,7 @@ async def test_restarted_agent_serves_a_writer_that_kept_output_open(tmp_path: P
 
 
 async def test_fifo_replaced_behind_the_agents_back_is_survived(
-    host: tuple[ControlInterfaces, Forwarded], caplog: pytest.LogCaptureFixture
+    host: tuple[ControlInterfaceHost, Forwarded], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Never dies of a workload: a regular file in place of output is refused until a FIFO is back."""
     cis, forwarded = host
@@ -416,7 +421,7 @@ async def test_fifo_replaced_behind_the_agents_back_is_survived(
 
 
 async def test_flooding_workload_does_not_flood_the_log(
-    host: tuple[ControlInterfaces, Forwarded], caplog: pytest.LogCaptureFixture
+    host: tuple[ControlInterfaceHost, Forwarded], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Review finding: one warning per dropped response/message let a workload write ~19 000 log
     lines in seconds; drops are now logged at counts 1, 2, 4, 8, ... and still all counted."""
