@@ -398,26 +398,139 @@ async def test_restarted_agent_serves_a_writer_that_kept_output_open(tmp_path: P
     await second.close()
 
 
-async def test_fifo_replaced_behind_the_agents_back_is_survived(
+async def test_fifo_replaced_by_a_regular_file_closes_that_control_interface(
     host: tuple[ControlInterfaceHost, Forwarded], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Never dies of a workload: a regular file in place of output is refused until a FIFO is back."""
-    cis, forwarded = host
+    """Never dies of a workload, never opens what it did not make: a regular file in place of
+    output (and later a new FIFO of the workload's own) is not used; the interface stays closed."""
+    cis, _forwarded = host
     folder = await cis.ensure(inst("wl"))
     writer = OutputWriter(folder)
     (folder / "output").unlink()
     (folder / "output").write_bytes(b"")
     writer.close()  # EOF: the relay reopens the path and finds a regular file
-    await wait_until(lambda: "not a FIFO any more" in caplog.text)
+    await wait_until(lambda: "not the FIFO the agent made" in caplog.text)
+    counters = cis.counters("wl")
+    assert counters is not None and counters.closed_replaced_fifo == 1
     assert (folder / "output").read_bytes() == b""
     (folder / "output").unlink()
     os.mkfifo(folder / "output", 0o600)
-    relay = cis._relays["wl"]
-    await wait_until(lambda: relay._out_fd is not None)
+    with pytest.raises(OSError, match="No such device"):
+        OutputWriter(folder)  # nobody reads the new FIFO: the agent does not open it
+
+
+async def _round_trip(cis: ControlInterfaceHost, forwarded: Forwarded, workload: str, folder: Path) -> None:
+    reader = InputReader(folder)
     writer = OutputWriter(folder)
-    writer.write(request_frame("back"))
-    assert (await forwarded.next()).request_id == "wl@back"
+    writer.write(request_frame("ping"))
+    assert (await forwarded.next()).request_id == f"{workload}@ping"
+    cis.route(Response(request_id=f"{workload}@ping", body=complete_state_body("pong")))
+    response = await reader.next_response()
+    assert response.requestId == "ping"
     writer.close()
+    reader.close()
+
+
+async def test_fifos_replaced_by_symlinks_close_only_the_attackers_control_interface(
+    host: tuple[ControlInterfaceHost, Forwarded], caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """A workload root in its container swaps its FIFOs for symlinks to another workload's FIFOs
+    and to a host file: the agent opens neither, closes the attacker's interface with a warning,
+    and the victim goes on as before."""
+    cis, forwarded = host
+    victim = await cis.ensure(inst("victim"))
+    attacker = await cis.ensure(inst("attacker"))
+    host_file = tmp_path / "host-secret"
+    host_file.write_bytes(b"keep")
+    writer = OutputWriter(attacker)
+    (attacker / "output").unlink()
+    (attacker / "output").symlink_to(victim / "output")
+    (attacker / "input").unlink()
+    (attacker / "input").symlink_to(host_file)
+    writer.close()  # EOF on the attacker's old output: the relay reopens the path
+    counters = cis.counters("attacker")
+    assert counters is not None
+    await wait_until(lambda: counters.closed_replaced_fifo == 1)
+    assert "workload attacker" in caplog.text and "symbolic link" in caplog.text
+    cis.route(Response(request_id="attacker@x", body=complete_state_body("x")))
+    assert host_file.read_bytes() == b"keep"
+    await _round_trip(cis, forwarded, "victim", victim)
+    victim_counters = cis.counters("victim")
+    assert victim_counters is not None and victim_counters.closed_replaced_fifo == 0
+
+
+def _invalid_update_frame(request_id: str) -> bytes:
+    workload = pb.Workload(agent="agent_A", runtime="podman", restartPolicy=7)  # type: ignore[arg-type]
+    new_state = pb.CompleteState(desiredState=pb.State(apiVersion="v0.1", workloads={"bad": workload}))
+    update = pb.UpdateStateRequest(newState=new_state, updateMask=["desiredState.workloads.bad"])
+    return frame(
+        pb.ToServer(request=pb.Request(requestId=request_id, updateStateRequest=update)).SerializeToString()
+    )
+
+
+async def test_request_the_server_could_not_convert_is_answered_with_an_error(
+    host: tuple[ControlInterfaceHost, Forwarded], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The v0.3.1 server drops the whole agent for such a request: it stays in the agent, and the
+    workload learns why on its input."""
+    cis, forwarded = host
+    folder = await cis.ensure(inst("wl"))
+    reader = InputReader(folder)
+    writer = OutputWriter(folder)
+    writer.write(_invalid_update_frame("u1") + request_frame("fine"))
+    response = await reader.next_response()
+    assert response.requestId == "u1"
+    assert response.WhichOneof("ResponseContent") == "error"
+    assert "restartPolicy has invalid value 7" in response.error.message
+    assert (await forwarded.next()).request_id == "wl@fine"
+    assert forwarded.queue.empty()
+    counters = cis.counters("wl")
+    assert counters is not None and counters.requests_rejected == 1
+    assert "workload wl" in caplog.text and "restartPolicy" in caplog.text
+    writer.close()
+    reader.close()
+
+
+async def test_reading_pauses_while_too_many_requests_wait_for_the_server(tmp_path: Path) -> None:
+    """Back-pressure: a workload writing requests in a loop has at most max_in_flight of them on
+    their way to the server; each response lets one more through, in order."""
+    forwarded = Forwarded()
+    settings = RelaySettings(open_retry_min=0.001, open_retry_max=0.02, max_in_flight=3)
+    cis = ControlInterfaceHost(tmp_path / "io", forwarded, settings)
+    folder = await cis.ensure(inst("flood"))
+    writer = OutputWriter(folder)
+    writer.write(b"".join(request_frame(f"q{i}") for i in range(10)))
+    counters = cis.counters("flood")
+    assert counters is not None
+    await wait_until(lambda: counters.read_pauses >= 1 and forwarded.queue.qsize() == 3)
+    await asyncio.sleep(0.05)  # give the relay every chance to forward too much
+    assert forwarded.queue.qsize() == 3
+    seen = [(await forwarded.next()).request_id for _ in range(3)]
+    for i in range(7):
+        cis.route(Response(request_id=f"flood@q{i}", body=complete_state_body("r")))
+        seen.append((await forwarded.next()).request_id)
+        assert forwarded.queue.empty()
+    assert seen == [f"flood@q{i}" for i in range(10)]
+    writer.close()
+    await cis.close()
+
+
+async def test_requests_without_response_stop_counting_after_a_while(tmp_path: Path) -> None:
+    """A server connection that went away with requests on it must not block a workload for good."""
+    forwarded = Forwarded()
+    settings = RelaySettings(
+        open_retry_min=0.001, open_retry_max=0.02, max_in_flight=2, unanswered_after=0.05
+    )
+    cis = ControlInterfaceHost(tmp_path / "io", forwarded, settings)
+    folder = await cis.ensure(inst("wl"))
+    writer = OutputWriter(folder)
+    writer.write(b"".join(request_frame(f"q{i}") for i in range(5)))
+    seen = [(await forwarded.next()).request_id for _ in range(5)]
+    assert seen == [f"wl@q{i}" for i in range(5)]
+    counters = cis.counters("wl")
+    assert counters is not None and counters.requests_unanswered >= 3
+    writer.close()
+    await cis.close()
 
 
 async def test_flooding_workload_does_not_flood_the_log(
