@@ -192,5 +192,5 @@ def test_folder_of_another_user_is_refused(tmp_path: Path) -> None:
     (run / "a_io").mkdir(parents=True, mode=0o700)
     os.chmod(run, 0o700)
     os.chown(run / "a_io", 12345, 12345)
-    with pytest.raises(UsageError, match="belongs to uid 12345.*chown it"):
+    with pytest.raises(UsageError, match=r"belongs to uid 12345.*chown it"):
         prepare_io_folder(parse_args(["-n", "a", "-r", str(run)], {}))
