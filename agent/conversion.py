@@ -1,11 +1,11 @@
-"""Protobuf <-> domain conversion at the server-stream edge (spec §1.5).
+"""Protobuf <-> domain conversion of the v0.3.1 dialect: the server stream and control-interface requests.
 
-This module and ``control_interface.framing`` are the only places that import
-the generated code. Everything the connection receives goes through
+This module and the control interface's ``codec_v0_3_1`` are the only places
+that import the generated code. Everything the connection receives goes through
 :func:`from_server`; everything it sends through :func:`to_server` or
 :func:`agent_hello`.
 
-Decoding rules (spec §1.5, §11.18/19/28), all deliberately tolerant so that one
+Decoding rules of the server stream, all deliberately tolerant so that one
 bad message never stops the stream:
 
 * unknown substate numbers are normalised (Pending -> StartingFailed,
@@ -20,7 +20,10 @@ bad message never stops the stream:
 * a Response without content and a FromServer without content are dropped.
 
 Encoding always *assigns* the oneof enum member, so ``running = RUNNING_OK = 0``
-is on the wire (spec §1.4).
+is on the wire (proto3 would otherwise leave the oneof unset).
+
+Control-interface requests are the opposite: they are checked strictly, because
+the v0.3.1 server drops the whole agent for a request it cannot convert.
 """
 
 from __future__ import annotations
@@ -83,7 +86,7 @@ _STATE_TO_WIRE: Mapping[State, tuple[str, int]] = {
     State.REMOVED: ("removed", pb.REMOVED),
 }
 
-# Oneof field -> (known numbers -> State, fallback for any other number), spec §1.5.
+# Oneof field -> (known numbers -> State, fallback for any other number the reference maps).
 _WIRE_TO_STATE: Mapping[str, tuple[Mapping[int, State], State]] = {
     "agentDisconnected": ({}, State.AGENT_DISCONNECTED),
     "pending": (
@@ -123,7 +126,7 @@ _WIRE_TO_STATE: Mapping[str, tuple[Mapping[int, State], State]] = {
 def execution_state_to_proto(state: ExecutionState) -> pb.ExecutionState:
     field, number = _STATE_TO_WIRE[state.state]
     wire = pb.ExecutionState(additionalInfo=state.info)
-    # Assign even when number == 0: that is what sets the oneof case (spec §1.4).
+    # Assign even when number == 0: that is what sets the oneof case.
     setattr(wire, field, number)
     return wire
 
@@ -153,7 +156,7 @@ def workload_state_to_proto(state: WorkloadState) -> pb.WorkloadState:
 
 
 def workload_state_from_proto(wire: pb.WorkloadState) -> WorkloadState | None:
-    """None (with a warning) for an entry without instanceName (spec §11.28)."""
+    """None (with a warning) for an entry without instanceName (the reference crashes on it)."""
     if not wire.HasField("instanceName"):
         logger.warning("dropping a workload state without instance name from the server: %s", _short(wire))
         return None
@@ -223,7 +226,7 @@ def _update_workload_from_proto(wire: pb.UpdateWorkload) -> UpdateWorkload | Non
         added = tuple(_added_from_proto(a) for a in wire.addedWorkloads)
         deleted = tuple(_deleted_from_proto(d) for d in wire.deletedWorkloads)
     except ConversionError as err:
-        # Like v0.3.1 (spec §1.5) the whole message goes, but loudly: nothing of it is applied.
+        # Like v0.3.1 the whole message goes, but loudly: nothing of it is applied.
         logger.warning(
             "dropping a whole UpdateWorkload from the server (%d added, %d deleted): %s",
             len(wire.addedWorkloads),
@@ -235,7 +238,7 @@ def _update_workload_from_proto(wire: pb.UpdateWorkload) -> UpdateWorkload | Non
 
 
 def instance_id(runtime_config: str) -> str:
-    """Lowercase hex sha256 of runtimeConfig, computed like the server does (spec §1.6)."""
+    """Lowercase hex sha256 of runtimeConfig, computed like the server does."""
     return hashlib.sha256(runtime_config.encode("utf-8")).hexdigest()
 
 
@@ -254,7 +257,7 @@ def _spec_from_workload(name: str, wire: pb.Workload) -> WorkloadSpec:
 
 
 def _normalise_complete_state(state: pb.CompleteState) -> None:
-    """Re-encode like the reference does (spec §1.5): both states present, substates normalised.
+    """Re-encode like the reference does: both states present, substates normalised.
 
     Raises ConversionError for a workload with an out-of-range enum (the
     reference drops such a response).
@@ -421,7 +424,7 @@ def _declared_state_to_proto(state: DeclaredState, out: pb.State) -> None:
 
 
 def from_server(wire: pb.FromServer, agent_name: str) -> FromServerMessage | None:
-    """Decode one FromServer message; None when spec §1.5 says to drop it (always logged)."""
+    """Decode one FromServer message; None when the reference would drop it too (always logged)."""
     content = wire.WhichOneof("FromServerEnum")
     if content == "updateWorkload":
         return _update_workload_from_proto(wire.updateWorkload)
@@ -440,7 +443,7 @@ def agent_hello(agent_name: str) -> pb.ToServer:
 def to_server(msg: ToServerMessage) -> pb.ToServer:
     """Encode one outgoing message."""
     if isinstance(msg, WorkloadState):
-        # Exactly one state per message, like the reference (spec §1.7 item 4).
+        # Exactly one state per message, like the reference.
         return pb.ToServer(
             updateWorkloadState=pb.UpdateWorkloadState(workloadStates=[workload_state_to_proto(msg)])
         )

@@ -17,10 +17,14 @@ Delivery guarantee, and its honest limits:
   that the server never read before the connection died is lost: that window
   is at-most-once and bounded by the transport's send buffers. The manager
   closes it by re-sending the current state of every own workload after each
-  reconnect (DESIGN decision 2).
+  reconnect.
 
 The outbox is unbounded on purpose: blocking producers is what stalls the
-reference agent (spec §3.3), and dropping would lose states. Its size is
+reference agent, and dropping would lose states. Requests of workloads cannot
+grow it without end: each control-interface relay lets only a bounded number
+of its workload's requests wait for the server and stops reading the
+workload's FIFO beyond that, so a flooding workload adds at most that many
+messages in front of a state report. Its size is
 logged when it grows past ``warn_above`` so a person sees a server that has
 been away for a long time.
 """

@@ -255,7 +255,7 @@ async def test_reader_that_disappears_mid_response_gets_it_again_in_full(
 async def test_names_that_leave_the_io_folder_are_refused_without_touching_files(
     tmp_path: Path, workload: str, id_: str
 ) -> None:
-    """Issue 5 item 1: such a workload is refused with a reason; the file system is untouched."""
+    """Such a workload is refused with a reason; the file system is untouched."""
     io = tmp_path / "agent_A_io"
     cis = ControlInterfaceHost(io, Forwarded(), SETTINGS)
     with pytest.raises(ControlInterfaceError) as err:
