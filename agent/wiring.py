@@ -14,6 +14,7 @@ from ankaios_agent.agent.app import AgentManager
 from ankaios_agent.agent.blocking import run_blocking
 from ankaios_agent.agent.config import AgentConfig
 from ankaios_agent.agent.manager import Manager
+from ankaios_agent.agent.outbox import Outbox
 from ankaios_agent.agent.ports import MessageSink, Runtime
 from ankaios_agent.agent.timings import AgentTimings
 from ankaios_agent.control_interface import ControlInterfaceHost
@@ -32,7 +33,8 @@ async def assemble(config: AgentConfig, sink: MessageSink) -> AsyncIterator[Agen
         podman = PodmanRuntime(connection, config.name, timings)
         kube = PodmanKubeRuntime(connection, config.name, timings.monitor)
         runtimes: dict[str, Runtime] = {podman.name: podman, kube.name: kube}
-        control_interfaces = ControlInterfaceHost(config.io_folder, forward=sink.send)
+        backlog = sink.queued_requests if isinstance(sink, Outbox) else None
+        control_interfaces = ControlInterfaceHost(config.io_folder, forward=sink.send, backlog=backlog)
         yield Manager(config.name, runtimes, control_interfaces, sink, AgentTimings())
     finally:
         # Stops the private Podman service if discovery started one; containers keep running.

@@ -39,11 +39,15 @@ class ControlInterfaceHost:
         forward: Callable[[Request], None],
         settings: RelaySettings | None = None,
         codec: Codec | None = None,
+        backlog: Callable[[str], int] | None = None,
     ) -> None:
+        """``backlog(workload)``: how many of its requests still wait to be written to the server
+        (``Outbox.queued_requests``); without it a request counts as written once forwarded."""
         self.io_folder = io_folder
         self._forward = forward
         self._settings = settings or RelaySettings()
         self._codec: Codec = codec or CodecV0_3_1()
+        self._backlog = backlog
         self._relays: dict[str, Relay] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.unroutable_responses = 0
@@ -78,7 +82,9 @@ class ControlInterfaceHost:
                     workload,
                     REQUEST_ID_SEPARATOR,
                 )
-            relay = Relay(workload, prepared, self._forward, self._settings, self._codec)
+            relay = Relay(
+                workload, prepared, self._forward, self._settings, codec=self._codec, backlog=self._backlog
+            )
             relay.start()
             self._relays[workload] = relay
             log.info("workload %s: control interface ready in %s", workload, folder)

@@ -126,8 +126,9 @@ class RelaySettings:
     """Forwarded requests of one workload still waiting for a response; reading ``output``
     pauses at this count."""
     unanswered_after: float = 10.0
-    """A request without response for this long no longer counts as in flight (the server
-    connection it went out on may be gone), seconds."""
+    """A request that was written to the server this long ago without a response no longer
+    counts as in flight (the connection it went out on may be gone), seconds. Requests still
+    queued for the server always count, so a long outage cannot let a workload queue more."""
 
     def __post_init__(self) -> None:
         if self.buffer_size < 1:
@@ -171,7 +172,9 @@ class Relay:
         folder: ControlFolder,
         forward: Callable[[Request], None],
         settings: RelaySettings,
+        *,
         codec: Codec,
+        backlog: Callable[[str], int] | None = None,
     ) -> None:
         self.workload = workload
         self.folder = folder.path
@@ -179,6 +182,7 @@ class Relay:
         self._forward = forward
         self._settings = settings
         self._codec = codec
+        self._backlog = backlog
         self._prefix = workload + REQUEST_ID_SEPARATOR
         self._output_path = folder.path / OUTPUT_FIFO
         self._input_path = folder.path / INPUT_FIFO
@@ -331,13 +335,19 @@ class Relay:
         if self._expiry_timer is not None or not self._in_flight:
             return
         due = self._in_flight[0] + self._settings.unanswered_after - time.monotonic()
-        self._expiry_timer = self.loop.call_later(max(due, 0.0), self._expire_unanswered)
+        # The oldest may be overdue yet still queued for the server: then poll, never spin.
+        self._expiry_timer = self.loop.call_later(
+            max(due, self._settings.unanswered_after / 4), self._expire_unanswered
+        )
 
     def _expire_unanswered(self) -> None:
         self._expiry_timer = None
         limit = time.monotonic() - self._settings.unanswered_after
+        # Both queues keep the workload's order, so the newest ``queued`` in flight are the
+        # ones still waiting in front of the server; only the older ones may have been lost.
+        queued = self._backlog(self.workload) if self._backlog is not None else 0
         expired = 0
-        while self._in_flight and self._in_flight[0] <= limit:
+        while len(self._in_flight) > queued and self._in_flight[0] <= limit:
             self._in_flight.popleft()
             expired += 1
         if expired:

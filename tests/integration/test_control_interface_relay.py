@@ -13,6 +13,7 @@ import pytest
 from ankaios_agent import control_interface
 from ankaios_agent.agent.errors import ControlInterfaceError
 from ankaios_agent.agent.model import CompleteStateRequest, InstanceName, Request, Response
+from ankaios_agent.agent.outbox import Outbox
 from ankaios_agent.control_interface import ControlInterfaceHost, RelaySettings
 from ankaios_agent.control_interface.codec import DropReason
 from ankaios_agent.control_interface.framing import encode_varint, frame
@@ -556,3 +557,35 @@ async def test_flooding_workload_does_not_flood_the_log(
     # 1, 2, 4, ..., 64 for each of the two kinds of drop
     assert len(flood_lines) == 2 * 7
     writer.close()
+
+
+async def test_requests_still_queued_for_the_server_always_count_as_in_flight(tmp_path: Path) -> None:
+    """While the server is away the outbox keeps a workload's requests: giving up on them would
+    let a flooding workload queue more and more; only written ones may stop counting."""
+    outbox = Outbox()
+    settings = RelaySettings(
+        open_retry_min=0.001, open_retry_max=0.02, max_in_flight=2, unanswered_after=0.02
+    )
+    cis = ControlInterfaceHost(tmp_path / "io", outbox.send, settings, backlog=outbox.queued_requests)
+    folder = await cis.ensure(inst("wl"))
+    writer = OutputWriter(folder)
+    writer.write(b"".join(request_frame(f"q{i}") for i in range(4)))
+    counters = cis.counters("wl")
+    assert counters is not None
+    await wait_until(lambda: len(outbox) == 2)
+    await asyncio.sleep(0.2)  # ten times unanswered_after: nothing may expire while queued
+    assert len(outbox) == 2 and counters.requests_unanswered == 0
+    assert outbox.queued_requests("wl") == 2
+    for _ in range(2):  # the server comes back and takes them, but never answers
+        outbox.confirm(await outbox.peek())
+    await wait_until(lambda: len(outbox) == 2 and counters.requests_unanswered == 2)
+    sent = []
+    while len(outbox):
+        msg = await outbox.peek()
+        outbox.confirm(msg)
+        assert isinstance(msg, Request)
+        sent.append(msg.request_id)
+    assert sent == ["wl@q2", "wl@q3"]
+    assert outbox.queued_requests("wl") == 0
+    writer.close()
+    await cis.close()
