@@ -1,10 +1,11 @@
 """Benchmark: the agent's memory while one workload floods its control interface.
 
 The agent side runs in this process: a ControlInterfaceHost whose requests go into
-the agent's real Outbox, with the server away (nobody takes messages out of the
-outbox, as during a long disconnect). Two phases of ``--seconds`` each:
+the agent's real Outbox, wired as the agent wires them, with the server away
+(nobody takes messages out of the outbox, as during a long disconnect). Two
+phases of ``--seconds`` each:
 
-* quiet:  one workload's control interface exists, nothing is written;
+* quiet:  two workloads' control interfaces exist, nothing is written;
 * flood:  a second process writes tiny CompleteStateRequests into the same
           ``output`` as fast as the pipe takes them, while a second, well-behaved
           workload sends one request per second.
@@ -99,7 +100,7 @@ async def sample_phase(
 async def run(seconds: float) -> int:
     outbox = TimedOutbox()
     with tempfile.TemporaryDirectory(prefix="ank-flood-") as tmp:
-        host = ControlInterfaceHost(Path(tmp) / "agent_A_io", outbox.send)
+        host = ControlInterfaceHost(Path(tmp) / "agent_A_io", outbox.send, backlog=outbox.queued_requests)
         flood = await host.ensure(InstanceName("flood", "agent_A", "0" * 64))
         polite = await host.ensure(InstanceName("polite", "agent_A", "1" * 64))
         quiet, _ = await sample_phase(seconds, None, outbox)

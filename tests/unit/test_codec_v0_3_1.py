@@ -143,7 +143,9 @@ def test_decode_never_raises_on_arbitrary_bytes(payload: bytes) -> None:
 def test_response_frame_carries_the_id_and_the_body_unchanged(request_id: str) -> None:
     """input receives varint + FromServer{response}, built around the body without parsing it."""
     body = pb.Response(error=pb.Error(message="nope")).SerializeToString()
-    message = _one_frame(CODEC.encode_response(Response(request_id=request_id, body=body)))
+    data = CODEC.encode_response(Response(request_id=request_id, body=body))
+    assert data.endswith(body)  # the body's bytes go out as they are, never parsed and rebuilt
+    message = _one_frame(data)
     assert message.WhichOneof("FromServerEnum") == "response"
     assert message.response.requestId == request_id
     assert message.response.error.message == "nope"
