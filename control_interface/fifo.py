@@ -149,13 +149,16 @@ def _ensure_fifo(workload: str, path: Path) -> FileId:
 def remove(workload: str, folder: Path) -> None:
     """Unlink ``input``, then ``output``, then rmdir the folder.
 
-    Missing pieces are fine. A folder that holds something else is left in
-    place with a warning (never delete what we did not create).
+    Missing pieces are fine. Anything else (a regular file in place of a FIFO,
+    other files) is left in place with a warning: never delete what might not
+    be ours.
     """
     for name in (INPUT_FIFO, OUTPUT_FIFO):
         path = folder / name
         try:
-            if stat.S_ISFIFO(os.lstat(path).st_mode):
+            mode = os.lstat(path).st_mode
+            # A symlink a workload put in place of its FIFO goes too (unlink never touches the target).
+            if stat.S_ISFIFO(mode) or stat.S_ISLNK(mode):
                 os.unlink(path)
             else:
                 log.warning("workload %s: %s is not a FIFO, left in place", workload, path)

@@ -458,6 +458,9 @@ async def test_fifos_replaced_by_symlinks_close_only_the_attackers_control_inter
     await _round_trip(cis, forwarded, "victim", victim)
     victim_counters = cis.counters("victim")
     assert victim_counters is not None and victim_counters.closed_replaced_fifo == 0
+    await cis.remove("attacker")
+    assert not attacker.exists()
+    assert host_file.read_bytes() == b"keep" and stat.S_ISFIFO(os.lstat(victim / "output").st_mode)
 
 
 def _invalid_update_frame(request_id: str) -> bytes:
