@@ -266,7 +266,9 @@ def _normalise_complete_state(state: pb.CompleteState) -> None:
     state.desiredState.SetInParent()
     for part in (state.startupState, state.desiredState):
         for name, workload in part.workloads.items():
-            _spec_from_workload(name, workload)
+            # Only the enums can fail; no spec (and no instance id hash) is needed to know that.
+            _enum_value(RestartPolicy, workload.restartPolicy, name, "restartPolicy")
+            _add_conditions(workload.dependencies, name)
     kept = [workload_state_from_proto(s) for s in state.workloadStates]
     del state.workloadStates[:]
     state.workloadStates.extend(workload_state_to_proto(s) for s in kept if s is not None)

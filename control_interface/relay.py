@@ -122,6 +122,8 @@ class RelaySettings:
     reads_per_wakeup: int = 16
     """Bounded work per readiness callback keeps a chatty workload from starving others."""
     max_frame_size: int = MAX_FRAME_SIZE
+    flush_delay: float = 0.0002
+    """How long a response may wait for others to share its write while more are expected, seconds."""
     max_in_flight: int = 32
     """Forwarded requests of one workload still waiting for a response; reading ``output``
     pauses at this count."""
@@ -508,7 +510,12 @@ class Relay:
                 # Write at the end of this loop iteration: responses that arrive together
                 # leave in one writev (one wake-up of the workload instead of many).
                 self._flush_scheduled = True
-                self.loop.call_soon(self._flush_input)
+                if self._in_flight:
+                    # More responses are on their way: gather them into one write (each
+                    # write wakes the workload) at the cost of a fraction of a millisecond.
+                    self.loop.call_later(self._settings.flush_delay, self._flush_input)
+                else:
+                    self.loop.call_soon(self._flush_input)
         elif self._in_retry > self._settings.open_retry_min:
             # Something to deliver: stop the slow idle back-off and look for a reader now.
             if self._in_timer is not None:
