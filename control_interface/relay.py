@@ -161,6 +161,8 @@ class RelayCounters:
     responses_written: int = 0
     responses_dropped_buffer_full: int = 0
     responses_rewritten: int = 0
+    responses_dropped_closed: int = 0
+    """Responses for a control interface closed because a FIFO was replaced."""
     closed_replaced_fifo: int = 0
     """1 once the control interface was closed because a FIFO was replaced."""
 
@@ -481,6 +483,14 @@ class Relay:
     def send(self, response: Response) -> None:
         """Queue ``response`` (id already without the routing prefix) for ``input``; never blocks."""
         if self.closed:
+            self.counters.responses_dropped_closed += 1
+            if _worth_logging(self.counters.responses_dropped_closed):
+                log.warning(
+                    "workload %s: response %r dropped: its control interface was closed (%d so far)",
+                    self.workload,
+                    response.request_id,
+                    self.counters.responses_dropped_closed,
+                )
             return
         if self._in_flight:
             self._in_flight.popleft()

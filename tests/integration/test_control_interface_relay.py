@@ -454,6 +454,7 @@ async def test_fifos_replaced_by_symlinks_close_only_the_attackers_control_inter
     await wait_until(lambda: counters.closed_replaced_fifo == 1)
     assert "workload attacker" in caplog.text and "symbolic link" in caplog.text
     cis.route(Response(request_id="attacker@x", body=complete_state_body("x")))
+    assert counters.responses_dropped_closed == 1
     assert host_file.read_bytes() == b"keep"
     await _round_trip(cis, forwarded, "victim", victim)
     victim_counters = cis.counters("victim")
