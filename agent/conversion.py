@@ -330,11 +330,13 @@ def control_request_from_proto(wire: pb.Request) -> Request:
     """
     content = wire.WhichOneof("RequestContent")
     if content == "completeStateRequest":
-        return Request(wire.requestId, CompleteStateRequest(tuple(wire.completeStateRequest.fieldMask)))
+        return Request(
+            wire.requestId, content=CompleteStateRequest(tuple(wire.completeStateRequest.fieldMask))
+        )
     if content == "updateStateRequest":
         update = wire.updateStateRequest
         new_state = _complete_state_from_proto(update.newState) if update.HasField("newState") else None
-        return Request(wire.requestId, UpdateStateRequest(new_state, tuple(update.updateMask)))
+        return Request(wire.requestId, content=UpdateStateRequest(new_state, tuple(update.updateMask)))
     raise ConversionError("the request has neither updateStateRequest nor completeStateRequest")
 
 
@@ -381,6 +383,8 @@ def _declared_workload_from_proto(name: str, wire: pb.Workload) -> DeclaredWorkl
 def control_request_to_proto(request: Request) -> pb.Request:
     """Encode a checked request with its (already prefixed) id."""
     content = request.content
+    if content is None:
+        raise ConversionError(f"request {request.request_id!r} was never checked (it has no content)")
     if isinstance(content, CompleteStateRequest):
         return pb.Request(
             requestId=request.request_id,
@@ -443,7 +447,12 @@ def agent_hello(agent_name: str) -> pb.ToServer:
 
 
 def to_server(msg: ToServerMessage) -> pb.ToServer:
-    """Encode one outgoing message."""
+    """Encode one outgoing message.
+
+    A control-interface request goes out from its checked ``content``; one that
+    carries only an opaque ``body`` is parsed here (raises ConversionError if the
+    body is not a Request).
+    """
     if isinstance(msg, WorkloadState):
         # Exactly one state per message, like the reference.
         return pb.ToServer(
@@ -456,7 +465,14 @@ def to_server(msg: ToServerMessage) -> pb.ToServer:
                 completeStateRequest=pb.CompleteStateRequest(fieldMask=[DESIRED_WORKLOADS_MASK]),
             )
         )
-    return pb.ToServer(request=control_request_to_proto(msg))
+    if msg.content is not None:
+        return pb.ToServer(request=control_request_to_proto(msg))
+    try:
+        request = pb.Request.FromString(msg.body)
+    except Exception as err:  # protobuf raises DecodeError, a bare Exception subclass
+        raise ConversionError(f"request {msg.request_id!r} has a body that is not a Request: {err}") from err
+    request.requestId = msg.request_id
+    return pb.ToServer(request=request)
 
 
 def _short(wire: object, limit: int = 200) -> str:

@@ -322,13 +322,16 @@ RequestContent = CompleteStateRequest | UpdateStateRequest
 class Request:
     """A control-interface request on its way to the server.
 
-    The content was decoded and checked once, where it left the workload: only
-    requests the server can take are ever built, and the connection encodes
-    them without looking at the workload's bytes again.
+    ``content`` is the request decoded and checked once, where it left the
+    workload: only requests the server can take carry it, and the connection
+    encodes it without looking at the workload's bytes again. A dialect whose
+    codec keeps requests opaque sets ``body`` instead: the serialized Request
+    of that dialect *without* its requestId.
     """
 
     request_id: str
-    content: RequestContent
+    body: bytes = b""
+    content: RequestContent | None = None
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def _one_frame(data: bytes) -> pb.FromServer:
 def test_complete_state_request_becomes_domain_request_with_its_own_id() -> None:
     wire = pb.Request(requestId="42", completeStateRequest=pb.CompleteStateRequest(fieldMask=["a.b"]))
     result = CODEC.decode(_to_server(request=wire))
-    assert result == Request("42", CompleteStateRequest(("a.b",)))
+    assert result == Request("42", content=CompleteStateRequest(("a.b",)))
 
 
 def test_update_state_request_round_trips_through_the_domain_model() -> None:
@@ -67,7 +67,7 @@ def test_update_state_request_round_trips_through_the_domain_model() -> None:
     assert result.content.new_state is not None
     assert result.content.new_state.desired_state is not None
     assert result.content.new_state.desired_state.workloads["a"].restart_policy is RestartPolicy.ALWAYS
-    sent = conversion.to_server(Request("wl@7", result.content))
+    sent = conversion.to_server(Request("wl@7", content=result.content))
     expected = pb.Request(
         requestId="wl@7",
         updateStateRequest=pb.UpdateStateRequest(newState=new_state, updateMask=["desiredState.workloads.a"]),

@@ -347,10 +347,24 @@ def test_request_is_encoded_with_its_prefixed_id() -> None:
 
 
 def test_update_state_request_without_new_state_keeps_the_absence() -> None:
-    wire = conversion.to_server(Request("wl@5", UpdateStateRequest(None, ("desiredState",))))
+    wire = conversion.to_server(Request("wl@5", content=UpdateStateRequest(None, ("desiredState",))))
     assert wire.request.HasField("updateStateRequest")
     assert not wire.request.updateStateRequest.HasField("newState")
     assert list(wire.request.updateStateRequest.updateMask) == ["desiredState"]
+
+
+def test_request_body_gets_the_request_id() -> None:
+    """A request with an opaque body (no checked content) gets its id set at the edge."""
+    body = pb.Request(completeStateRequest=pb.CompleteStateRequest(fieldMask=["a"])).SerializeToString()
+    wire = conversion.to_server(Request(request_id="wl@5", body=body))
+    assert wire.request == pb.Request(
+        requestId="wl@5", completeStateRequest=pb.CompleteStateRequest(fieldMask=["a"])
+    )
+
+
+def test_request_with_garbage_body_raises_conversion_error() -> None:
+    with pytest.raises(ConversionError):
+        conversion.to_server(Request(request_id="wl@5", body=b"\xff\xff\xff"))
 
 
 def test_control_request_without_content_raises_conversion_error() -> None:
