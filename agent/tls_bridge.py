@@ -120,6 +120,14 @@ _CHECK_PARAMETERS = (
 _CHECK_NOT_TLS = "the server does not speak TLS there: check the port, or use http:// with --insecure"
 
 
+# An HTTP/2 server's first bytes are its settings; a close before them is a refusal.
+_CLOSED_BEFORE_ANSWER = Failure(
+    FailureKind.SERVER_REFUSED_AGENT,
+    "the server closed the TLS connection before answering",
+    _CHECK_AGENT,
+)
+
+
 def classify(err: BaseException) -> Failure:
     """What a failed connect or handshake (or the server's first answer) means for a person."""
     reason = f"{type(err).__name__}: {err}"
@@ -251,16 +259,21 @@ class TlsBridge:
         upstream = asyncio.create_task(_pump(local_reader, server_writer))
         downstream = asyncio.create_task(_pump(server_reader, local_writer, on_first=first_answer))
         try:
-            await asyncio.wait({upstream, downstream}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({upstream, downstream}, return_when=asyncio.FIRST_COMPLETED)
+            upstream_ended_first = downstream not in done
         finally:
             upstream.cancel()
             downstream.cancel()
             results = await asyncio.gather(upstream, downstream, return_exceptions=True)
+        if reached.is_set() or not downstream.done() or upstream_ended_first:
+            return
         # With TLS 1.3 the server judges the agent's certificate after the client's handshake
-        # is done: its refusal arrives as the first thing read from it.
+        # is done: its refusal (an alert, or just a close) comes where its HTTP/2 settings should.
         server_error = results[1]
-        if isinstance(server_error, ssl.SSLError) and not reached.is_set():
+        if isinstance(server_error, ssl.SSLError):
             self._failed(classify(server_error))
+        elif server_error is None or isinstance(server_error, OSError):
+            self._failed(_CLOSED_BEFORE_ANSWER)
 
     def _failed(self, failure: Failure) -> None:
         self.last_failure = failure
