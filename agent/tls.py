@@ -25,8 +25,6 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-
 from ankaios_agent.agent.errors import UsageError
 
 SERVER_NAME = "ank-server"
@@ -52,11 +50,6 @@ class TlsMaterial:
     cert: bytes
     key: bytes = field(repr=False)
     server_name: str = SERVER_NAME
-
-    def channel_credentials(self) -> grpc.ChannelCredentials:
-        return grpc.ssl_channel_credentials(
-            root_certificates=self.ca, private_key=self.key, certificate_chain=self.cert
-        )
 
 
 def load_material(ca: PemSource, cert: PemSource, key: PemSource) -> TlsMaterial:
