@@ -12,8 +12,10 @@ naming the file and where it came from (flag, environment variable or config
 file): a missing or unreadable file, a file that is not PEM, a private key that
 others may read, a certificate file with more than one certificate (the server
 refuses an agent that presents a chain), a key that does not belong to the
-certificate. The check uses the ``cryptography`` package when it is installed,
-else the standard library's ``ssl`` module.
+certificate. The check uses the ``cryptography`` package when it is installed
+(for the clearest messages), and always loads the material the way the
+connection will, with the standard library's ``ssl`` module (:func:`client_context`),
+so that whatever OpenSSL refuses is found at startup too.
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 CHUNK = 64 * 1024
 _SOCKET_NAME = "server.sock"
 _CLOSE_TIMEOUT = 1.0
+_MAX_SOCKET_PATH = 107
 
 
 class FailureKind(enum.Enum):
@@ -181,7 +182,7 @@ class TlsBridge:
     async def open(self) -> None:
         # Building the context writes the key to a private file for a moment: off the loop.
         self._context = await run_blocking(client_context, self._tls)
-        self._folder = Path(await run_blocking(tempfile.mkdtemp, prefix="ank-agent-tls-"))  # mode 0700
+        self._folder = await run_blocking(_private_folder)
         path = self._folder / _SOCKET_NAME
         self._server = await asyncio.start_unix_server(self._accept, path, limit=CHUNK)
         os.chmod(path, 0o600)
@@ -310,6 +311,15 @@ async def _close(writer: asyncio.StreamWriter) -> None:
         writer.transport.abort()
     except (OSError, ssl.SSLError):
         pass
+
+
+def _private_folder() -> Path:
+    """A new folder only this user may enter (mode 0700), short enough to hold a unix socket."""
+    folder = Path(tempfile.mkdtemp(prefix="ank-agent-tls-"))
+    if len(os.fsencode(folder / _SOCKET_NAME)) > _MAX_SOCKET_PATH:
+        folder.rmdir()  # a long $TMPDIR: a socket path may not be longer than 107 bytes
+        folder = Path(tempfile.mkdtemp(prefix="ank-agent-tls-", dir="/tmp"))
+    return folder
 
 
 def _split(address: str) -> tuple[str, int]:

@@ -26,6 +26,7 @@ from ankaios_agent.agent.tls import TlsMaterial
 from ankaios_agent.agent.tls_bridge import TlsBridge
 from ankaios_agent.proto import ankaios_pb2_grpc as pb_grpc
 from tests.integration.conftest import RecordingHandler
+from tests.integration.test_keepalive import FreezableProxy
 from tests.server_double import ServerDouble
 from tests.server_double.server import SERVER_OPTIONS
 from tests.support.tls_files import Issued, Pki, issue, make_ca, make_pki
@@ -332,3 +333,38 @@ async def test_a_tls_server_refuses_a_plain_agent(
         assert server.received == {}
     finally:
         await server.stop()
+
+
+async def test_keepalive_detects_a_dead_server_through_the_bridge(
+    tmp_path: Path, agent_name: str, recorder: RecordingHandler
+) -> None:
+    """Keepalive pings cross the bridge to the server: a TLS server that stops answering (half-open
+    TCP behind the bridge) ends the session, and the agent reconnects through the same bridge."""
+    pki = make_pki(tmp_path)
+    timings = ConnectionTimings(keepalive_time_ms=1000, keepalive_timeout_ms=1000)
+    async with _terminated(pki.server, pki.ca) as (_server, terminator):
+        proxy = FreezableProxy(terminator.port)
+        port = await proxy.start()
+        connection = ServerConnection(
+            f"127.0.0.1:{port}",
+            agent_name,
+            Outbox(),
+            recorder.handle,
+            recorder.on_connected,
+            timings,
+            tls=_material(pki),
+        )
+        task = asyncio.create_task(connection.run())
+        try:
+            await recorder.wait_until(lambda: recorder.connected_calls == 1)
+            proxy.frozen.set()
+            async with asyncio.timeout(30):
+                while connection.connected:  # noqa: ASYNC110 (poll: the connection has no state event)
+                    await asyncio.sleep(0.05)
+            proxy.frozen.clear()  # new connections relay again
+            await recorder.wait_until(lambda: recorder.connected_calls == 2, within=10)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await proxy.close()
