@@ -118,6 +118,10 @@ _CHECK_PARAMETERS = (
     "check the key types of the certificates (Ed25519, ECDSA and RSA work) and that the server "
     "offers TLS 1.2 or newer"
 )
+_CHECK_ANY = (
+    "check the CA given to the agent, that the server certificate names ank-server, and that the "
+    "server trusts the agent's certificate"
+)
 _CHECK_NOT_TLS = "the server does not speak TLS there: check the port, or use http:// with --insecure"
 
 
@@ -152,7 +156,7 @@ def classify(err: BaseException) -> Failure:
             return Failure(FailureKind.NO_COMMON_PARAMETERS, reason, _CHECK_PARAMETERS)
         if library_reason in _NOT_TLS_REASONS:
             return Failure(FailureKind.NOT_TLS, reason, _CHECK_NOT_TLS)
-        return Failure(FailureKind.OTHER, reason, _CHECK_AGENT)
+        return Failure(FailureKind.OTHER, reason, _CHECK_ANY)
     if isinstance(err, TimeoutError):
         return Failure(FailureKind.UNREACHABLE, "no TLS connection to the server in time", "")
     return Failure(FailureKind.UNREACHABLE, reason, "")
@@ -170,8 +174,7 @@ class TlsBridge:
         self._server: asyncio.Server | None = None
         self._relays: set[asyncio.Task[None]] = set()
         self._warned: set[FailureKind] = set()
-        self.last_failure: Failure | None = None
-        self.relayed = 0  # connections that reached the server (for tests and the bench)
+        self.last_failure: Failure | None = None  # since the server last answered
 
     @property
     def target(self) -> str:
@@ -216,6 +219,9 @@ class TlsBridge:
         self._relays.add(relay)
         try:
             await self._relay(local_reader, local_writer)
+        except Exception:
+            # A bug here must cost one connection (gRPC retries), not the bridge.
+            logger.exception("the TLS bridge failed on a connection to %s:%d", self._host, self._port)
         finally:
             self._relays.discard(relay)
 
@@ -253,7 +259,6 @@ class TlsBridge:
         def first_answer() -> None:
             # The server sent its first bytes: it accepted the agent, the TLS trouble is over.
             reached.set()
-            self.relayed += 1
             self.last_failure = None
             self._warned.clear()
 
@@ -266,7 +271,7 @@ class TlsBridge:
             upstream.cancel()
             downstream.cancel()
             results = await asyncio.gather(upstream, downstream, return_exceptions=True)
-        if reached.is_set() or not downstream.done() or upstream_ended_first:
+        if reached.is_set() or upstream_ended_first:
             return
         # With TLS 1.3 the server judges the agent's certificate after the client's handshake
         # is done: its refusal (an alert, or just a close) comes where its HTTP/2 settings should.

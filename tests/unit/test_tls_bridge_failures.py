@@ -43,6 +43,7 @@ def _ssl_error(reason: str) -> ssl.SSLError:
         (_ssl_error("NO_COMMON_SIGNATURE_ALGORITHMS"), FailureKind.NO_COMMON_PARAMETERS, "key types"),
         (_ssl_error("SSLV3_ALERT_HANDSHAKE_FAILURE"), FailureKind.NO_COMMON_PARAMETERS, "key types"),
         (_ssl_error("WRONG_VERSION_NUMBER"), FailureKind.NOT_TLS, "--insecure"),
+        (_ssl_error("SOME_NEW_REASON"), FailureKind.OTHER, "names ank-server"),
         (ConnectionRefusedError(111, "Connection refused"), FailureKind.UNREACHABLE, ""),
         (TimeoutError(), FailureKind.UNREACHABLE, ""),
     ],
