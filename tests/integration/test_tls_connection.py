@@ -293,6 +293,26 @@ async def test_settings_from_the_command_line_reach_the_server(
         await server.stop()
 
 
+async def test_pem_contents_of_a_config_file_reach_an_ed25519_server(
+    tmp_path: Path, agent_name: str, recorder: RecordingHandler
+) -> None:
+    """``*_pem_content`` in the config file, Ed25519 keys: the texts read at startup make the session."""
+    pki = make_pki(tmp_path / "certs")
+    async with _terminated(pki.server, pki.ca) as (server, terminator):
+        conf = tmp_path / "agent.conf"
+        conf.write_text(
+            f"version = 'v1'\nname = '{agent_name}'\nserver_url = 'https://{terminator.address}'\n"
+            f"ca_pem_content = '''{pki.ca.cert_pem.decode()}'''\n"
+            f"crt_pem_content = '''{pki.agent.cert_pem.decode()}'''\n"
+            f"key_pem_content = '''{pki.agent.key_pem.decode()}'''\n"
+        )
+        config = parse_args(["-x", str(conf)], {}, default_config=tmp_path / "none")
+        assert config.tls is not None
+        async with _running(terminator, agent_name, config.tls, recorder):
+            await server.wait_for_agent(agent_name, timeout=10)
+        assert _dns_names(terminator.peer_certificates[-1]) == ["*"]
+
+
 @pytest.mark.parametrize("wrong", ["ca", "san"])
 async def test_refuses_a_server_it_cannot_verify(
     tmp_path: Path, agent_name: str, recorder: RecordingHandler, caplog: pytest.LogCaptureFixture, wrong: str
