@@ -242,10 +242,11 @@ class ServerConnection:
                 "" if self._tls is None else _TLS_HINT,
             )
         else:
-            logger.debug("retry %d in %.2f s: %s", state.attempt_number, delay, reason)
+            logger.debug("retry %d in %.2f s: %s", state.attempt_number, delay, err)
 
     async def _session(self) -> None:
         """One channel + call; always ends by raising ServerUnavailable or _StableSessionEnded."""
+        assert self._tls is None or self._bridge is not None, "TLS sessions run inside run()"
         channel = open_channel(self._address, self._timings, self._bridge)
         call = channel.stream_stream(
             CONNECT_AGENT,
