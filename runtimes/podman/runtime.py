@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 from podman import PodmanClient
 
@@ -25,7 +23,6 @@ from ankaios_agent.agent.errors import (
     RuntimeCreateFailed,
     RuntimeDeleteFailed,
     RuntimeUnavailable,
-    WorkloadConfigError,
 )
 from ankaios_agent.agent.model import InstanceName, WorkloadSpec
 from ankaios_agent.agent.ports import OwnedWorkload, StateChange
@@ -38,14 +35,11 @@ from ankaios_agent.runtimes.podman.client import (
 )
 from ankaios_agent.runtimes.podman.config import parse_runtime_config
 from ankaios_agent.runtimes.podman.monitor import Monitor, MonitorTimings
+from ankaios_agent.runtimes.podman.names import check_object_name, segment
 from ankaios_agent.runtimes.podman.options import translate, translate_general
 from ankaios_agent.runtimes.podman.states import AGENT_LABEL, NAME_LABEL, record_from_list_entry
 
 logger = logging.getLogger(__name__)
-
-# Podman refuses any other container name; checked before the call so that such a workload fails
-# once with a clear message instead of 21 retries of Podman's terse "names must match" error.
-_CONTAINER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
 CONTROL_INTERFACE_TARGET = "/run/ankaios/control_interface"
 
@@ -93,13 +87,9 @@ class PodmanRuntime:
         options = translate(instance, config.command_options)
         translate_general(instance, config.general_options, options)
         container_name = options.name or str(instance)
-        if not _CONTAINER_NAME.fullmatch(container_name):
-            raise WorkloadConfigError(
-                instance,
-                f"container name {container_name!r} is not accepted by Podman (only letters, digits, "
-                "'_', '.' and '-', starting with a letter or digit): rename the workload or give "
-                "--name in commandOptions",
-            )
+        check_object_name(
+            instance, container_name, "container", "rename the workload or give --name in commandOptions"
+        )
         if control_dir is not None:
             options.mounts.append(
                 {
@@ -133,7 +123,7 @@ class PodmanRuntime:
         except Exception as exc:
             raise self._create_error(instance, exc) from exc
         try:
-            client.api.post(f"/containers/{container_id}/start").raise_for_status()
+            client.api.post(f"/containers/{segment(container_id)}/start").raise_for_status()
         except Exception as exc:
             self._remove_quietly(client, instance, container_id)
             raise self._create_error(instance, exc) from exc
@@ -141,7 +131,7 @@ class PodmanRuntime:
 
     def _ensure_image(self, client: PodmanClient, image: str, pull: str) -> None:
         if pull in ("missing", "never"):
-            exists = client.api.get(f"/images/{quote(image, safe='')}/exists")
+            exists = client.api.get(f"/images/{segment(image)}/exists")
             if exists.status_code == 204:
                 return
             if pull == "never":
@@ -167,7 +157,7 @@ class PodmanRuntime:
         """Leave nothing half-made behind; only log if even that fails."""
         try:
             response = client.api.delete(
-                f"/containers/{container_id}", params={"force": "true", "timeout": 0}
+                f"/containers/{segment(container_id)}", params={"force": "true", "timeout": 0}
             )
             if response.status_code != 404:
                 response.raise_for_status()
@@ -203,10 +193,10 @@ class PodmanRuntime:
         """Stop with the container's own stop timeout, then remove; gone counts as success."""
         client = self._connection.call_client()
         try:
-            stop = client.api.post(f"/containers/{container_id}/stop")
+            stop = client.api.post(f"/containers/{segment(container_id)}/stop")
             if stop.status_code not in (304, 404):  # 304: already stopped
                 stop.raise_for_status()
-            remove = client.api.delete(f"/containers/{container_id}", params={"force": "true"})
+            remove = client.api.delete(f"/containers/{segment(container_id)}", params={"force": "true"})
             remove.raise_for_status()
         except Exception as exc:
             if is_not_found(exc):

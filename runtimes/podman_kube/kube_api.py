@@ -3,9 +3,15 @@
 Everything here runs in a worker thread (through ``agent.blocking.run_blocking``)
 and talks to Podman with podman-py's APIClient, taken from the podman runtime's
 ``PodmanConnection`` (one client per thread: requests sessions are not shared
-across threads). Transport
-and HTTP failures become ``KubeApiError`` carrying Podman's own text, and the
-runtime turns that into the typed errors of ``agent.errors``.
+across threads). Transport and HTTP failures become ``KubeApiError`` carrying
+Podman's own text, and the runtime turns that into the typed errors of
+``agent.errors``.
+
+Names and ids are data: each goes into a path as one quoted segment
+(``names.segment``) and into queries only through ``params``, so a name holding
+``?``, ``/`` or ``#`` addresses nothing but the object of exactly that name.
+The name filter of the volume listing is a regular expression, so the agent
+name in it is escaped.
 
 Endpoints (libpod API of Podman 4.3)::
 
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +38,7 @@ import requests
 from podman.api.client import APIResponse
 
 from ankaios_agent.runtimes.podman.client import PodmanConnection
+from ankaios_agent.runtimes.podman.names import segment
 from ankaios_agent.runtimes.podman_kube.bookkeeping import CONFIG_SUFFIX, DATA_LABEL
 from ankaios_agent.runtimes.podman_kube.states import ListedContainer
 
@@ -96,7 +104,7 @@ class KubeApi:
     def remove_pod(self, pod_id: str) -> None:
         """Stop and remove a pod by id; already gone is success."""
         try:
-            self._call("delete", f"/pods/{pod_id}", params={"force": "true"})
+            self._call("delete", f"/pods/{segment(pod_id)}", params={"force": "true"})
         except KubeApiError as err:
             if not err.gone:
                 raise
@@ -111,7 +119,7 @@ class KubeApi:
     def remove_volume(self, name: str) -> None:
         """Already gone is success."""
         try:
-            self._call("delete", f"/volumes/{name}")
+            self._call("delete", f"/volumes/{segment(name)}")
         except KubeApiError as err:
             if not err.gone:
                 raise
@@ -119,7 +127,7 @@ class KubeApi:
     def read_volume(self, name: str) -> Volume | None:
         """The volume's data label; None when there is no such volume."""
         try:
-            body = self._json(self._call("get", f"/volumes/{name}/json"))
+            body = self._json(self._call("get", f"/volumes/{segment(name)}/json"))
         except KubeApiError as err:
             if err.gone:
                 return None
@@ -130,7 +138,7 @@ class KubeApi:
 
     def config_volumes(self, agent: str) -> list[str]:
         """Names of volumes ending in ``.<agent>.config`` (the reference's listing filter)."""
-        pattern = f".{agent}{CONFIG_SUFFIX}$"
+        pattern = re.escape(f".{agent}{CONFIG_SUFFIX}") + "$"
         body = self._json(
             self._call("get", "/volumes/json", params={"filters": json.dumps({"name": [pattern]})})
         )

@@ -40,7 +40,7 @@ from ankaios_agent.runtimes.podman.client import PodmanConnection
 from ankaios_agent.runtimes.podman.monitor import MonitorTimings
 from ankaios_agent.runtimes.podman_kube import bookkeeping
 from ankaios_agent.runtimes.podman_kube.bookkeeping import BookkeepingError
-from ankaios_agent.runtimes.podman_kube.config import RUNTIME_NAME, parse_kube_config
+from ankaios_agent.runtimes.podman_kube.config import RUNTIME_NAME, check_workload_name, parse_kube_config
 from ankaios_agent.runtimes.podman_kube.kube_api import KubeApi, KubeApiError, KubePlayFailed
 from ankaios_agent.runtimes.podman_kube.monitor import KubeMonitor
 
@@ -83,6 +83,7 @@ class PodmanKubeRuntime:
             raise WorkloadConfigError(
                 instance, f"runtime {spec.runtime!r} given to the {RUNTIME_NAME} runtime"
             )
+        check_workload_name(instance)
         config = parse_kube_config(spec.runtime_config, instance)
         if control_dir is not None:
             logger.debug("workload %s: kube workloads get no control-interface mount", instance)
