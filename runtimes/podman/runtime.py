@@ -36,7 +36,7 @@ from ankaios_agent.runtimes.podman.client import (
 from ankaios_agent.runtimes.podman.config import parse_runtime_config
 from ankaios_agent.runtimes.podman.monitor import Monitor, MonitorTimings
 from ankaios_agent.runtimes.podman.names import check_object_name, segment
-from ankaios_agent.runtimes.podman.options import translate, translate_general
+from ankaios_agent.runtimes.podman.options import read_env_files, translate, translate_general
 from ankaios_agent.runtimes.podman.states import AGENT_LABEL, NAME_LABEL, record_from_list_entry
 
 logger = logging.getLogger(__name__)
@@ -86,6 +86,9 @@ class PodmanRuntime:
         config = parse_runtime_config(instance, spec.runtime_config)
         options = translate(instance, config.command_options)
         translate_general(instance, config.general_options, options)
+        if options.env_files:
+            file_env = await run_blocking(read_env_files, instance, options.env_files)
+            options.env = {**file_env, **options.env}
         container_name = options.name or str(instance)
         check_object_name(
             instance, container_name, "container", "rename the workload or give --name in commandOptions"
