@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from podman import PodmanClient
+from podman.errors import APIError
 
 from ankaios_agent.agent.blocking import run_blocking
 from ankaios_agent.agent.errors import (
@@ -193,13 +194,32 @@ class PodmanRuntime:
         return [str(entry["Id"]) for entry in entries]
 
     def _stop_and_remove(self, container_id: str) -> None:
-        """Stop with the container's own stop timeout, then remove; gone counts as success."""
+        """Stop with the container's own stop timeout, then remove; gone counts as success.
+
+        When Podman answers the stop with a refusal (a paused container, a state it cannot stop
+        from), the container is removed with force and no grace period, so a delete always
+        completes while Podman is reachable.
+        """
         client = self._connection.call_client()
+        path = f"/containers/{segment(container_id)}"
+        grace: dict[str, str | int] = {}
         try:
-            stop = client.api.post(f"/containers/{segment(container_id)}/stop")
+            stop = client.api.post(f"{path}/stop")
             if stop.status_code not in (304, 404):  # 304: already stopped
                 stop.raise_for_status()
-            remove = client.api.delete(f"/containers/{segment(container_id)}", params={"force": "true"})
+        except APIError as exc:
+            if is_not_found(exc):
+                return
+            if exc.status_code is None:  # Podman did not answer: nothing can be done now
+                raise
+            logger.warning(
+                "container %s: Podman refused to stop it (%s); removing it with force",
+                container_id[:12],
+                error_text(exc),
+            )
+            grace = {"timeout": 0}
+        try:
+            remove = client.api.delete(path, params={"force": "true", **grace})
             remove.raise_for_status()
         except Exception as exc:
             if is_not_found(exc):

@@ -288,3 +288,19 @@ async def test_env_file_naming_a_fifo_fails_that_workload_and_blocks_nothing(
             f"Pending(StartingFailed)/podman option '--env-file': env file '{fifo}' is not a regular file"
         )
         assert display_of(server, "good") == ["Running(Ok)/"]
+
+
+@pytest.mark.root  # rootless Podman on cgroup v1 cannot pause (no freezer delegation)
+async def test_deleting_a_paused_workload_reports_removed(
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
+) -> None:
+    """Podman refuses to stop a paused container; the delete still completes (forced removal), the
+    server gets Removed and no container is left."""
+    workloads = {"frozen": podman(agent_name, GOOD)}
+    async with running_agent(podman_env, agent_name, tmp_path, workloads) as server:
+        await server.wait_for_state("frozen", "Running(Ok)", timeout=SLOW)
+        podman_env.podman("pause", *podman_env.container_ids(f"agent={agent_name}"))
+        await server.delete_workload("frozen")
+        await server.wait_until(lambda: not server.state_of("frozen"), timeout=SLOW)
+        assert not any(s.startswith("Stopping(DeleteFailed)") for s in reported(server, agent_name, "frozen"))
+        assert podman_env.containers(f"agent={agent_name}") == []
