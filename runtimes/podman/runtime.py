@@ -1,11 +1,16 @@
 """The ``podman`` runtime: create, delete, list and watch this agent's containers.
 
-Seen from outside, a workload looks exactly as the reference agent makes it
-(spec §7.1.2): container name ``<workload>.<id>.<agent>`` (a user ``--name``
-wins), labels ``name=<workload>.<id>.<agent>`` and ``agent=<agent>``, the
-control-interface folder bind-mounted at ``/run/ankaios/control_interface``,
-started detached. Every call to Podman runs through ``run_blocking`` on a
-per-thread podman-py client; state changes come from the monitor.
+Seen from outside, a workload looks exactly as the reference agent makes it:
+container name ``<workload>.<id>.<agent>`` (a user ``--name`` wins), labels
+``name=<workload>.<id>.<agent>`` and ``agent=<agent>``, the control-interface
+folder bind-mounted at ``/run/ankaios/control_interface``, started detached.
+Every call to Podman runs through ``run_blocking`` on a per-thread podman-py
+client; state changes come from the monitor.
+
+The container name must follow Podman's object-name rule (``names``); a
+workload whose container name does not is refused before any call. A delete
+that Podman answers with a refusal to stop (a paused container) removes the
+container with force, so a delete completes whenever Podman is reachable.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """runtimeConfig of the ``podman-kube`` runtime and its translation to REST parameters.
 
-The runtimeConfig (spec §7.2.1) is YAML text holding a mapping::
+The runtimeConfig is YAML text holding a mapping::
 
     manifest: |          # required: Kubernetes YAML (one or more documents)
       apiVersion: v1
@@ -136,7 +136,7 @@ def check_workload_name(instance: InstanceName) -> None:
 
 
 def parse_kube_config(text: str, instance: InstanceName) -> KubeConfig:
-    """Parse and validate a podman-kube runtimeConfig (spec §7.2.1).
+    """Parse and validate a podman-kube runtimeConfig.
 
     Raises WorkloadConfigError whose reason names the problem; that text is
     what the user sees as ``Pending(StartingFailed)`` info.

@@ -1,6 +1,6 @@
-"""The ``podman-kube`` runtime: Kubernetes Pod manifests played on Podman (spec §7.2).
+"""The ``podman-kube`` runtime: Kubernetes Pod manifests played on Podman.
 
-Create (spec §7.2.2), over REST instead of the CLI:
+Create, over REST instead of the CLI:
 
 1. ``<inst>.config`` volume, label data = b64(runtimeConfig) (errors logged);
 2. ``POST /libpod/play/kube`` with the manifest and the translated playOptions;
@@ -12,10 +12,10 @@ torn down and the config volume is removed, so a retry can play again and an
 agent restart does not adopt a workload that never ran. A play refused because
 a pod of that name already exists tears nothing down: that pod is not ours.
 
-Delete (spec §7.2.3): kube down with the stored manifest (generalOptions are
+Delete: kube down with the stored manifest (generalOptions are
 not used), then remove the ``.pods`` and ``.config`` volumes. Already gone is
 success; when only some pods are gone, the remaining recorded pods are removed
-by id. Kube workloads get no control-interface mount (spec §7.2.1).
+by id. Kube workloads get no control-interface mount.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ class PodmanKubeRuntime:
             logger.warning("workload %s: cannot remove config volume: %s", instance, vol_err.reason)
 
     async def _write_volume(self, instance: InstanceName, volume: str, data: str) -> None:
-        """Bookkeeping failures are logged and creation goes on (spec §7.2.2)."""
+        """Bookkeeping failures are logged and creation goes on, as in the reference."""
         try:
             await run_blocking(self._api.replace_volume, volume, data)
         except KubeApiError as err:
@@ -202,7 +202,7 @@ class PodmanKubeRuntime:
             )
 
     async def _read_played(self, instance: InstanceName) -> _Played | None:
-        """Manifest and pod ids from the bookkeeping volumes (spec §7.2.4).
+        """Manifest and pod ids from the bookkeeping volumes.
 
         None when the config volume is missing or holds no usable runtimeConfig;
         KubeApiError when Podman cannot be asked (never mistaken for "gone").

@@ -1,4 +1,4 @@
-"""commandOptions → libpod create specification (issue 3 item 4, DESIGN "runtimeConfig commandOptions")."""
+"""commandOptions → libpod create specification: a table of podman run options, the rest refused."""
 
 from __future__ import annotations
 
@@ -164,19 +164,19 @@ CASES: list[tuple[tuple[str, ...], dict[str, object]]] = [
 def test_supported_option_sets_create_spec_field(
     tokens: tuple[str, ...], expected: dict[str, object]
 ) -> None:
-    """Issue 3 item 4: every supported option, in --opt value / --opt=value / short forms."""
+    """Every supported option, in --opt value / --opt=value / short forms."""
     spec = spec_of(*tokens)
     for key, value in expected.items():
         assert spec[key] == value, key
 
 
 def test_no_options_give_agent_name_labels_and_image_only() -> None:
-    """§7.1.2: container name and the two agent labels."""
+    """Container name and the two agent labels, as the reference sets them."""
     assert spec_of() == {"image": "img", "name": "wl.1.agent_A", "labels": AGENT_LABELS}
 
 
 def test_user_name_wins_but_agent_labels_win_over_user_labels() -> None:
-    """§7.1.2: --name in commandOptions wins; the agent's --label come last on the CLI, so they win."""
+    """--name in commandOptions wins; the agent's --label come last on the CLI, so they win."""
     spec = spec_of("--name", "mine", "-l", "agent=evil", "-l", "name=evil")
     assert spec["name"] == "mine"
     assert spec["labels"] == AGENT_LABELS
@@ -272,7 +272,7 @@ def test_env_file_at_the_limit_is_read(tmp_path: Path) -> None:
 
 
 def test_restart_is_refused_because_the_agent_owns_restarts() -> None:
-    """DESIGN: --restart is rejected; restartPolicy is the agent's job."""
+    """--restart is rejected; restartPolicy is the agent's job."""
     with pytest.raises(WorkloadConfigError, match=r"'--restart' is not allowed.*restartPolicy"):
         translate(INSTANCE, ["--restart", "always"])
 
@@ -302,7 +302,7 @@ def test_restart_is_refused_because_the_agent_owns_restarts() -> None:
     ],
 )
 def test_bad_option_gives_error_naming_the_option(tokens: list[str], message: str) -> None:
-    """Issue 3 item 4: anything unsupported or malformed is a create error naming the option."""
+    """Anything unsupported or malformed is a create error naming the option."""
     with pytest.raises(WorkloadConfigError) as info:
         translate(INSTANCE, tokens)
     assert message in info.value.reason
@@ -316,7 +316,7 @@ def test_health_options_without_health_cmd_are_an_error() -> None:
 def test_general_log_level_is_ignored_runtime_is_applied_others_refused(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Issue 3 item 4: generalOptions that make sense over REST are accepted, the rest refused."""
+    """generalOptions that make sense over REST are accepted, the rest refused."""
     opts = CreateOptions()
     translate_general(INSTANCE, ["--log-level", "debug", "--syslog", "--runtime=runc"], opts)
     assert opts.oci_runtime == "runc"
