@@ -128,20 +128,27 @@ def test_explicit_socket_that_does_not_answer_is_an_error(tmp_path: Path) -> Non
         PodmanConnection.discover(str(tmp_path / "none.sock"), tmp_path)
 
 
-def services_on(socket_path: Path) -> list[int]:
-    """Pids of live ``podman system service`` processes serving ``socket_path`` (from /proc)."""
-    found = []
+def service_processes(socket_path: Path) -> dict[int, int]:
+    """pid -> parent pid of every live ``podman system service`` process serving ``socket_path``."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
-        except (OSError, IndexError):
+            state, ppid = (entry / "stat").read_text().rpartition(")")[2].split()[:2]
+        except (OSError, ValueError):
             continue
         if state != "Z" and b"service" in argv and f"unix://{socket_path}".encode() in argv:
-            found.append(int(entry.name))
+            found[int(entry.name)] = int(ppid)
     return found
+
+
+def services_on(socket_path: Path) -> list[int]:
+    """One pid per service serving ``socket_path`` (rootless Podman may run as a parent that
+    re-executed itself into a user namespace, with the same command line)."""
+    processes = service_processes(socket_path)
+    return sorted(pid for pid, ppid in processes.items() if ppid not in processes)
 
 
 @pytest.fixture
@@ -213,7 +220,7 @@ def test_discovery_reuses_a_service_left_on_the_private_socket(short_run_folder:
         connection = PodmanConnection.discover(None, short_run_folder, env=nowhere_env(short_run_folder))
         try:
             assert connection.service is not None
-            assert connection.service.pid == leftover.pid
+            assert connection.service.pid in service_processes(short_run_folder / "podman.sock")
             assert connection.service.process is None
             assert services_on(short_run_folder / "podman.sock") == [leftover.pid]
             assert ping(connection.url)
