@@ -68,6 +68,14 @@ class KubePlayFailed(KubeApiError):
         self.pod_ids = pod_ids
 
 
+class KubeDownIncomplete(KubeApiError):
+    """Kube down answered success but could not stop or remove some pods (e.g. paused ones)."""
+
+    def __init__(self, reason: str, pod_ids: list[str]) -> None:
+        super().__init__(reason)
+        self.pod_ids = pod_ids
+
+
 @dataclass(frozen=True)
 class Volume:
     name: str
@@ -98,8 +106,23 @@ class KubeApi:
         return pod_ids
 
     def down(self, manifest: str) -> None:
-        """Tear down what ``manifest`` describes; KubeApiError(gone=True) if a pod is missing."""
-        self._call("delete", "/play/kube", data=manifest.encode())
+        """Tear down what ``manifest`` describes; KubeApiError(gone=True) if a pod is missing.
+
+        Podman answers 200 even when it could not stop or remove a pod, with the errors in
+        the per-pod reports; those raise KubeDownIncomplete naming the pods left behind.
+        """
+        body = self._json(self._call("delete", "/play/kube", data=manifest.encode()))
+        failed: dict[str, list[str]] = {}
+        if isinstance(body, dict):
+            for report in body.get("StopReport") or []:
+                if isinstance(report, dict) and report.get("Errs"):
+                    failed.setdefault(str(report.get("Id")), []).extend(map(str, report["Errs"]))
+            for report in body.get("RmReport") or []:
+                if isinstance(report, dict) and report.get("Err"):
+                    failed.setdefault(str(report.get("Id")), []).append(str(report["Err"]))
+        if failed:
+            texts = "; ".join(" ".join(" ".join(errs).split()) for errs in failed.values())
+            raise KubeDownIncomplete(f"kube down left {len(failed)} pods behind: {texts}", list(failed))
 
     def remove_pod(self, pod_id: str) -> None:
         """Stop and remove a pod by id; already gone is success."""

@@ -12,10 +12,11 @@ torn down and the config volume is removed, so a retry can play again and an
 agent restart does not adopt a workload that never ran. A play refused because
 a pod of that name already exists tears nothing down: that pod is not ours.
 
-Delete: kube down with the stored manifest (generalOptions are
-not used), then remove the ``.pods`` and ``.config`` volumes. Already gone is
-success; when only some pods are gone, the remaining recorded pods are removed
-by id. Kube workloads get no control-interface mount.
+Delete: kube down with the stored manifest (generalOptions are not used), then
+remove the ``.pods`` and ``.config`` volumes. Already gone is success; when only
+some pods are gone, the remaining recorded pods are removed by id, and pods kube
+down leaves behind (paused ones) are removed by id with force. Kube workloads
+get no control-interface mount.
 """
 
 from __future__ import annotations
@@ -41,7 +42,12 @@ from ankaios_agent.runtimes.podman.monitor import MonitorTimings
 from ankaios_agent.runtimes.podman_kube import bookkeeping
 from ankaios_agent.runtimes.podman_kube.bookkeeping import BookkeepingError
 from ankaios_agent.runtimes.podman_kube.config import RUNTIME_NAME, check_workload_name, parse_kube_config
-from ankaios_agent.runtimes.podman_kube.kube_api import KubeApi, KubeApiError, KubePlayFailed
+from ankaios_agent.runtimes.podman_kube.kube_api import (
+    KubeApi,
+    KubeApiError,
+    KubeDownIncomplete,
+    KubePlayFailed,
+)
 from ankaios_agent.runtimes.podman_kube.monitor import KubeMonitor
 
 logger = logging.getLogger(__name__)
@@ -162,10 +168,20 @@ class PodmanKubeRuntime:
     async def _tear_down(
         self, instance: InstanceName, manifest: str, pod_ids: Sequence[str] | None, *, quiet: bool
     ) -> None:
-        """kube down; pods already gone are success, leftovers are removed by id."""
+        """kube down; pods already gone are success, leftovers are removed by id.
+
+        Pods kube down could not remove (a paused pod) are removed by id with force, so a
+        delete completes whenever Podman is reachable.
+        """
         try:
             await run_blocking(self._api.down, manifest)
             return
+        except KubeDownIncomplete as err:
+            if quiet:
+                logger.debug("workload %s: kube down before play: %s", instance, err.reason)
+                return
+            logger.warning("workload %s: %s; removing them with force", instance, err.reason)
+            pod_ids = err.pod_ids
         except KubeApiError as err:
             if quiet:
                 logger.debug("workload %s: kube down before play: %s", instance, err.reason)

@@ -487,3 +487,18 @@ async def test_names_and_ids_are_one_path_segment_in_every_rest_call(kube: Kube)
     read = await asyncio.to_thread(api.read_volume, volume)
     assert read is not None and read.data == b64_no_pad(cache.runtime_config)
     await runtime.delete(cache.instance)
+
+
+@pytest.mark.root  # rootless Podman on cgroup v1 cannot pause (no freezer delegation)
+async def test_delete_of_a_paused_pod_completes(kube: Kube) -> None:
+    """A pod whose containers are paused is still torn down: pods and volumes are gone."""
+    runtime = kube.runtime()
+    spec = kube_spec(kube.agent, "frozen", pod_manifest(kube.pod_name("frozen"), kube.env.image, ("c", LONG)))
+    async with watching(runtime) as watch:
+        await runtime.create(spec, None)
+        await watch.wait_for(spec.instance, is_(State.RUNNING_OK))
+        kube.env.podman("pod", "pause", f"frozen-{kube.suffix}")
+        await watch.wait_for(spec.instance, is_(State.FAILED_UNKNOWN))
+        await runtime.delete(spec.instance)
+    assert kube.pod_ids(f"frozen-{kube.suffix}") == []
+    assert kube.volumes() == {}
