@@ -92,10 +92,21 @@ async def _supervise(
     config: AgentConfig, manager: AgentManager, outbox: Outbox, stop: asyncio.Event, timings: AppTimings
 ) -> int:
     connection = ServerConnection(
-        config.server_address, config.name, outbox, manager.handle, manager.on_connected, timings.connection
+        config.server_address,
+        config.name,
+        outbox,
+        manager.handle,
+        manager.on_connected,
+        timings.connection,
+        tls=config.tls,
     )
     logger.info(
-        "agent %r starting; server %s, run folder %s", config.name, config.server_url, config.io_folder
+        "agent %r starting; server %s (%s, protocol %s), run folder %s",
+        config.name,
+        config.server_url,
+        "mutual TLS" if config.tls is not None else "plain HTTP/2",
+        config.protocol.value,
+        config.io_folder,
     )
     conn_task = asyncio.create_task(connection.run(), name="connection")
     manager_task = asyncio.create_task(manager.run(), name="manager")

@@ -1,8 +1,8 @@
-"""``ank-agent``: parse the command line, set up logging, run the agent (spec §2).
+"""``ank-agent``: parse the settings, set up logging, run the agent.
 
 User errors are one line on stderr and a non-zero exit, never a traceback:
-exit 2 for a bad command line, 1 for an unusable run folder or a failure to
-start (like the reference).
+exit 2 for bad settings (command line, environment, config file, TLS files),
+1 for an unusable run folder or a failure to start.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 from ankaios_agent.agent.config import AgentConfig, parse_args, prepare_io_folder
 from ankaios_agent.agent.errors import AgentError, UsageError
+
+logger = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -41,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ank-agent: error: {err}", file=sys.stderr)
         return 2
     setup_logging(config.log_level)
+    for notice in config.notices:
+        logger.warning("%s", notice)
     try:
         prepare_io_folder(config)
         return _run(config)

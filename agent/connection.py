@@ -1,9 +1,10 @@
-"""The one gRPC stream to the Ankaios server (spec §1.7, §3.2; DESIGN "Data flow").
+"""The one gRPC stream to the Ankaios server.
 
 One *session* = one channel + one ``ConnectAgent`` call:
 
-1. open a fresh channel (local subchannel pool, so no back-off state of a dead
-   server is inherited) and the bidirectional call;
+1. open a fresh channel (:func:`open_channel`: plain HTTP/2, or mutual TLS when
+   the settings carry certificates; a local subchannel pool, so no back-off
+   state of a dead server is inherited) and the bidirectional call;
 2. write ``AgentHello`` -- always the first message of every session;
 3. wait until the server has accepted the call (its response headers), log
    "connected" and await ``on_connected`` *before* reading anything, so the
@@ -20,10 +21,18 @@ retry comes within ~100 ms, the delay is capped at ``max_backoff``. A session
 that stayed up for ``stable_after`` resets the back-off. Connection-state
 changes are logged once each (connected / lost / unreachable), not per retry.
 
+Message size: the server sends the complete cluster state in one message (the
+answer to the agent's own state request after each hello), which grows with the
+cluster and passes gRPC's default 4 MiB receive limit on a big one. The agent
+accepts up to ``max_receive_bytes`` (256 MiB by default). A stream that still
+breaks with RESOURCE_EXHAUSTED (a bigger message, or a server out of resources)
+would break again at once, so it is logged as such and retried only after
+``too_large_backoff`` instead of flapping every second.
+
 Cancelling ``run`` cancels the call and closes the channel: the server sees a
-stream error (RST_STREAM), which the v0.3.1 server turns into
-AgentDisconnected for our workloads, exactly like a killed reference agent. We
-never half-close the request stream and never send Goodbye (spec §3.4).
+stream error (RST_STREAM) and marks our workloads AgentDisconnected, exactly as
+for a killed agent. We never half-close the request stream and never send
+Goodbye: a server keeps such an agent listed as connected.
 
 gRPC keepalive pings (``keepalive_time`` + ``keepalive_timeout``, 30 s by
 default) make a silently dead server (half-open TCP) fail the call within 60 s.
@@ -50,11 +59,19 @@ from ankaios_agent.agent import conversion
 from ankaios_agent.agent.errors import ConversionError, ServerUnavailable
 from ankaios_agent.agent.model import FromServerMessage
 from ankaios_agent.agent.outbox import Outbox
+from ankaios_agent.agent.tls import TlsMaterial
 from ankaios_agent.proto import ankaios_pb2 as pb
 
 logger = logging.getLogger(__name__)
 
-CONNECT_AGENT = "/ankaios.AgentConnection/ConnectAgent"  # spec §1.1
+CONNECT_AGENT = "/ankaios.AgentConnection/ConnectAgent"
+
+# gRPC reports a refused TLS handshake only as "unavailable": say what to check.
+_TLS_HINT = (
+    "; over TLS also check that the server certificate is signed by the configured CA, names "
+    "ank-server and has an ECDSA or RSA key (gRPC cannot verify Ed25519 servers), and that the "
+    "server trusts the agent's certificate"
+)
 
 Handler = Callable[[FromServerMessage], Awaitable[None]]
 OnConnected = Callable[[], Awaitable[None]]
@@ -66,13 +83,18 @@ class ConnectionTimings:
 
     first_retry: float = 0.05  # first back-off step; plus up to `jitter` -> within 100 ms
     jitter: float = 0.05
-    # Issue 2 caps the back-off at 2 s; 1 s keeps "connected again within 1 s of the server
-    # being back" (issue 2, done-when) and equals the reference's fixed 1 s (spec §3.2).
+    # 1 s: the agent is connected again within about a second of the server being back,
+    # and a reference agent also retries every second.
     max_backoff: float = 1.0
     stable_after: float = 1.0  # a session up this long resets the back-off
     connect_timeout: float = 10.0  # dial + hello + response headers
     keepalive_time_ms: int = 20_000
     keepalive_timeout_ms: int = 10_000
+    # Far above the complete state of any real cluster (tens of thousands of workloads with
+    # their runtimeConfig stay below 100 MiB), still a bound on what one message may take.
+    max_receive_bytes: int = 256 * 1024 * 1024
+    # A message too large now is too large on the next attempt too: wait long, don't flap.
+    too_large_backoff: float = 30.0
 
     def channel_options(self) -> list[tuple[str, Any]]:
         return [
@@ -90,15 +112,32 @@ class ConnectionTimings:
             ("grpc.min_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", int(self.max_backoff * 1000)),
             ("grpc.enable_retries", 0),
+            ("grpc.max_receive_message_length", self.max_receive_bytes),
         ]
+
+
+def open_channel(address: str, tls: TlsMaterial | None, timings: ConnectionTimings) -> grpc.aio.Channel:
+    """A new channel to ``address``: mutual TLS with ``tls``, else plain HTTP/2."""
+    options = timings.channel_options()
+    if tls is None:
+        return grpc.aio.insecure_channel(address, options=options)
+    # The server is verified by the name its certificate is issued for, not by the URL's host.
+    options.append(("grpc.ssl_target_name_override", tls.server_name))
+    return grpc.aio.secure_channel(address, tls.channel_credentials(), options=options)
+
+
+class MessageTooLarge(ServerUnavailable):
+    """The stream broke with RESOURCE_EXHAUSTED: a message above a side's limit."""
 
 
 @contextlib.contextmanager
 def _grpc_errors(address: str) -> Iterator[None]:
-    """Translate grpc's exceptions into ServerUnavailable (STYLE "errors at the edge")."""
+    """Translate grpc's exceptions into ServerUnavailable."""
     try:
         yield
     except grpc.aio.AioRpcError as err:
+        if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            raise MessageTooLarge(address, f"{err.code().name}: {err.details()}") from err
         raise ServerUnavailable(address, f"{err.code().name}: {err.details()}") from err
     except TimeoutError as err:  # before OSError, its base class
         raise ServerUnavailable(address, "no answer from the server in time") from err
@@ -118,7 +157,7 @@ class _StableSessionEnded(Exception):
 
 
 class ServerConnection:
-    def __init__(  # noqa: PLR0917 (positional order fixed by the team contract)
+    def __init__(  # noqa: PLR0917 (every caller passes these positionally)
         self,
         address: str,
         agent_name: str,
@@ -126,6 +165,8 @@ class ServerConnection:
         handler: Handler,
         on_connected: OnConnected,
         timings: ConnectionTimings = ConnectionTimings(),
+        *,
+        tls: TlsMaterial | None = None,
     ) -> None:
         self._address = address
         self._agent_name = agent_name
@@ -133,6 +174,7 @@ class ServerConnection:
         self._handler = handler
         self._on_connected = on_connected
         self._timings = timings
+        self._tls = tls
         self._connected = False
         self._unreachable_logged = False
         self._sessions = 0
@@ -152,9 +194,7 @@ class ServerConnection:
         while True:
             retrying = tenacity.AsyncRetrying(
                 retry=tenacity.retry_if_exception_type(ServerUnavailable),
-                wait=tenacity.wait_exponential_jitter(
-                    multiplier=t.first_retry, max=t.max_backoff, jitter=t.jitter
-                ),
+                wait=_wait_for(t),
                 stop=tenacity.stop_never,
                 before_sleep=self._log_retry,
                 reraise=True,
@@ -168,17 +208,18 @@ class ServerConnection:
         if not self._unreachable_logged:
             self._unreachable_logged = True
             logger.warning(
-                "server %s is not reachable (%s); retrying with back-off up to %.1f s",
+                "server %s is not reachable (%s); retrying with back-off up to %.1f s%s",
                 self._address,
                 getattr(err, "reason", err),
                 self._timings.max_backoff,
+                "" if self._tls is None else _TLS_HINT,
             )
         else:
             logger.debug("retry %d in %.2f s: %s", state.attempt_number, delay, err)
 
     async def _session(self) -> None:
         """One channel + call; always ends by raising ServerUnavailable or _StableSessionEnded."""
-        channel = grpc.aio.insecure_channel(self._address, options=self._timings.channel_options())
+        channel = open_channel(self._address, self._tls, self._timings)
         call = channel.stream_stream(
             CONNECT_AGENT,
             request_serializer=pb.ToServer.SerializeToString,
@@ -194,6 +235,8 @@ class ServerConnection:
             await self._run_hook()
             cause = await self._exchange(call)
             self._mark_lost(cause)
+            if isinstance(cause, MessageTooLarge):
+                raise cause  # never resets the back-off: the same message comes again
             if time.monotonic() - connected_at >= self._timings.stable_after:
                 raise _StableSessionEnded(cause)
             raise cause
@@ -238,6 +281,16 @@ class ServerConnection:
     def _mark_lost(self, cause: ServerUnavailable) -> None:
         # Logged once here; the retries that follow log only at debug level.
         self._unreachable_logged = True
+        if isinstance(cause, MessageTooLarge):
+            logger.error(
+                "connection to server %s broke on a message too large (%s; this agent accepts up to "
+                "%d MiB); the same message would come again, so retrying in %.0f s",
+                self._address,
+                cause.reason,
+                self._timings.max_receive_bytes // (1024 * 1024),
+                self._timings.too_large_backoff,
+            )
+            return
         logger.warning("connection to server %s lost (%s); reconnecting", self._address, cause.reason)
 
     async def _run_hook(self) -> None:
@@ -260,7 +313,7 @@ class ServerConnection:
                 try:
                     await self._handler(msg)
                 except Exception:
-                    # One message must never kill the agent (brief quality bar); log and go on.
+                    # One message must never kill the agent; log and go on.
                     logger.exception("handling %s from the server failed", type(msg).__name__)
 
     async def _write_outbox(self, call: grpc.aio.StreamStreamCall[pb.ToServer, pb.FromServer]) -> None:
@@ -275,6 +328,20 @@ class ServerConnection:
                     continue
                 await call.write(wire)
                 self._outbox.confirm(msg)
+
+
+def _wait_for(timings: ConnectionTimings) -> Callable[[tenacity.RetryCallState], float]:
+    """Back-off: exponential with jitter up to ``max_backoff``; a too large message waits longer."""
+    exponential = tenacity.wait_exponential_jitter(
+        multiplier=timings.first_retry, max=timings.max_backoff, jitter=timings.jitter
+    )
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        if state.outcome is not None and isinstance(state.outcome.exception(), MessageTooLarge):
+            return timings.too_large_backoff
+        return exponential(state)
+
+    return wait
 
 
 def _failure(task: asyncio.Task[None], address: str) -> ServerUnavailable | None:

@@ -1,8 +1,14 @@
 """The agent's domain model: plain frozen dataclasses and enums.
 
 Nothing here knows about protobuf, gRPC, Podman or asyncio. The conversion
-modules at the two edges (``agent.conversion`` for the server stream,
-``control_interface.framing`` for the FIFOs) translate to and from the wire.
+modules at the edges translate to and from the wire: per dialect one for the
+server stream (``agent.conversion`` for v0.3.1, ``agent.dialect_v1.conversion``
+for v1.0.1) and one for the FIFOs (``control_interface.framing``,
+``agent.dialect_v1.control_codec``).
+
+Types and fields that only v1.0.1 carries (workload files, control-interface
+access rules, configs, logs, load status, agent tags) have empty defaults: the
+v0.3.1 dialect simply leaves them empty.
 """
 
 from __future__ import annotations
@@ -114,6 +120,21 @@ class ExecutionState:
         return cls(State.PENDING_STARTING_FAILED, info)
 
     @classmethod
+    def retrying(cls, retry: int, error: str) -> ExecutionState:
+        """v1.0.1: a failed, retryable create attempt; ``retry`` counts from 1 and never ends."""
+        return cls(State.PENDING_STARTING, f"{RETRY_INFO_PREFIX}{retry}: {error}")
+
+    @classmethod
+    def unsupported_runtime(cls) -> ExecutionState:
+        """v1.0.1: the workload names a runtime this agent does not run (final, no retry)."""
+        return cls(State.PENDING_STARTING_FAILED, UNSUPPORTED_RUNTIME)
+
+    @classmethod
+    def files_failed(cls, reason: str) -> ExecutionState:
+        """v1.0.1: a workload file could not be written (final, no retry)."""
+        return cls(State.PENDING_STARTING_FAILED, f"Failed to create workload file: '{reason}'")
+
+    @classmethod
     def running(cls) -> ExecutionState:
         return cls(State.RUNNING_OK)
 
@@ -155,6 +176,9 @@ class ExecutionState:
 
 
 NO_MORE_RETRIES = "No more retries."
+RETRY_INFO_PREFIX = "Retry "
+"""v1.0.1 retry states read ``Retry <n>: <error>``; clients look for this prefix."""
+UNSUPPORTED_RUNTIME = "Unsupported Runtime"
 
 
 class AddCondition(enum.Enum):
@@ -182,9 +206,87 @@ def _frozen_map(items: Mapping[K, V] | None = None) -> Mapping[K, V]:
     return MappingProxyType(dict(items or {}))
 
 
+class Operation(enum.Enum):
+    """What a state rule grants or forbids (values: the manifest spellings)."""
+
+    NOTHING = "Nothing"
+    READ = "Read"
+    WRITE = "Write"
+    READ_WRITE = "ReadWrite"
+
+
+@dataclass(frozen=True)
+class StateRule:
+    """Access to parts of the complete state: dot paths, a segment may be ``*``."""
+
+    operation: Operation
+    filter_masks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LogRule:
+    """Access to the logs of workloads: names, each with at most one ``*``."""
+
+    workload_names: tuple[str, ...]
+
+
+AccessRule = StateRule | LogRule
+
+
+@dataclass(frozen=True)
+class AccessRules:
+    """A workload's ``controlInterfaceAccess``: allow and deny rules in the order the server sent them.
+
+    The v0.3.1 dialect leaves both empty (it gives every workload a control
+    interface regardless).
+    """
+
+    allow: tuple[AccessRule, ...] = ()
+    deny: tuple[AccessRule, ...] = ()
+
+    @property
+    def needs_control_interface(self) -> bool:
+        """v1.0.1: a workload gets a control interface iff it has at least one allow rule."""
+        return bool(self.allow)
+
+
+NO_ACCESS_RULES = AccessRules()
+
+
+@dataclass(frozen=True)
+class TextContent:
+    text: str
+    """Written as UTF-8."""
+
+
+@dataclass(frozen=True)
+class Base64Content:
+    encoded: str
+    """Standard base64 as received; decoded only when the file is planned and written."""
+
+
+FileContent = TextContent | Base64Content
+
+
+@dataclass(frozen=True)
+class WorkloadFile:
+    """A file the agent writes for a workload and mounts read-only at ``mount_point``."""
+
+    mount_point: str
+    content: FileContent
+
+
 @dataclass(frozen=True)
 class WorkloadSpec:
-    """What the server asks this agent to run (an AddedWorkload)."""
+    """What the server asks this agent to run (an AddedWorkload).
+
+    Equality covers every field: a spec that differs in anything (files, access
+    rules, tags, ...) is a different spec even when its instance name is equal.
+    ``tags`` keep the wire order; v1.0.1 sends them as a map, which arrives in
+    key order. ``configs`` maps the workload's config aliases to config keys as
+    the server sent them; the server has already rendered every template, so
+    the agent never reads them to render anything.
+    """
 
     instance: InstanceName
     runtime: str
@@ -192,9 +294,13 @@ class WorkloadSpec:
     restart_policy: RestartPolicy = RestartPolicy.NEVER
     dependencies: Mapping[str, AddCondition] = field(default_factory=_frozen_map)
     tags: tuple[tuple[str, str], ...] = ()
+    configs: Mapping[str, str] = field(default_factory=_frozen_map)
+    files: tuple[WorkloadFile, ...] = ()
+    control_interface_access: AccessRules = NO_ACCESS_RULES
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dependencies", _frozen_map(self.dependencies))
+        object.__setattr__(self, "configs", _frozen_map(self.configs))
 
     @property
     def name(self) -> str:
@@ -240,9 +346,10 @@ class UpdateWorkloadState:
 class Response:
     """A response to a control-interface request.
 
-    ``body`` is the serialized ``ankaios.Response`` *without* its requestId: the
-    agent only routes responses and never looks inside them, so the payload stays
-    opaque bytes between the two protobuf edges.
+    ``body`` is the serialized Response of the session's dialect (``ankaios`` or
+    ``ank_base``) *without* its requestId: the agent only routes responses and
+    never looks inside them, so the payload stays opaque bytes between the two
+    protobuf edges.
     """
 
     request_id: str
@@ -263,7 +370,40 @@ class DesiredState:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class ServerHello:
+    """v1.0.1: every workload the server assigns to this agent, sent after each hello."""
+
+    added: tuple[WorkloadSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class LogsRequest:
+    """v1.0.1: collect logs of some of this agent's workloads.
+
+    ``request_id`` is the server's full id and is echoed unchanged in every
+    answer. ``tail`` None means all lines; the server may send a negative one.
+    ``since``/``until`` are passed to the runtime as given.
+    """
+
+    request_id: str
+    workloads: tuple[InstanceName, ...] = ()
+    follow: bool = False
+    tail: int | None = None
+    since: str | None = None
+    until: str | None = None
+
+
+@dataclass(frozen=True)
+class LogsCancelRequest:
+    """v1.0.1: stop the log collection started under ``request_id`` (if this agent has one)."""
+
+    request_id: str
+
+
 FromServerMessage = UpdateWorkload | UpdateWorkloadState | Response | DesiredState
+FromServerMessageV1 = FromServerMessage | ServerHello | LogsRequest | LogsCancelRequest
+"""What a v1.0.1 session delivers: the v0.3.1 set plus the new messages."""
 
 
 # --- messages to the server, before conversion -------------------------------
@@ -273,7 +413,8 @@ FromServerMessage = UpdateWorkload | UpdateWorkloadState | Response | DesiredSta
 class Request:
     """A control-interface request on its way to the server.
 
-    ``body`` is the serialized ``ankaios.Request`` *without* its requestId.
+    ``body`` is the serialized Request of the session's dialect *without* its
+    requestId.
     """
 
     request_id: str
@@ -287,8 +428,99 @@ class DesiredStateRequest:
     request_id: str
 
 
+@dataclass(frozen=True)
+class AgentHello:
+    """The first message of every session; v1.0.1 also carries the agent's tags."""
+
+    agent_name: str
+    tags: Mapping[str, str] = field(default_factory=_frozen_map)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", _frozen_map(self.tags))
+
+
+@dataclass(frozen=True)
+class AgentLoadStatus:
+    """v1.0.1: the node's load, sent periodically: CPU in whole percent, free memory in bytes."""
+
+    agent_name: str
+    cpu_usage: int
+    free_memory: int
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    instance: InstanceName
+    message: str
+
+
+@dataclass(frozen=True)
+class LogEntries:
+    """v1.0.1: lines read for the log collection ``request_id`` (the server's id, unchanged)."""
+
+    request_id: str
+    entries: tuple[LogEntry, ...]
+
+
+@dataclass(frozen=True)
+class LogsStopped:
+    """v1.0.1: the log stream of ``instance`` in the collection ``request_id`` has ended."""
+
+    request_id: str
+    instance: InstanceName
+
+
 ToServerMessage = WorkloadState | Request | DesiredStateRequest
+ToServerMessageV1 = ToServerMessage | AgentLoadStatus | LogEntries | LogsStopped
+"""What a v1.0.1 session sends besides the hello: the v0.3.1 set plus the new messages."""
 
 # Request ids starting with this text belong to the agent itself: the routing prefix
 # (text before the first "@") is empty, and no workload can be named "".
 AGENT_REQUEST_PREFIX = REQUEST_ID_SEPARATOR + "ank-agent/"
+
+
+# --- control interface (v1.0.1), after decoding a workload's frame ------------
+
+
+@dataclass(frozen=True)
+class ControlHello:
+    """The handshake a workload must send first on its control interface."""
+
+    protocol_version: str
+
+
+class RequestKind(enum.Enum):
+    """Which request a workload sent; NONE (no content) is never forwarded."""
+
+    NONE = None
+    UPDATE_STATE = "updateStateRequest"
+    COMPLETE_STATE = "completeStateRequest"
+    LOGS = "logsRequest"
+    LOGS_CANCEL = "logsCancelRequest"
+    EVENTS_CANCEL = "eventsCancelRequest"
+
+
+@dataclass(frozen=True)
+class WorkloadRequest:
+    """A workload's request with what authorization needs to see.
+
+    ``request`` carries the id as the workload sent it and the opaque body.
+    ``masks`` are the fieldMask (complete state) or updateMask (update state);
+    ``log_workloads`` the workload names of a logs request. ``has_new_state``
+    tells an update without ``newState`` apart: the v1.0.1 server breaks the
+    agent's whole connection on one, so it must be answered locally.
+    """
+
+    request: Request
+    kind: RequestKind
+    masks: tuple[str, ...] = ()
+    log_workloads: tuple[str, ...] = ()
+    subscribe_for_events: bool = False
+    has_new_state: bool = False
+
+    @property
+    def forwardable(self) -> bool:
+        """False for requests the server cannot take without dropping the agent's connection."""
+        if self.kind is RequestKind.NONE:
+            return False
+        return self.kind is not RequestKind.UPDATE_STATE or self.has_new_state

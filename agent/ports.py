@@ -105,14 +105,20 @@ class Runtime(Protocol):
         ...
 
     async def list_owned(self) -> list[OwnedWorkload]:
-        """Every instance of this agent that exists on the runtime, with its state."""
+        """Every instance of this agent that exists on the runtime, with its state.
+
+        Each state is the runtime's latest observation: never older than a
+        change ``events()`` yielded before ``list_owned`` returned, so a change
+        that was yielded while no one could take it yet is not lost in an
+        adoption. Later changes follow on ``events()``.
+        """
         ...
 
     def events(self) -> AsyncIterator[StateChange]:
         """One endless stream of state changes of this agent's instances.
 
-        The first item for an instance is its state as first seen (after a
-        create, or at subscription time for existing ones); then one item per
-        change. An instance that disappears yields ``Failed(Lost)``.
+        A new subscription first yields the latest observed state of every
+        instance the runtime knows; then one item per change, in the order
+        observed, none dropped. An instance that disappears yields ``Failed(Lost)``.
         """
         ...

@@ -31,7 +31,10 @@ async def assemble(config: AgentConfig, sink: MessageSink) -> AsyncIterator[Agen
         timings = PodmanTimings()
         podman = PodmanRuntime(connection, config.name, timings)
         kube = PodmanKubeRuntime(connection, config.name, timings.monitor)
-        runtimes: dict[str, Runtime] = {podman.name: podman, kube.name: kube}
+        # Only the runtimes the settings enable; a workload for another one is an unknown runtime.
+        runtimes: dict[str, Runtime] = {
+            runtime.name: runtime for runtime in (podman, kube) if runtime.name in config.runtimes
+        }
         control_interfaces = ControlInterfaces(config.io_folder, forward=sink.send)
         yield Manager(config.name, runtimes, control_interfaces, sink, AgentTimings())
     finally:

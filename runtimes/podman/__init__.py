@@ -1,4 +1,4 @@
-"""The ``podman`` runtime (DESIGN "Runtimes sit behind one small protocol")."""
+"""The ``podman`` runtime."""
 
 from ankaios_agent.runtimes.podman.client import PodmanConnection
 from ankaios_agent.runtimes.podman.monitor import MonitorTimings

@@ -1,4 +1,4 @@
-"""Reaching Podman: socket discovery, a private service, clients, error translation.
+"""Reaching Podman: socket discovery, a private service, clients.
 
 Discovery order: ``--podman-socket``, then ``CONTAINER_HOST``, then the
 rootful ``/run/podman/podman.sock`` (as root) or the rootless
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import requests
 from podman import PodmanClient
-from podman.errors import APIError, PodmanError
+from podman.errors import PodmanError
 
 from ankaios_agent.agent.errors import RuntimeUnavailable
 
@@ -70,34 +70,6 @@ def ping(url: str, timeout: float = 3.0) -> bool:
             return bool(client.ping())
     except (PodmanError, requests.RequestException, OSError, ValueError):
         return False
-
-
-def error_text(exc: BaseException) -> str:
-    """Podman's own message for ``exc`` (what the reference shows as stderr)."""
-    cause = _unreachable_cause(exc)
-    if cause is not None:
-        return f"cannot reach Podman: {cause}"
-    if isinstance(exc, APIError) and exc.explanation:
-        return str(exc.explanation)
-    return str(exc)
-
-
-def _unreachable_cause(exc: BaseException) -> BaseException | None:
-    """The socket error behind ``exc`` when Podman could not be reached at all.
-
-    podman-py wraps every OSError (refused or missing socket, broken connection) in an
-    ``APIError("GET operation failed")`` without a status; that text alone tells an
-    operator nothing, so the cause is dug out of ``__cause__``.
-    """
-    if isinstance(exc, requests.ConnectionError | ConnectionError | FileNotFoundError):
-        return exc
-    if isinstance(exc, APIError) and exc.status_code is None and isinstance(exc.__cause__, OSError):
-        return exc.__cause__
-    return None
-
-
-def is_not_found(exc: BaseException) -> bool:
-    return isinstance(exc, APIError) and exc.status_code == 404
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""runtimeConfig of the ``podman`` runtime, parsed and validated once.
+"""The runtimeConfig of the ``podman`` runtime, parsed and validated once.
 
 The text is YAML holding a mapping with ``image`` (required string) and the
 optional string lists ``commandOptions``, ``commandArgs`` and

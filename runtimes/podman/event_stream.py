@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Protocol
 
 from ankaios_agent.agent.blocking import run_blocking
-from ankaios_agent.runtimes.podman.client import PodmanConnection, error_text
+from ankaios_agent.runtimes.podman.client import PodmanConnection
+from ankaios_agent.runtimes.podman.engine_errors import translate
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,21 @@ class EventStream:
         self._sock: socket.socket | None = None
 
     def run(self) -> None:
+        """The thread's body: ``_follow`` restarted with back-off after any surprise, until stopped."""
+        delay = self._timings.reconnect_initial_s
+        while not self._stop.is_set():
+            try:
+                self._follow()
+                return
+            except Exception:
+                logger.exception(
+                    "podman event stream thread failed unexpectedly; restarting it in %.1f s", delay
+                )
+                self._call(self._monitor.stream_down, "event stream thread failed")
+                self._stop.wait(delay)
+                delay = min(delay * 2, self._timings.reconnect_max_s)
+
+    def _follow(self) -> None:
         delay = self._timings.reconnect_initial_s
         filters = self._filters
         # The listener hears about a lost stream once per outage, not once per retry, so a
@@ -70,8 +86,9 @@ class EventStream:
         down_reported = False
         while not self._stop.is_set():
             reason = "stream ended"
-            client = self._connection.stream_client()
+            client = None
             try:
+                client = self._connection.stream_client()
                 response = client.api.get(
                     "/events", params={"stream": "true", "filters": filters}, stream=True
                 )
@@ -86,11 +103,15 @@ class EventStream:
                     if line:
                         self._call(self._monitor.event_line, line)
             except Exception as exc:
-                reason = error_text(exc)
+                error = translate("follow events", exc)
+                if error is None:
+                    raise  # a bug, not Podman: the supervisor in ``run`` logs it
+                reason = error.reason
             finally:
                 self._sock = None
-                with contextlib.suppress(Exception):
-                    client.close()  # type: ignore[no-untyped-call]
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        client.close()  # type: ignore[no-untyped-call]
             if self._stop.is_set():
                 return
             if down_reported:

@@ -1,42 +1,39 @@
-"""The monitor: one Podman event subscription plus a periodic relist (PLEG style).
+"""The podman runtime's monitor: what it maps onto the shared ``MonitorCore``.
 
-* A dedicated thread holds the event stream of this agent's containers
-  (filtered by the ``agent=<agent>`` label; no read timeout) and hands every
-  event line to the event loop with ``call_soon_threadsafe``. It reconnects
-  with exponential back-off and never touches agent state itself.
-* ``start``/``died``/``pause``/``unpause``/``remove`` events update the
+* The event stream is filtered by this agent's ``agent=<agent>`` label.
+  ``start``/``died``/``pause``/``unpause``/``remove`` events update the
   snapshot directly, so a container's ``Running(Ok)`` is reported from its
   start event even if it exits a moment later, and exits are seen in
   milliseconds.
-* A relist (``GET /libpod/containers/json`` filtered by the label) runs every
-  ``relist_interval_s`` and whenever the stream (re)connects; the pure
-  ``events_from(old, new)`` turns the difference into state changes. Events
-  that arrive while a relist is in flight win over its (older) data.
-* When Podman cannot be reached, states are kept for ``outage_grace_s``;
-  after that every known instance is reported ``Failed(Unknown)`` with the
-  reference's text, and the first successful relist reports them all again.
+* A relist (``GET /libpod/containers/json`` filtered by the label) diffs the
+  snapshot through the pure ``events_from(old, new)``. Events handled while a
+  relist is in flight win over its (older) data.
+* After an outage longer than the grace period every known instance is
+  reported ``Failed(Unknown)`` with the reference's text.
+* ``list_owned`` lists through the same relist, so the states it returns are
+  never older than a change already reported.
 
-Idle cost: one blocked thread and one list call per relist interval,
-independent of the number of workloads.
+Idle cost: one blocked thread and one list call per (long) safety relist
+interval, independent of the number of workloads.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ankaios_agent.agent.blocking import run_blocking
+from ankaios_agent.agent.errors import EngineCallFailed, EngineNotFound
 from ankaios_agent.agent.model import ExecutionState, InstanceName
 from ankaios_agent.agent.ports import StateChange
-from ankaios_agent.runtimes.podman.client import PodmanConnection, error_text, is_not_found, list_containers
-from ankaios_agent.runtimes.podman.event_stream import following
+from ankaios_agent.runtimes.podman.client import PodmanConnection, list_containers
+from ankaios_agent.runtimes.podman.engine_errors import check, podman_call
+from ankaios_agent.runtimes.podman.monitor_core import MonitorCore, MonitorTimings
 from ankaios_agent.runtimes.podman.states import (
     AGENT_LABEL,
     ERROR_GETTING_STATE,
@@ -52,15 +49,7 @@ logger = logging.getLogger(__name__)
 Snapshot = Mapping[str, ContainerRecord]
 
 
-@dataclass(frozen=True)
-class MonitorTimings:
-    relist_interval_s: float = 5.0
-    relist_retry_s: float = 1.0  # while Podman is unreachable
-    outage_grace_s: float = 10.0
-    reconnect_initial_s: float = 0.1
-    reconnect_max_s: float = 5.0
-    queue_size: int = 10_000
-    forgotten_memory: int = 1_000
+__all__ = ["Monitor", "MonitorTimings", "PodmanEvent", "events_from", "parse_event"]
 
 
 def events_from(old: Snapshot, new: Snapshot) -> list[StateChange]:
@@ -112,7 +101,7 @@ def parse_event(data: object) -> PodmanEvent | None:
     )
 
 
-class Monitor:
+class Monitor(MonitorCore[list[dict[str, object]]]):
     """Watches all containers of one agent; see the module docstring."""
 
     def __init__(
@@ -123,34 +112,21 @@ class Monitor:
         clock: Callable[[], float] = time.monotonic,
         lister: Callable[[], list[dict[str, object]]] | None = None,
     ) -> None:
-        self._connection = connection
+        super().__init__(
+            connection,
+            name=f"podman-{agent}",
+            filters={"label": [f"{AGENT_LABEL}={agent}"], "type": ["container"]},
+            timings=timings,
+            clock=clock,
+        )
         # The relist source; tests pass a fake list instead of a Podman connection.
-        self._list = lister or functools.partial(list_containers, connection, agent)
+        self._lister = lister or functools.partial(list_containers, connection, agent)
         self._agent = agent
-        self._timings = timings or MonitorTimings()
-        self._clock = clock
         self._records: dict[str, ContainerRecord] = {}
         self._expected: dict[str, InstanceName] = {}
         self._unresolved: dict[str, list[PodmanEvent]] = {}
         self._forgotten: OrderedDict[str, None] = OrderedDict()
-        self._event_seq = 0
         self._touched: dict[str, int] = {}
-        self._down_since: float | None = None
-        self._reported_unknown = False
-        self._last_success: float | None = None
-        self._queue: asyncio.Queue[StateChange] | None = None
-        self._wake = asyncio.Event()
-        self.stream_connected = asyncio.Event()  # set while the event subscription is open
-        self._dropped = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-        # Optional observer of every emitted change and the event behind it (benchmarks use
-        # the event's timeNano to measure exit-detection latency).
-        self.on_change: Callable[[StateChange, PodmanEvent | None], None] | None = None
-
-    @property
-    def last_success(self) -> float | None:
-        """Clock time of the last successful relist or event (for health checks)."""
-        return self._last_success
 
     # ------------------------------------------------------------ called by the runtime
 
@@ -191,46 +167,14 @@ class Monitor:
         self._forgotten.pop(container_id, None)
         self._wake.set()
 
-    async def changes(self) -> AsyncIterator[StateChange]:
-        """Run the monitor while the caller iterates; stops the stream thread when it stops."""
-        if self._queue is not None:
-            raise RuntimeError("the podman monitor supports one consumer at a time")
-        queue: asyncio.Queue[StateChange] = asyncio.Queue(self._timings.queue_size)
-        self._queue = queue
-        filters = {"label": [f"{AGENT_LABEL}={self._agent}"], "type": ["container"]}
-        events = following(
-            self._connection,
-            filters,
-            timings=self._timings,
-            listener=self,
-            name=f"podman-events-{self._agent}",
-        )
-        try:
-            async with events:
-                relist = asyncio.create_task(self._relist_loop(), name="podman-relist")
-                try:
-                    while True:
-                        yield await queue.get()
-                finally:
-                    relist.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await relist
-        finally:
-            self._queue = None
+    async def list_owned(self) -> list[ContainerRecord]:
+        """A fresh listing merged with newer events; raises EngineCallFailed when Podman cannot be asked."""
+        await self.relist_or_raise()
+        return list(self._records.values())
 
-    # ------------------------------------------------------------ event stream (on the loop)
+    # ------------------------------------------------------------ events (on the loop)
 
-    def stream_up(self) -> None:
-        logger.info("podman event stream connected; relisting containers of agent %s", self._agent)
-        self.stream_connected.set()
-        self._wake.set()
-
-    def stream_down(self, reason: str) -> None:
-        logger.warning("podman event stream lost (%s); reconnecting", reason)
-        self.stream_connected.clear()
-        self._wake.set()  # a failing relist starts the outage clock
-
-    def event_line(self, line: bytes) -> None:
+    def _on_event(self, line: bytes) -> None:
         try:
             event = parse_event(json.loads(line))
         except ValueError:
@@ -284,9 +228,11 @@ class Monitor:
     async def _resolve(self, cid: str) -> None:
         try:
             data = await run_blocking(self._inspect, cid)
-        except Exception as exc:
-            if not is_not_found(exc):
-                logger.warning("cannot inspect container %s: %s", cid[:12], error_text(exc))
+        except EngineNotFound:
+            self._unresolved.pop(cid, None)  # gone already; the relist reports what remains
+            return
+        except EngineCallFailed as exc:
+            logger.warning("cannot inspect container %s: %s", cid[:12], exc.reason)
             self._unresolved.pop(cid, None)  # the relist will find it if it still exists
             return
         record = record_from_inspect(data, self._agent)
@@ -296,31 +242,22 @@ class Monitor:
         self.expect(cid, record.instance)
 
     def _inspect(self, cid: str) -> dict[str, object]:
-        response = self._connection.call_client().api.get(f"/containers/{cid}/json")
-        response.raise_for_status()
+        with podman_call("inspect container"):
+            response = check(
+                "inspect container", self._connection.call_client().api.get(f"/containers/{cid}/json")
+            )
         return dict(response.json())
 
     # ------------------------------------------------------------ relist
 
-    async def _relist_loop(self) -> None:
-        while True:
-            healthy = await self.relist()
-            timeout = self._timings.relist_interval_s if healthy else self._timings.relist_retry_s
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
-            self._wake.clear()
+    def _list_call(self) -> Callable[[], list[dict[str, object]]]:
+        return self._lister
 
-    async def relist(self) -> bool:
-        """Compare Podman's list with the snapshot and report differences; False if Podman is unreachable."""
-        seq_at_start = self._event_seq
-        try:
-            entries = await run_blocking(self._list)
-        except Exception as exc:
-            self._relist_failed(error_text(exc))
-            return False
+    def _apply_listing(
+        self, listing: list[dict[str, object]], seq_at_start: int, report_all: bool
+    ) -> list[StateChange]:
         new: dict[str, ContainerRecord] = {}
-        for entry in entries:
+        for entry in listing:
             record = record_from_list_entry(entry, self._agent)
             if record is not None and record.id not in self._forgotten:
                 new[record.id] = record
@@ -332,60 +269,24 @@ class Monitor:
                 else:
                     new.pop(cid, None)
         self._touched = {cid: seq for cid, seq in self._touched.items() if seq > seq_at_start}
-        old: Snapshot = self._records
-        if self._reported_unknown:  # everything was reported Failed(Unknown): report all again
-            old = {cid: replace(r, status="\0unreachable") for cid, r in old.items()}
+        old: Snapshot = {} if report_all else self._records
+        vanished = [
+            StateChange(record.instance, cid, ExecutionState.lost())
+            for cid, record in self._records.items()
+            if report_all and cid not in new
+        ]
         # Forget expectations only for containers that were seen and are gone now.
         self._expected = {c: i for c, i in self._expected.items() if c in new or c not in self._records}
         self._records = new
-        self._recovered()
-        for change in events_from(old, new):
-            self._emit(change, None)
-        return True
+        return events_from(old, new) + vanished
 
-    def _relist_failed(self, reason: str) -> None:
-        now = self._clock()
-        if self._down_since is None:
-            self._down_since = now
-            logger.warning("cannot list containers of agent %s from Podman: %s", self._agent, reason)
-        if not self._reported_unknown and now - self._down_since >= self._timings.outage_grace_s:
-            self._reported_unknown = True
-            logger.error(
-                "Podman unreachable for %.0fs; reporting %d workload(s) as Failed(Unknown)",
-                now - self._down_since,
-                len(self._records),
-            )
-            for cid, record in self._records.items():
-                self._emit(
-                    StateChange(record.instance, cid, ExecutionState.unknown(ERROR_GETTING_STATE)), None
-                )
+    def _outage_changes(self) -> list[StateChange]:
+        return [
+            StateChange(record.instance, cid, ExecutionState.unknown(ERROR_GETTING_STATE))
+            for cid, record in self._records.items()
+        ]
 
-    def _recovered(self) -> None:
-        if self._down_since is not None:
-            logger.info("Podman reachable again after %.1fs", self._clock() - self._down_since)
-        self._down_since = None
-        self._reported_unknown = False
-        self._last_success = self._clock()
-
-    # ------------------------------------------------------------ output
-
-    def _emit(self, change: StateChange, event: PodmanEvent | None) -> None:
-        if self.on_change is not None:
-            self.on_change(change, event)
-        if self._queue is None:
-            return
-        try:
-            self._queue.put_nowait(change)
-        except asyncio.QueueFull:
-            self._dropped += 1
-            logger.error(
-                "state change queue full; dropped %s of %s (%d dropped so far)",
-                change.state,
-                change.instance.workload,
-                self._dropped,
-            )
-
-    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _latest(self) -> Sequence[StateChange]:
+        if self._reported_unknown:
+            return self._outage_changes()
+        return [StateChange(r.instance, cid, r.state) for cid, r in self._records.items()]

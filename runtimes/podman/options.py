@@ -466,7 +466,6 @@ _OPTIONS = (
 )
 _TABLE: dict[str, Option] = {name: option for option in _OPTIONS for name in option.names}
 _REFUSED = {"--restart": "the Ankaios agent owns restarts; use the workload's restartPolicy instead"}
-SUPPORTED_OPTIONS = tuple(sorted(_TABLE))
 
 
 def translate(instance: InstanceName, tokens: Sequence[str]) -> CreateOptions:

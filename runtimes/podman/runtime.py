@@ -5,7 +5,10 @@ container name ``<workload>.<id>.<agent>`` (a user ``--name`` wins), labels
 ``name=<workload>.<id>.<agent>`` and ``agent=<agent>``, the control-interface
 folder bind-mounted at ``/run/ankaios/control_interface``, started detached.
 Every call to Podman runs through ``run_blocking`` on a per-thread podman-py
-client; state changes come from the monitor.
+client; state changes come from the monitor. Podman's failures are typed once
+by ``engine_errors`` and leave this module only as RuntimeCreateFailed,
+RuntimeDeleteFailed or RuntimeUnavailable; a bug (say a KeyError) is not dressed
+up as one of them.
 
 The container name must follow Podman's object-name rule (``names``); a
 workload whose container name does not is refused before any call. A delete
@@ -22,10 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from podman import PodmanClient
-from podman.errors import APIError
 
 from ankaios_agent.agent.blocking import run_blocking
 from ankaios_agent.agent.errors import (
+    EngineCallFailed,
+    EngineNotFound,
+    EngineUnreachable,
     RuntimeCreateFailed,
     RuntimeDeleteFailed,
     RuntimeUnavailable,
@@ -35,15 +40,14 @@ from ankaios_agent.agent.ports import OwnedWorkload, StateChange
 from ankaios_agent.runtimes.podman.client import (
     RUNTIME_NAME,
     PodmanConnection,
-    error_text,
-    is_not_found,
     list_containers,
 )
 from ankaios_agent.runtimes.podman.config import parse_runtime_config
+from ankaios_agent.runtimes.podman.engine_errors import check, podman_call
 from ankaios_agent.runtimes.podman.monitor import Monitor, MonitorTimings
 from ankaios_agent.runtimes.podman.names import check_object_name, segment
 from ankaios_agent.runtimes.podman.options import read_env_files, translate, translate_general
-from ankaios_agent.runtimes.podman.states import AGENT_LABEL, NAME_LABEL, record_from_list_entry
+from ankaios_agent.runtimes.podman.states import AGENT_LABEL, NAME_LABEL
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +61,7 @@ class PodmanTimings:
 
 
 class PodmanRuntime:
-    """Implements ``runtimes.protocol.Runtime`` for plain Podman containers."""
+    """Implements ``agent.ports.Runtime`` for plain Podman containers."""
 
     name = RUNTIME_NAME
 
@@ -121,21 +125,26 @@ class PodmanRuntime:
     def _create(self, instance: InstanceName, image: str, pull: str, payload: dict[str, object]) -> str:
         client = self._connection.call_client()
         try:
-            self._ensure_image(client, image, pull)
-            response = client.api.post(
-                "/containers/create",
-                data=json.dumps(payload),
-                headers={"content-type": "application/json"},
-            )
-            response.raise_for_status()
+            with podman_call("create container"):
+                self._ensure_image(client, image, pull)
+                response = client.api.post(
+                    "/containers/create",
+                    data=json.dumps(payload),
+                    headers={"content-type": "application/json"},
+                )
+                check("create container", response)
             container_id = str(response.json()["Id"])
-        except Exception as exc:
-            raise self._create_error(instance, exc) from exc
+        except _PullFailed as exc:
+            raise RuntimeCreateFailed(instance, str(exc)) from exc
+        except EngineCallFailed as exc:
+            # An unreachable Podman is a create failure like any other: the lifecycle retries it.
+            raise RuntimeCreateFailed(instance, exc.reason, exc) from exc
         try:
-            client.api.post(f"/containers/{segment(container_id)}/start").raise_for_status()
-        except Exception as exc:
+            with podman_call("start container"):
+                check("start container", client.api.post(f"/containers/{segment(container_id)}/start"))
+        except EngineCallFailed as exc:
             self._remove_quietly(client, instance, container_id)
-            raise self._create_error(instance, exc) from exc
+            raise RuntimeCreateFailed(instance, exc.reason, exc) from exc
         return container_id
 
     def _ensure_image(self, client: PodmanClient, image: str, pull: str) -> None:
@@ -150,7 +159,7 @@ class PodmanRuntime:
             params={"reference": image, "policy": pull, "quiet": "true"},
             timeout=self._timings.pull_timeout_s,
         )
-        response.raise_for_status()
+        check("pull image", response)
         for line in response.text.splitlines():
             item = json.loads(line) if line.strip() else {}
             if isinstance(item, dict) and item.get("error"):
@@ -158,24 +167,24 @@ class PodmanRuntime:
                     f"image {image} is not available locally and pulling it failed: {item['error']}"
                 )
 
-    def _create_error(self, instance: InstanceName, exc: Exception) -> RuntimeCreateFailed:
-        # An unreachable Podman is a create failure like any other: the lifecycle retries it.
-        return RuntimeCreateFailed(instance, error_text(exc))
-
     def _remove_quietly(self, client: PodmanClient, instance: InstanceName, container_id: str) -> None:
         """Leave nothing half-made behind; only log if even that fails."""
         try:
-            response = client.api.delete(
-                f"/containers/{segment(container_id)}", params={"force": "true", "timeout": 0}
-            )
-            if response.status_code != 404:
-                response.raise_for_status()
-        except Exception as exc:
+            with podman_call("remove container"):
+                check(
+                    "remove container",
+                    client.api.delete(
+                        f"/containers/{segment(container_id)}", params={"force": "true", "timeout": 0}
+                    ),
+                )
+        except EngineNotFound:
+            pass
+        except EngineCallFailed as exc:
             logger.warning(
                 "workload %s: cannot remove container %s after a failed start: %s",
                 instance.workload,
                 container_id[:12],
-                error_text(exc),
+                exc.reason,
             )
 
     # ------------------------------------------------------------ delete
@@ -183,19 +192,23 @@ class PodmanRuntime:
     async def delete(self, instance: InstanceName) -> None:
         try:
             ids = await run_blocking(self._ids_of, instance)
-        except Exception as exc:
-            raise RuntimeDeleteFailed(instance, error_text(exc)) from exc
+        except EngineCallFailed as exc:
+            raise RuntimeDeleteFailed(instance, exc.reason, exc) from exc
         for container_id in ids:
             self.monitor.forget(container_id)
             try:
                 await run_blocking(self._stop_and_remove, container_id)
-            except Exception as exc:
+            except EngineCallFailed as exc:
                 self.monitor.remember(container_id)
-                raise RuntimeDeleteFailed(instance, error_text(exc)) from exc
+                raise RuntimeDeleteFailed(instance, exc.reason, exc) from exc
+            except BaseException:
+                self.monitor.remember(container_id)
+                raise
             logger.info("workload %s: removed container %s", instance.workload, container_id[:12])
 
     def _ids_of(self, instance: InstanceName) -> list[str]:
-        entries = list_containers(self._connection, self._agent, f"{NAME_LABEL}={instance}")
+        with podman_call("list containers"):
+            entries = list_containers(self._connection, self._agent, f"{NAME_LABEL}={instance}")
         return [str(entry["Id"]) for entry in entries]
 
     def _stop_and_remove(self, container_id: str) -> None:
@@ -209,41 +222,36 @@ class PodmanRuntime:
         path = f"/containers/{segment(container_id)}"
         grace: dict[str, str | int] = {}
         try:
-            stop = client.api.post(f"{path}/stop")
-            if stop.status_code not in (304, 404):  # 304: already stopped
-                stop.raise_for_status()
-        except APIError as exc:
-            if is_not_found(exc):
-                return
-            if exc.status_code is None:  # Podman did not answer: nothing can be done now
-                raise
+            with podman_call("stop container"):
+                stop = client.api.post(f"{path}/stop")
+                if stop.status_code != 304:  # 304: already stopped
+                    check("stop container", stop)
+        except EngineNotFound:
+            return
+        except EngineUnreachable:
+            raise
+        except EngineCallFailed as exc:
             logger.warning(
                 "container %s: Podman refused to stop it (%s); removing it with force",
                 container_id[:12],
-                error_text(exc),
+                exc.reason,
             )
             grace = {"timeout": 0}
         try:
-            remove = client.api.delete(path, params={"force": "true", **grace})
-            remove.raise_for_status()
-        except Exception as exc:
-            if is_not_found(exc):
-                return
-            raise
+            with podman_call("remove container"):
+                check("remove container", client.api.delete(path, params={"force": "true", **grace}))
+        except EngineNotFound:
+            return
 
     # ------------------------------------------------------------ list / events
 
     async def list_owned(self) -> list[OwnedWorkload]:
+        """Listed through the monitor, so the states returned are its latest observation."""
         try:
-            entries = await run_blocking(list_containers, self._connection, self._agent)
-        except Exception as exc:
-            raise RuntimeUnavailable(RUNTIME_NAME, f"cannot list containers: {error_text(exc)}") from exc
-        owned = []
-        for entry in entries:
-            record = record_from_list_entry(entry, self._agent)
-            if record is not None:
-                owned.append(OwnedWorkload(record.instance, record.id, record.state))
-        return owned
+            records = await self.monitor.list_owned()
+        except EngineCallFailed as exc:
+            raise RuntimeUnavailable(RUNTIME_NAME, f"cannot list containers: {exc.reason}", exc) from exc
+        return [OwnedWorkload(record.instance, record.id, record.state) for record in records]
 
     def events(self) -> AsyncIterator[StateChange]:
         return self.monitor.changes()

@@ -1,4 +1,4 @@
-"""Podman container data → ExecutionState, with the exact strings of spec §7.1.5.
+"""Podman container data → ExecutionState, with the reference's exact strings.
 
 Everything here is pure: the monitor feeds it list entries, inspect data and
 events, and gets ``ContainerRecord`` values and states back.
@@ -20,7 +20,7 @@ _STOPPING = ("stopping", "stopped", "removing")
 
 
 def state_of(status: str, exit_code: int) -> ExecutionState:
-    """Map Podman's ``State`` text (and exit code) as spec §7.1.5 does."""
+    """Map Podman's ``State`` text (and exit code) as the reference does."""
     lowered = status.lower()
     if lowered in _STARTING:
         return ExecutionState.starting(status)
@@ -51,7 +51,7 @@ class ContainerRecord:
 
 
 def owned_instance(labels: Mapping[str, str] | None, agent: str) -> InstanceName | None:
-    """The instance a container belongs to, if its labels say it is this agent's (spec §7.1.4)."""
+    """The instance a container belongs to, if its labels say it is this agent's."""
     if not labels or labels.get(AGENT_LABEL) != agent:
         return None
     instance = InstanceName.parse(labels.get(NAME_LABEL, ""))
@@ -91,7 +91,7 @@ def record_from_inspect(data: Mapping[str, object], agent: str) -> ContainerReco
 
 # Podman event action → the container status it implies. Events not listed
 # (create, init, cleanup, kill, health_status, ...) change nothing a client of
-# spec §7.1.5 could see, or are followed by one that does.
+# the agent could see, or are followed by one that does.
 EVENT_STATUS = {
     "start": "running",
     "restart": "running",

@@ -1,4 +1,4 @@
-"""The two bookkeeping volumes of a kube workload (spec §7.2.2, §7.2.4, §11 item 15).
+"""The two bookkeeping volumes of a kube workload.
 
 Kube pods' containers carry no agent label, so the reference remembers what
 it played in two empty Podman volumes per instance, and finds them again after
@@ -41,7 +41,7 @@ def instance_of_config_volume(volume: str, agent: str) -> InstanceName | None:
     """The instance a ``<inst>.config`` volume of ``agent`` belongs to, else None.
 
     Names with a ``.`` inside the workload or agent name do not parse, as in
-    the reference (spec §11 item 34).
+    the reference.
     """
     if not volume.endswith(CONFIG_SUFFIX):
         return None
@@ -52,7 +52,7 @@ def instance_of_config_volume(volume: str, agent: str) -> InstanceName | None:
 
 
 def encode(text: str) -> str:
-    """base64, standard alphabet, UTF-8, padding stripped (Rust's STANDARD_NO_PAD)."""
+    """Base64, standard alphabet, UTF-8, padding stripped (Rust's STANDARD_NO_PAD)."""
     return base64.b64encode(text.encode("utf-8")).decode("ascii").rstrip("=")
 
 

@@ -1,4 +1,4 @@
-"""runtimeConfig of the ``podman-kube`` runtime and its translation to REST parameters.
+"""The runtimeConfig of the ``podman-kube`` runtime and its translation to REST parameters.
 
 The runtimeConfig is YAML text holding a mapping::
 

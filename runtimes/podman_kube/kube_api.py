@@ -1,11 +1,17 @@
 """Blocking calls to the Podman REST API that the kube runtime needs.
 
 Everything here runs in a worker thread (through ``agent.blocking.run_blocking``)
-and talks to Podman with podman-py's APIClient, taken from the podman runtime's
+and talks to Podman with podman-py's APIClient, taken from the shared
 ``PodmanConnection`` (one client per thread: requests sessions are not shared
-across threads). Transport and HTTP failures become ``KubeApiError`` carrying
-Podman's own text, and the runtime turns that into the typed errors of
-``agent.errors``.
+across threads). Transport and HTTP failures are typed by the shared
+``engine_errors`` translation (``EngineNotFound``, ``EngineConflict``, ...);
+the runtime turns them into RuntimeCreateFailed / RuntimeDeleteFailed /
+RuntimeUnavailable.
+
+``kube play`` and ``kube down`` of Podman 4.3 answer 500 both for "a pod of
+that name exists already" and for "no such pod", so the runtime never asks
+what such a failure meant: it looks at the pods before and after acting
+(``pods``, ``pod_exists``).
 
 Names and ids are data: each goes into a path as one quoted segment
 (``names.segment``) and into queries only through ``params``, so a name holding
@@ -23,10 +29,13 @@ Endpoints (libpod API of Podman 4.3)::
     DELETE /libpod/volumes/{name}
     GET    /libpod/volumes/json?filters={"name": [...]}
     GET    /libpod/containers/json?all=true&filters={"pod": [...]}
+    GET    /libpod/pods/json
+    GET    /libpod/pods/{id}/exists
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -34,46 +43,38 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import requests
 from podman.api.client import APIResponse
 
+from ankaios_agent.agent.errors import EngineCallFailed, EngineNotFound
 from ankaios_agent.runtimes.podman.client import PodmanConnection
+from ankaios_agent.runtimes.podman.engine_errors import check, podman_call
 from ankaios_agent.runtimes.podman.names import segment
 from ankaios_agent.runtimes.podman_kube.bookkeeping import CONFIG_SUFFIX, DATA_LABEL
 from ankaios_agent.runtimes.podman_kube.states import ListedContainer
 
 logger = logging.getLogger(__name__)
 
-# Podman's "cause" texts that mean the object is already gone (kube down / rm / volume rm).
-_GONE_CAUSES = ("no such pod", "no such volume", "no such container")
-# Play refused because a pod/container of that name exists: that pod is not ours to clean up.
-_EXISTS_CAUSES = ("pod already exists", "container already exists", "already in use")
 
-
-class KubeApiError(Exception):
-    """A REST call failed; ``reason`` is Podman's text, fit for a user."""
-
-    def __init__(self, reason: str, *, gone: bool = False, exists: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.gone = gone  # the object addressed does not exist
-        self.exists = exists  # a create clashed with an existing object
-
-
-class KubePlayFailed(KubeApiError):
+class KubePlayFailed(EngineCallFailed):
     """Play created pods but some containers did not start; ``pod_ids`` are those pods."""
 
     def __init__(self, reason: str, pod_ids: list[str]) -> None:
-        super().__init__(reason)
+        super().__init__("play kube", reason)
         self.pod_ids = pod_ids
 
 
-class KubeDownIncomplete(KubeApiError):
+class KubeDownIncomplete(EngineCallFailed):
     """Kube down answered success but could not stop or remove some pods (e.g. paused ones)."""
 
     def __init__(self, reason: str, pod_ids: list[str]) -> None:
-        super().__init__(reason)
+        super().__init__("kube down", reason)
         self.pod_ids = pod_ids
+
+
+@dataclass(frozen=True)
+class Pod:
+    id: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class KubeApi:
         return pod_ids
 
     def down(self, manifest: str) -> None:
-        """Tear down what ``manifest`` describes; KubeApiError(gone=True) if a pod is missing.
+        """Tear down what ``manifest`` describes (fails if one of its pods is missing).
 
         Podman answers 200 even when it could not stop or remove a pod, with the errors in
         the per-pod reports; those raise KubeDownIncomplete naming the pods left behind.
@@ -126,11 +127,22 @@ class KubeApi:
 
     def remove_pod(self, pod_id: str) -> None:
         """Stop and remove a pod by id; already gone is success."""
-        try:
+        with contextlib.suppress(EngineNotFound):
             self._call("delete", f"/pods/{segment(pod_id)}", params={"force": "true"})
-        except KubeApiError as err:
-            if not err.gone:
-                raise
+
+    def pods(self) -> list[Pod]:
+        """Every pod Podman has (id and name)."""
+        body = self._json(self._call("get", "/pods/json"))
+        if not isinstance(body, list):
+            return []
+        return [Pod(str(p.get("Id") or ""), str(p.get("Name") or "")) for p in body if isinstance(p, dict)]
+
+    def pod_exists(self, pod_id: str) -> bool:
+        try:
+            self._call("get", f"/pods/{segment(pod_id)}/exists")
+        except EngineNotFound:
+            return False
+        return True
 
     # --- bookkeeping volumes ------------------------------------------------------
 
@@ -141,20 +153,15 @@ class KubeApi:
 
     def remove_volume(self, name: str) -> None:
         """Already gone is success."""
-        try:
+        with contextlib.suppress(EngineNotFound):
             self._call("delete", f"/volumes/{segment(name)}")
-        except KubeApiError as err:
-            if not err.gone:
-                raise
 
     def read_volume(self, name: str) -> Volume | None:
         """The volume's data label; None when there is no such volume."""
         try:
             body = self._json(self._call("get", f"/volumes/{segment(name)}/json"))
-        except KubeApiError as err:
-            if err.gone:
-                return None
-            raise
+        except EngineNotFound:
+            return None
         labels = body.get("Labels") if isinstance(body, dict) else None
         data = labels.get(DATA_LABEL) if isinstance(labels, dict) else None
         return Volume(name=name, data=data if isinstance(data, str) else None)
@@ -178,27 +185,28 @@ class KubeApi:
         params = {"all": "true", "filters": json.dumps({"pod": list(pod_ids)})}
         body = self._json(self._call("get", "/containers/json", params=params))
         if not isinstance(body, list):
-            raise KubeApiError(f"unexpected container listing from Podman: {str(body)[:200]}")
+            raise EngineCallFailed(
+                "list containers", f"unexpected container listing from Podman: {str(body)[:200]}"
+            )
         return [listed_container(entry) for entry in body if isinstance(entry, dict)]
 
     # --- plumbing -------------------------------------------------------------------
 
     def _call(self, method: str, path: str, **kwargs: Any) -> APIResponse:
-        api = self._connection.call_client().api
-        try:
-            response: APIResponse = getattr(api, method)(path, **kwargs)
-        except (requests.RequestException, OSError) as err:
-            raise KubeApiError(f"cannot reach Podman at {self._connection.url}: {err}") from err
-        if response.status_code >= 400:
-            raise _error_from(response)
-        return response
+        operation = f"{method.upper()} {path.split('?', maxsplit=1)[0]}"
+        with podman_call(operation):
+            response: APIResponse = getattr(self._connection.call_client().api, method)(path, **kwargs)
+        result: APIResponse = check(operation, response)
+        return result
 
     @staticmethod
     def _json(response: APIResponse) -> Any:
         try:
             return response.json()
         except ValueError as err:
-            raise KubeApiError(f"Podman answered with invalid JSON: {response.text[:200]!r}") from err
+            raise EngineCallFailed(
+                "read answer", f"Podman answered with invalid JSON: {response.text[:200]!r}"
+            ) from err
 
 
 def listed_container(entry: Mapping[str, Any]) -> ListedContainer:
@@ -211,18 +219,3 @@ def listed_container(entry: Mapping[str, Any]) -> ListedContainer:
         exit_code=exit_code if isinstance(exit_code, int) else 0,
         id=str(entry.get("Id") or ""),
     )
-
-
-def _error_from(response: APIResponse) -> KubeApiError:
-    message = cause = ""
-    try:
-        body = response.json()
-        if isinstance(body, dict):
-            message = str(body.get("message") or "")
-            cause = str(body.get("cause") or "")
-    except ValueError:
-        message = response.text.strip()
-    reason = message or cause or f"HTTP {response.status_code}"
-    gone = response.status_code == 404 or any(text in cause for text in _GONE_CAUSES)
-    exists = any(text in cause or text in message for text in _EXISTS_CAUSES)
-    return KubeApiError(reason, gone=gone, exists=exists)

@@ -1,4 +1,4 @@
-"""State of a kube workload: the combination over its pods' containers (spec §7.2.5).
+"""State of a kube workload: the combination over its pods' containers.
 
 Pure: takes what Podman lists and returns the ExecutionState with the
 reference's exact strings. Each container maps to a ``PodContainerState``;
@@ -73,7 +73,7 @@ _BY_PODMAN_STATE = {
 
 
 def container_state(container: ListedContainer) -> PodContainerState:
-    """Map one container (spec §7.2.5, first bullet)."""
+    """Map one container."""
     state = container.state.lower()
     if state == "exited":
         if container.exit_code == 0:
@@ -103,7 +103,7 @@ def combine(pod_ids: Sequence[str] | None, containers: Iterable[ListedContainer]
 
 
 def to_execution_state(state: PodContainerState) -> ExecutionState:
-    """The reported state for a combined value (spec §7.2.5 table)."""
+    """The reported state for a combined value."""
     match state.kind:
         case PodContainerKind.FAILED:
             return ExecutionState.exec_failed(int(state.exit_text))
@@ -122,5 +122,5 @@ def to_execution_state(state: PodContainerState) -> ExecutionState:
 
 
 def pods_error() -> ExecutionState:
-    """Reported when Podman cannot be asked for the containers (spec §7.2.5)."""
+    """Reported when Podman cannot be asked for the containers."""
     return ExecutionState.unknown(PODS_ERROR_INFO)

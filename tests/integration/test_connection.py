@@ -1,4 +1,4 @@
-"""ServerConnection against the server double over loopback gRPC (issue 2 items 5 and 7)."""
+"""ServerConnection against the server double over loopback gRPC: order, reconnects, message size."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from ankaios_agent.agent.outbox import Outbox
 from ankaios_agent.proto import ankaios_pb2 as pb
 from tests.integration.conftest import RecordingHandler, RunningConnection
 from tests.server_double import ServerDouble, state_from_yaml
+from tests.server_double.state import API_VERSION
 
 Connect = Callable[[str], RunningConnection]
 
@@ -39,7 +40,7 @@ def _kinds(msgs: list[pb.ToServer]) -> list[str | None]:
 
 
 async def test_hello_is_the_first_message(server: ServerDouble, connect: Connect, agent_name: str) -> None:
-    """Spec §1.7 item 1: ToServer{agentHello{agentName}} first, even with messages already queued."""
+    """ToServer{agentHello{agentName}} comes first, even with messages already queued."""
     conn_ = connect(agent_name)
     conn_.outbox.send(_state(agent_name, 1))
     await server.wait_until(lambda: len(server.received.get(agent_name, [])) >= 2)
@@ -51,7 +52,7 @@ async def test_hello_is_the_first_message(server: ServerDouble, connect: Connect
 async def test_outgoing_messages_keep_their_order(
     server: ServerDouble, connect: Connect, agent_name: str
 ) -> None:
-    """Issue 2 item 5: the outbox keeps order; one WorkloadState per message (spec §1.7 item 4)."""
+    """The outbox keeps order; one WorkloadState per message, as the reference sends them."""
     conn_ = connect(agent_name)
     await server.wait_for_agent(agent_name)
     for n in range(200):
@@ -68,7 +69,7 @@ async def test_outgoing_messages_keep_their_order(
 async def test_handler_gets_messages_strictly_in_order_one_at_a_time(
     server: ServerDouble, agent_name: str, connect: Connect
 ) -> None:
-    """Spec §11.31: FromServer messages are processed in arrival order, never concurrently."""
+    """FromServer messages are processed in arrival order, never concurrently."""
     in_flight = 0
     overlaps = 0
     order: list[str] = []
@@ -104,7 +105,7 @@ async def test_handler_gets_messages_strictly_in_order_one_at_a_time(
 async def test_hello_reply_reaches_handler_after_on_connected(
     agent_name: str, recorder: RecordingHandler
 ) -> None:
-    """Spec §1.7 item 2 and §11.31: other agents' states first, then UpdateWorkload; the
+    """The hello reply: other agents' states first, then UpdateWorkload; the
     on-connected hook runs before any of them is handled."""
     desired = state_from_yaml(
         f"""
@@ -135,7 +136,7 @@ workloads:
 async def test_own_desired_state_request_round_trip(
     server: ServerDouble, connect: Connect, agent_name: str, recorder: RecordingHandler
 ) -> None:
-    """DESIGN decision 2: the agent's own CompleteStateRequest comes back as DesiredState."""
+    """The agent's own CompleteStateRequest (sent after each hello) comes back as DesiredState."""
     await server.set_desired(
         state_from_yaml(
             "apiVersion: v0.1\nworkloads:\n"
@@ -160,7 +161,7 @@ async def test_reconnects_after_server_restart_and_outbox_survives(
     recorder: RecordingHandler,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Issue 2 item 5/7: the server is down 10 s and back on the same port; the agent reconnects
+    """The server is down 10 s and back on the same port; the agent reconnects
     (prints the delay), sends a fresh hello, then everything queued while it was away, in order;
     the outage is logged once, not once per retry."""
     caplog.set_level(logging.DEBUG, logger="ankaios_agent.agent.connection")
@@ -202,7 +203,7 @@ async def test_reconnects_after_server_restart_and_outbox_survives(
 async def test_unreachable_server_is_logged_once_and_retried(
     agent_name: str, recorder: RecordingHandler, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Issue 2 item 5: no server at all -> one warning, retries forever, never crashes."""
+    """No server at all -> one warning, retries forever, never crashes."""
     caplog.set_level(logging.DEBUG, logger="ankaios_agent.agent.connection")
     server = ServerDouble()
     port = await server.start()
@@ -230,7 +231,7 @@ async def test_unreachable_server_is_logged_once_and_retried(
 async def test_cancelling_run_makes_server_mark_agent_disconnected(
     server: ServerDouble, connect: Connect, agent_name: str
 ) -> None:
-    """Spec §1.7 item 5 / §3.4: cancel the stream (no Goodbye, no half-close) ->
+    """Cancel the stream (no Goodbye, no half-close) ->
     AgentDisconnected for the agent's workloads, forwarded to the other agents."""
     conn_ = connect(agent_name)
     watcher = connect(agent_name + "_watcher")
@@ -315,3 +316,86 @@ async def test_server_that_never_answers_the_hello_times_out(
         for writer in accepted:
             writer.close()
         listener.close()
+
+
+def _big_cluster(agent: str, workloads: int, config_bytes: int) -> pb.State:
+    """One workload for ``agent`` among many of other agents, each with a large runtimeConfig."""
+    filler = "x" * config_bytes
+    state = pb.State(apiVersion=API_VERSION)
+    state.workloads["mine"].CopyFrom(pb.Workload(agent=agent, runtime="podman", runtimeConfig="image: a"))
+    for n in range(workloads):
+        state.workloads[f"w{n}"].CopyFrom(
+            pb.Workload(agent=f"other_{n % 50}", runtime="podman", runtimeConfig=f"image: b\n# {n} {filler}")
+        )
+    return state
+
+
+async def _ask_desired_state(conn_: RunningConnection, recorder: RecordingHandler, n: int) -> DesiredState:
+    conn_.outbox.send(DesiredStateRequest(f"{AGENT_REQUEST_PREFIX}{n}"))
+    await recorder.wait_until(
+        lambda: any(isinstance(m, DesiredState) and m.request_id.endswith(str(n)) for m in recorder.messages),
+        within=30,
+    )
+    return next(m for m in recorder.messages if isinstance(m, DesiredState) and m.request_id.endswith(str(n)))
+
+
+async def test_complete_state_above_4_mib_keeps_the_agent_connected(
+    agent_name: str, recorder: RecordingHandler
+) -> None:
+    """A big cluster: the answer to the agent's own state request is far above gRPC's default
+    4 MiB receive limit; it arrives, is handled, and the stream stays up (no reconnect loop)."""
+    server = ServerDouble(_big_cluster(agent_name, workloads=600, config_bytes=10_000))
+    await server.start()
+    conn_ = RunningConnection(server, agent_name, recorder)
+    try:
+        await server.wait_for_agent(agent_name)
+        for n in (1, 2):  # asked again, as after every hello
+            desired = await _ask_desired_state(conn_, recorder, n)
+            assert desired.error is None
+            assert [s.name for s in desired.workloads] == ["mine"]
+        sizes = [m.ByteSize() for m in server.sent[agent_name] if m.HasField("response")]
+        print(f"\ncomplete state answer: {sizes[0] / 2**20:.1f} MiB")
+        assert all(size > 4 * 2**20 for size in sizes)
+        assert conn_.connection.connected
+        assert conn_.connection.sessions == 1
+        assert server.disconnects.get(agent_name, 0) == 0
+    finally:
+        await conn_.close()
+        await server.stop()
+
+
+async def test_message_above_the_limit_is_one_clear_line_and_a_long_back_off(
+    agent_name: str, recorder: RecordingHandler, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Still too large: the stream breaks once, the log says why and what the limit is, and the
+    agent waits ``too_large_backoff`` instead of reconnecting (and breaking again) every second."""
+    caplog.set_level(logging.DEBUG, logger="ankaios_agent.agent.connection")
+    server = ServerDouble(_big_cluster(agent_name, workloads=200, config_bytes=10_000))
+    await server.start()
+    timings = ConnectionTimings(connect_timeout=5.0, max_receive_bytes=2**20, too_large_backoff=3600.0)
+    connection = ServerConnection(
+        server.address, agent_name, Outbox(), recorder.handle, recorder.on_connected, timings
+    )
+    task = asyncio.create_task(connection.run())
+    try:
+        await server.wait_for_agent(agent_name)
+        connection._outbox.send(DesiredStateRequest(AGENT_REQUEST_PREFIX + "1"))
+        await server.wait_until(lambda: server.disconnects.get(agent_name, 0) == 1)
+        async with asyncio.timeout(10):
+            while not any(r.getMessage().startswith("retry ") for r in caplog.records):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1, errors
+        assert "message too large" in errors[0] and "up to 1 MiB" in errors[0] and "3600 s" in errors[0]
+        assert "RESOURCE_EXHAUSTED" in errors[0]
+        retry = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("retry "))
+        assert "in 3600.00 s" in retry
+        await asyncio.sleep(1.5)  # a 1 s back-off would have reconnected by now
+        assert connection.sessions == 1
+        assert server.disconnects[agent_name] == 1
+        assert not task.done()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await server.stop()

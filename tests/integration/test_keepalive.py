@@ -1,4 +1,4 @@
-"""A silently dead server (half-open TCP) is detected by gRPC keepalive (issue 2 item 5)."""
+"""A silently dead server (half-open TCP) is detected by gRPC keepalive."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ class FreezableProxy:
 
 
 def test_default_keepalive_detects_a_dead_peer_within_60_s() -> None:
-    """Issue 2 item 5: ping interval + ping timeout stay under 60 s, and idle streams are pinged."""
+    """Ping interval + ping timeout stay under 60 s, and idle streams are pinged."""
     timings = ConnectionTimings()
     assert timings.keepalive_time_ms + timings.keepalive_timeout_ms <= 60_000
     options = dict(timings.channel_options())

@@ -1,4 +1,4 @@
-"""The podman-kube runtime against a real Podman (spec §7.2, §11 item 15).
+"""The podman-kube runtime against a real Podman.
 
 Every test uses its own agent name and pod names, and removes only the pods
 and volumes it created.
@@ -171,7 +171,7 @@ def b64_no_pad(text: str) -> str:
 
 
 async def test_single_container_pod_runs_and_is_deleted_with_its_volumes(kube: Kube) -> None:
-    """Spec §7.2.2/§7.2.3: play, bookkeeping volumes exactly as the reference, kube down, volumes gone."""
+    """Play, bookkeeping volumes exactly as the reference, kube down, volumes gone."""
     runtime = kube.runtime()
     spec = kube_spec(kube.agent, "single", pod_manifest(kube.pod_name("single"), kube.env.image, ("c", LONG)))
     async with watching(runtime) as watch:
@@ -195,7 +195,7 @@ async def test_single_container_pod_runs_and_is_deleted_with_its_volumes(kube: K
 
 
 async def test_multi_container_pod_reports_the_failing_exit_code(kube: Kube) -> None:
-    """Spec §7.2.5: minimum over all containers; Failed(n) wins over Running."""
+    """Minimum over all containers; Failed(n) wins over Running."""
     runtime = kube.runtime()
     manifest = pod_manifest(
         kube.pod_name("multi"), kube.env.image, ("long", LONG), ("short", "sleep 1; exit 3")
@@ -211,7 +211,7 @@ async def test_multi_container_pod_reports_the_failing_exit_code(kube: Kube) -> 
 
 
 async def test_pod_whose_containers_exit_zero_succeeds(kube: Kube) -> None:
-    """Spec §7.2.5: Succeeded once every container, infra included, has exited 0."""
+    """Succeeded once every container, infra included, has exited 0."""
     runtime = kube.runtime()
     manifest = pod_manifest(kube.pod_name("ok"), kube.env.image, ("a", "sleep 1"), ("b", "sleep 2"))
     spec = kube_spec(kube.agent, "ok", manifest)
@@ -222,7 +222,7 @@ async def test_pod_whose_containers_exit_zero_succeeds(kube: Kube) -> None:
 
 
 async def test_new_runtime_adopts_existing_workload_after_agent_restart(kube: Kube) -> None:
-    """Spec §7.2.4: a new runtime object finds the workload from its volumes and follows it."""
+    """A new runtime object finds the workload from its volumes and follows it."""
     first = kube.runtime()
     spec = kube_spec(kube.agent, "adopt", pod_manifest(kube.pod_name("adopt"), kube.env.image, ("c", LONG)))
     runtime_id = await first.create(spec, None)
@@ -242,7 +242,7 @@ async def test_new_runtime_adopts_existing_workload_after_agent_restart(kube: Ku
 
 
 async def test_adoption_with_unreadable_pod_list_reports_succeeded(kube: Kube) -> None:
-    """Spec §11 item 15: a missing pod list after resume means Succeeded(Ok); delete still works."""
+    """A missing pod list after resume means Succeeded(Ok); delete still works."""
     first = kube.runtime()
     spec = kube_spec(kube.agent, "nopods", pod_manifest(kube.pod_name("nopods"), kube.env.image, ("c", LONG)))
     await first.create(spec, None)
@@ -259,7 +259,7 @@ async def test_adoption_with_unreadable_pod_list_reports_succeeded(kube: Kube) -
 
 
 async def test_recreate_after_delete_gets_a_new_pod_id(kube: Kube) -> None:
-    """Restart policy (spec §6.6) for kube = delete + create: same instance, new pod id."""
+    """Restart policy for kube = delete + create: same instance, new pod id."""
     runtime = kube.runtime()
     spec = kube_spec(
         kube.agent, "again", pod_manifest(kube.pod_name("again"), kube.env.image, ("c", "exit 1"))
@@ -275,7 +275,7 @@ async def test_recreate_after_delete_gets_a_new_pod_id(kube: Kube) -> None:
 
 
 async def test_pod_removed_behind_the_agents_back_is_unknown(kube: Kube) -> None:
-    """Spec §7.2.5: a watched pod missing from Podman counts as an Unknown container."""
+    """A watched pod missing from Podman counts as an Unknown container."""
     runtime = kube.runtime()
     spec = kube_spec(kube.agent, "gone", pod_manifest(kube.pod_name("gone"), kube.env.image, ("c", LONG)))
     async with watching(runtime) as watch:
@@ -288,7 +288,7 @@ async def test_pod_removed_behind_the_agents_back_is_unknown(kube: Kube) -> None
 
 
 async def test_unplayable_manifest_fails_and_leaves_nothing_behind(kube: Kube) -> None:
-    """DESIGN decision 7: Podman's error text; no pod and no volume left, so a retry fails the same way."""
+    """Podman's error text; no pod and no volume left, so a retry fails the same way."""
     runtime = kube.runtime()
     manifest = pod_manifest(kube.pod_name("noimage"), "localhost/ank-no-such-image:latest", ("c", "true"))
     spec = kube_spec(kube.agent, "noimage", manifest)
@@ -363,7 +363,7 @@ async def test_play_clashing_with_a_foreign_pod_leaves_that_pod_alone(kube: Kube
 async def test_bad_config_is_refused_before_touching_podman(
     kube: Kube, runtime_config: str, expected: str
 ) -> None:
-    """Spec §7.2.1: a bad runtimeConfig is a WorkloadConfigError naming the problem; nothing is created."""
+    """A bad runtimeConfig is a WorkloadConfigError naming the problem; nothing is created."""
     runtime = kube.runtime()
     instance = InstanceName(workload="bad", agent=kube.agent, id="0")
     spec = WorkloadSpec(instance=instance, runtime="podman-kube", runtime_config=runtime_config)
@@ -374,7 +374,7 @@ async def test_bad_config_is_refused_before_touching_podman(
 
 
 async def test_play_options_reach_podman(kube: Kube) -> None:
-    """playOptions are translated to REST parameters: --start=false leaves the pod created."""
+    """PlayOptions are translated to REST parameters: --start=false leaves the pod created."""
     runtime = kube.runtime()
     manifest = pod_manifest(kube.pod_name("nostart"), kube.env.image, ("c", LONG))
     spec = kube_spec(
@@ -394,7 +394,7 @@ async def test_play_options_reach_podman(kube: Kube) -> None:
 
 
 async def test_exit_during_a_podman_service_outage_is_reported_when_it_is_back(kube: Kube) -> None:
-    """DESIGN decision 1: stream and relist recover after the service restarts; nothing is missed."""
+    """Stream and relist recover after the service restarts; nothing is missed."""
     runtime = kube.runtime()
     spec = kube_spec(kube.agent, "outage", pod_manifest(kube.pod_name("outage"), kube.env.image, ("c", LONG)))
     async with watching(runtime) as watch:
@@ -411,7 +411,7 @@ async def test_exit_during_a_podman_service_outage_is_reported_when_it_is_back(k
 
 
 async def test_replace_play_option_tears_down_a_pod_of_the_same_name_first(kube: Kube) -> None:
-    """playOptions --replace: like the remote CLI, kube down before kube play."""
+    """PlayOptions --replace: like the remote CLI, kube down before kube play."""
     name = kube.pod_name("repl")
     kube.env.podman("pod", "create", "--name", name)
     old = kube.pod_ids(name)
@@ -425,7 +425,7 @@ async def test_replace_play_option_tears_down_a_pod_of_the_same_name_first(kube:
 
 
 async def test_delete_while_podman_is_unreachable_fails_and_keeps_everything(kube: Kube) -> None:
-    """An unreachable Podman is never mistaken for 'already gone' (spec §7.2.3: failure keeps volumes)."""
+    """An unreachable Podman is never mistaken for 'already gone' (a failed delete keeps the volumes)."""
     first = kube.runtime()
     name = kube.pod_name("down")
     spec = kube_spec(kube.agent, "down", pod_manifest(name, kube.env.image, ("c", LONG)))

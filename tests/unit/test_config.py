@@ -1,4 +1,4 @@
-"""Command-line parsing of ank-agent (spec §2, issue 2 item 4)."""
+"""Command-line parsing of ank-agent: flags, defaults, name rules, run folder."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from ankaios_agent.agent.errors import UsageError
 
 
 def test_defaults_match_the_reference() -> None:
-    """Spec §2: default server http://127.0.0.1:25551, run folder /tmp/ankaios/, level info."""
+    """Defaults as the v0.3.1 agent: server http://127.0.0.1:25551, run folder /tmp/ankaios/, level info."""
     config = parse_args(["--name", "node1"], {})
     assert config == AgentConfig(
         name="node1",
@@ -39,7 +39,7 @@ def test_name_flag_forms(flag: str) -> None:
 
 @pytest.mark.parametrize("name", ["", "a.b", "a@b", "a/b", "a b", "a\tb", " "])
 def test_bad_names_are_refused(name: str) -> None:
-    """Issue 2 item 4: empty, '.', '@', '/' or whitespace -> usage error."""
+    """Empty, '.', '@', '/' or whitespace -> usage error."""
     with pytest.raises(UsageError, match="--name"):
         parse_args(["--name", name], {})
 
@@ -55,7 +55,7 @@ def test_bad_names_are_refused(name: str) -> None:
     ],
 )
 def test_server_forms(text: str, url: str, address: str) -> None:
-    """Issue 2 item 4: host:port and http://host:port are accepted."""
+    """host:port and http://host:port are accepted."""
     assert parse_server(text) == (url, address)
 
 
@@ -81,7 +81,7 @@ def test_bad_servers_are_refused(text: str, why: str) -> None:
 
 
 def test_log_level_from_env_and_flag_wins() -> None:
-    """Issue 2 item 4: ANKAGENT_LOG_LEVEL, overridden by --log-level."""
+    """ANKAGENT_LOG_LEVEL, overridden by --log-level."""
     assert parse_args(["-n", "a"], {"ANKAGENT_LOG_LEVEL": "DEBUG"}).log_level == "debug"
     assert (
         parse_args(["-n", "a", "--log-level", "warning"], {"ANKAGENT_LOG_LEVEL": "debug"}).log_level
@@ -112,7 +112,7 @@ def test_missing_name_and_unknown_flag_are_usage_errors() -> None:
 
 
 def test_cli_user_error_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    """Issue 2 item 4: one clear line, exit code 2, no traceback."""
+    """One clear line, exit code 2, no traceback."""
     assert cli.main(["--name", "bad.name"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
@@ -121,7 +121,7 @@ def test_cli_user_error_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
-    """Spec §2: `ank-agent --version` prints `ank-agent 0.3.1`."""
+    """`ank-agent --version` prints `ank-agent 0.3.1` (scripts call it to check the binary)."""
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--version"])
     assert exit_info.value.code == 0
@@ -138,7 +138,7 @@ def test_help_explains_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_io_folder_is_created_with_parents_and_not_world_writable(tmp_path: Path) -> None:
-    """Issue 2 item 4: <run-folder>/<name>_io with parents, never world-writable."""
+    """<run-folder>/<name>_io with parents, never world-writable."""
     config = parse_args(["-n", "a", "-r", str(tmp_path / "deep" / "run")], {})
     folder = prepare_io_folder(config)
     assert folder == tmp_path / "deep" / "run" / "a_io"
@@ -158,7 +158,7 @@ def test_existing_io_folder_is_reused(tmp_path: Path) -> None:
 def test_run_folder_that_is_a_file_fails_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Spec §2: a run folder that cannot be created ends the agent with exit 1."""
+    """A run folder that cannot be created ends the agent with exit 1."""
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(RunFolderError):

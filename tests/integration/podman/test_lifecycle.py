@@ -1,4 +1,4 @@
-"""PodmanRuntime against real Podman: create, states, delete, list (spec §7.1.2 to §7.1.5)."""
+"""PodmanRuntime against real Podman: create, states, delete, list."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.podman
 async def test_container_exiting_zero_reports_running_then_succeeded(
     harness: Harness, tmp_path: Path
 ) -> None:
-    """§7.1.5: a container living ~1 s is seen Running(Ok) before Succeeded(Ok) (§7.3 system-test rule)."""
+    """A container living ~1 s is seen Running(Ok) before Succeeded(Ok)."""
     instance = harness.instance()
     cid = await harness.runtime.create(harness.spec(instance, ["sh", "-c", "sleep 1"]), tmp_path)
     await harness.recorder.wait_state(instance, ExecutionState.succeeded())
@@ -27,7 +27,7 @@ async def test_container_exiting_zero_reports_running_then_succeeded(
 
 
 async def test_container_exiting_nonzero_reports_exit_code_text(harness: Harness) -> None:
-    """§7.1.5: exited ≠ 0 → Failed(ExecFailed) with ``Exit code: 'N'``."""
+    """Exited ≠ 0 → Failed(ExecFailed) with ``Exit code: 'N'``."""
     instance = harness.instance()
     await harness.runtime.create(harness.spec(instance, ["sh", "-c", "exit 3"]), None)
     change = await harness.recorder.wait_for(
@@ -37,7 +37,7 @@ async def test_container_exiting_nonzero_reports_exit_code_text(harness: Harness
 
 
 async def test_create_names_labels_and_mounts_like_the_reference(harness: Harness, tmp_path: Path) -> None:
-    """§7.1.2: name <wl>.<id>.<agent>, labels name= and agent=, control dir mounted in the container."""
+    """Name <wl>.<id>.<agent>, labels name= and agent=, control dir mounted in the container."""
     (tmp_path / "marker").write_text("x")
     instance = harness.instance()
     script = f"test -f {CONTROL_INTERFACE_TARGET}/marker"
@@ -54,7 +54,7 @@ async def test_create_names_labels_and_mounts_like_the_reference(harness: Harnes
 
 
 async def test_user_name_wins_and_events_still_reach_the_instance(harness: Harness) -> None:
-    """§7.1.2: a user --name wins; the agent still tracks the container through its labels."""
+    """A user --name wins; the agent still tracks the container through its labels."""
     instance = harness.instance()
     custom = f"custom-{instance.id}"
     cid = await harness.runtime.create(harness.spec(instance, ["sleep", "30"], ["--name", custom]), None)
@@ -65,7 +65,7 @@ async def test_user_name_wins_and_events_still_reach_the_instance(harness: Harne
 
 
 async def test_delete_stops_and_removes_and_gone_is_success(harness: Harness) -> None:
-    """§7.1.3: stop + remove; an already missing container counts as success."""
+    """Stop + remove; an already missing container counts as success."""
     instance = harness.instance()
     await harness.runtime.create(harness.spec(instance, ["sleep", "60"], ["--stop-timeout", "1"]), None)
     await harness.recorder.wait_state(instance, ExecutionState.running())
@@ -88,7 +88,7 @@ async def test_delete_of_a_paused_container_completes(harness: Harness) -> None:
 
 
 async def test_rm_container_vanishing_is_reported_lost(harness: Harness) -> None:
-    """§7.1.5 / §7.1.3: a --rm container exits and disappears → exit state, then Failed(Lost)."""
+    """A --rm container exits and disappears → exit state, then Failed(Lost)."""
     instance = harness.instance()
     await harness.runtime.create(harness.spec(instance, ["sh", "-c", "sleep 1"], ["--rm"]), None)
     await harness.recorder.wait_state(instance, ExecutionState.lost())
@@ -99,7 +99,7 @@ async def test_rm_container_vanishing_is_reported_lost(harness: Harness) -> None
 
 
 async def test_container_removed_behind_the_agents_back_is_lost(harness: Harness) -> None:
-    """§7.1.5: container id no longer exists → Failed(Lost)."""
+    """Container id no longer exists → Failed(Lost)."""
     instance = harness.instance()
     cid = await harness.runtime.create(harness.spec(instance, ["sleep", "60"]), None)
     await harness.recorder.wait_state(instance, ExecutionState.running())
@@ -109,7 +109,7 @@ async def test_container_removed_behind_the_agents_back_is_lost(harness: Harness
 
 @pytest.mark.root  # rootless Podman on cgroup v1 cannot pause (no freezer delegation)
 async def test_paused_container_is_failed_unknown_with_state_text(harness: Harness) -> None:
-    """§7.1.5: paused and other states → Failed(Unknown) with the lowercase state text."""
+    """Paused and other states → Failed(Unknown) with the lowercase state text."""
     instance = harness.instance()
     cid = await harness.runtime.create(harness.spec(instance, ["sleep", "60"]), None)
     await harness.recorder.wait_state(instance, ExecutionState.running())
@@ -126,7 +126,7 @@ async def test_paused_container_is_failed_unknown_with_state_text(harness: Harne
 
 
 async def test_list_owned_returns_this_agents_instances_with_state(harness: Harness) -> None:
-    """§7.1.4 / DESIGN decision 3: adoption data for running workloads of this agent only."""
+    """Adoption data for running workloads of this agent only."""
     running, done = harness.instance("run"), harness.instance("done")
     run_id = await harness.runtime.create(harness.spec(running, ["sleep", "60"]), None)
     done_id = await harness.runtime.create(harness.spec(done, ["true"]), None)
@@ -146,7 +146,7 @@ async def test_list_owned_returns_this_agents_instances_with_state(harness: Harn
 
 
 async def test_bad_runtime_config_and_unknown_option_fail_before_touching_podman(harness: Harness) -> None:
-    """§7.1.1 / issue item 4: clear messages; nothing is created."""
+    """Clear messages; nothing is created."""
     instance = harness.instance()
     with pytest.raises(WorkloadConfigError, match="missing the required key 'image'"):
         await harness.runtime.create(WorkloadSpec(instance, "podman", "commandArgs: [a]"), None)
@@ -156,7 +156,7 @@ async def test_bad_runtime_config_and_unknown_option_fail_before_touching_podman
 
 
 async def test_missing_image_fails_quickly_with_clear_text_and_leaves_nothing(harness: Harness) -> None:
-    """Issue item 5: a missing, unpullable image gives a StartingFailed text naming the image."""
+    """A missing, unpullable image gives a StartingFailed text naming the image."""
     instance = harness.instance()
     config = "image: localhost/ank-no-such-image:1\ncommandOptions: [--network, none]\n"
     started = time.monotonic()
@@ -168,7 +168,7 @@ async def test_missing_image_fails_quickly_with_clear_text_and_leaves_nothing(ha
 
 
 async def test_failed_start_leaves_no_container_and_returns_podmans_text(harness: Harness) -> None:
-    """§7.1.2: a failed create/start leaves nothing half-made; the error is Podman's text."""
+    """A failed create/start leaves nothing half-made; the error is Podman's text."""
     instance = harness.instance()
     with pytest.raises(RuntimeCreateFailed) as info:
         await harness.runtime.create(harness.spec(instance, ["/no/such/binary"]), None)

@@ -1,4 +1,4 @@
-"""Monitoring and the Podman connection (discovery, private service) against real Podman."""
+"""Monitoring and Podman connection against real Podman."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.podman
 
 
 async def test_exit_is_reported_milliseconds_after_podman_records_it(harness: Harness) -> None:
-    """DESIGN decision 1: exits come from the event stream; prints the latency (not asserted)."""
+    """Exits come from the event stream; prints the latency (not asserted)."""
     latencies: list[float] = []
 
     def observe(change: StateChange, event: PodmanEvent | None) -> None:
@@ -60,7 +60,7 @@ async def test_existing_containers_are_reported_at_subscription(podman_env: Podm
 
 
 async def test_exit_during_service_outage_is_reported_when_podman_is_back(harness: Harness) -> None:
-    """Issue item 8: the stream is lost and recovered (service restarted) without a missed exit."""
+    """The stream is lost and recovered (service restarted) without a missed exit."""
     instance = harness.instance()
     cid = await harness.runtime.create(harness.spec(instance, ["sleep", "60"]), None)
     await harness.recorder.wait_state(instance, ExecutionState.running())
@@ -78,7 +78,7 @@ async def test_exit_during_service_outage_is_reported_when_podman_is_back(harnes
 
 
 async def test_long_outage_reports_failed_unknown_then_recovers(harness: Harness) -> None:
-    """Issue item 8: past the grace period Failed(Unknown) with the reference text, then real states."""
+    """Past the grace period Failed(Unknown) with the reference text, then real states."""
     instance = harness.instance()
     await harness.runtime.create(harness.spec(instance, ["sleep", "60"]), None)
     await harness.recorder.wait_state(instance, ExecutionState.running())
@@ -100,7 +100,7 @@ async def test_long_outage_reports_failed_unknown_then_recovers(harness: Harness
 
 
 def test_discovery_starts_private_service_when_no_socket_answers(tmp_path: Path) -> None:
-    """Issue item 2: nothing answers → private `podman system service` in the run folder, stopped on close."""
+    """Nothing answers → private `podman system service` in the run folder, stopped on close."""
     run_folder = Path(f"/tmp/ank-disc-{uuid.uuid4().hex[:8]}")  # short path: unix sockets allow 108 bytes
     env = {"CONTAINER_HOST": f"unix://{tmp_path}/nothing.sock", **{k: os.environ[k] for k in ("PATH",)}}
     connection = PodmanConnection.discover(None, run_folder, env=env, uid=os.getuid())

@@ -1,4 +1,4 @@
-"""commandOptions reach the real container: checked on Podman's inspect data (issue 3 items 4 and 9)."""
+"""CommandOptions reach the real container: checked on Podman's inspect data."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ ROOT_ONLY_TABLE: list[tuple[list[str], str, Callable[[Inspect], bool]]] = [
 
 
 async def test_options_are_visible_in_the_containers_inspect_data(harness: Harness) -> None:
-    """Issue 3 item 9: every supported option, table-driven, checked where Podman exposes it."""
+    """Every supported option, table-driven, checked where Podman exposes it."""
     options = [token for row in TABLE for token in row[0]]
     instance = harness.instance()
     cid = await harness.runtime.create(harness.spec(instance, ["-c", "sleep 30"], options), None)

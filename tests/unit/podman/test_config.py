@@ -1,4 +1,4 @@
-"""runtimeConfig parsing of the podman runtime (spec §7.1.1)."""
+"""The runtimeConfig parsing of the podman runtime."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ INSTANCE = InstanceName("nginx", "agent_A", "1234")
 
 
 def test_full_config_is_parsed_into_tuples() -> None:
-    """§7.1.1: image plus the three string lists."""
+    """Image plus the three string lists."""
     text = """
 image: docker.io/nginx:latest
 commandOptions: ["-p", "8081:80"]
@@ -28,7 +28,7 @@ generalOptions: ["--log-level=debug"]
 
 
 def test_optional_lists_default_to_empty_and_unknown_keys_are_ignored() -> None:
-    """§7.1.1: lists default to []; unknown keys are ignored."""
+    """Lists default to []; unknown keys are ignored."""
     assert parse_runtime_config(INSTANCE, "image: alpine\nfoo: bar\n") == PodmanConfig(image="alpine")
 
 
@@ -48,7 +48,7 @@ def test_optional_lists_default_to_empty_and_unknown_keys_are_ignored() -> None:
     ],
 )
 def test_bad_runtime_config_gives_error_naming_the_problem(text: str, message: str) -> None:
-    """§7.1.1: parse errors become create errors whose text names the problem."""
+    """Parse errors become create errors whose text names the problem."""
     with pytest.raises(WorkloadConfigError) as info:
         parse_runtime_config(INSTANCE, text)
     assert message in info.value.reason

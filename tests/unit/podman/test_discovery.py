@@ -1,4 +1,4 @@
-"""Podman socket discovery order (issue 3 item 2, DESIGN "Podman connection")."""
+"""Podman socket discovery order."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The monitor's pure pieces: snapshot diff and event parsing (DESIGN decision 1, spec §7.1.5)."""
+"""The monitor's pure pieces: snapshot diff and event parsing."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_changed_state_is_reported() -> None:
 
 
 def test_vanished_container_is_lost() -> None:
-    """§7.1.5: a container id missing from the list is Failed(Lost)."""
+    """A container id missing from the list is Failed(Lost)."""
     old = {"c1": rec("c1", A, "running"), "c2": rec("c2", B, "running")}
     new = {"c2": rec("c2", B, "running")}
     assert events_from(old, new) == [StateChange(A, "c1", ExecutionState.lost())]

@@ -1,4 +1,4 @@
-"""Monitor rules without Podman: events vs relist, forget, outage grace (DESIGN 1, issue 3 item 8)."""
+"""Monitor rules without Podman: events vs relist, forget, outage grace."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def event(cid: str, action: str, exit_code: int = 0, name: str = str(WL)) -> byt
 
 
 async def test_start_event_reports_running_before_died_reports_exit() -> None:
-    """§7.3 system-test rule: a short container is seen Running(Ok) before its exit state."""
+    """A short container is seen Running(Ok) before its exit state."""
     monitor, seen = make(FakePodman(), Clock())
     for action in ("create", "init", "start", "died", "cleanup"):
         monitor.event_line(event("c1", action, exit_code=3))
@@ -133,7 +133,7 @@ async def test_forgotten_container_is_not_reported() -> None:
 
 
 async def test_short_outage_keeps_states_long_outage_reports_unknown_then_recovers() -> None:
-    """Issue 3 item 8: grace period, then Failed(Unknown) 'Error getting state from Podman.'."""
+    """Grace period, then Failed(Unknown) 'Error getting state from Podman.'."""
     podman, clock = FakePodman(), Clock()
     monitor, seen = make(podman, clock)
     podman.set("c1", "running")

@@ -1,4 +1,4 @@
-"""commandOptions → libpod create specification: a table of podman run options, the rest refused."""
+"""CommandOptions → libpod create specification."""
 
 from __future__ import annotations
 
@@ -171,7 +171,7 @@ def test_supported_option_sets_create_spec_field(
 
 
 def test_no_options_give_agent_name_labels_and_image_only() -> None:
-    """Container name and the two agent labels, as the reference sets them."""
+    """Container name and the two agent labels."""
     assert spec_of() == {"image": "img", "name": "wl.1.agent_A", "labels": AGENT_LABELS}
 
 
@@ -316,7 +316,7 @@ def test_health_options_without_health_cmd_are_an_error() -> None:
 def test_general_log_level_is_ignored_runtime_is_applied_others_refused(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """generalOptions that make sense over REST are accepted, the rest refused."""
+    """GeneralOptions that make sense over REST are accepted, the rest refused."""
     opts = CreateOptions()
     translate_general(INSTANCE, ["--log-level", "debug", "--syslog", "--runtime=runc"], opts)
     assert opts.oci_runtime == "runc"

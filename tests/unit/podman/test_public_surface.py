@@ -1,4 +1,4 @@
-"""The podman runtime package exports a small, pinned surface (STYLE 15)."""
+"""The podman runtime package exports a small, pinned surface."""
 
 from ankaios_agent.runtimes import podman
 

@@ -1,4 +1,4 @@
-"""Podman state → ExecutionState mapping with the exact strings of spec §7.1.5."""
+"""Podman state → ExecutionState mapping with the reference's exact strings."""
 
 from __future__ import annotations
 
@@ -38,12 +38,12 @@ INSTANCE = InstanceName("wl", AGENT, "abc")
     ],
 )
 def test_state_mapping_follows_spec_table(status: str, exit_code: int, expected: ExecutionState) -> None:
-    """§7.1.5: case-insensitive State, u8 exit code, Podman's state text as info where the table says so."""
+    """Case-insensitive State, u8 exit code, Podman's state text as info where the table says so."""
     assert state_of(status, exit_code) == expected
 
 
 def test_list_entry_of_this_agent_becomes_record() -> None:
-    """§7.1.4: name label parsed as instance name; agent label must match."""
+    """Name label parsed as instance name; agent label must match."""
     entry = {
         "Id": "c1",
         "State": "exited",
@@ -65,7 +65,7 @@ def test_list_entry_of_this_agent_becomes_record() -> None:
     ],
 )
 def test_containers_not_owned_by_this_agent_are_skipped(labels: dict[str, str] | None) -> None:
-    """§7.1.4: entries without a parsable name label of this agent are skipped."""
+    """Entries without a parsable name label of this agent are skipped."""
     assert owned_instance(labels, AGENT) is None
     assert record_from_list_entry({"Id": "c", "State": "running", "Labels": labels}, AGENT) is None
 

@@ -1,4 +1,4 @@
-"""Kube bookkeeping volumes: names and base64-without-padding labels (spec §7.2.2, §11 item 15)."""
+"""Kube bookkeeping volumes: names and base64-without-padding labels."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ INSTANCE = InstanceName(workload="web", agent="agent_A", id="0123abcd")
 
 
 def test_volume_names_follow_the_reference() -> None:
-    """Spec §7.2.2: <wl>.<id>.<agent>.config and .pods."""
+    """<wl>.<id>.<agent>.config and .pods."""
     assert bookkeeping.config_volume(INSTANCE) == "web.0123abcd.agent_A.config"
     assert bookkeeping.pods_volume(INSTANCE) == "web.0123abcd.agent_A.pods"
 
 
 def test_config_volume_name_parses_back_only_for_this_agent() -> None:
-    """Spec §7.2.4: strip .config and parse; other agents' and unparsable names are skipped."""
+    """Strip .config and parse; other agents' and unparsable names are skipped."""
     assert bookkeeping.instance_of_config_volume("web.0123abcd.agent_A.config", "agent_A") == INSTANCE
     assert bookkeeping.instance_of_config_volume("web.0123abcd.agent_B.config", "agent_A") is None
     assert bookkeeping.instance_of_config_volume("web.0123abcd.agent_A.pods", "agent_A") is None
@@ -28,7 +28,7 @@ def test_config_volume_name_parses_back_only_for_this_agent() -> None:
 
 @pytest.mark.parametrize(("text", "expected"), [("a", "YQ"), ("ab", "YWI"), ("abc", "YWJj"), ("", "")])
 def test_encoding_is_standard_base64_without_padding(text: str, expected: str) -> None:
-    """Spec §11 item 15: the data label holds base64 without padding."""
+    """The data label holds base64 without padding."""
     assert bookkeeping.encode(text) == expected
 
 
@@ -56,7 +56,7 @@ def test_decode_refuses_garbage(data: str) -> None:
 
 
 def test_pod_list_is_compact_json_like_serde() -> None:
-    """Spec §7.2.2: data = b64 of the JSON array of pod ids, e.g. ["<podid>"]."""
+    """Data = b64 of the JSON array of pod ids, e.g. ["<podid>"]."""
     data = bookkeeping.encode_pods(["p1", "p2"])
     assert bookkeeping.decode(data) == '["p1","p2"]'
     assert bookkeeping.decode_pods(data) == ["p1", "p2"]

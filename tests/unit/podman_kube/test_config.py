@@ -1,4 +1,4 @@
-"""podman-kube runtimeConfig parsing and playOptions translation (spec §7.2.1)."""
+"""Podman-kube runtimeConfig parsing and playOptions translation."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def reason_of(text: str) -> str:
 
 
 def test_minimal_config_has_empty_option_lists() -> None:
-    """Spec §7.2.1: only manifest is required; the option lists default to []."""
+    """Only manifest is required; the option lists default to []."""
     config = parse_kube_config(config_text(), INSTANCE)
     assert config.manifest == MANIFEST
     assert (config.general_options, config.play_options, config.down_options) == ((), (), ())
@@ -36,7 +36,7 @@ def test_minimal_config_has_empty_option_lists() -> None:
 
 
 def test_unknown_keys_are_ignored() -> None:
-    """Spec §7.2.1: unknown keys are ignored."""
+    """Unknown keys are ignored."""
     assert parse_kube_config(config_text(somethingElse=[1, 2]), INSTANCE).manifest == MANIFEST
 
 
@@ -60,7 +60,7 @@ def test_null_option_list_counts_as_empty() -> None:
     ],
 )
 def test_bad_config_is_refused_with_a_reason_naming_the_problem(text: str, expected: str) -> None:
-    """Spec §7.2.1 / DESIGN decision 7: a bad runtimeConfig is a create error naming the problem."""
+    """A bad runtimeConfig is a create error naming the problem."""
     reason = reason_of(text)
     assert reason.startswith("invalid podman-kube runtimeConfig: ")
     assert expected in reason
@@ -69,12 +69,12 @@ def test_bad_config_is_refused_with_a_reason_naming_the_problem(text: str, expec
 @pytest.mark.parametrize("key", ["generalOptions", "playOptions", "downOptions"])
 @pytest.mark.parametrize("value", ["--network host", [1], [["--a"]], {"a": "b"}])
 def test_option_lists_must_be_lists_of_strings(key: str, value: object) -> None:
-    """Spec §7.2.1: wrong types are errors."""
+    """Wrong types are errors."""
     assert f"'{key}' must be a list of strings" in reason_of(config_text(**{key: value}))
 
 
 def test_play_options_translate_to_rest_query_parameters() -> None:
-    """playOptions become POST /libpod/play/kube parameters, in every CLI spelling."""
+    """PlayOptions become POST /libpod/play/kube parameters, in every CLI spelling."""
     play = translate_play_options(
         [
             "--network",
@@ -148,7 +148,7 @@ def test_down_options_are_refused_because_kube_down_takes_none() -> None:
 
 
 def test_cli_only_general_options_are_ignored_others_refused(caplog: pytest.LogCaptureFixture) -> None:
-    """generalOptions: logging flags of the CLI are ignored with a warning naming the workload."""
+    """GeneralOptions: logging flags of the CLI are ignored with a warning naming the workload."""
     config = parse_kube_config(config_text(generalOptions=["--log-level", "debug", "--syslog"]), INSTANCE)
     assert config.general_options == ("--log-level", "debug", "--syslog")
     assert "web.abc.agent_A" in caplog.text

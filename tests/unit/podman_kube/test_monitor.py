@@ -1,14 +1,14 @@
-"""The kube monitor's relist logic with a fake Podman listing (spec §7.2.5, DESIGN decision 1)."""
+"""The kube monitor's relist logic with a fake Podman listing."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 
+from ankaios_agent.agent.errors import EngineCallFailed, EngineUnreachable
 from ankaios_agent.agent.model import ExecutionState, InstanceName
 from ankaios_agent.agent.ports import StateChange
 from ankaios_agent.runtimes.podman.monitor import MonitorTimings
-from ankaios_agent.runtimes.podman_kube.kube_api import KubeApiError
 from ankaios_agent.runtimes.podman_kube.monitor import KubeMonitor, parse_event
 from ankaios_agent.runtimes.podman_kube.states import ListedContainer
 
@@ -21,7 +21,7 @@ class FakeListing:
 
     def __init__(self) -> None:
         self.containers: list[ListedContainer] = []
-        self.error: KubeApiError | None = None
+        self.error: EngineCallFailed | None = None
         self.calls: list[list[str]] = []
 
     def containers_of_pods(self, pod_ids: Sequence[str]) -> list[ListedContainer]:
@@ -41,19 +41,25 @@ class Clock:
 
 def make(listing: FakeListing, clock: Clock | None = None) -> KubeMonitor:
     timings = MonitorTimings(outage_grace_s=10.0)
-    return KubeMonitor(listing, None, timings, clock or Clock())  # type: ignore[arg-type]
+    monitor = KubeMonitor(listing, None, timings, clock or Clock())  # type: ignore[arg-type]
+    emitted: list[StateChange] = []
+    monitor.on_change = lambda change, _event: emitted.append(change)
+    EMITTED[id(monitor)] = emitted
+    return monitor
+
+
+EMITTED: dict[int, list[StateChange]] = {}
 
 
 def drain(monitor: KubeMonitor) -> list[StateChange]:
-    queue = monitor._changes
-    out = []
-    while not queue.empty():
-        out.append(queue.get_nowait())
+    emitted = EMITTED[id(monitor)]
+    out = list(emitted)
+    emitted.clear()
     return out
 
 
 async def test_relist_emits_only_changes() -> None:
-    """Spec §7.3: report only when the state differs from the last one reported."""
+    """Report only when the state differs from the last one reported."""
     listing = FakeListing()
     monitor = make(listing)
     monitor.watch(WEB, ["p1"], "p1")
@@ -98,7 +104,7 @@ async def test_unwatched_instance_is_not_reported() -> None:
 
 
 async def test_unknown_pod_list_reports_succeeded() -> None:
-    """Spec §11 item 15: pod list unknown after resume → Succeeded(Ok)."""
+    """Pod list unknown after resume → Succeeded(Ok)."""
     monitor = make(FakeListing())
     monitor.watch(WEB, None, "")
     await monitor.relist()
@@ -106,7 +112,7 @@ async def test_unknown_pod_list_reports_succeeded() -> None:
 
 
 async def test_short_outage_keeps_states_long_outage_reports_the_reference_text() -> None:
-    """DESIGN decision 1 / spec §7.2.5: 'Error getting state from pods.' only after the grace period."""
+    """'Error getting state from pods.' only after the grace period."""
     listing = FakeListing()
     clock = Clock()
     monitor = make(listing, clock)
@@ -115,7 +121,7 @@ async def test_short_outage_keeps_states_long_outage_reports_the_reference_text(
     await monitor.relist()
     drain(monitor)
 
-    listing.error = KubeApiError("cannot reach Podman")
+    listing.error = EngineUnreachable("list", "cannot reach Podman")
     await monitor.relist()
     clock.now = 9.0
     await monitor.relist()
@@ -139,22 +145,22 @@ async def test_events_about_watched_pods_or_their_containers_mark_dirty() -> Non
     monitor.watch(WEB, ["p1"], "p1")
     listing.containers = [ListedContainer("p1", "running", 0, "c1")]
     await monitor.relist()
-    monitor._dirty.clear()
+    monitor._wake.clear()
 
     def line(type_: str, actor: str, pod: str = "") -> bytes:
         return json.dumps({"Type": type_, "Actor": {"ID": actor, "Attributes": {"podId": pod}}}).encode()
 
     monitor.event_line(line("container", "other", "other-pod"))
     monitor.event_line(b"not json")
-    assert not monitor._dirty.is_set()
+    assert not monitor._wake.is_set()
     monitor.event_line(line("container", "c1"))
-    assert monitor._dirty.is_set()
-    monitor._dirty.clear()
+    assert monitor._wake.is_set()
+    monitor._wake.clear()
     monitor.event_line(line("container", "new-container", "p1"))
-    assert monitor._dirty.is_set()
-    monitor._dirty.clear()
+    assert monitor._wake.is_set()
+    monitor._wake.clear()
     monitor.event_line(line("pod", "p1"))
-    assert monitor._dirty.is_set()
+    assert monitor._wake.is_set()
 
 
 def test_parse_event_reads_type_actor_and_pod() -> None:

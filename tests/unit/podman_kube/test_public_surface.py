@@ -1,4 +1,4 @@
-"""The podman-kube package's public surface is small and pinned (STYLE 15)."""
+"""The podman-kube package's public surface is small and pinned."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ def test_public_names_are_pinned() -> None:
 
 
 def test_runtime_name_is_the_reference_one() -> None:
-    """Spec §7: runtime names are matched exactly; this one is 'podman-kube'."""
+    """Runtime names are matched exactly; this one is 'podman-kube'."""
     assert kube.RUNTIME_NAME == "podman-kube"
     assert kube.PodmanKubeRuntime.name == "podman-kube"
 

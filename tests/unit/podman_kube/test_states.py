@@ -1,4 +1,4 @@
-"""Combined state of a kube workload (spec §7.2.5, §11 items 5 and 15)."""
+"""Combined state of a kube workload."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def c(pod: str | None, state: str, exit_code: int = 0) -> ListedContainer:
 def test_single_container_maps_with_exact_strings(
     state: str, exit_code: int, expected: ExecutionState
 ) -> None:
-    """Spec §7.2.5 table: per-container mapping and the reference's exact additionalInfo texts."""
+    """Per-container mapping and the reference's exact additionalInfo texts."""
     assert combine(["p"], [c("p", state, exit_code)]) == expected
 
 
@@ -51,7 +51,7 @@ def test_one_exited_container_with_a_running_sibling_is_running() -> None:
 
 
 def test_failed_values_compare_by_their_text() -> None:
-    """Spec §7.2.5: several Failed values are compared by their text ("10" < "2")."""
+    """Several Failed values are compared by their text ("10" < "2")."""
     assert combine(["p"], [c("p", "exited", 2), c("p", "exited", 10)]) == ExecutionState.exec_failed(10)
 
 
@@ -61,18 +61,18 @@ def test_states_of_all_pods_combine() -> None:
 
 
 def test_pod_missing_from_the_listing_counts_as_one_unknown_container() -> None:
-    """Spec §7.2.5: a pod id missing from the cache counts as Unknown."""
+    """A pod id missing from the cache counts as Unknown."""
     assert combine(["p1", "gone"], [c("p1", "running")]) == ExecutionState.unknown("unknown container state")
     assert combine(["gone"], [c("p1", "exited", 1)]) == ExecutionState.unknown("unknown container state")
 
 
 def test_empty_pod_list_is_lost() -> None:
-    """Spec §11 item 15: an empty pod list means Failed(Lost)."""
+    """An empty pod list means Failed(Lost)."""
     assert combine([], [c("p", "running")]) == ExecutionState.lost()
 
 
 def test_unknown_pod_list_is_succeeded() -> None:
-    """Spec §11 item 15: a missing pod list after resume means Succeeded(Ok)."""
+    """A missing pod list after resume means Succeeded(Ok)."""
     assert combine(None, [c("p", "exited", 1)]) == ExecutionState.succeeded()
 
 
@@ -81,5 +81,5 @@ def test_containers_without_a_pod_are_ignored() -> None:
 
 
 def test_listing_error_has_the_reference_text() -> None:
-    """Spec §11 item 5: 'Error getting state from pods.'"""
+    """'Error getting state from pods.'"""
     assert pods_error() == ExecutionState(State.FAILED_UNKNOWN, "Error getting state from pods.")
