@@ -6,12 +6,13 @@
 * the manager's ``run`` (runtime event dispatch);
 * SIGTERM / SIGINT set the stop event.
 
-Shutdown is one ordered, logged sequence (STYLE 11, DESIGN decision 4):
-``manager.shutdown()`` (stops loops and relays, deletes nothing) bounded by
-``shutdown_timeout``, then the stream is cancelled -- the v0.3.1 server sees a
-stream error and marks our workloads AgentDisconnected -- then the manager
-task. Workloads keep running. Exit code 0 after a signal; 1 when a top-level
-task died on its own (a bug: it is logged with its traceback).
+Shutdown is one ordered, logged sequence: ``manager.shutdown()`` (stops loops
+and relays, deletes nothing) bounded by ``shutdown_timeout``, then the stream
+is cancelled -- the v0.3.1 server sees a stream error and marks our workloads
+AgentDisconnected -- then the manager task. Workloads keep running, and engine
+calls still in flight are not waited for (their threads are daemons), so the
+process ends within two seconds of SIGTERM. Exit code 0 after a signal; 1 when
+a top-level task died on its own (a bug: it is logged with its traceback).
 
 The manager is built by a *factory* (an async context manager), so this module
 never imports the lifecycle layer or the runtimes: ``agent.wiring.assemble``
@@ -21,7 +22,6 @@ is the production factory, tests pass their own.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import signal
@@ -38,11 +38,9 @@ from ankaios_agent.agent.ports import MessageSink
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_EXECUTOR_WORKERS = 32
-
 
 class AgentManager(Protocol):
-    """The manager contract (branch lifecycle, ``agent.manager.Manager``)."""
+    """What the process needs from the manager (``agent.manager.Manager``)."""
 
     async def handle(self, msg: FromServerMessage) -> None: ...
 
@@ -72,9 +70,6 @@ async def run_agent(
     """Run until SIGTERM/SIGINT (or ``stop`` is set); return the process exit code."""
     timings = timings or AppTimings()
     loop = asyncio.get_running_loop()
-    # Blocking podman-py calls and FIFO opens share this pool (agent.blocking.run_blocking).
-    executor = concurrent.futures.ThreadPoolExecutor(DEFAULT_EXECUTOR_WORKERS, thread_name_prefix="ank-agent")
-    loop.set_default_executor(executor)
     stop = stop or asyncio.Event()
     signals = _install_signal_handlers(loop, stop)
     outbox = Outbox()
@@ -82,10 +77,9 @@ async def run_agent(
         async with manager_factory(config, outbox) as manager:
             return await _supervise(config, manager, outbox, stop, timings)
     finally:
+        # Threads parked in blocking calls are not waited for: agent.blocking runs them as daemons.
         for sig in signals:
             loop.remove_signal_handler(sig)
-        # Don't wait for threads parked in blocking calls: the process is ending.
-        executor.shutdown(wait=False, cancel_futures=True)
 
 
 async def _supervise(

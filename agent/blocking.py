@@ -1,20 +1,104 @@
-"""The one path for blocking calls (podman-py, FIFO opens) off the event loop."""
+"""The one path for blocking calls (podman-py, FIFO opens) off the event loop.
+
+The calls run on daemon threads of a pool of our own, not on asyncio's default
+executor: ``asyncio.run`` and the interpreter join the default executor's
+threads at exit, so one Podman call hanging in a pull or a stop would hold
+the whole process after SIGTERM. A call still running when the process ends
+completes or fails on Podman's side; the next agent start adopts what exists.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import functools
+import queue
+import threading
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
+DEFAULT_WORKERS = 32
+
+_Job = tuple[concurrent.futures.Future[Any], Callable[[], Any]]
+
+
+class DaemonThreadPool(concurrent.futures.Executor):
+    """A thread pool whose threads never keep the process alive.
+
+    Threads start on demand up to ``max_workers`` and live for the rest of the
+    process; ``shutdown`` refuses new work and never waits for running calls.
+    """
+
+    def __init__(self, max_workers: int = DEFAULT_WORKERS, thread_name_prefix: str = "ank-agent") -> None:
+        if max_workers < 1:
+            raise ValueError("max_workers must be at least 1")
+        self._max_workers = max_workers
+        self._prefix = thread_name_prefix
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+        self._closed = False
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot run blocking calls after shutdown")
+            self._jobs.put((future, functools.partial(fn, *args, **kwargs)))
+            if self._idle > 0:
+                self._idle -= 1  # a parked thread takes it
+            elif self._threads < self._max_workers:
+                self._threads += 1
+                threading.Thread(
+                    target=self._work, name=f"{self._prefix}_{self._threads}", daemon=True
+                ).start()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        # ``wait`` is ignored on purpose: waiting for a hung engine call is what this pool avoids.
+        with self._lock:
+            self._closed = True
+            workers = self._threads
+        if cancel_futures:
+            while True:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    job[0].cancel()
+        for _ in range(workers):
+            self._jobs.put(None)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            future, call = job
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = call()
+                except BaseException as err:
+                    future.set_exception(err)
+                else:
+                    future.set_result(result)
+            del job, future, call
+            with self._lock:
+                self._idle += 1
+
+
+_pool = DaemonThreadPool()  # one per process: its threads never hold the exit, so nothing closes it
+
 
 async def run_blocking(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run ``fn`` in the default executor, carrying over the caller's contextvars."""
+    """Run ``fn`` on a daemon thread, carrying over the caller's contextvars."""
     loop = asyncio.get_running_loop()
     ctx = contextvars.copy_context()
     call = functools.partial(ctx.run, fn, *args, **kwargs)
-    return await loop.run_in_executor(None, call)
+    return await loop.run_in_executor(_pool, call)

@@ -1,19 +1,23 @@
 """The manager: the one place that turns server messages into workload operations.
 
-It consumes FromServer messages strictly in order (spec §4, §11 item 31):
+It consumes FromServer messages strictly in order:
 
-* ``UpdateWorkload`` -> operations (spec §4.3) -> scheduler (§5) -> execution (§4.4);
+* ``UpdateWorkload`` -> operations -> scheduler -> execution on the workload table;
 * ``UpdateWorkloadState`` -> the states of other agents' workloads go into the
-  store, and a non-empty batch re-evaluates the queue (§5.4);
+  store, and a non-empty batch re-evaluates the queue;
 * ``Response`` -> the control-interface router;
-* ``DesiredState`` (the answer to its own request after each hello) ->
-  reconciliation (DESIGN decisions 2 and 3, ``agent.reconcile``).
+* ``DesiredState`` (the answer to the agent's own request after each hello) ->
+  a ``DesiredSnapshot`` -> ``reconcile``.
 
-Own states take the path of spec §9.1 in place, through a work list rather than
-a bounded channel, so no number of waiting workloads can deadlock it (§11 item
-22): hysteresis -> store -> re-evaluation -> send, one WorkloadState per message,
-in order. Runtime state changes are routed to the loop owning the workload.
-Executing an operation never awaits: the loops do the slow work.
+``reconcile(snapshot)`` does not care how the snapshot was obtained: the v0.3.1
+session asks for it after each hello (``DesiredStateQuery``); a session whose
+server sends the authoritative list itself hands it over directly.
+
+Own states take one path in place, through a work list rather than a bounded
+channel, so no number of waiting workloads can deadlock it: hysteresis ->
+store -> re-evaluation -> send, one WorkloadState per message, in order.
+Runtime state changes are routed to the loop owning the workload. Executing an
+operation never awaits: the loops do the slow work.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
+from ankaios_agent.agent.errors import RuntimeFailure
 from ankaios_agent.agent.model import (
     AGENT_REQUEST_PREFIX,
     DeleteRequest,
@@ -31,6 +36,7 @@ from ankaios_agent.agent.model import (
     DesiredStateRequest,
     ExecutionState,
     FromServerMessage,
+    InstanceName,
     Response,
     StateKind,
     UpdateWorkload,
@@ -39,7 +45,15 @@ from ankaios_agent.agent.model import (
     WorkloadState,
 )
 from ankaios_agent.agent.ports import ControlInterfaceHost, MessageSink, Runtime, StateChange
-from ankaios_agent.agent.reconcile import Leftover, Plan, Removal, plan_added, plan_desired
+from ankaios_agent.agent.reconcile import (
+    DesiredSnapshot,
+    Leftover,
+    Plan,
+    forgotten_instances,
+    plan_added,
+    plan_desired,
+    queued_instances,
+)
 from ankaios_agent.agent.scheduler import (
     Create,
     Decision,
@@ -51,9 +65,43 @@ from ankaios_agent.agent.scheduler import (
 )
 from ankaios_agent.agent.state_store import StateStore
 from ankaios_agent.agent.timings import AgentTimings, Clock, SystemClock
-from ankaios_agent.agent.workload_loop import WorkloadLoop
+from ankaios_agent.agent.workload_loop import WorkloadLoop, removed_without_running
+from ankaios_agent.agent.workload_table import WorkloadTable
 
 log = logging.getLogger(__name__)
+
+
+class DesiredStateQuery:
+    """How a v0.3.1 session gets its snapshot: its own request after each hello.
+
+    The server sends no UpdateWorkload at all to an agent with nothing assigned,
+    so the agent asks for the desired workloads itself, with a request id no
+    workload can own. Only the answer to the latest request counts: a
+    reconnect may overtake an answer.
+    """
+
+    def __init__(self, sink: MessageSink, agent_name: str) -> None:
+        self._sink = sink
+        self._agent_name = agent_name
+        self._seq = 0
+        self._awaited: str | None = None
+
+    def ask(self) -> None:
+        self._seq += 1
+        self._awaited = f"{AGENT_REQUEST_PREFIX}reconcile-{self._seq}"
+        self._sink.send(DesiredStateRequest(self._awaited))
+
+    def answer(self, msg: DesiredState) -> DesiredSnapshot | None:
+        """The snapshot in the answer to the latest request; None for anything else."""
+        if msg.request_id != self._awaited:
+            log.debug("ignoring the answer to an earlier reconciliation request %s", msg.request_id)
+            return None
+        self._awaited = None
+        if msg.error is not None:
+            log.warning("cannot reconcile, the server answered with an error: %s", msg.error)
+            return None
+        known = frozenset(i for i in msg.known_instances if i.agent == self._agent_name)
+        return DesiredSnapshot(msg.workloads, known)
 
 
 class Manager:
@@ -75,22 +123,22 @@ class Manager:
         self._clock: Clock = clock or SystemClock()
         self._store = StateStore()
         self._scheduler = Scheduler()
-        self._loops: dict[str, WorkloadLoop] = {}
-        self._specs: dict[str, WorkloadSpec] = {}  # the spec each managed loop was last told to run
-        self._retiring: set[WorkloadLoop] = set()  # deleting, no longer addressable
-        self._cleanups: dict[str, asyncio.Task[None]] = {}  # removal of leftovers, per workload name
+        self._table = WorkloadTable(self._new_loop)
+        self._query = DesiredStateQuery(sink, agent_name)
         self._leftovers: dict[str, list[Leftover]] | None = None  # None: list the runtimes first
         self._pending_states: deque[WorkloadState] = deque()
         self._draining = False
-        # What went out since the latest hello: only states missing from it are re-sent (DESIGN 2).
+        # What went out since the latest hello: only states missing from it are re-sent.
         self._sent_this_session: dict[str, WorkloadState] = {}
-        self._reconcile_seq = 0
-        self._awaited_reconcile: str | None = None
         self._dispatchers: list[asyncio.Task[None]] = []
         self._shutdown: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
     # --- public surface ----------------------------------------------------------
+
+    @property
+    def table(self) -> WorkloadTable:
+        return self._table
 
     async def handle(self, msg: FromServerMessage) -> None:
         """One message from the server; the connection awaits this strictly in arrival order."""
@@ -101,7 +149,7 @@ class Manager:
             case UpdateWorkload():
                 await self._on_update_workload(msg)
             case UpdateWorkloadState(states):
-                # The server never sends an agent its own states (spec §5.6); if one came, it must not
+                # The server never sends an agent its own states; if one came, it must not
                 # disturb the hysteresis of the agent's own workloads.
                 states = tuple(s for s in states if s.instance.agent != self._agent_name)
                 self._store.store_others(states)
@@ -110,15 +158,15 @@ class Manager:
             case Response():
                 self._ci.route(msg)
             case DesiredState():
-                await self._on_desired_state(msg)
+                snapshot = self._query.answer(msg)
+                if snapshot is not None:
+                    await self.reconcile(snapshot)
 
     async def on_connected(self) -> None:
-        """After each hello: ask for the desired state, reconcile when it arrives (DESIGN decision 2)."""
-        self._reconcile_seq += 1
-        self._awaited_reconcile = f"{AGENT_REQUEST_PREFIX}reconcile-{self._reconcile_seq}"
+        """After each hello: a new session; ask for the desired state to reconcile with."""
         self._leftovers = None  # containers may have changed while the agent was away
         self._sent_this_session = {}
-        self._sink.send(DesiredStateRequest(self._awaited_reconcile))
+        self._query.ask()
 
     async def run(self) -> None:
         """Route every runtime's state changes to the workload loops until cancelled."""
@@ -137,7 +185,7 @@ class Manager:
         finally:
             for task in self._dispatchers:
                 task.cancel()
-            # Retrieve every dispatcher's end (STYLE 11), also when run() itself is cancelled.
+            # Retrieve every dispatcher's end, also when run() itself is cancelled.
             await asyncio.gather(*self._dispatchers, return_exceptions=True)
 
     async def shutdown(self) -> None:
@@ -148,7 +196,7 @@ class Manager:
         await asyncio.shield(self._shutdown)
 
     def report(self, state: WorkloadState) -> None:
-        """The own-state path of spec §9.1 (the workload loops' StateReporter)."""
+        """The own-state path (the workload loops' StateReporter)."""
         self._pending_states.append(state)
         if self._draining:
             return  # the running drain below sends it after the current state, in order
@@ -166,7 +214,41 @@ class Manager:
         finally:
             self._draining = False
 
-    # --- UpdateWorkload (spec §4.3) -----------------------------------------------------
+    async def reconcile(self, snapshot: DesiredSnapshot) -> None:
+        """Make the agent match a complete snapshot of its desired workloads.
+
+        Unchanged workloads keep running untouched, changed ones are replaced,
+        what is not listed is deleted (also when the list is empty); running
+        leftovers of listed instances are adopted, other leftovers removed.
+        """
+        leftovers = await self._list_leftovers()
+        held = self._held_instances(snapshot.workloads, leftovers.values())
+        plan = plan_desired(snapshot.workloads, self._table.specs(), self._scheduler.entries(), leftovers)
+        self._leftovers = {}
+        log.info(
+            "reconciled with the server: %d kept, %d adopted, %d operations, %d leftovers to remove",
+            len(plan.kept),
+            len(plan.adopt),
+            len(plan.operations),
+            len(plan.remove),
+        )
+        # States that went into a dying stream may never have reached the server: send the current
+        # state of every own workload that was not sent since the latest hello, and Removed again
+        # for what the server still lists but the agent already removed, before the
+        # reconciliation's own changes follow.
+        for state in self._store.own_states():
+            if self._sent_this_session.get(state.instance.workload) != state:
+                self._sink.send(state)
+                self._sent_this_session[state.instance.workload] = state
+        for instance in forgotten_instances(snapshot.known_instances, self._agent_name, held):
+            log.info(
+                "the server still lists %s, which is already removed; reporting it removed again", instance
+            )
+            self._sink.send(WorkloadState(instance, ExecutionState.removed()))
+        self._carry_out(plan)
+        self._run(self._scheduler.schedule(plan.operations, self._store.get))
+
+    # --- UpdateWorkload ------------------------------------------------------------------
 
     async def _on_update_workload(self, msg: UpdateWorkload) -> None:
         added: dict[str, WorkloadSpec] = {}
@@ -180,7 +262,7 @@ class Manager:
             operations.append(Delete(request) if replacement is None else Update(replacement, request))
         if added:
             leftovers = await self._list_leftovers()
-            plan = plan_added(added.values(), self._specs, self._scheduler.queued, leftovers)
+            plan = plan_added(added.values(), self._table.specs(), self._scheduler.queued, leftovers)
             self._leftovers = plan.leftovers
             for op in plan.operations:
                 if isinstance(op, Update):
@@ -189,35 +271,16 @@ class Manager:
             operations.extend(plan.operations)
         self._run(self._scheduler.schedule(operations, self._store.get))
 
-    # --- reconciliation (DESIGN decisions 2 and 3) -----------------------------------------
+    # --- reconciliation helpers ---------------------------------------------------------------
 
-    async def _on_desired_state(self, msg: DesiredState) -> None:
-        if msg.request_id != self._awaited_reconcile:
-            log.debug("ignoring the answer to an earlier reconciliation request %s", msg.request_id)
-            return
-        self._awaited_reconcile = None
-        if msg.error is not None:
-            log.warning("cannot reconcile, the server answered with an error: %s", msg.error)
-            return
-        leftovers = await self._list_leftovers()
-        plan = plan_desired(msg.workloads, self._specs, self._scheduler.entries(), leftovers)
-        self._leftovers = {}
-        log.info(
-            "reconciled with the server: %d kept, %d adopted, %d operations, %d leftovers to remove",
-            len(plan.kept),
-            len(plan.adopt),
-            len(plan.operations),
-            len(plan.remove),
-        )
-        # States that went into a dying stream may never have reached the server: send the current
-        # state of every own workload that was not sent since the latest hello, before the
-        # reconciliation's own changes follow.
-        for state in self._store.own_states():
-            if self._sent_this_session.get(state.instance.workload) != state:
-                self._sink.send(state)
-                self._sent_this_session[state.instance.workload] = state
-        self._carry_out(plan)
-        self._run(self._scheduler.schedule(plan.operations, self._store.get))
+    def _held_instances(
+        self, desired: Collection[WorkloadSpec], leftovers: Collection[Collection[Leftover]]
+    ) -> set[InstanceName]:
+        """Every instance the agent runs, waits to run, is deleting, finds on a runtime or is told to run."""
+        held = self._table.held_instances() | queued_instances(self._scheduler.entries())
+        held.update(spec.instance for spec in desired)
+        held.update(leftover.owned.instance for found in leftovers for leftover in found)
+        return held
 
     async def _list_leftovers(self) -> dict[str, list[Leftover]]:
         """Containers of this agent that no loop owns, listed once per connection."""
@@ -227,151 +290,100 @@ class Manager:
         for name, runtime in self._runtimes.items():
             try:
                 owned = await runtime.list_owned()
-            except Exception as err:
+            except RuntimeFailure as err:
                 log.warning("cannot list the workloads on runtime %s, treating it as empty: %s", name, err)
                 continue
+            except Exception:
+                log.exception(
+                    "internal error of the agent listing the workloads on runtime %s; treating it as empty",
+                    name,
+                )
+                continue
             for item in owned:
-                if item.instance.agent != self._agent_name or self._is_busy(item.instance.workload):
+                if item.instance.agent != self._agent_name or self._table.is_busy(item.instance.workload):
                     continue
                 found.setdefault(item.instance.workload, []).append(Leftover(name, item))
         self._leftovers = found
         return found
 
-    def _is_busy(self, workload: str) -> bool:
-        cleanup = self._cleanups.get(workload)
-        return (
-            workload in self._loops
-            or any(loop.name == workload for loop in self._retiring)
-            or (cleanup is not None and not cleanup.done())
-        )
-
     def _carry_out(self, plan: Plan) -> None:
-        by_name: dict[str, list[Removal]] = {}
         for removal in plan.remove:
-            by_name.setdefault(removal.leftover.name, []).append(removal)
-        for name, removals in by_name.items():
-            task = asyncio.create_task(self._remove_leftovers(removals), name=f"cleanup:{name}")
-            self._cleanups[name] = task
-            task.add_done_callback(self._forget_cleanup)
+            leftover = removal.leftover
+            self._table.remove_leftover(leftover.runtime, leftover.owned, report_states=removal.report_states)
         for spec, leftover in plan.adopt:
-            loop = self._start_loop(spec)
-            if loop is not None:
-                loop.commands.resume(spec, leftover.owned.runtime_id, leftover.owned.state)
+            self._table.start(spec).commands.resume(spec, leftover.owned.runtime_id, leftover.owned.state)
 
-    def _forget_cleanup(self, task: asyncio.Task[None]) -> None:
-        """A finished clean-up needs no waiting; without this, undesired names piled up."""
-        for name, cleanup in list(self._cleanups.items()):
-            if cleanup is task:
-                del self._cleanups[name]
-
-    async def _remove_leftovers(self, removals: list[Removal]) -> None:
-        for removal in removals:
-            instance = removal.leftover.owned.instance
-            runtime = self._runtimes[removal.leftover.runtime]
-            log.info("removing leftover %s from runtime %s", instance, runtime.name)
-            if removal.report_states:
-                self.report(WorkloadState(instance, ExecutionState.requested_at_runtime()))
-            attempt = 0
-            while True:
-                try:
-                    await runtime.delete(instance)
-                    break
-                except Exception as err:
-                    # Giving up would keep the leftover running until the next reconnect (e.g.
-                    # Podman was down): retry with the workload loops' delete back-off.
-                    attempt += 1
-                    delay = min(self._timings.restart_delay(attempt), self._timings.delete_retry_cap)
-                    log.error("could not remove leftover %s (retry in %.0f s): %s", instance, delay, err)
-                    if removal.report_states and attempt == 1:
-                        self.report(WorkloadState(instance, ExecutionState.delete_failed(str(err))))
-                    await self._clock.sleep(delay)
-            if removal.report_states:
-                self.report(WorkloadState(instance, ExecutionState.removed()))
-
-    # --- executing operations (spec §4.4) ----------------------------------------------------
+    # --- executing operations ----------------------------------------------------------------
 
     def _run(self, decision: Decision) -> None:
         for op in decision.ready:
             try:
                 self._execute(op)
             except Exception:
-                log.exception("workload %s: could not execute %s", op.name, type(op).__name__)
+                log.exception(
+                    "workload %s: internal error of the agent executing %s", op.name, type(op).__name__
+                )
         for state in decision.report:
             self.report(state)
 
     def _execute(self, op: Operation) -> None:
-        loop = self._loops.get(op.name)
+        loop = self._table.loop(op.name)
         match op:
             case Create(spec):
-                if loop is not None:  # cannot happen with §11 item 25; stay safe anyway
-                    self._specs[spec.name] = spec
+                if not self._runtime_known(spec):
+                    return
+                if loop is not None:  # a queued create is dropped when a newer operation comes; stay safe
+                    self._table.set_spec(spec)
                     loop.commands.update(spec, None)
-                elif (new_loop := self._start_loop(spec)) is not None:
-                    new_loop.commands.create(spec)
+                else:
+                    self._table.start(spec).commands.create(spec)
             case Update(spec, request):
-                if spec.runtime not in self._runtimes:
-                    self._warn_unknown_runtime(spec)
-                    self._execute(Delete(request))
+                if not self._runtime_known(spec):
+                    self._delete(request)
                 elif loop is None:
                     log.info("workload %s not found, recreating", spec.name)
-                    self._report_unmanaged_removed(request, spec)
-                    self._execute(Create(spec))
+                    self._report_removed_without_running(request, spec)
+                    self._table.start(spec).commands.create(spec)
                 else:
-                    self._specs[spec.name] = spec
+                    self._table.set_spec(spec)
                     loop.commands.update(spec, request.instance)
             case UpdateDeleteOnly(request):
                 if loop is not None:
                     loop.commands.update_delete_only(request.instance)
                 else:
-                    self._report_unmanaged_removed(request, None)
+                    self._report_removed_without_running(request, None)
             case Delete(request):
                 self._delete(request)
 
-    def _report_unmanaged_removed(self, request: DeleteRequest, new: WorkloadSpec | None) -> None:
+    def _runtime_known(self, spec: WorkloadSpec) -> bool:
+        """A workload for a runtime this agent lacks is not scheduled, and nothing is reported for it."""
+        if spec.runtime in self._runtimes:
+            return True
+        log.warning("workload %s: could not find runtime %r, not scheduled", spec.name, spec.runtime)
+        return False
+
+    def _report_removed_without_running(self, request: DeleteRequest, new: WorkloadSpec | None) -> None:
         """The instance an update replaces had no loop (it still waited in the queue): the server
-        still has its row and `ank` waits for its Removed (spec §11 items 2, 3)."""
-        if new is None or request.instance != new.instance:
+        still has its row and `ank` waits for its Removed."""
+        if removed_without_running(request.instance, None, None if new is None else new.instance):
             self.report(WorkloadState(request.instance, ExecutionState.removed()))
 
     def _delete(self, request: DeleteRequest) -> None:
-        loop = self._loops.pop(request.name, None)
-        self._specs.pop(request.name, None)
-        if loop is None:
+        """Delete the managed workload; one that is not managed (queued, unknown runtime) is Removed."""
+        if not self._table.delete(request):
             log.info("workload %s is already gone; reporting it removed", request.instance)
             self.report(WorkloadState(request.instance, ExecutionState.removed()))
-            return
-        self._retiring.add(loop)
-        if loop.task is not None:
-            loop.task.add_done_callback(lambda _task: self._retiring.discard(loop))
-        loop.commands.delete(request.instance)
 
-    def _start_loop(self, spec: WorkloadSpec) -> WorkloadLoop | None:
-        if spec.runtime not in self._runtimes:
-            self._warn_unknown_runtime(spec)
-            return None
-        # Never two containers of one workload at once (spec §11 items 9, 21): the new loop starts
-        # only after leftover removal and any loop still deleting this workload have finished.
-        before = [loop.task for loop in self._retiring if loop.name == spec.name and loop.task is not None]
-        cleanup = self._cleanups.pop(spec.name, None)
-        if cleanup is not None:
-            before.append(cleanup)
-        loop = WorkloadLoop(
-            spec.name,
+    def _new_loop(self, name: str, after: Collection[asyncio.Task[None]]) -> WorkloadLoop:
+        return WorkloadLoop(
+            name,
             runtimes=self._runtimes,
             control_interfaces=self._ci,
             reporter=self,
             timings=self._timings,
             clock=self._clock,
-            after=[task for task in before if not task.done()],
+            after=after,
         )
-        self._loops[spec.name] = loop
-        self._specs[spec.name] = spec
-        loop.start()
-        return loop
-
-    @staticmethod
-    def _warn_unknown_runtime(spec: WorkloadSpec) -> None:
-        log.warning("workload %s: could not find runtime %r, not scheduled", spec.name, spec.runtime)
 
     # --- runtime events -----------------------------------------------------------------------
 
@@ -389,29 +401,26 @@ class Manager:
                 log.warning("event stream of runtime %s ended; subscribing again", runtime.name)
             except asyncio.CancelledError:
                 raise
+            except RuntimeFailure as err:
+                log.warning("event stream of runtime %s failed; subscribing again: %s", runtime.name, err)
             except Exception:
                 log.exception("event stream of runtime %s failed; subscribing again", runtime.name)
             await self._clock.sleep(self._timings.event_resubscribe_delay)
 
     def _route(self, change: StateChange) -> None:
-        loop = self._loops.get(change.instance.workload)
-        if loop is None:
+        if not self._table.route(change):
             log.debug("no workload loop for %s; state %s ignored", change.instance, change.state)
-            return
-        loop.commands.state_changed(change)
 
-    # --- shutdown (STYLE 11) -------------------------------------------------------------------
+    # --- shutdown ---------------------------------------------------------------------------
 
     async def _shut_down(self) -> None:
         log.info("shutdown: stopping runtime event dispatch")
         for task in self._dispatchers:
             task.cancel()
-        for task in self._cleanups.values():
-            task.cancel()
-        loops = [*self._loops.values(), *self._retiring]
-        log.info("shutdown: stopping %d workload loops (containers keep running)", len(loops))
-        await asyncio.gather(*(loop.stop() for loop in loops), return_exceptions=True)
-        for task in [*self._dispatchers, *self._cleanups.values()]:
+        log.info("shutdown: stopping the workload loops (containers keep running)")
+        stopped = await self._table.stop()
+        log.info("shutdown: %d workload loops stopped", stopped)
+        for task in self._dispatchers:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         log.info("shutdown: closing control interfaces")

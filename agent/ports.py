@@ -3,7 +3,7 @@
 The manager and the workload loops depend on these Protocols only: the outbox,
 the control-interface host and the runtimes plug in from outside (``wiring``
 assembles them), so nothing in ``agent/`` imports ``runtimes/`` or
-``control_interface/``, and tests use the fakes of ``agent.testing``.
+``control_interface/``, and tests use the fakes of ``agent.fakes``.
 
 A runtime is addressed only by instance name: it finds its own objects by the
 ``name=<workload>.<id>.<agent>`` label (or the kube bookkeeping volumes), so
@@ -36,7 +36,7 @@ class MessageSink(Protocol):
 
 
 class ControlInterfaceHost(Protocol):
-    """The per-workload FIFO folders and their relays (``control_interface.ControlInterfaces``)."""
+    """The per-workload FIFO folders and their relays (``control_interface.ControlInterfaceHost``)."""
 
     async def ensure(self, instance: InstanceName) -> Path:
         """Create the folder and FIFOs if missing, start the relay; raises ControlInterfaceError."""

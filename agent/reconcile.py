@@ -1,4 +1,4 @@
-"""Reconciliation planning (DESIGN decisions 2 and 3, spec §4.2, §11 items 13, 21, 25).
+"""Reconciliation planning: what to do with a snapshot of what the server wants.
 
 Pure logic: given what the server wants, what the agent manages, what waits in
 the scheduler queue and which containers of this agent exist on the runtimes
@@ -6,25 +6,27 @@ without a control loop ("leftovers"), decide what to do. The manager carries
 the plan out.
 
 * An added workload that the agent already manages with the identical spec is
-  kept untouched (the hello-time UpdateWorkload after a reconnect lists every
-  workload again; the reference restarts them all, upstream #16).
+  kept untouched (after a reconnect the server lists every workload again; the
+  reference agent restarts them all).
 * A different spec for a managed workload becomes an update.
 * A leftover container with the same instance name that is ``Running(Ok)`` is
   adopted: same container, no create, no Pending state. Any other leftover of
-  that workload name is removed *before* the new one is created (§11 item 21):
-  silently when it has the same instance name (the server has one row for
-  both), with the normal delete states when it has another id.
-* Only the answer to the agent's own DesiredStateRequest is a complete list:
-  then managed or queued workloads that are no longer desired are deleted
-  (upstream #358) and leftovers of undesired workloads are removed with states.
+  that workload name is removed *before* the new one is created, so the two
+  never run at once: silently when it has the same instance name (the server
+  has one row for both), with the normal delete states when it has another id.
+* Only a complete snapshot of this agent's workloads (``DesiredSnapshot``)
+  says what is *not* wanted: then managed or queued workloads that are no longer
+  desired are deleted, leftovers of undesired workloads are removed with
+  states, and instances the server still lists for this agent but the agent no
+  longer holds get their ``Removed`` again (it was lost with a broken stream).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ankaios_agent.agent.model import DeleteRequest, State, WorkloadSpec
+from ankaios_agent.agent.model import DeleteRequest, InstanceName, State, WorkloadSpec
 from ankaios_agent.agent.ports import OwnedWorkload
 from ankaios_agent.agent.scheduler import (
     Create,
@@ -37,6 +39,18 @@ from ankaios_agent.agent.scheduler import (
     UpdateCreate,
     UpdateDelete,
 )
+
+
+@dataclass(frozen=True)
+class DesiredSnapshot:
+    """The complete list of this agent's desired workloads, however a session obtained it.
+
+    ``known_instances`` are the instances of this agent the server still has a
+    state for; empty when the session does not say.
+    """
+
+    workloads: tuple[WorkloadSpec, ...]
+    known_instances: frozenset[InstanceName] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -82,7 +96,7 @@ def plan_added(
     queued: QueueLookup,
     leftovers: Mapping[str, Sequence[Leftover]],
 ) -> Plan:
-    """Workloads the server lists as added without a matching delete (spec §4.3 rule 3)."""
+    """Workloads the server lists as added without a matching delete of the same name."""
     plan = Plan(leftovers={name: list(items) for name, items in leftovers.items()})
     for spec in added:
         name = spec.name
@@ -96,8 +110,8 @@ def plan_added(
                 plan.kept.append(name)
             else:
                 # A queued delete or a queued other spec would run later against what the server
-                # now wants (§11 item 25): an update replaces it. Its old instance is the queued
-                # spec's when there is one, so that row is reported Removed too.
+                # now wants: an update replaces it. Its old instance is the queued spec's when
+                # there is one, so that row is reported Removed too.
                 pending = _queued_spec(entry)
                 old = current.instance if pending is None else pending.instance
                 plan.operations.append(Update(spec, DeleteRequest(old)))
@@ -132,7 +146,7 @@ def plan_desired(
     queue: Mapping[str, QueueEntry],
     leftovers: Mapping[str, Sequence[Leftover]],
 ) -> Plan:
-    """Reconcile against the complete list of this agent's workloads (DESIGN decision 2)."""
+    """Reconcile against the complete list of this agent's workloads."""
     wanted = {spec.name: spec for spec in desired}
     plan = plan_added(wanted.values(), managed, queue.get, leftovers)
     for name, current in managed.items():
@@ -157,3 +171,32 @@ def plan_desired(
         plan.remove.extend(Removal(leftover, report_states=True) for leftover in found)
     plan.leftovers = {}
     return plan
+
+
+def queued_instances(queue: Mapping[str, QueueEntry]) -> set[InstanceName]:
+    """Every instance a queue entry will create, replace or delete."""
+    held: set[InstanceName] = set()
+    for entry in queue.values():
+        match entry:
+            case QueuedCreate(spec):
+                held.add(spec.instance)
+            case QueuedDelete(request):
+                held.add(request.instance)
+            case UpdateCreate(spec, request) | UpdateDelete(spec, request):
+                held.update((spec.instance, request.instance))
+    return held
+
+
+def forgotten_instances(
+    known: Collection[InstanceName], agent: str, held: Collection[InstanceName]
+) -> list[InstanceName]:
+    """Instances of ``agent`` the server still lists but the agent holds nothing for, sorted.
+
+    The agent already removed them (or never had them after a restart): their
+    ``Removed`` went into a stream that broke, so the server's rows stay unless
+    it is sent again.
+    """
+    return sorted(
+        (i for i in known if i.agent == agent and i not in held),
+        key=lambda i: (i.workload, i.id),
+    )

@@ -1,4 +1,4 @@
-"""The dependency scheduler (spec §5): which operations may run now, which must wait.
+"""The dependency scheduler: which operations may run now, which must wait.
 
 Pure logic: no I/O, no asyncio, nothing is sent from here. Every call returns
 a ``Decision`` with the operations that are ready (in order) and the waiting
@@ -6,7 +6,7 @@ states to report (``Pending(WaitingToStart)``, ``Stopping(WaitingToStop)``);
 the manager executes and reports them.
 
 Beyond the reference: a new operation for a workload name drops any queued
-entry for that name (spec §11 item 25), so a stale Create can never run later
+entry for that name, so a stale Create can never run later
 with an old spec.
 """
 
@@ -32,7 +32,7 @@ StateLookup = Callable[[str], ExecutionState | None]
 """The store's view: last known state of a workload name, or None when unknown."""
 
 
-# --- operations (spec §4.3, §4.4) ---------------------------------------------
+# --- operations ---------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Update:
 
 @dataclass(frozen=True)
 class UpdateDeleteOnly:
-    """The first half of an update whose create must wait (spec §5.3); only the scheduler makes it."""
+    """The first half of an update whose create must wait; only the scheduler makes it."""
 
     delete: DeleteRequest
 
@@ -79,7 +79,7 @@ class Delete:
 Operation = Create | Update | UpdateDeleteOnly | Delete
 
 
-# --- queue entries (spec §5.1) --------------------------------------------------
+# --- queue entries --------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ class Decision:
         self.report.extend(other.report)
 
 
-# --- condition evaluation (spec §5.2) ------------------------------------------
+# --- condition evaluation ------------------------------------------
 
 _ADD_FULFILLED_BY: Mapping[AddCondition, State] = {
     AddCondition.RUNNING: State.RUNNING_OK,
@@ -167,7 +167,7 @@ def _waiting_to_stop(request: DeleteRequest) -> WorkloadState:
 
 
 class Scheduler:
-    """The waiting queue, keyed by workload name (spec §5.1: a new entry replaces an older one)."""
+    """The waiting queue, keyed by workload name (a new entry replaces an older one)."""
 
     def __init__(self) -> None:
         self._queue: dict[str, QueueEntry] = {}
@@ -183,7 +183,7 @@ class Scheduler:
         return len(self._queue)
 
     def schedule(self, operations: Iterable[Operation], lookup: StateLookup) -> Decision:
-        """New operations from an UpdateWorkload (spec §5.3), then one re-evaluation (§5.4)."""
+        """New operations from an UpdateWorkload, then one re-evaluation."""
         decision = Decision()
         for op in operations:
             dropped = self._queue.pop(op.name, None)
@@ -218,7 +218,7 @@ class Scheduler:
                 return Decision()
 
     def reevaluate(self, lookup: StateLookup) -> Decision:
-        """Check every queued entry again (spec §5.4); waiting entries stay silently."""
+        """Check every queued entry again; waiting entries stay silently."""
         decision = Decision()
         entries, self._queue = self._queue, {}
         for name, entry in entries.items():

@@ -1,11 +1,11 @@
-"""The workload-state store and the stopping hysteresis (spec §9.2, §9.3, §5.1, §5.6).
+"""The workload-state store and the stopping hysteresis.
 
 Pure logic: no I/O, no asyncio. The store maps a *workload name* to its last
 known ExecutionState, for this agent's workloads (after the hysteresis) and for
 other agents' workloads (as the server sent them). It feeds the dependency
 checks of the scheduler and the hysteresis; nothing else reads it. Besides,
 it remembers the last full WorkloadState of every own workload, so the
-manager can re-send them after a reconnect (DESIGN decision 2).
+manager can re-send them after a reconnect.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 
 from ankaios_agent.agent.model import ExecutionState, State, StateKind, WorkloadState
 
-# spec §9.2 as a transition table (STYLE 6): while the stored state is one of the
+# The stopping hysteresis as a transition table: while the stored state is one of the
 # HOLDING states, an incoming state from the SUPPRESSED set is replaced by the
 # stored one; every other pair lets the incoming state through.
 HOLDING: frozenset[State] = frozenset({State.STOPPING_REQUESTED_AT_RUNTIME, State.STOPPING_WAITING_TO_STOP})
@@ -32,7 +32,7 @@ TRANSITIONS: Mapping[State, frozenset[State]] = {held: SUPPRESSED for held in HO
 
 
 def next_state(old: ExecutionState | None, new: ExecutionState) -> ExecutionState:
-    """The state that is stored and sent for an own workload (spec §9.2).
+    """The state that is stored and sent for an own workload.
 
     Compares state and substate only; when the incoming state is suppressed the
     stored one is kept *including* its additionalInfo.
@@ -43,7 +43,7 @@ def next_state(old: ExecutionState | None, new: ExecutionState) -> ExecutionStat
 
 
 class StateStore:
-    """Last known state per workload name, own and other agents' (spec §5.1)."""
+    """Last known state per workload name, own and other agents'."""
 
     def __init__(self) -> None:
         self._states: dict[str, ExecutionState] = {}
@@ -56,9 +56,9 @@ class StateStore:
         return workload in self._states
 
     def apply_own(self, state: WorkloadState) -> WorkloadState:
-        """Hysteresis, then store; returns the state to send (spec §9.1 steps 1-2)."""
+        """Hysteresis, then store; returns the state to send (the first two steps of the own-state path)."""
         name = state.instance.workload
-        # Only this agent's own last state holds (spec §5.6): another agent's state under the same
+        # Only this agent's own last state holds: another agent's state under the same
         # name (a workload moving here) must not turn this agent's Running into its Stopping.
         held = self._own.get(name)
         effective = WorkloadState(state.instance, next_state(held.state if held else None, state.state))
@@ -71,7 +71,7 @@ class StateStore:
         return effective
 
     def store_others(self, states: Iterable[WorkloadState]) -> None:
-        """States of other agents' workloads, as received (spec §5.6): no hysteresis."""
+        """States of other agents' workloads, as received: no hysteresis."""
         for state in states:
             name = state.instance.workload
             if state.state.state.kind is StateKind.REMOVED:

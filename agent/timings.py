@@ -1,6 +1,6 @@
 """Every tunable delay and count of the agent, plus the clock the loops sleep on.
 
-STYLE 13: time is injected, never monkeypatched. Production code uses
+Time is injected, never monkeypatched. Production code uses
 ``AgentTimings()`` and ``SystemClock()``; tests pass tiny intervals and a
 fake clock, so retries and back-off run in microseconds without changing the
 logic under test.
@@ -9,6 +9,7 @@ logic under test.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -16,12 +17,12 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class AgentTimings:
-    """Defaults are those of the v0.3.1 reference (spec Appendix A) and DESIGN decision 6."""
+    """Defaults match the v0.3.1 reference agent; the restart back-off is this agent's own."""
 
-    # spec §6.3: 1 initial attempt + 1 immediate retry + further retries 1 s apart = 21 attempts.
+    # 1 initial attempt + 1 immediate retry + further retries 1 s apart = 21 attempts, like the reference.
     create_retries: int = 20
     create_retry_interval: float = 1.0
-    # DESIGN decision 6: first restart immediate, then initial * factor**(n-1), capped.
+    # First restart immediate, then initial * factor**(n-1), capped.
     restart_backoff_initial: float = 1.0
     restart_backoff_factor: float = 2.0
     restart_backoff_cap: float = 300.0
@@ -50,10 +51,26 @@ class AgentTimings:
 
     def restart_delay(self, consecutive_restarts: int) -> float:
         """Delay before restart number ``consecutive_restarts`` (0-based) of a crash loop."""
-        if consecutive_restarts <= 0:
+        return self._backoff(consecutive_restarts, self.restart_backoff_cap)
+
+    def delete_retry_delay(self, attempt: int) -> float:
+        """Delay before retry number ``attempt`` (1-based) of a delete that keeps failing."""
+        return self._backoff(attempt, min(self.restart_backoff_cap, self.delete_retry_cap))
+
+    def _backoff(self, step: int, cap: float) -> float:
+        if step <= 0:
             return 0.0
-        delay = self.restart_backoff_initial * self.restart_backoff_factor ** (consecutive_restarts - 1)
-        return min(delay, self.restart_backoff_cap)
+        initial, factor = self.restart_backoff_initial, self.restart_backoff_factor
+        if initial >= cap:
+            return cap
+        if initial == 0 or factor == 1:
+            return initial
+        # A crash loop of days or a night-long engine outage reaches step counts where
+        # ``factor ** step`` overflows a float: compare exponents instead of multiplying.
+        exponent = step - 1
+        if exponent >= math.log(cap / initial, factor):
+            return cap
+        return min(initial * factor**exponent, cap)
 
 
 class Clock(Protocol):

@@ -1,14 +1,15 @@
-"""One control loop per workload (spec §6): create, retry, restart, update, delete.
+"""One control loop per workload: create, retry, restart, update, delete.
 
 Each loop is an asyncio task that takes commands strictly in order from an
-unbounded queue behind ``WorkloadCommands`` (STYLE 3; unbounded so the manager
-never blocks on a loop, spec §11 item 22). Runtime state changes arrive on the
-same queue and are handled level-triggered (STYLE 5): a change only counts when
-it is about the loop's *current* instance and runtime id, and a repeat of the
-last observed state is ignored, so duplicated or stale events cannot restart a
-workload twice.
+unbounded queue behind ``WorkloadCommands`` (unbounded so the manager never
+blocks on a loop). Runtime state changes arrive on the same queue and are
+handled level-triggered: a change only counts when it is about the loop's
+*current* instance and runtime id, and a repeat of the last observed state is
+ignored, so duplicated or stale events cannot restart a workload twice. Where
+the loop is (idle, waiting to retry, running, ...) is the ``Phase`` of
+``agent.workload_phase``; every move goes through its transition table.
 
-Reported sequences (spec §6.2-6.6, exact strings of Appendix B):
+Reported sequences (the exact strings the server and ``ank`` look for):
 
 * create: ``Pending(Starting)/"Triggered at runtime."`` before every attempt,
   ``Pending(StartingFailed)/<error>`` after a failed one; the first retry is
@@ -17,15 +18,17 @@ Reported sequences (spec §6.2-6.6, exact strings of Appendix B):
 * update: ``Stopping(RequestedAtRuntime)``[old] -> delete -> ``Removed``[old]
   -> create[new]; never two containers of one workload at once;
 * delete: ``Stopping(RequestedAtRuntime)`` -> ``Removed``, or
-  ``Stopping(DeleteFailed)/<error>``;
-* restart (policy of §6.6, back-off of DESIGN decision 6): the exit state stays
-  visible during the back-off, then the update sequence with the same spec.
+  ``Stopping(DeleteFailed)/<error>`` first when the runtime refuses;
+* restart (restart policy, with back-off): the exit state stays visible during
+  the back-off, then the update sequence with the same spec.
 
-Improvements over the reference: a bad runtimeConfig or an unusable control
-interface is not retried (``<reason>`` then ``No more retries.``); a resumed
-workload keeps its control-interface folder for later restarts (§11 item 26);
-a failed delete is retried with back-off until the container is gone, then the loop ends
-(never orphaned, §11 item 27; the reference leaves the container running for good).
+Beyond the reference agent: a bad runtimeConfig, an unusable control interface
+or an internal error of the agent is not retried (``<reason>`` then ``No more
+retries.``); a resumed workload keeps its control-interface folder for later
+restarts; a failed delete is retried with capped back-off until the container
+is gone, then the loop ends (the reference leaves the container running with no
+owner). The removal of a leftover container, one no loop owns, is such a
+delete too, optionally without states.
 """
 
 from __future__ import annotations
@@ -35,10 +38,9 @@ import contextlib
 import enum
 import logging
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
-from ankaios_agent.agent.errors import ControlInterfaceError, WorkloadConfigError
+from ankaios_agent.agent.errors import ControlInterfaceError, RuntimeFailure, WorkloadConfigError
 from ankaios_agent.agent.model import (
     NO_MORE_RETRIES,
     ExecutionState,
@@ -48,8 +50,26 @@ from ankaios_agent.agent.model import (
     WorkloadSpec,
     WorkloadState,
 )
-from ankaios_agent.agent.ports import ControlInterfaceHost, Runtime, StateChange, StateReporter
+from ankaios_agent.agent.ports import (
+    ControlInterfaceHost,
+    OwnedWorkload,
+    Runtime,
+    StateChange,
+    StateReporter,
+)
 from ankaios_agent.agent.timings import AgentTimings, Clock
+from ankaios_agent.agent.workload_commands import (
+    Command,
+    CreateCommand,
+    DeleteCommand,
+    Observed,
+    RemoveLeftover,
+    ResumeCommand,
+    TimerFired,
+    UpdateCommand,
+    WorkloadCommands,
+)
+from ankaios_agent.agent.workload_phase import WAITING, Event, Phase, next_phase
 
 log = logging.getLogger(__name__)
 
@@ -59,80 +79,29 @@ _RESTART_ON: Mapping[RestartPolicy, frozenset[State]] = {
     RestartPolicy.ALWAYS: frozenset({State.FAILED_EXEC_FAILED, State.SUCCEEDED_OK}),
 }
 
+_WITHOUT_INSTANCE: frozenset[Phase] = frozenset({Phase.IDLE, Phase.RETRY_WAIT, Phase.GAVE_UP, Phase.DONE})
+
 
 def restart_wanted(policy: RestartPolicy, state: ExecutionState) -> bool:
-    """spec §6.6: only ExecFailed (and Succeeded for ALWAYS); Lost and Unknown never restart."""
+    """Only ExecFailed (and Succeeded for ALWAYS) restart; Lost and Unknown never do."""
     return state.state in _RESTART_ON[policy]
 
 
-# --- commands -------------------------------------------------------------------
+def removed_without_running(
+    old: InstanceName | None, current: InstanceName | None, new: InstanceName | None
+) -> bool:
+    """Whether the server's instance ``old`` gets a Removed of its own, without any runtime call.
+
+    That is when no loop ran it (its create still waited in the queue when a newer operation
+    replaced it) and it is not the instance that runs next: otherwise its row would stay at
+    the server and ``ank`` would wait for it.
+    """
+    return old is not None and old not in (current, new)
 
 
-@dataclass(frozen=True)
-class _Create:
-    spec: WorkloadSpec
-
-
-@dataclass(frozen=True)
-class _Resume:
-    spec: WorkloadSpec
-    runtime_id: str
-    state: ExecutionState
-
-
-@dataclass(frozen=True)
-class _Update:
-    spec: WorkloadSpec | None  # None: delete only (UpdateDeleteOnly)
-    old: InstanceName | None  # the instance the server asked to replace
-
-
-@dataclass(frozen=True)
-class _Delete:
-    old: InstanceName
-
-
-@dataclass(frozen=True)
-class _Observed:
-    change: StateChange
-
-
-@dataclass(frozen=True)
-class _Retry:
-    generation: int
-
-
-@dataclass(frozen=True)
-class _Restart:
-    generation: int
-
-
-_Command = _Create | _Resume | _Update | _Delete | _Observed | _Retry | _Restart
-
-
-class WorkloadCommands:
-    """The sender side of one loop's command queue (verb methods, never a raw queue)."""
-
-    def __init__(self, queue: asyncio.Queue[_Command]) -> None:
-        self._queue = queue
-
-    def create(self, spec: WorkloadSpec) -> None:
-        self._queue.put_nowait(_Create(spec))
-
-    def resume(self, spec: WorkloadSpec, runtime_id: str, state: ExecutionState) -> None:
-        """Adopt an existing container of ``spec`` (spec §6.7): no create, no Pending state."""
-        self._queue.put_nowait(_Resume(spec, runtime_id, state))
-
-    def update(self, spec: WorkloadSpec, old: InstanceName | None = None) -> None:
-        self._queue.put_nowait(_Update(spec, old))
-
-    def update_delete_only(self, old: InstanceName | None = None) -> None:
-        self._queue.put_nowait(_Update(None, old))
-
-    def delete(self, old: InstanceName) -> None:
-        self._queue.put_nowait(_Delete(old))
-
-    def state_changed(self, change: StateChange) -> None:
-        self._queue.put_nowait(_Observed(change))
+def internal_error_text(err: BaseException) -> str:
+    """The StartingFailed / DeleteFailed text of a bug in the agent (never the workload's fault)."""
+    return f"internal error of the agent ({type(err).__name__}: {err}); see the agent's log"
 
 
 class _Attempt(enum.Enum):
@@ -161,24 +130,25 @@ class WorkloadLoop:
         self._reporter = reporter
         self._timings = timings
         self._clock = clock
-        # Tasks to wait for before the first command, e.g. the silent delete of a leftover
-        # container (spec §11 item 21). Tasks, not a coroutine: a loop stopped before it ever
-        # ran must not leave a coroutine that was never awaited.
+        # Tasks to wait for before the first command, e.g. a loop still deleting a container of
+        # the same name: never two containers of one workload at once. Tasks, not a coroutine: a
+        # loop stopped before it ever ran must not leave a coroutine that was never awaited.
         self._after = tuple(after)
-        self._queue: asyncio.Queue[_Command] = asyncio.Queue()
+        self._queue: asyncio.Queue[Command] = asyncio.Queue()
         self.commands = WorkloadCommands(self._queue)
+        self._phase = Phase.IDLE
         self._spec: WorkloadSpec | None = None
         self._runtime: Runtime | None = None
         self._runtime_id: str | None = None
         self._control_dir: Path | None = None
         self._control_folder: str | None = None
         self._retry_count = 1
-        self._generation = 0
         self._timer: asyncio.Task[None] | None = None
+        self._timer_command: TimerFired | None = None
         self._last_observed: ExecutionState | None = None
         self._running_since: float | None = None
         self._restarts = 0
-        self._restart_pending = False
+        self._silent = False  # a leftover replaced by the same instance: the server has one row for both
         self._task: asyncio.Task[None] | None = None
 
     # --- life of the task -------------------------------------------------------
@@ -191,11 +161,15 @@ class WorkloadLoop:
         return self._task
 
     @property
-    def current_instance(self) -> InstanceName | None:
-        return None if self._spec is None else self._spec.instance
+    def phase(self) -> Phase:
+        return self._phase
 
     async def stop(self) -> None:
-        """Stop the loop without touching the container (agent shutdown)."""
+        """Stop the loop without touching the container (agent shutdown).
+
+        Returns at once even when a runtime call is in flight: the call's thread is
+        left to finish on its own.
+        """
         self._cancel_timer()
         if self._task is not None and not self._task.done():
             self._task.cancel()
@@ -211,65 +185,82 @@ class WorkloadLoop:
             try:
                 finished = await self._handle(command)
             except Exception:
-                # One workload's surprise must never end its loop or the agent.
-                log.exception("workload %s: unexpected error while handling %s", self.name, command)
+                # A bug in the agent: one workload's surprise must never end its loop or the agent.
+                log.exception(
+                    "workload %s: internal error of the agent while handling %s", self.name, command
+                )
                 finished = False
             if finished:
                 self._cancel_timer()
                 return
 
-    async def _handle(self, command: _Command) -> bool:
+    async def _handle(self, command: Command) -> bool:
         match command:
-            case _Create(spec):
-                self._new_intent()
+            case CreateCommand(spec):
                 self._spec = spec
                 await self._create()
-            case _Resume(spec, runtime_id, state):
+            case ResumeCommand(spec, runtime_id, state):
                 await self._resume(spec, runtime_id, state)
-            case _Update(spec, old):
-                self._new_intent()
+            case UpdateCommand(spec, old):
+                self._move(Event.REPLACING)
                 self._restarts = 0
                 await self._update(spec, old)
-            case _Delete(old):
-                self._new_intent()
+            case DeleteCommand(old):
+                self._move(Event.DELETE_REQUESTED)
                 await self._delete(old)
                 return True
-            case _Observed(change):
+            case RemoveLeftover(runtime, owned, report_states):
+                await self._remove_leftover(runtime, owned, report_states)
+                return True
+            case Observed(change):
                 self._on_change(change)
-            case _Retry(generation):
-                if generation == self._generation and self._runtime_id is None:
+            case TimerFired(restart) if command is self._timer_command:
+                self._timer_command = None
+                if not restart and self._phase is Phase.RETRY_WAIT:
                     await self._retry()
-            case _Restart(generation):
-                if generation == self._generation and self._spec is not None:
-                    self._new_intent()
+                elif restart and self._phase is Phase.RESTART_WAIT and self._spec is not None:
+                    self._move(Event.REPLACING)
                     log.info("workload %s: restarting (restart policy)", self.name)
                     await self._update(self._spec, None)
+            case TimerFired():
+                log.debug("workload %s: ignoring a superseded timer", self.name)
         return False
 
-    # --- reporting and timers -----------------------------------------------------
+    # --- phase, reporting and timers ------------------------------------------------
+
+    def _move(self, event: Event) -> None:
+        """The one place where the phase changes and what a phase change implies is reset."""
+        old = self._phase
+        new = next_phase(old, event)
+        if old in WAITING:
+            # A newer command or the timer's own firing supersedes a pending retry or restart.
+            self._cancel_timer()
+        if new in _WITHOUT_INSTANCE:
+            self._runtime_id = None
+            self._last_observed = None
+            self._running_since = None
+        self._phase = new
 
     def _report(self, instance: InstanceName, state: ExecutionState) -> None:
-        self._reporter.report(WorkloadState(instance, state))
-
-    def _new_intent(self) -> None:
-        """A new command supersedes pending retries and restarts (spec §6.3, §11 item 10)."""
-        self._generation += 1
-        self._restart_pending = False
-        self._cancel_timer()
+        if not self._silent:
+            self._reporter.report(WorkloadState(instance, state))
 
     def _cancel_timer(self) -> None:
+        self._timer_command = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _schedule(self, delay: float, command: _Command) -> None:
+    def _schedule(self, delay: float, *, restart: bool) -> None:
         self._cancel_timer()
+        command = TimerFired(restart)
+        self._timer_command = command
         if delay <= 0:
             self._queue.put_nowait(command)
             return
         self._timer = asyncio.create_task(self._fire_after(delay, command), name=f"timer:{self.name}")
 
-    async def _fire_after(self, delay: float, command: _Command) -> None:
+    async def _fire_after(self, delay: float, command: TimerFired) -> None:
         await self._clock.sleep(delay)
         self._queue.put_nowait(command)
 
@@ -295,14 +286,16 @@ class WorkloadLoop:
         except ControlInterfaceError as err:
             log.warning("workload %s: could not remove its control interface: %s", self.name, err.reason)
         except Exception:
-            log.exception("workload %s: could not remove its control interface", self.name)
+            log.exception(
+                "workload %s: internal error of the agent removing its control interface", self.name
+            )
 
-    # --- create and retry (spec §6.2, §6.3) -------------------------------------------
+    # --- create and retry ---------------------------------------------------------------
 
     async def _create(self) -> None:
         self._retry_count = 1
         if await self._attempt() is _Attempt.RETRYABLE:
-            self._schedule(0, _Retry(self._generation))  # the first retry is immediate
+            self._schedule(0, restart=False)  # the first retry is immediate
 
     async def _retry(self) -> None:
         if await self._attempt() is not _Attempt.RETRYABLE:
@@ -311,50 +304,58 @@ class WorkloadLoop:
         if self._retry_count > self._timings.create_retries:
             assert self._spec is not None
             log.warning("workload %s: giving up after %d create retries", self.name, self._retry_count - 1)
+            self._move(Event.CREATE_ABANDONED)
             self._report(self._spec.instance, ExecutionState.starting_failed(NO_MORE_RETRIES))
             return
-        self._schedule(self._timings.create_retry_interval, _Retry(self._generation))
+        self._schedule(self._timings.create_retry_interval, restart=False)
 
     async def _attempt(self) -> _Attempt:
         spec = self._spec
         assert spec is not None
-        runtime = self._runtimes.get(spec.runtime)
-        if runtime is None:  # the manager filters these; stay silent like spec §4.4
-            log.warning("workload %s: runtime %r is not available; not created", self.name, spec.runtime)
-            return _Attempt.FINAL
-        problem = await self._prepare_control_dir(spec)
-        if problem is not None:
-            log.error("workload %s: control interface unusable: %s", self.name, problem)
-            self._give_up(spec, problem)
-            return _Attempt.FINAL
-        self._report(spec.instance, ExecutionState.starting())
-        self._running_since = None
-        self._last_observed = None
         try:
+            # The manager never starts a loop for a runtime it lacks: a miss here is a bug.
+            runtime = self._runtimes[spec.runtime]
+            problem = await self._prepare_control_dir(spec)
+            if problem is not None:
+                log.error("workload %s: control interface unusable: %s", self.name, problem)
+                self._give_up(spec, problem)
+                return _Attempt.FINAL
+            self._report(spec.instance, ExecutionState.starting())
             runtime_id = await runtime.create(spec, self._control_dir)
         except WorkloadConfigError as err:
             log.error("workload %s: unusable runtimeConfig: %s", self.name, err.reason)
             self._give_up(spec, err.reason)
             return _Attempt.FINAL
-        except Exception as err:
+        except RuntimeFailure as err:
             log.warning("workload %s: create failed: %s", self.name, err)
+            self._move(Event.CREATE_FAILED)
             self._report(spec.instance, ExecutionState.starting_failed(str(err) or type(err).__name__))
             return _Attempt.RETRYABLE
+        except Exception as err:
+            # Not a failure of the engine but a bug here: retrying it 21 times would only hide it.
+            log.exception(
+                "workload %s: internal error of the agent while creating %s", self.name, spec.instance
+            )
+            self._give_up(spec, internal_error_text(err))
+            return _Attempt.FINAL
         self._runtime = runtime
         self._runtime_id = runtime_id
+        self._move(Event.CREATED)
         log.info("workload %s: created %s (runtime id %s)", self.name, spec.instance, runtime_id)
         return _Attempt.CREATED
 
     def _give_up(self, spec: WorkloadSpec, reason: str) -> None:
         """A failure retrying cannot fix: the reason, then the CLI's final state."""
+        self._move(Event.CREATE_ABANDONED)
         self._report(spec.instance, ExecutionState.starting_failed(reason))
         self._report(spec.instance, ExecutionState.starting_failed(NO_MORE_RETRIES))
 
-    # --- resume (spec §6.7) --------------------------------------------------------------
+    # --- resume -------------------------------------------------------------------------
 
     async def _resume(self, spec: WorkloadSpec, runtime_id: str, state: ExecutionState) -> None:
         self._spec = spec
-        self._runtime = self._runtimes.get(spec.runtime)
+        self._runtime = self._runtimes[spec.runtime]  # adopted from that very runtime's list
+        self._move(Event.ADOPTED)
         self._runtime_id = runtime_id
         problem = await self._prepare_control_dir(spec)
         if problem is not None:
@@ -362,14 +363,17 @@ class WorkloadLoop:
         log.info("workload %s: adopted running %s (runtime id %s)", self.name, spec.instance, runtime_id)
         self._observe(state)
 
-    # --- update and delete (spec §6.4, §6.5) -------------------------------------------------
+    # --- update and delete --------------------------------------------------------------------
 
     async def _update(self, new: WorkloadSpec | None, old: InstanceName | None) -> None:
         if new is None or (self._control_folder not in (None, new.instance.folder_name)):
             await self._release_control_dir()
         current = self._spec
-        if current is not None and not await self._remove_current(current.instance):
-            return  # spec §6.4: the old instance stays, the new spec is not applied
+        if current is not None:
+            if not await self._stop_instance(current.instance):
+                self._move(Event.KEPT)
+                return  # the old instance stays, the new spec is not applied
+            self._move(Event.REMOVED)
         self._report_also_removed(old, current, new)
         self._retry_count = 1
         if new is not None:
@@ -379,52 +383,62 @@ class WorkloadLoop:
     async def _delete(self, old: InstanceName) -> None:
         await self._release_control_dir()
         current = self._spec
-        instance = old if current is None else current.instance
-        if not await self._remove_current(instance):
-            await self._retry_delete(instance)
+        await self._delete_for_good(old if current is None else current.instance)
         self._report_also_removed(old, current, None)
         log.info("workload %s: deleted", self.name)
 
-    async def _retry_delete(self, instance: InstanceName) -> None:
-        """Keep deleting until it works, e.g. once Podman is back after an outage.
+    async def _remove_leftover(self, runtime: str, owned: OwnedWorkload, report_states: bool) -> None:
+        self._runtime = self._runtimes[runtime]
+        self._move(Event.ADOPTED)
+        self._runtime_id = owned.runtime_id
+        self._move(Event.DELETE_REQUESTED)
+        self._silent = not report_states
+        log.info("removing leftover %s from runtime %s", owned.instance, runtime)
+        await self._delete_for_good(owned.instance)
 
-        Giving up would leave the container running with no loop owning it until the next server
-        reconnect or agent restart: the server's delete would be lost. Stopping(DeleteFailed) was
-        reported once; Removed follows when the delete finally succeeds.
+    async def _delete_for_good(self, instance: InstanceName) -> None:
+        """Delete ``instance`` and keep retrying until it works, e.g. once Podman is back.
+
+        Giving up would leave the container running with no loop owning it until the next
+        server reconnect or agent restart: the server's delete would be lost.
+        Stopping(DeleteFailed) is reported once; Removed follows when a delete succeeds.
         """
-        assert self._runtime is not None
         attempt = 0
-        while True:
+        while not await self._stop_instance(instance, report_requested=attempt == 0, quiet=attempt > 0):
             attempt += 1
-            delay = min(self._timings.restart_delay(attempt), self._timings.delete_retry_cap)
-            await self._clock.sleep(delay)
-            try:
-                await self._runtime.delete(instance)
-            except Exception as err:
-                log.warning(
-                    "workload %s: delete of %s still failing after %d retries (next in at most %.0f s): %s",
-                    self.name,
-                    instance,
-                    attempt,
-                    self._timings.delete_retry_cap,
-                    err,
-                )
-                continue
-            break
-        self._runtime_id = None
-        self._last_observed = None
-        self._running_since = None
-        self._report(instance, ExecutionState.removed())
+            await self._clock.sleep(self._timings.delete_retry_delay(attempt))
+        self._move(Event.DELETED)
 
-    async def _remove_current(self, instance: InstanceName) -> bool:
-        """Stopping(RequestedAtRuntime) -> runtime delete -> Removed, all for ``instance``."""
-        self._report(instance, ExecutionState.requested_at_runtime())
+    async def _stop_instance(
+        self, instance: InstanceName, *, report_requested: bool = True, quiet: bool = False
+    ) -> bool:
+        """Stopping(RequestedAtRuntime) -> runtime delete -> Removed, all for ``instance``.
+
+        False when the runtime refused: Stopping(DeleteFailed) was reported unless ``quiet``.
+        """
+        if report_requested:
+            self._report(instance, ExecutionState.requested_at_runtime())
         if self._runtime_id is not None and self._runtime is not None:
             try:
                 await self._runtime.delete(instance)
+            except RuntimeFailure as err:
+                reason = str(err) or type(err).__name__
+                if quiet:
+                    log.warning(
+                        "workload %s: delete of %s still failing (next retry in at most %.0f s): %s",
+                        self.name,
+                        instance,
+                        self._timings.delete_retry_cap,
+                        reason,
+                    )
+                else:
+                    log.error("workload %s: delete of %s failed: %s", self.name, instance, reason)
+                    self._report(instance, ExecutionState.delete_failed(reason))
+                return False
             except Exception as err:
-                log.error("workload %s: delete of %s failed: %s", self.name, instance, err)
-                self._report(instance, ExecutionState.delete_failed(str(err) or type(err).__name__))
+                log.exception("workload %s: internal error of the agent deleting %s", self.name, instance)
+                if not quiet:
+                    self._report(instance, ExecutionState.delete_failed(internal_error_text(err)))
                 return False
         self._runtime_id = None
         self._last_observed = None
@@ -435,15 +449,12 @@ class WorkloadLoop:
     def _report_also_removed(
         self, old: InstanceName | None, current: WorkloadSpec | None, new: WorkloadSpec | None
     ) -> None:
-        """The server may name an instance this loop never ran (its update was still queued when
-        a newer one replaced it); report it Removed too, so no row stays behind at the server."""
-        if old is None or (current is not None and old == current.instance):
-            return
-        if new is not None and old == new.instance:
-            return
-        self._report(old, ExecutionState.removed())
+        current_instance = None if current is None else current.instance
+        if removed_without_running(old, current_instance, None if new is None else new.instance):
+            assert old is not None
+            self._report(old, ExecutionState.removed())
 
-    # --- runtime states and restart policy (spec §6.6, DESIGN decision 6) -------------------------
+    # --- runtime states and restart policy -------------------------------------------------------
 
     def _on_change(self, change: StateChange) -> None:
         spec = self._spec
@@ -461,7 +472,7 @@ class WorkloadLoop:
         self._report(spec.instance, state)
         if state.state is State.RUNNING_OK and self._running_since is None:
             self._running_since = self._clock.monotonic()
-        if not self._restart_pending and restart_wanted(spec.restart_policy, state):
+        if self._phase is Phase.RUNNING and restart_wanted(spec.restart_policy, state):
             self._schedule_restart()
 
     def _schedule_restart(self) -> None:
@@ -471,6 +482,6 @@ class WorkloadLoop:
             self._restarts = 0
         delay = self._timings.restart_delay(self._restarts)
         self._restarts += 1
-        self._restart_pending = True
+        self._move(Event.ENDED_FOR_RESTART)
         log.info("workload %s: restart %d in %.1f s (restart policy)", self.name, self._restarts, delay)
-        self._schedule(delay, _Restart(self._generation))
+        self._schedule(delay, restart=True)

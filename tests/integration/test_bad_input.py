@@ -2,7 +2,7 @@
 
 The real agent (``run_agent`` with the production wiring), the server double and real Podman:
 malformed runtimeConfigs, unusable workload names, an unknown runtime, workloads abusing their
-control interface, and a Podman service that goes away (spec §6.2, §6.3, §8.4, §11).
+control interface, and a Podman service that goes away.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def _request(request_id: str) -> bytes:
 async def test_workloads_abusing_the_control_interface_are_contained(
     podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
 ) -> None:
-    """spec §8.4, §11 item 23: garbage, an absurd length, a cut frame, agent-only messages and a
+    """Garbage, an absurd length, a cut frame, agent-only messages and a
     flood of requests that are never read; only valid requests are forwarded, the agent lives on."""
     blobs = tmp_path / "blobs"
     blobs.mkdir(mode=0o755)
@@ -192,6 +192,44 @@ async def test_workloads_abusing_the_control_interface_are_contained(
         )
         await server.set_state(added, ["desiredState.workloads.late"])
         await server.wait_for_state("late", "Running(Ok)", timeout=SLOW)
+
+
+async def test_request_the_server_cannot_convert_never_leaves_the_agent(
+    podman_env: PodmanEnv,
+    agent_name: str,
+    tmp_path: Path,
+    cleanup: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An UpdateStateRequest with restartPolicy 7 would make the v0.3.1 server drop the whole agent
+    (the server double does the same): it is answered in the agent, and the valid request behind
+    it goes on to the server over the same, still open connection."""
+    blobs = tmp_path / "blobs"
+    blobs.mkdir(mode=0o755)
+    bad = pb.Workload(agent=agent_name, runtime="podman", restartPolicy=7)  # type: ignore[arg-type]
+    update = pb.UpdateStateRequest(
+        newState=pb.CompleteState(desiredState=pb.State(apiVersion="v0.1", workloads={"bad": bad})),
+        updateMask=["desiredState.workloads.bad"],
+    )
+    data = _to_server(request=pb.Request(requestId="u1", updateStateRequest=update)) + _request("after")
+    (blobs / "invalid").write_bytes(data)
+    (blobs / "invalid").chmod(0o644)
+    script = f"trap 'exit 0' TERM; cat /b/invalid > {CI}/output; sleep 1000 & wait"
+    options = f"commandOptions: ['-v', '{blobs}:/b:ro']"
+    config = f"image: {IMAGE}\n{options}\ncommandArgs: ['sh', '-c', {script!r}]\n"
+    async with running_agent(
+        podman_env, agent_name, tmp_path, {"invalid": podman(agent_name, config)}
+    ) as server:
+
+        def request_ids() -> list[str]:
+            received = server.received.get(agent_name, [])
+            return [m.request.requestId for m in received if m.HasField("request")]
+
+        await server.wait_until(lambda: "invalid@after" in request_ids(), timeout=SLOW)
+        assert "invalid@u1" not in request_ids()
+        assert server.disconnects.get(agent_name, 0) == 0
+        assert agent_name in server.connected_agents
+        assert "workload invalid: request 'u1' not sent to the server" in caplog.text
 
 
 async def test_podman_outage_errors_say_podman_is_unreachable(

@@ -1,10 +1,10 @@
 """End to end: the manager with the real podman runtime, control interfaces and the server double.
 
-Issue 4 item 6: dependencies, restart policies, retry limit, reconnect without restarts,
-agent restart with adoption. Needs branches conn, podman and ctl merged.
+Dependencies, restart policies, retry limit, reconnect without restarts, agent restart
+with adoption, and a lost Removed sent again.
 """
 
-# ruff: noqa: I001  (import order differs before and after the other branches are merged)
+# ruff: noqa: I001  (the skip guard below must run before these imports)
 from __future__ import annotations
 
 import asyncio
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-# Lives on branch lifecycle before the other parts are merged: skip until they are there.
+# Needs the podman runtime, the wiring and the server double: skip where one is missing.
 for _module in (
     "ankaios_agent.agent.wiring",
     "ankaios_agent.runtimes.podman.runtime",
@@ -33,9 +33,10 @@ from ankaios_agent.agent.wiring import assemble  # noqa: E402
 from ankaios_agent.runtimes.podman.runtime import PodmanRuntime  # noqa: E402
 from ankaios_agent.agent.manager import Manager  # noqa: E402
 from ankaios_agent.agent.timings import AgentTimings  # noqa: E402
-from ankaios_agent.control_interface import ControlInterfaces  # noqa: E402
+from ankaios_agent.control_interface import ControlInterfaceHost  # noqa: E402
 from tests.server_double import ServerDouble  # noqa: E402
-from tests.server_double.state import state_from_yaml  # noqa: E402
+from tests.server_double.state import key_of, state_from_yaml  # noqa: E402
+from ankaios_agent.proto import ankaios_pb2 as pb  # noqa: E402
 from tests.support.podman_env import IMAGE, PodmanEnv  # noqa: E402
 
 pytestmark = pytest.mark.podman
@@ -129,7 +130,7 @@ async def test_dependencies_restart_and_reconnect_without_restart(
 
 
 class FastAgent:
-    """Manager + real PodmanRuntime + real ControlInterfaces + real connection, fast timings."""
+    """Manager + real PodmanRuntime + real ControlInterfaceHost + real connection, fast timings."""
 
     runtime: Any
     manager: Any
@@ -146,7 +147,7 @@ class FastAgent:
         agent.runtime = await PodmanRuntime.open(name, io_folder, env.socket_url)
         outbox = Outbox()
         timings = AgentTimings(create_retry_interval=0.05, restart_backoff_initial=0.2)
-        ci = ControlInterfaces(io_folder, forward=outbox.send)
+        ci = ControlInterfaceHost(io_folder, forward=outbox.send)
         agent.manager = Manager(name, {"podman": agent.runtime}, ci, outbox, timings)
         connection = ServerConnection(
             server.address,
@@ -190,7 +191,7 @@ def _info_of(server: ServerDouble, workload: str) -> list[str]:
 async def test_retry_limit_then_fixed_by_update(
     podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
 ) -> None:
-    """spec §6.3: missing image (--pull=never) -> 21 attempts -> "No more retries."; an update fixes it."""
+    """Missing image (--pull=never) -> 21 attempts -> "No more retries."; an update fixes it."""
     broken = (
         f"  app:\n    runtime: podman\n    agent: {agent_name}\n    runtimeConfig: |\n"
         f'      image: localhost/ank-missing-image:0\n      commandOptions: ["--pull=never"]\n'
@@ -208,7 +209,7 @@ async def test_retry_limit_then_fixed_by_update(
 async def test_restart_policy_on_failure_keeps_one_container(
     podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
 ) -> None:
-    """spec §6.6, DESIGN decision 6: a crashing ON_FAILURE workload is restarted, one container at a time."""
+    """A crashing ON_FAILURE workload is restarted, one container at a time."""
     crash = _sleeper(
         "crash", agent_name, "    restartPolicy: ON_FAILURE\n", '["sh", "-c", "sleep 0.3; exit 3"]'
     )
@@ -230,7 +231,7 @@ async def test_restart_policy_on_failure_keeps_one_container(
 async def test_pending_delete_and_update_with_pending_create(
     podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
 ) -> None:
-    """spec §5.3: Stopping(WaitingToStop) while a dependent runs; WaitingToStart for an update whose
+    """Stopping(WaitingToStop) while a dependent runs; WaitingToStart for an update whose
     new dependency is missing, with the old instance removed at once."""
     workloads = _sleeper("backend", agent_name) + _sleeper(
         "frontend", agent_name, "    dependencies:\n      backend: ADD_COND_RUNNING\n"
@@ -262,7 +263,7 @@ async def test_pending_delete_and_update_with_pending_create(
 async def test_hundred_workloads_reach_running(
     podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
 ) -> None:
-    """issue 4 item 6: 100 workloads on one agent all reach Running(Ok)."""
+    """100 workloads on one agent all reach Running(Ok)."""
     names = [f"w{i:03d}" for i in range(100)]
     workloads = "".join(_sleeper(name, agent_name) for name in names)
     async with _fast_setup(podman_env, agent_name, tmp_path, workloads) as (server, _agent):
@@ -276,7 +277,7 @@ async def test_hundred_workloads_reach_running(
 async def test_dependency_across_two_agents(
     podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
 ) -> None:
-    """spec §5.2, §5.6: a workload waits for ADD_COND_FAILED of a workload on another agent."""
+    """A workload waits for ADD_COND_FAILED of a workload on another agent."""
     other = f"{agent_name}x"
     workloads = _sleeper("fails", other, cmd='["sh", "-c", "sleep 0.5; exit 1"]') + _sleeper(
         "after", agent_name, "    dependencies:\n      fails: ADD_COND_FAILED\n"
@@ -295,7 +296,7 @@ async def test_dependency_across_two_agents(
 async def test_server_restarted_with_changed_state_reconciles_without_restarting_the_rest(
     podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
 ) -> None:
-    """DESIGN decision 2, upstream #16/#358: while the agent was away one workload was deleted,
+    """While the agent was away one workload was deleted,
     one changed and one added; after the reconnect exactly those change, the unchanged one keeps
     its container."""
     workloads = "".join(_sleeper(name, agent_name) for name in ("keep", "gone", "changed"))
@@ -327,3 +328,27 @@ async def test_server_restarted_with_changed_state_reconciles_without_restarting
         assert set(after) == {"keep", "changed", "added"}
         assert after["keep"] == before["keep"]
         assert after["changed"] != before["changed"]
+
+
+async def test_a_row_whose_removed_was_lost_goes_after_the_reconnect(
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
+) -> None:
+    """The server still holds a state row of this agent for an instance the agent no longer has
+    (its Removed went into a broken stream): the agent's reconciliation sends Removed again, and
+    the row of a workload it runs stays."""
+    (tmp_path / f"{agent_name}_io").mkdir()
+    server = ServerDouble(state_from_yaml(_state(agent_name, _sleeper("db", agent_name))))
+    ghost = pb.WorkloadState(
+        instanceName=pb.WorkloadInstanceName(workloadName="ghost", agentName=agent_name, id="7"),
+        executionState=pb.ExecutionState(agentDisconnected=pb.AGENT_DISCONNECTED),
+    )
+    server._states[key_of(ghost.instanceName)] = ghost  # a row left from before the stream broke
+    await server.start()
+    agent = RunningAgent(server, agent_name, tmp_path, podman_env)
+    try:
+        await server.wait_for_state("db", "Running(Ok)", timeout=SLOW)
+        await server.wait_until(lambda: not server.state_of("ghost"), timeout=SLOW)
+        assert server.state_of("db")
+    finally:
+        await agent.close()
+        await server.stop()

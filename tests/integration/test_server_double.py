@@ -303,3 +303,25 @@ def test_bad_yaml_is_refused() -> None:
         state_from_yaml("apiVersion: v0.1\nworkloads:\n  x: {agnt: A}\n")
     with pytest.raises(StateError, match="apiVersion"):
         state_from_yaml("apiVersion: v9\n")
+
+
+@pytest.mark.parametrize(
+    "new_state",
+    [
+        pb.CompleteState(desiredState=pb.State(workloads={"x": pb.Workload(agent="A", restartPolicy=7)})),  # type: ignore[arg-type]
+        pb.CompleteState(workloadStates=[pb.WorkloadState(executionState=pb.ExecutionState())]),
+    ],
+)
+async def test_unconvertible_request_drops_the_whole_agent(
+    agents: OpenAgent, double: ServerDouble, new_state: pb.CompleteState
+) -> None:
+    """Like the v0.3.1 server: a request it cannot convert ends the agent's connection."""
+    async with agents("A") as a:
+        await a.read()  # the hello reply (A has workloads)
+        update = pb.UpdateStateRequest(newState=new_state, updateMask=["desiredState.workloads.x"])
+        await a.call.write(pb.ToServer(request=pb.Request(requestId="1", updateStateRequest=update)))
+        with pytest.raises(grpc.aio.AioRpcError):
+            while True:
+                await a.read()
+        await double.wait_for_state("db", "AgentDisconnected")
+        assert "x" not in double.desired.workloads

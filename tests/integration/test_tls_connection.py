@@ -21,7 +21,7 @@ from ankaios_agent.proto import ankaios_pb2_grpc as pb_grpc
 from tests.integration.conftest import RecordingHandler
 from tests.server_double import ServerDouble
 from tests.server_double.server import SERVER_OPTIONS
-from tests.support.certs import Issued, Pki, issue, make_ca, make_pki, write
+from tests.support.tls_files import Issued, Pki, issue, make_ca, make_pki, write
 
 
 class TlsServerDouble(ServerDouble):

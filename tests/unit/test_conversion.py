@@ -12,6 +12,7 @@ from ankaios_agent.agent.errors import ConversionError
 from ankaios_agent.agent.model import (
     AGENT_REQUEST_PREFIX,
     AddCondition,
+    CompleteStateRequest,
     DeleteCondition,
     DeleteRequest,
     DesiredState,
@@ -22,6 +23,7 @@ from ankaios_agent.agent.model import (
     Response,
     RestartPolicy,
     State,
+    UpdateStateRequest,
     UpdateWorkload,
     UpdateWorkloadState,
     WorkloadSpec,
@@ -336,8 +338,23 @@ def test_workload_state_is_sent_one_per_message() -> None:
     )
 
 
+def test_request_is_encoded_with_its_prefixed_id() -> None:
+    """A checked control-interface request leaves with the id it carries (already prefixed)."""
+    wire = conversion.to_server(Request(request_id="wl@5", content=CompleteStateRequest(("a",))))
+    assert wire.request == pb.Request(
+        requestId="wl@5", completeStateRequest=pb.CompleteStateRequest(fieldMask=["a"])
+    )
+
+
+def test_update_state_request_without_new_state_keeps_the_absence() -> None:
+    wire = conversion.to_server(Request("wl@5", content=UpdateStateRequest(None, ("desiredState",))))
+    assert wire.request.HasField("updateStateRequest")
+    assert not wire.request.updateStateRequest.HasField("newState")
+    assert list(wire.request.updateStateRequest.updateMask) == ["desiredState"]
+
+
 def test_request_body_gets_the_request_id() -> None:
-    """Brief contract: Request.body has no id; the edge sets it."""
+    """A request with an opaque body (no checked content) gets its id set at the edge."""
     body = pb.Request(completeStateRequest=pb.CompleteStateRequest(fieldMask=["a"])).SerializeToString()
     wire = conversion.to_server(Request(request_id="wl@5", body=body))
     assert wire.request == pb.Request(
@@ -348,6 +365,11 @@ def test_request_body_gets_the_request_id() -> None:
 def test_request_with_garbage_body_raises_conversion_error() -> None:
     with pytest.raises(ConversionError):
         conversion.to_server(Request(request_id="wl@5", body=b"\xff\xff\xff"))
+
+
+def test_control_request_without_content_raises_conversion_error() -> None:
+    with pytest.raises(ConversionError):
+        conversion.control_request_from_proto(pb.Request(requestId="1"))
 
 
 def test_desired_state_request_asks_for_desired_workloads() -> None:

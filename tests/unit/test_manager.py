@@ -1,5 +1,5 @@
-"""The manager with FakeRuntime, fake control interfaces and a recording sink (spec §4, §5, §9, §11;
-DESIGN decisions 2 and 3)."""
+"""The manager with FakeRuntime, fake control interfaces and a recording sink: operations,
+dependencies, own states, reconnect without restarts and resume after an agent restart."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from ankaios_agent.agent.manager import Manager
+from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaces, FakeRuntime
+from ankaios_agent.agent.manager import DesiredStateQuery, Manager
 from ankaios_agent.agent.model import (
     AGENT_REQUEST_PREFIX,
     AddCondition,
@@ -24,8 +25,9 @@ from ankaios_agent.agent.model import (
     WorkloadSpec,
     WorkloadState,
 )
-from ankaios_agent.agent.testing import FakeClock, FakeControlInterfaces, FakeRuntime, RecordingSink, settle
+from ankaios_agent.agent.reconcile import DesiredSnapshot
 from ankaios_agent.agent.timings import AgentTimings
+from tests.support.lifecycle import WaitingSink, settle
 from tests.unit.lifecycle_support import (
     AGENT,
     NO_MORE_RETRIES,
@@ -46,14 +48,14 @@ class Agent:
     manager: Manager
     runtime: FakeRuntime
     ci: FakeControlInterfaces
-    sink: RecordingSink
+    sink: WaitingSink
     clock: FakeClock
 
     async def update(self, added: Sequence[WorkloadSpec] = (), deleted: Sequence[DeleteRequest] = ()) -> None:
         await self.manager.handle(UpdateWorkload(added=tuple(added), deleted=tuple(deleted)))
 
     async def others(self, **states: ExecutionState) -> None:
-        """States of workloads on another agent (spec §5.6)."""
+        """States of workloads on another agent."""
         batch = tuple(WorkloadState(inst(name, agent="agent_B"), s) for name, s in states.items())
         await self.manager.handle(UpdateWorkloadState(batch))
 
@@ -78,7 +80,7 @@ class Agent:
 async def agent() -> AsyncIterator[Agent]:
     runtime = FakeRuntime()
     ci = FakeControlInterfaces()
-    sink = RecordingSink()
+    sink = WaitingSink()
     clock = FakeClock()
     manager = Manager(AGENT, {"podman": runtime}, ci, sink, AgentTimings(), clock=clock)
     run = asyncio.create_task(manager.run())
@@ -88,18 +90,18 @@ async def agent() -> AsyncIterator[Agent]:
     await asyncio.wait_for(run, 1)
 
 
-# --- §4.3 / §4.4 operations ---------------------------------------------------------------
+# --- operations ---------------------------------------------------------------
 
 
 async def test_added_workload_is_created(agent: Agent) -> None:
-    """spec §4.3 rule 3, §6.2: Create -> Pending(Starting) -> runtime states."""
+    """Create -> Pending(Starting) -> runtime states."""
     await agent.update([spec("a")])
     await agent.running("a")
     assert agent.sink.trace("a") == [("1", STARTING), ("1", RUNNING)]
 
 
 async def test_delete_plus_add_of_same_name_is_one_update(agent: Agent) -> None:
-    """spec §4.3 rule 2, §6.4: old instance removed, then the new one created."""
+    """Old instance removed, then the new one created."""
     await agent.update([spec("a", "1")])
     await agent.running("a")
     await agent.update([spec("a", "2")], [delete("a", "1")])
@@ -114,13 +116,13 @@ async def test_delete_plus_add_of_same_name_is_one_update(agent: Agent) -> None:
 
 
 async def test_delete_of_unmanaged_workload_reports_removed(agent: Agent) -> None:
-    """spec §4.4, §11 item 3: the CLI waits for this Removed."""
+    """The CLI waits for this Removed."""
     await agent.update(deleted=[delete("ghost", "5")])
     assert agent.sink.states() == [WorkloadState(inst("ghost", "5"), REMOVED)]
 
 
 async def test_delete_of_managed_workload(agent: Agent) -> None:
-    """spec §4.4, §6.5: Stopping(RequestedAtRuntime) -> Removed; FIFOs removed."""
+    """Stopping(RequestedAtRuntime) -> Removed; FIFOs removed."""
     await agent.update([spec("a")])
     await agent.running("a")
     await agent.update(deleted=[delete("a")])
@@ -130,7 +132,7 @@ async def test_delete_of_managed_workload(agent: Agent) -> None:
 
 
 async def test_unknown_runtime_reports_nothing_but_delete_reports_removed(agent: Agent) -> None:
-    """spec §4.4, §7, §11 item 20: silence on create, Removed on delete."""
+    """Silence on create, Removed on delete."""
     await agent.update([spec("k", runtime="containerd")])
     await settle()
     assert agent.sink.states() == [] and agent.runtime.calls == []
@@ -139,7 +141,7 @@ async def test_unknown_runtime_reports_nothing_but_delete_reports_removed(agent:
 
 
 async def test_bad_workload_name_fails_alone(agent: Agent) -> None:
-    """issue 4: a name whose FIFO folder cannot exist -> Pending(StartingFailed)/<reason>; others run."""
+    """A name whose FIFO folder cannot exist -> Pending(StartingFailed)/<reason>; others run."""
     await agent.update([spec("bad/name"), spec("good")])
     await agent.running("good")
     await agent.sink.wait_for_state("bad/name", NO_MORE_RETRIES)
@@ -149,17 +151,17 @@ async def test_bad_workload_name_fails_alone(agent: Agent) -> None:
 
 
 async def test_response_goes_to_the_control_interface_router(agent: Agent) -> None:
-    """spec §8.5: responses are routed by the control-interface host."""
+    """Responses are routed by the control-interface host."""
     response = Response("a@42", b"\x01")
     await agent.manager.handle(response)
     assert agent.ci.routed == [response]
 
 
-# --- §5 dependencies through the manager ------------------------------------------------------
+# --- dependencies through the manager ------------------------------------------------------
 
 
 async def test_create_waits_for_other_agents_workload(agent: Agent) -> None:
-    """spec §5.3, §5.4 item 3: WaitingToStart until a non-empty UpdateWorkloadState fulfils it."""
+    """WaitingToStart until a non-empty UpdateWorkloadState fulfils it."""
     await agent.update([spec("a", deps={"b": AddCondition.RUNNING})])
     assert agent.sink.trace("a") == [("1", WAITING_TO_START)]
     await agent.manager.handle(UpdateWorkloadState(()))
@@ -172,7 +174,7 @@ async def test_create_waits_for_other_agents_workload(agent: Agent) -> None:
 
 
 async def test_create_waits_for_own_workload_state(agent: Agent) -> None:
-    """spec §5.4 item 2, §11 item 32: re-evaluation after each own state starts the dependent."""
+    """Re-evaluation after each own state starts the dependent."""
     await agent.update([spec("a", deps={"b": AddCondition.SUCCEEDED}), spec("b")])
     await agent.running("b")
     assert agent.sink.trace("a") == [("1", WAITING_TO_START)]
@@ -181,7 +183,7 @@ async def test_create_waits_for_own_workload_state(agent: Agent) -> None:
 
 
 async def test_failed_dependency_needs_exec_failed(agent: Agent) -> None:
-    """spec §5.2: ADD_COND_FAILED is met by Failed(ExecFailed), not by Failed(Lost)."""
+    """ADD_COND_FAILED is met by Failed(ExecFailed), not by Failed(Lost)."""
     await agent.update([spec("a", deps={"b": AddCondition.FAILED})])
     await agent.others(b=ExecutionState.lost())
     await settle()
@@ -191,7 +193,7 @@ async def test_failed_dependency_needs_exec_failed(agent: Agent) -> None:
 
 
 async def test_pending_delete_waits_to_stop_and_hysteresis_holds_it(agent: Agent) -> None:
-    """spec §5.3, §5.5, §9.2: Stopping(WaitingToStop) stays although the container still runs."""
+    """Stopping(WaitingToStop) stays although the container still runs."""
     await agent.update([spec("a")])
     await agent.running("a")
     await agent.others(b=RUNNING)
@@ -206,7 +208,7 @@ async def test_pending_delete_waits_to_stop_and_hysteresis_holds_it(agent: Agent
 
 
 async def test_update_with_pending_create(agent: Agent) -> None:
-    """spec §5.3, §6.4 example 2: WaitingToStart[new], old deleted now, later old reported again."""
+    """WaitingToStart[new], old deleted now, later old reported again."""
     await agent.update([spec("a", "1")])
     await agent.running("a")
     await agent.update([spec("a", "2", deps={"c": AddCondition.RUNNING})], [delete("a", "1")])
@@ -223,7 +225,7 @@ async def test_update_with_pending_create(agent: Agent) -> None:
 
 
 async def test_update_delete_becomes_update_create(agent: Agent) -> None:
-    """spec §5.4: UpdateDelete -> (delete met, add not) -> WaitingToStart[new] + delete old
+    """UpdateDelete -> (delete met, add not) -> WaitingToStart[new] + delete old
     -> later create."""
     await agent.update([spec("a", "1")])
     await agent.running("a")
@@ -239,7 +241,7 @@ async def test_update_delete_becomes_update_create(agent: Agent) -> None:
 
 
 async def test_delete_drops_queued_create(agent: Agent) -> None:
-    """spec §11 items 3, 25: a waiting workload that is deleted reports Removed and never starts later."""
+    """A waiting workload that is deleted reports Removed and never starts later."""
     await agent.update([spec("a", deps={"gate": AddCondition.RUNNING})])
     await agent.update(deleted=[delete("a")])
     assert agent.sink.trace("a") == [("1", WAITING_TO_START), ("1", REMOVED)]
@@ -249,7 +251,7 @@ async def test_delete_drops_queued_create(agent: Agent) -> None:
 
 
 async def test_fifty_waiting_workloads_in_one_update_do_not_deadlock(agent: Agent) -> None:
-    """spec §11 item 22: many scheduler reports inside one message are processed in place."""
+    """Many scheduler reports inside one message are processed in place."""
     names = [f"w{i}" for i in range(50)]
     await agent.update([spec(n, deps={"gate": AddCondition.RUNNING}) for n in names])
     assert [s.state for s in agent.sink.states()] == [WAITING_TO_START] * 50
@@ -259,7 +261,7 @@ async def test_fifty_waiting_workloads_in_one_update_do_not_deadlock(agent: Agen
 
 
 async def test_own_states_are_sent_one_per_message_with_exact_instance(agent: Agent) -> None:
-    """spec §9.1, §11 item 2: every message is one WorkloadState carrying the operation's instance."""
+    """Every message is one WorkloadState carrying the operation's instance."""
     await agent.update([spec("a", "1")])
     await agent.running("a")
     assert all(isinstance(m, WorkloadState) and m.instance == inst("a", "1") for m in agent.sink.messages)
@@ -273,11 +275,11 @@ async def test_state_of_unknown_instance_is_ignored(agent: Agent) -> None:
     assert agent.sink.states() == []
 
 
-# --- reconciliation (DESIGN decisions 2 and 3) ------------------------------------------------------
+# --- reconciliation ------------------------------------------------------
 
 
 async def test_reconnect_does_not_restart_unchanged_workloads(agent: Agent) -> None:
-    """DESIGN decision 2, upstream #16: the hello-time UpdateWorkload keeps running workloads untouched,
+    """The hello-time UpdateWorkload keeps running workloads untouched,
     and the current states are re-sent after reconciliation."""
     await agent.update([spec("a"), spec("b")])
     await agent.running("a", "b")
@@ -293,7 +295,7 @@ async def test_reconnect_does_not_restart_unchanged_workloads(agent: Agent) -> N
 
 
 async def test_states_sent_since_the_hello_are_not_sent_twice(agent: Agent) -> None:
-    """DESIGN decision 2: the re-send after reconciliation covers only states the new session lacks."""
+    """The re-send after reconciliation covers only states the new session lacks."""
     await agent.manager.on_connected()
     request = agent.sink.requests()[-1]
     await agent.update([spec("a"), spec("b")])
@@ -306,7 +308,7 @@ async def test_states_sent_since_the_hello_are_not_sent_twice(agent: Agent) -> N
 
 
 async def test_reconnect_deletes_workload_removed_while_away(agent: Agent) -> None:
-    """DESIGN decision 2, upstream #358: absent from the snapshot -> deleted with the normal states."""
+    """Absent from the snapshot -> deleted with the normal states."""
     await agent.update([spec("a"), spec("b")])
     await agent.running("a", "b")
     await agent.reconnect([spec("a")], [spec("a")])
@@ -316,7 +318,7 @@ async def test_reconnect_deletes_workload_removed_while_away(agent: Agent) -> No
 
 
 async def test_reconnect_with_nothing_assigned_deletes_everything(agent: Agent) -> None:
-    """DESIGN decision 2: no UpdateWorkload arrives when nothing is assigned; the snapshot still works."""
+    """No UpdateWorkload arrives when nothing is assigned; the snapshot still works."""
     await agent.update([spec("a")])
     await agent.running("a")
     await agent.reconnect(None, [])
@@ -325,7 +327,7 @@ async def test_reconnect_with_nothing_assigned_deletes_everything(agent: Agent) 
 
 
 async def test_reconnect_updates_changed_workload(agent: Agent) -> None:
-    """DESIGN decision 2: a different id after the reconnect -> update (old removed before new)."""
+    """A different id after the reconnect -> update (old removed before new)."""
     await agent.update([spec("a", "1")])
     await agent.running("a")
     await agent.reconnect([spec("a", "2")], [spec("a", "2")])
@@ -335,7 +337,7 @@ async def test_reconnect_updates_changed_workload(agent: Agent) -> None:
 
 
 async def test_reconnect_drops_waiting_workload_no_longer_desired(agent: Agent) -> None:
-    """DESIGN decision 2: a queued create that the server no longer lists is dropped and reported Removed."""
+    """A queued create that the server no longer lists is dropped and reported Removed."""
     await agent.update([spec("a", deps={"gate": AddCondition.RUNNING})])
     await agent.reconnect(None, [])
     assert agent.sink.trace("a")[-1] == ("1", REMOVED)
@@ -345,7 +347,7 @@ async def test_reconnect_drops_waiting_workload_no_longer_desired(agent: Agent) 
 
 
 async def test_startup_adopts_running_container(agent: Agent) -> None:
-    """DESIGN decision 3, spec §4.2: same instance and Running(Ok) -> adopted, no create, no Pending."""
+    """Same instance and Running(Ok) -> adopted, no create, no Pending."""
     runtime_id = agent.runtime.add_existing(inst("a"))
     await agent.reconnect([spec("a")], [spec("a")])
     await agent.running("a")
@@ -357,7 +359,7 @@ async def test_startup_adopts_running_container(agent: Agent) -> None:
 
 
 async def test_startup_replaces_container_with_other_id_before_creating(agent: Agent) -> None:
-    """spec §4.2, §11 item 21: the old container is fully deleted before its replacement is created."""
+    """The old container is fully deleted before its replacement is created."""
     agent.runtime.add_existing(inst("a", "0"))
     await agent.reconnect([spec("a", "1")], [spec("a", "1")])
     await agent.sink.wait_for(lambda: agent.sink.trace("a")[-1:] == [("1", RUNNING)])
@@ -367,7 +369,7 @@ async def test_startup_replaces_container_with_other_id_before_creating(agent: A
 
 
 async def test_startup_replaces_stopped_container_of_same_instance_silently(agent: Agent) -> None:
-    """spec §4.2: matched but not running -> silent delete, then the normal create."""
+    """Matched but not running -> silent delete, then the normal create."""
     agent.runtime.add_existing(inst("a"), ExecutionState.succeeded())
     await agent.reconnect([spec("a")], [spec("a")])
     await agent.sink.wait_for(lambda: agent.sink.trace("a")[-1:] == [("1", RUNNING)])
@@ -376,7 +378,7 @@ async def test_startup_replaces_stopped_container_of_same_instance_silently(agen
 
 
 async def test_startup_with_nothing_assigned_removes_leftovers(agent: Agent) -> None:
-    """DESIGN decisions 2+3, upstream #358: leftovers of undesired workloads are deleted with states."""
+    """Leftovers of undesired workloads are deleted with states."""
     agent.runtime.add_existing(inst("old", "9"))
     await agent.reconnect(None, [])
     await agent.sink.wait_for_state("old", REMOVED)
@@ -385,7 +387,7 @@ async def test_startup_with_nothing_assigned_removes_leftovers(agent: Agent) -> 
 
 
 async def test_failed_leftover_removal_is_retried_until_removed(agent: Agent) -> None:
-    """Review finding: a leftover whose delete failed (Podman down) was left running until the next
+    """A leftover whose delete failed (Podman down) was left running until the next
     reconnect; now DeleteFailed is reported once and the delete retried with back-off until Removed."""
     agent.runtime.add_existing(inst("old", "9"))
     agent.runtime.fail_deletes("old", "cannot reach Podman", "cannot reach Podman")
@@ -400,7 +402,7 @@ async def test_failed_leftover_removal_is_retried_until_removed(agent: Agent) ->
 
 
 async def test_leftover_listing_failure_creates_as_new(agent: Agent) -> None:
-    """spec §4.2: a runtime that cannot be listed counts as empty."""
+    """A runtime that cannot be listed counts as empty."""
     agent.runtime.list_error = RuntimeError("socket gone")
     await agent.reconnect([spec("a")], [spec("a")])
     await agent.running("a")
@@ -433,7 +435,7 @@ async def test_stale_reconciliation_answer_is_ignored(agent: Agent) -> None:
 
 
 async def test_shutdown_keeps_workloads_running_and_is_idempotent(agent: Agent) -> None:
-    """DESIGN decision 4, spec §11 item 37: loops stop, containers stay, control interfaces close."""
+    """Loops stop, containers stay, control interfaces close."""
     await agent.update([spec("a")])
     await agent.running("a")
     await agent.manager.shutdown()
@@ -445,7 +447,7 @@ async def test_shutdown_keeps_workloads_running_and_is_idempotent(agent: Agent) 
 
 
 async def test_readded_workload_waits_for_its_deleting_loop(agent: Agent) -> None:
-    """spec §11 items 9, 21: a delete followed at once by an add of the same name never overlaps."""
+    """A delete followed at once by an add of the same name never overlaps."""
     await agent.update([spec("a")])
     await agent.running("a")
     await agent.update(deleted=[delete("a")])
@@ -456,7 +458,7 @@ async def test_readded_workload_waits_for_its_deleting_loop(agent: Agent) -> Non
 
 
 async def test_own_states_from_the_server_do_not_enter_the_store(agent: Agent) -> None:
-    """spec §5.6: the server never sends an agent its own states; one that comes is ignored."""
+    """The server never sends an agent its own states; one that comes is ignored."""
     await agent.update([spec("a", deps={"b": AddCondition.RUNNING})])
     await agent.manager.handle(UpdateWorkloadState((WorkloadState(inst("b"), RUNNING),)))
     await settle()
@@ -474,9 +476,9 @@ async def test_broken_event_stream_is_subscribed_again(agent: Agent) -> None:
 
 
 async def test_run_returns_after_shutdown() -> None:
-    """STYLE 11: shutdown ends run() normally, so a supervising TaskGroup sees no error."""
+    """Shutdown ends run() normally, so a supervising TaskGroup sees no error."""
     manager = Manager(
-        AGENT, {"podman": FakeRuntime()}, FakeControlInterfaces(), RecordingSink(), AgentTimings()
+        AGENT, {"podman": FakeRuntime()}, FakeControlInterfaces(), WaitingSink(), AgentTimings()
     )
     run = asyncio.create_task(manager.run())
     await settle()
@@ -486,7 +488,7 @@ async def test_run_returns_after_shutdown() -> None:
 
 async def test_run_without_runtimes_lasts_until_shutdown() -> None:
     """run() is supervised with FIRST_COMPLETED: it must not end early, even with no runtime."""
-    manager = Manager(AGENT, {}, FakeControlInterfaces(), RecordingSink(), AgentTimings())
+    manager = Manager(AGENT, {}, FakeControlInterfaces(), WaitingSink(), AgentTimings())
     run = asyncio.create_task(manager.run())
     await settle()
     assert not run.done()
@@ -495,7 +497,7 @@ async def test_run_without_runtimes_lasts_until_shutdown() -> None:
 
 
 async def test_readd_of_workload_waiting_to_stop_cancels_the_queued_delete(agent: Agent) -> None:
-    """spec §11 item 25, §4.3 rule 3: an add for a workload whose delete still waits is a new operation
+    """An add for a workload whose delete still waits is a new operation
     for that name; the queued delete must not run later and remove the re-added workload."""
     await agent.update([spec("a")])
     await agent.running("a")
@@ -511,7 +513,7 @@ async def test_readd_of_workload_waiting_to_stop_cancels_the_queued_delete(agent
 
 
 async def test_reconnect_reverting_a_waiting_update_cancels_it(agent: Agent) -> None:
-    """DESIGN decision 2, spec §11 item 25: the server lists the running spec again after a reconnect
+    """The server lists the running spec again after a reconnect
     (the user reverted a change that still waited for its create); the queued new spec must not
     run later, and the running spec's workload must run again."""
     await agent.update([spec("a", "1")])
@@ -528,7 +530,7 @@ async def test_reconnect_reverting_a_waiting_update_cancels_it(agent: Agent) -> 
 
 
 async def test_workload_moving_here_is_not_held_by_the_old_agents_stopping_state(agent: Agent) -> None:
-    """spec §5.6, §9.2: the old agent's Stopping(RequestedAtRuntime) for a workload that moves here
+    """The old agent's Stopping(RequestedAtRuntime) for a workload that moves here
     must not replace this agent's Running(Ok) (it would stay at the server until the next change)."""
     agent.runtime.start_state = ExecutionState.starting("created")
     await agent.update([spec("a")])
@@ -542,7 +544,7 @@ async def test_workload_moving_here_is_not_held_by_the_old_agents_stopping_state
 
 
 async def test_update_of_waiting_workload_reports_old_instance_removed(agent: Agent) -> None:
-    """spec §11 items 2 and 3: a workload still waiting in the queue is not managed; when the server
+    """A workload still waiting in the queue is not managed; when the server
     replaces it (delete old + add new), the old instance must be reported Removed, or its row stays
     and `ank apply` waits for it."""
     await agent.update([spec("a", "1", deps={"gate": AddCondition.RUNNING})])
@@ -550,12 +552,12 @@ async def test_update_of_waiting_workload_reports_old_instance_removed(agent: Ag
     assert agent.sink.trace("a") == [("1", WAITING_TO_START), ("1", REMOVED), ("2", WAITING_TO_START)]
     await agent.others(gate=RUNNING)
     await agent.sink.wait_for(lambda: agent.sink.trace("a")[-1] == ("2", RUNNING))
-    # Like an update whose create waited (spec §6.4 example 2), the old instance is named again.
+    # Like an update whose create waited, the old instance is named again.
     assert agent.sink.trace("a")[3:] == [("1", REMOVED), ("2", STARTING), ("2", RUNNING)]
 
 
 async def test_ready_update_of_waiting_workload_reports_old_instance_removed(agent: Agent) -> None:
-    """spec §11 items 2 and 3: the replacement of a waiting workload may start at once; the old
+    """The replacement of a waiting workload may start at once; the old
     instance the server knows is reported Removed first."""
     await agent.update([spec("a", "1", deps={"gate": AddCondition.RUNNING})])
     await agent.update([spec("a", "2")], [delete("a", "1")])
@@ -565,7 +567,7 @@ async def test_ready_update_of_waiting_workload_reports_old_instance_removed(age
 
 async def test_removed_workloads_leave_no_per_workload_bookkeeping(agent: Agent) -> None:
     """A long session with ever new workload names must not grow without bound: once a workload is
-    Removed (spec §9.1) and its leftover clean-up is over, the manager holds nothing for its name."""
+    Removed and its leftover clean-up is over, the manager holds nothing for its name."""
     agent.runtime.add_existing(inst("old", "9"))
     await agent.reconnect(None, [])
     await agent.sink.wait_for_state("old", REMOVED)
@@ -576,4 +578,97 @@ async def test_removed_workloads_leave_no_per_workload_bookkeeping(agent: Agent)
         await agent.sink.wait_for_state(f"job{n}", REMOVED)
     await settle()
     assert agent.manager._sent_this_session == {}
-    assert agent.manager._cleanups == {}
+    # The leftover's removal loop and the deleted jobs' loops have all left the table.
+    assert len(agent.manager.table) == 0
+    assert not any(agent.manager.table.is_busy(name) for name in ("old", "job0", "job1", "job2"))
+
+
+# --- reconciliation from a snapshot, however it was obtained -------------------------------------
+
+
+async def test_removed_lost_with_the_stream_is_sent_again(agent: Agent) -> None:
+    """The server still lists an instance the agent already removed (its Removed went into a
+    broken stream): after the reconnect it gets its Removed again; instances the agent holds,
+    and other agents' instances, get nothing."""
+    await agent.update([spec("a"), spec("b")])
+    await agent.running("a", "b")
+    await agent.update(deleted=[delete("a")])
+    await agent.sink.wait_for_state("a", REMOVED)
+    agent.sink.clear()
+    await agent.manager.on_connected()
+    request = agent.sink.requests()[-1]
+    known = frozenset({inst("a"), inst("b"), inst("gone", "7"), inst("x", agent="agent_B")})
+    await agent.manager.handle(DesiredState(request.request_id, (spec("b"),), known_instances=known))
+    await settle()
+    assert agent.sink.trace("a") == [("1", REMOVED)]
+    assert agent.sink.trace("gone") == [("7", REMOVED)]
+    assert agent.sink.trace("x") == []
+    assert agent.sink.trace("b") == [("1", RUNNING)]  # the current state of the new session, no Removed
+    assert agent.runtime.deleted() == [inst("a")]
+
+
+async def test_an_instance_replaced_by_an_update_gets_its_lost_removed_again(agent: Agent) -> None:
+    await agent.update([spec("a", "1")])
+    await agent.running("a")
+    await agent.update([spec("a", "2")], [delete("a", "1")])
+    await agent.sink.wait_for(lambda: agent.sink.trace("a")[-1] == ("2", RUNNING))
+    agent.sink.clear()
+    await agent.manager.on_connected()
+    request = agent.sink.requests()[-1]
+    known = frozenset({inst("a", "1"), inst("a", "2")})
+    await agent.manager.handle(DesiredState(request.request_id, (spec("a", "2"),), known_instances=known))
+    await settle()
+    assert agent.sink.trace("a") == [("2", RUNNING), ("1", REMOVED)]  # current state first, then the lost one
+    assert agent.runtime.created("a") == [inst("a", "1"), inst("a", "2")]
+
+
+async def test_queued_and_deleting_instances_are_not_reported_removed_twice(agent: Agent) -> None:
+    """What still waits in the queue, or is being deleted, sends its own states later."""
+    await agent.update([spec("w", deps={"gate": AddCondition.RUNNING})])
+    agent.runtime.add_existing(inst("old", "9"))
+    agent.runtime.fail_deletes("old", *["down"] * 3)
+    await agent.manager.on_connected()
+    request = agent.sink.requests()[-1]
+    agent.sink.clear()
+    known = frozenset({inst("w"), inst("old", "9")})
+    await agent.manager.handle(
+        DesiredState(
+            request.request_id, (spec("w", deps={"gate": AddCondition.RUNNING}),), known_instances=known
+        )
+    )
+    await agent.sink.wait_for_state("old", REMOVED)
+    assert agent.sink.trace("old").count(("9", REMOVED)) == 1
+    assert ("1", REMOVED) not in agent.sink.trace("w")
+
+
+async def test_reconcile_takes_a_snapshot_directly(agent: Agent) -> None:
+    """A session whose server sends the authoritative list itself: no request, same rules."""
+    await agent.update([spec("a"), spec("b", "1")])
+    await agent.running("a", "b")
+    await agent.manager.reconcile(DesiredSnapshot((spec("b", "2"), spec("c"))))
+    await agent.running("b", "c")
+    await agent.sink.wait_for_state("a", REMOVED)
+    assert agent.sink.requests() == []
+    assert sorted(agent.runtime.created()) == [inst("a"), inst("b", "1"), inst("b", "2"), inst("c")]
+    await agent.manager.reconcile(DesiredSnapshot(()))
+    await agent.sink.wait_for(lambda: agent.runtime.containers == {})
+    await settle()
+    assert len(agent.manager.table) == 0
+
+
+async def test_the_v031_query_matches_only_the_latest_answer_and_filters_the_agent() -> None:
+    sink = WaitingSink()
+    query = DesiredStateQuery(sink, AGENT)
+    query.ask()
+    first = sink.requests()[-1].request_id
+    query.ask()
+    latest = sink.requests()[-1].request_id
+    assert first != latest and latest.startswith(AGENT_REQUEST_PREFIX)
+    assert query.answer(DesiredState(first, (spec("a"),))) is None
+    known = frozenset({inst("a"), inst("a", agent="agent_B")})
+    assert query.answer(DesiredState(latest, (spec("a"),), known_instances=known)) == DesiredSnapshot(
+        (spec("a"),), frozenset({inst("a")})
+    )
+    assert query.answer(DesiredState(latest, (spec("a"),))) is None  # answered once only
+    query.ask()
+    assert query.answer(DesiredState(sink.requests()[-1].request_id, (), error="denied")) is None

@@ -1,4 +1,4 @@
-"""Reconciliation planning (DESIGN decisions 2 and 3, spec §4.2, §11 items 13, 21, 25)."""
+"""Reconciliation planning: keep, update, adopt, remove and delete from a snapshot."""
 
 from __future__ import annotations
 
@@ -26,13 +26,13 @@ def leftover(
 
 
 def test_managed_identical_spec_is_kept() -> None:
-    """DESIGN decision 2: the hello-time list does not restart an unchanged workload (upstream #16)."""
+    """The hello-time list does not restart an unchanged workload."""
     plan = plan_added([spec("a")], {"a": spec("a")}, {}.get, {})
     assert plan.operations == [] and plan.kept == ["a"]
 
 
 def test_managed_changed_spec_becomes_update_without_delete_conditions() -> None:
-    """spec §4.3 rule 3: Update(A, D') with D' = the managed instance, no delete conditions."""
+    """Update(A, D') with D' = the managed instance, no delete conditions."""
     plan = plan_added([spec("a", "2")], {"a": spec("a", "1")}, {}.get, {})
     assert plan.operations == [Update(spec("a", "2"), DeleteRequest(inst("a", "1")))]
 
@@ -45,14 +45,14 @@ def test_identical_queued_spec_is_kept() -> None:
 
 
 def test_running_leftover_with_same_instance_is_adopted() -> None:
-    """DESIGN decision 3, spec §4.2: resume, no create."""
+    """Resume, no create."""
     found = leftover("a")
     plan = plan_added([spec("a")], {}, {}.get, {"a": [found]})
     assert plan.adopt == [(spec("a"), found)] and plan.operations == [] and plan.remove == []
 
 
 def test_stopped_leftover_is_removed_silently_then_created() -> None:
-    """spec §4.2: same instance but not running -> silent delete, normal create."""
+    """Same instance but not running -> silent delete, normal create."""
     found = leftover("a", state=ExecutionState.exec_failed(1))
     plan = plan_added([spec("a")], {}, {}.get, {"a": [found]})
     assert plan.remove == [Removal(found, report_states=False)]
@@ -60,7 +60,7 @@ def test_stopped_leftover_is_removed_silently_then_created() -> None:
 
 
 def test_leftover_with_other_id_is_removed_with_states_then_created() -> None:
-    """spec §4.2, §11 item 21: the old instance gets Stopping/Removed, the new one is created after it."""
+    """The old instance gets Stopping/Removed, the new one is created after it."""
     found = leftover("a", "0")
     plan = plan_added([spec("a", "1")], {}, {}.get, {"a": [found]})
     assert plan.remove == [Removal(found, report_states=True)]
@@ -68,7 +68,7 @@ def test_leftover_with_other_id_is_removed_with_states_then_created() -> None:
 
 
 def test_leftover_on_other_runtime_is_not_adopted() -> None:
-    """spec §4.2: a match is looked for in the group of the workload's runtime only."""
+    """A match is looked for in the group of the workload's runtime only."""
     found = leftover("a", runtime="podman-kube")
     plan = plan_added([spec("a")], {}, {}.get, {"a": [found]})
     assert plan.adopt == [] and plan.operations == [Create(spec("a"))]
@@ -81,7 +81,7 @@ def test_unlisted_leftovers_wait_for_the_complete_list() -> None:
 
 
 def test_desired_state_deletes_managed_workloads_no_longer_desired() -> None:
-    """DESIGN decision 2, upstream #358."""
+    """A managed workload missing from the complete list is deleted (the reference keeps it)."""
     plan = plan_desired([spec("a")], {"a": spec("a"), "b": spec("b", "3")}, {}, {})
     assert plan.operations == [Delete(DeleteRequest(inst("b", "3")))]
 
@@ -107,27 +107,27 @@ def test_desired_state_deletes_queued_new_instance_of_waiting_update_create() ->
 
 
 def test_desired_state_drops_queued_create_no_longer_desired() -> None:
-    """spec §11 item 25: the stale queued create is dropped and its instance reported Removed."""
+    """The stale queued create is dropped and its instance reported Removed."""
     plan = plan_desired([], {}, {"q": QueuedCreate(spec("q", "4"))}, {})
     assert plan.operations == [Delete(DeleteRequest(inst("q", "4")))]
 
 
 def test_desired_state_removes_leftovers_of_undesired_workloads_with_states() -> None:
-    """DESIGN decision 2: works when nothing is assigned."""
+    """Works when nothing is assigned."""
     found = leftover("z", "7")
     plan = plan_desired([], {}, {}, {"z": [found]})
     assert plan.remove == [Removal(found, report_states=True)] and plan.operations == []
 
 
 def test_managed_identical_spec_with_queued_delete_becomes_update() -> None:
-    """spec §11 item 25: an add for a workload whose delete waits must not leave that delete queued."""
+    """An add for a workload whose delete waits must not leave that delete queued."""
     queue = {"a": QueuedDelete(delete("a"))}
     plan = plan_added([spec("a")], {"a": spec("a")}, queue.get, {})
     assert plan.operations == [Update(spec("a"), DeleteRequest(inst("a")))] and plan.kept == []
 
 
 def test_managed_identical_spec_with_other_queued_spec_becomes_update_of_the_queued_instance() -> None:
-    """spec §11 item 25, DESIGN decision 2: a reverted change that still waits is replaced, and the
+    """A reverted change that still waits is replaced, and the
     queued instance is the one the server may still show."""
     queue = {"a": UpdateCreate(spec("a", "2"), delete("a", "1"))}
     plan = plan_added([spec("a", "1")], {"a": spec("a", "1")}, queue.get, {})

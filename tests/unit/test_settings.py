@@ -18,7 +18,7 @@ from ankaios_agent.agent.config import (
 )
 from ankaios_agent.agent.config_file import settings_from
 from ankaios_agent.agent.errors import UsageError
-from tests.support.certs import make_pki
+from tests.support.tls_files import make_pki
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from ankaios_agent.agent.tls import (
     check_with_ssl,
     load_material,
 )
-from tests.support.certs import Pki, issue, make_ca, make_pki, write
+from tests.support.tls_files import Pki, issue, make_ca, make_pki, write
 
 Check = Callable[[TlsMaterial, str, str, str], None]
 CHECKS = [pytest.param(check_with_cryptography, id="cryptography"), pytest.param(check_with_ssl, id="ssl")]

@@ -1,4 +1,4 @@
-"""The workload control loop with a FakeRuntime: exact state sequences of spec §6."""
+"""The workload control loop with a FakeRuntime: the exact state sequences the server sees."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ankaios_agent.agent.errors import WorkloadConfigError
+from ankaios_agent.agent.errors import RuntimeDeleteFailed, RuntimeUnavailable, WorkloadConfigError
+from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaces, FakeRuntime
 from ankaios_agent.agent.model import ExecutionState, RestartPolicy, WorkloadSpec, WorkloadState
 from ankaios_agent.agent.ports import StateChange
-from ankaios_agent.agent.testing import FakeClock, FakeControlInterfaces, FakeRuntime, RecordingSink, settle
 from ankaios_agent.agent.timings import AgentTimings
 from ankaios_agent.agent.workload_loop import WorkloadLoop
+from ankaios_agent.agent.workload_phase import Phase
+from tests.support.lifecycle import WaitingSink, settle
 from tests.unit.lifecycle_support import (
     NO_MORE_RETRIES,
     REMOVED,
@@ -33,7 +35,7 @@ def failed(reason: str) -> ExecutionState:
 class Harness:
     runtime: FakeRuntime
     ci: FakeControlInterfaces
-    sink: RecordingSink
+    sink: WaitingSink
     clock: FakeClock
     timings: AgentTimings
     loops: dict[str, WorkloadLoop] = field(default_factory=dict)
@@ -62,7 +64,7 @@ class Harness:
 
 
 async def make_harness(clock: FakeClock, timings: AgentTimings) -> AsyncIterator[Harness]:
-    h = Harness(FakeRuntime(), FakeControlInterfaces(), RecordingSink(), clock, timings)
+    h = Harness(FakeRuntime(), FakeControlInterfaces(), WaitingSink(), clock, timings)
     router = asyncio.create_task(h.route_events())
     await settle()
     yield h
@@ -85,11 +87,11 @@ async def manual() -> AsyncIterator[Harness]:
         yield harness
 
 
-# --- §6.2 create, §6.3 retries ------------------------------------------------------------
+# --- create and retries ------------------------------------------------------------
 
 
 async def test_create_reports_triggered_at_runtime_then_runtime_state(h: Harness) -> None:
-    """spec §6.2: Pending(Starting)/"Triggered at runtime." before the attempt, then the runtime's states."""
+    """Pending(Starting)/"Triggered at runtime." before the attempt, then the runtime's states."""
     h.loop("a").commands.create(spec("a"))
     await h.sink.wait_for_state("a", RUNNING)
     assert h.sink.trace("a") == [("1", STARTING), ("1", RUNNING)]
@@ -97,7 +99,7 @@ async def test_create_reports_triggered_at_runtime_then_runtime_state(h: Harness
 
 
 async def test_first_retry_is_immediate(h: Harness) -> None:
-    """spec §6.3: a failed create is retried at once, without a delay."""
+    """A failed create is retried at once, without a delay."""
     h.runtime.fail_creates("a", "no such image")
     h.loop("a").commands.create(spec("a"))
     await h.sink.wait_for_state("a", RUNNING)
@@ -111,7 +113,7 @@ async def test_first_retry_is_immediate(h: Harness) -> None:
 
 
 async def test_create_gives_up_after_20_retries_with_no_more_retries(h: Harness) -> None:
-    """spec §6.3, §11 item 10: 21 attempts (first retry immediate, then 1 s apart), then
+    """21 attempts (first retry immediate, then 1 s apart), then
     "No more retries."."""
     h.runtime.fail_creates_always("a", "pull failed")
     h.loop("a").commands.create(spec("a"))
@@ -125,7 +127,7 @@ async def test_create_gives_up_after_20_retries_with_no_more_retries(h: Harness)
 
 
 async def test_retry_limit_comes_from_timings() -> None:
-    """STYLE 13: the retry count is a tunable of AgentTimings."""
+    """The retry count is a tunable of AgentTimings."""
     async for h in make_harness(FakeClock(), AgentTimings(create_retries=2)):
         h.runtime.fail_creates_always("a", "x")
         h.loop("a").commands.create(spec("a"))
@@ -134,7 +136,7 @@ async def test_retry_limit_comes_from_timings() -> None:
 
 
 async def test_bad_runtime_config_is_not_retried(h: Harness) -> None:
-    """DESIGN decision 7: a config error gets its reason, then the CLI's final "No more retries."."""
+    """A config error gets its reason, then the CLI's final "No more retries."."""
     h.runtime.fail_creates_always("a", WorkloadConfigError(inst("a"), "runtimeConfig: 'image' is missing"))
     h.loop("a").commands.create(spec("a"))
     await h.sink.wait_for_state("a", NO_MORE_RETRIES)
@@ -147,7 +149,7 @@ async def test_bad_runtime_config_is_not_retried(h: Harness) -> None:
 
 
 async def test_unusable_control_interface_gives_starting_failed(h: Harness) -> None:
-    """issue 4: a name that cannot be a FIFO folder -> Pending(StartingFailed) with the reason, no create."""
+    """A name that cannot be a FIFO folder -> Pending(StartingFailed) with the reason, no create."""
     h.loop("x/y").commands.create(spec("x/y"))
     await h.sink.wait_for_state("x/y", NO_MORE_RETRIES)
     trace = h.sink.trace("x/y")
@@ -157,7 +159,7 @@ async def test_unusable_control_interface_gives_starting_failed(h: Harness) -> N
 
 
 async def test_update_cancels_pending_retries(manual: Harness) -> None:
-    """spec §6.3: an update cancels the pending retries of the old spec."""
+    """An update cancels the pending retries of the old spec."""
     h = manual
     h.runtime.fail_creates_always("a", "boom")
     loop = h.loop("a")
@@ -178,7 +180,7 @@ async def test_update_cancels_pending_retries(manual: Harness) -> None:
 
 
 async def test_delete_cancels_pending_retries(manual: Harness) -> None:
-    """spec §6.3, §6.5: after a delete no retry runs; no runtime delete without a container."""
+    """After a delete no retry runs; no runtime delete without a container."""
     h = manual
     h.runtime.fail_creates_always("a", "boom")
     loop = h.loop("a")
@@ -193,11 +195,11 @@ async def test_delete_cancels_pending_retries(manual: Harness) -> None:
     assert h.sink.trace("a")[-2:] == [("1", STOPPING_REQUESTED), ("1", REMOVED)]
 
 
-# --- §6.4 update ---------------------------------------------------------------------------
+# --- update ---------------------------------------------------------------------------
 
 
 async def test_update_deletes_old_before_creating_new(h: Harness) -> None:
-    """spec §6.4 example 1, §11 item 9: Stopping[old] -> Removed[old] -> Starting[new], never both at once."""
+    """Stopping[old] -> Removed[old] -> Starting[new], never both at once."""
     loop = h.loop("a")
     loop.commands.create(spec("a", "1"))
     await h.sink.wait_for_state("a", RUNNING)
@@ -216,7 +218,7 @@ async def test_update_deletes_old_before_creating_new(h: Harness) -> None:
 
 
 async def test_update_with_same_folder_keeps_control_interface(h: Harness) -> None:
-    """spec §4.4, §11 item 9: a config-identical update keeps the FIFOs."""
+    """A config-identical update keeps the FIFOs."""
     loop = h.loop("a")
     loop.commands.create(spec("a", "1"))
     await h.sink.wait_for_state("a", RUNNING)
@@ -226,7 +228,7 @@ async def test_update_with_same_folder_keeps_control_interface(h: Harness) -> No
 
 
 async def test_update_delete_only_then_update_reports_old_name_twice(h: Harness) -> None:
-    """spec §6.4 example 2: UpdateDeleteOnly deletes now; the later update reports the old name again."""
+    """UpdateDeleteOnly deletes now; the later update reports the old name again."""
     loop = h.loop("a")
     loop.commands.create(spec("a", "1"))
     await h.sink.wait_for_state("a", RUNNING)
@@ -247,7 +249,7 @@ async def test_update_delete_only_then_update_reports_old_name_twice(h: Harness)
 
 
 async def test_update_whose_old_delete_fails_keeps_old_instance(h: Harness) -> None:
-    """spec §6.4 step 2, §11 item 27: Stopping(DeleteFailed)/<error>, the new spec is not applied."""
+    """Stopping(DeleteFailed)/<error>, the new spec is not applied."""
     loop = h.loop("a")
     loop.commands.create(spec("a", "1"))
     await h.sink.wait_for_state("a", RUNNING)
@@ -262,11 +264,11 @@ async def test_update_whose_old_delete_fails_keeps_old_instance(h: Harness) -> N
     assert h.runtime.created("a") == [inst("a", "1")]
 
 
-# --- §6.5 delete -----------------------------------------------------------------------------
+# --- delete -----------------------------------------------------------------------------
 
 
 async def test_delete_reports_requested_at_runtime_then_removed(h: Harness) -> None:
-    """spec §6.5: Stopping(RequestedAtRuntime) -> Removed, the loop ends, the FIFOs go."""
+    """Stopping(RequestedAtRuntime) -> Removed, the loop ends, the FIFOs go."""
     loop = h.loop("a")
     loop.commands.create(spec("a"))
     await h.sink.wait_for_state("a", RUNNING)
@@ -280,7 +282,7 @@ async def test_delete_reports_requested_at_runtime_then_removed(h: Harness) -> N
 
 
 async def test_failed_delete_reports_delete_failed_then_retries_until_removed(h: Harness) -> None:
-    """spec §6.5: a failed runtime delete -> Stopping(DeleteFailed)/<error>. Review finding: the
+    """A failed runtime delete -> Stopping(DeleteFailed)/<error>. The
     reference (and this loop before) then gave up, leaving the container running with no owner
     (e.g. deleted while Podman was down); now it retries with capped back-off until Removed."""
     loop = h.loop("a")
@@ -301,7 +303,7 @@ async def test_failed_delete_reports_delete_failed_then_retries_until_removed(h:
 
 
 async def test_delete_of_instance_the_loop_never_ran_also_reports_it_removed(h: Harness) -> None:
-    """spec §11 items 2, 25: the server's instance gets its Removed even when a newer update replaced it."""
+    """The server's instance gets its Removed even when a newer update replaced it."""
     loop = h.loop("a")
     loop.commands.create(spec("a", "1"))
     await h.sink.wait_for_state("a", RUNNING)
@@ -310,7 +312,7 @@ async def test_delete_of_instance_the_loop_never_ran_also_reports_it_removed(h: 
     assert h.sink.trace("a")[2:] == [("1", STOPPING_REQUESTED), ("1", REMOVED), ("9", REMOVED)]
 
 
-# --- §6.6 restart policy, DESIGN decision 6 back-off ---------------------------------------------
+# --- restart policy and back-off ---------------------------------------------
 
 RESTART_CASES = [
     (RestartPolicy.NEVER, 0, False),
@@ -324,7 +326,7 @@ RESTART_CASES = [
 
 @pytest.mark.parametrize(("policy", "exit_code", "restarts"), RESTART_CASES)
 async def test_restart_policy(h: Harness, policy: RestartPolicy, exit_code: int, restarts: bool) -> None:
-    """spec §6.6: NEVER never; ON_FAILURE on Failed(ExecFailed); ALWAYS on ExecFailed or Succeeded."""
+    """NEVER never; ON_FAILURE on Failed(ExecFailed); ALWAYS on ExecFailed or Succeeded."""
     h.loop("a").commands.create(spec("a", restart=policy))
     await h.sink.wait_for_state("a", RUNNING)
     h.runtime.exit("a", exit_code)
@@ -350,7 +352,7 @@ async def test_restart_policy(h: Harness, policy: RestartPolicy, exit_code: int,
 
 @pytest.mark.parametrize("gone", ["lost", "unknown"])
 async def test_lost_and_unknown_never_restart(h: Harness, gone: str) -> None:
-    """spec §6.6: Failed(Lost) and Failed(Unknown) never cause a restart, even with ALWAYS."""
+    """Failed(Lost) and Failed(Unknown) never cause a restart, even with ALWAYS."""
     h.loop("a").commands.create(spec("a", restart=RestartPolicy.ALWAYS))
     await h.sink.wait_for_state("a", RUNNING)
     if gone == "lost":
@@ -365,8 +367,8 @@ async def test_lost_and_unknown_never_restart(h: Harness, gone: str) -> None:
 
 
 async def test_states_of_former_instances_and_repeats_are_ignored(h: Harness) -> None:
-    """spec §6.6: only states of the current instance (and runtime id) count; level-triggered repeats
-    do not report or restart twice (STYLE 5)."""
+    """Only states of the current instance (and runtime id) count; level-triggered repeats
+    do not report or restart twice."""
     loop = h.loop("a")
     loop.commands.create(spec("a", restart=RestartPolicy.ALWAYS))
     await h.sink.wait_for_state("a", RUNNING)
@@ -382,7 +384,7 @@ async def test_states_of_former_instances_and_repeats_are_ignored(h: Harness) ->
 
 
 async def test_restart_back_off_doubles_from_one_second_up_to_the_cap(manual: Harness) -> None:
-    """DESIGN decision 6: first restart immediate, then 1 s doubling, capped (cap 4 s here)."""
+    """First restart immediate, then 1 s doubling, capped (cap 4 s here)."""
     h = manual
     h.loop("a").commands.create(spec("a", restart=RestartPolicy.ON_FAILURE))
     for expected_delay in (None, 1.0, 2.0, 4.0, 4.0):
@@ -403,7 +405,7 @@ async def test_restart_back_off_doubles_from_one_second_up_to_the_cap(manual: Ha
 
 
 async def test_restart_back_off_resets_after_a_stable_run(manual: Harness) -> None:
-    """DESIGN decision 6: after restart_backoff_reset_after of uninterrupted running, restart at once."""
+    """After restart_backoff_reset_after of uninterrupted running, restart at once."""
     h = manual
     h.loop("a").commands.create(spec("a", restart=RestartPolicy.ALWAYS))
     await h.sink.wait_for_state("a", RUNNING)
@@ -417,7 +419,7 @@ async def test_restart_back_off_resets_after_a_stable_run(manual: Harness) -> No
 
 
 async def test_update_during_back_off_cancels_the_restart(manual: Harness) -> None:
-    """spec §6.3/§6.6: a newer command supersedes a pending restart."""
+    """A newer command supersedes a pending restart."""
     h = manual
     loop = h.loop("a")
     loop.commands.create(spec("a", "1", restart=RestartPolicy.ALWAYS))
@@ -434,11 +436,11 @@ async def test_update_during_back_off_cancels_the_restart(manual: Harness) -> No
     assert h.runtime.created("a") == [inst("a", "1"), inst("a", "1"), inst("a", "2")]
 
 
-# --- §6.7 resume --------------------------------------------------------------------------------
+# --- resume --------------------------------------------------------------------------------
 
 
 async def test_resume_reports_observed_state_only_and_keeps_control_dir(h: Harness) -> None:
-    """spec §6.7, §11 item 26: no create, no Pending; a later policy restart keeps the FIFO mount."""
+    """No create, no Pending; a later policy restart keeps the FIFO mount."""
     existing = spec("a", restart=RestartPolicy.ALWAYS)
     runtime_id = h.runtime.add_existing(existing.instance)
     loop = h.loop("a")
@@ -453,7 +455,7 @@ async def test_resume_reports_observed_state_only_and_keeps_control_dir(h: Harne
 
 
 async def test_stop_leaves_the_container_running(h: Harness) -> None:
-    """DESIGN decision 4: stopping a loop (agent shutdown) never deletes its workload."""
+    """Stopping a loop (agent shutdown) never deletes its workload."""
     loop = h.loop("a")
     loop.commands.create(spec("a"))
     await h.sink.wait_for_state("a", RUNNING)
@@ -465,3 +467,109 @@ async def test_stop_leaves_the_container_running(h: Harness) -> None:
 def test_workload_spec_helper_is_hashable() -> None:
     """The loop compares specs by value; WorkloadSpec must stay a frozen value type."""
     assert spec("a") == spec("a") and isinstance(spec("a"), WorkloadSpec)
+
+
+# --- typed errors: engine failures are retried, bugs are not ------------------------------------
+
+
+async def test_runtime_unavailable_is_retried_like_any_engine_failure(h: Harness) -> None:
+    """The engine could not be reached: a RuntimeFailure, so the create is retried."""
+    h.runtime.fail_creates_always("a", RuntimeUnavailable("podman", "socket refused"))
+    h.loop("a").commands.create(spec("a"))
+    await h.sink.wait_for_state("a", NO_MORE_RETRIES)
+    assert len(h.runtime.created("a")) == 21
+    assert h.sink.trace("a")[1] == ("1", failed("podman: socket refused"))
+
+
+async def test_internal_error_in_create_is_reported_once_and_not_retried(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception that is no RuntimeFailure is a bug of the agent: logged with its traceback,
+    reported as an internal error, then final; never 21 create attempts."""
+    h.runtime.fail_creates_always("a", KeyError("image"))
+    loop = h.loop("a")
+    loop.commands.create(spec("a"))
+    await h.sink.wait_for_state("a", NO_MORE_RETRIES)
+    await settle()
+    trace = h.sink.trace("a")
+    assert [state for _, state in trace[1:]] == [
+        failed("internal error of the agent (KeyError: 'image'); see the agent's log"),
+        NO_MORE_RETRIES,
+    ]
+    assert len(h.runtime.created("a")) == 1
+    assert loop.phase is Phase.GAVE_UP
+    records = [r for r in caplog.records if "internal error of the agent" in r.getMessage()]
+    assert records and records[0].exc_info is not None
+
+
+async def test_a_loop_that_gave_up_starts_over_on_update(h: Harness) -> None:
+    h.runtime.fail_creates_always("a", KeyError("image"))
+    loop = h.loop("a")
+    loop.commands.create(spec("a", "1"))
+    await h.sink.wait_for_state("a", NO_MORE_RETRIES)
+    h.runtime.stop_failing("a")
+    loop.commands.update(spec("a", "2"), inst("a", "1"))
+    await h.sink.wait_for(lambda: h.sink.trace("a")[-1] == ("2", RUNNING))
+    assert loop.phase is Phase.RUNNING
+
+
+async def test_internal_error_in_delete_is_reported_and_the_delete_retried(h: Harness) -> None:
+    """A bug while deleting must not orphan the container: DeleteFailed once, retries until Removed."""
+    loop = h.loop("a")
+    loop.commands.create(spec("a"))
+    await h.sink.wait_for_state("a", RUNNING)
+    h.runtime.fail_deletes("a", TypeError("bad argument"), RuntimeDeleteFailed(inst("a"), "busy"))
+    loop.commands.delete(inst("a"))
+    await h.sink.wait_for_state("a", REMOVED)
+    assert h.sink.trace("a")[2:] == [
+        ("1", STOPPING_REQUESTED),
+        (
+            "1",
+            ExecutionState.delete_failed(
+                "internal error of the agent (TypeError: bad argument); see the agent's log"
+            ),
+        ),
+        ("1", REMOVED),
+    ]
+    assert h.runtime.deleted("a") == [inst("a")] * 3
+    assert loop.task is not None
+    await loop.task
+    assert loop.phase is Phase.DONE
+
+
+# --- phases -----------------------------------------------------------------------------------------
+
+
+async def test_phase_follows_create_retry_restart_and_delete(manual: Harness) -> None:
+    """The loop's phase is what its transition table says after each step."""
+    h = manual
+    h.runtime.fail_creates("a", "busy")
+    loop = h.loop("a")
+    assert loop.phase is Phase.IDLE
+    loop.commands.create(spec("a", restart=RestartPolicy.ALWAYS))
+    await h.sink.wait_for_state("a", RUNNING)  # the immediate retry worked
+    assert loop.phase is Phase.RUNNING
+    h.clock.advance(1)
+    h.runtime.exit("a", 0)
+    await h.sink.wait_for_state("a", ExecutionState.succeeded())
+    await h.sink.wait_for(lambda: loop.phase is Phase.RESTART_WAIT or len(h.runtime.created("a")) > 2)
+    loop.commands.delete(inst("a"))
+    assert loop.task is not None
+    await asyncio.wait_for(loop.task, 5)
+    assert loop.phase is Phase.DONE
+    assert inst("a") not in h.runtime.containers
+
+
+async def test_restart_back_off_stays_at_its_cap_after_a_million_restarts(manual: Harness) -> None:
+    """Days of crash loop: the restart still fires, with the capped delay."""
+    h = manual
+    loop = h.loop("a")
+    loop.commands.create(spec("a", restart=RestartPolicy.ALWAYS))
+    await h.sink.wait_for_state("a", RUNNING)
+    loop._restarts = 10**6  # as if it had crash-looped that often
+    h.runtime.exit("a", 1)
+    # The timer task records its sleep when it first runs, just after the phase changed.
+    await h.sink.wait_for(lambda: loop.phase is Phase.RESTART_WAIT and bool(h.clock.sleeps))
+    assert h.clock.sleeps == [4.0]  # the harness's restart_backoff_cap
+    h.clock.advance(4.0)
+    await h.sink.wait_for(lambda: len(h.runtime.created("a")) == 2)

@@ -1,22 +1,21 @@
-"""First-class test doubles for the lifecycle layer (STYLE 14, like httpx's MockTransport).
+"""In-memory doubles of the lifecycle layer's ports, for anyone driving a Manager without Podman.
 
-* ``FakeRuntime`` implements ``runtimes.protocol.Runtime`` in memory: scriptable
+* ``FakeRuntime`` implements ``agent.ports.Runtime`` in memory: scriptable
   create/delete failures, exits, pre-existing containers, and an event stream.
 * ``FakeControlInterfaces`` implements ``agent.ports.ControlInterfaceHost``.
 * ``RecordingSink`` implements ``agent.ports.MessageSink`` and records in order.
 * ``FakeClock`` implements ``agent.timings.Clock``: sleeping advances time at once.
 
-They hold no threads and no real sleeps, so a test drives the whole manager in
-microseconds; ``settle()`` lets every ready task run.
+They hold no threads and no real sleeps, so the whole manager runs in
+microseconds on top of them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,12 +30,6 @@ from ankaios_agent.agent.model import (
     WorkloadState,
 )
 from ankaios_agent.agent.ports import OwnedWorkload, StateChange
-
-
-async def settle(rounds: int = 200) -> None:
-    """Let every task that can make progress do so (all fakes complete without real waiting)."""
-    for _ in range(rounds):
-        await asyncio.sleep(0)
 
 
 class FakeClock:
@@ -113,9 +106,10 @@ class FakeRuntime:
         self._always_failing.pop(workload, None)
         self._create_errors.pop(workload, None)
 
-    def fail_deletes(self, workload: str, *reasons: str) -> None:
+    def fail_deletes(self, workload: str, *reasons: str | Exception) -> None:
+        """The next deletes of ``workload`` fail: a text as RuntimeDeleteFailed, an exception as is."""
         queue = self._delete_errors.setdefault(workload, deque())
-        queue.extend(_DeleteFailure(reason) for reason in reasons)
+        queue.extend(r if isinstance(r, Exception) else _DeleteFailure(r) for r in reasons)
 
     def add_existing(self, instance: InstanceName, state: ExecutionState | None = None) -> str:
         """A container left from an earlier agent run; returns its runtime id."""
@@ -196,7 +190,10 @@ class FakeRuntime:
         await asyncio.sleep(0)
         scripted = self._delete_errors.get(instance.workload)
         if scripted:
-            raise RuntimeDeleteFailed(instance, str(scripted.popleft()))
+            error = scripted.popleft()
+            if isinstance(error, _DeleteFailure):
+                raise RuntimeDeleteFailed(instance, str(error))
+            raise error
         container = self.containers.pop(instance, None)
         if container is not None:
             self._emit(StateChange(instance, container.runtime_id, ExecutionState.lost()))
@@ -270,11 +267,12 @@ class RecordingSink:
     """Records every message sent to the server, in order."""
 
     messages: list[ToServerMessage] = field(default_factory=list)
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set on every send; a waiter clears it before it looks again."""
 
     def send(self, msg: ToServerMessage) -> None:
         self.messages.append(msg)
-        self._changed.set()
+        self.changed.set()
 
     def states(self, workload: str | None = None) -> list[WorkloadState]:
         return [
@@ -292,22 +290,3 @@ class RecordingSink:
 
     def clear(self) -> None:
         self.messages.clear()
-
-    async def wait_for(self, predicate: Callable[[], bool], limit: float = 5.0) -> None:
-        """Wait until ``predicate()`` holds; fail with the recorded states otherwise."""
-
-        async def _wait() -> None:
-            while not predicate():
-                self._changed.clear()
-                # Wake on every send, and poll too: some conditions (clock, runtime) change silently.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), 0.005)
-
-        try:
-            await asyncio.wait_for(_wait(), limit)
-        except TimeoutError:
-            dump = "\n".join(f"  {s.instance}: {s.state}" for s in self.states())
-            raise AssertionError(f"condition not reached; states sent:\n{dump}") from None
-
-    async def wait_for_state(self, workload: str, state: ExecutionState, limit: float = 5.0) -> None:
-        await self.wait_for(lambda: any(s.state == state for s in self.states(workload)), limit)

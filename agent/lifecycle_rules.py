@@ -1,0 +1,51 @@
+"""What the lifecycle does differently per wire dialect, as data the loops read.
+
+The scheduler, the workload table and the workload loops are shared by both
+dialects; where the two reference agents behave differently in a way a server
+or a workload can observe (how a failed create is retried and reported, what
+happens to a workload of an unknown runtime, where a workload's folder lives),
+the loops consult the rules of the session that is current *when they decide*,
+never a copy taken when they started. A server swapped from one version to the
+other while the agent runs therefore changes the rules for what happens next,
+without restarting anything.
+
+``RulesHolder`` is the one mutable cell: the session layer calls ``use`` when a
+session of a dialect starts; everything else only reads ``current``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Dialect(enum.Enum):
+    """The wire dialects the agent speaks (values: the reference versions)."""
+
+    V0_3 = "0.3.1"
+    V1 = "1.0.1"
+
+
+@dataclass(frozen=True)
+class LifecycleRules:
+    """The per-dialect choices of the lifecycle layer."""
+
+    dialect: Dialect
+
+
+V0_3_RULES = LifecycleRules(dialect=Dialect.V0_3)
+V1_RULES = LifecycleRules(dialect=Dialect.V1)
+
+
+class RulesHolder:
+    """The rules of the current session (v0.3.1's until a session says otherwise)."""
+
+    def __init__(self, initial: LifecycleRules = V0_3_RULES) -> None:
+        self._current = initial
+
+    @property
+    def current(self) -> LifecycleRules:
+        return self._current
+
+    def use(self, rules: LifecycleRules) -> None:
+        self._current = rules

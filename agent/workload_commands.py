@@ -1,0 +1,91 @@
+"""The commands of one workload loop and their sender, ``WorkloadCommands``.
+
+The manager and the workload table talk to a loop only through the verb methods
+of ``WorkloadCommands``; the queue behind it is unbounded, so a sender never
+waits for a busy loop. ``TimerFired`` is queued by the loop's own timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from ankaios_agent.agent.model import ExecutionState, InstanceName, WorkloadSpec
+from ankaios_agent.agent.ports import OwnedWorkload, StateChange
+
+
+@dataclass(frozen=True)
+class CreateCommand:
+    spec: WorkloadSpec
+
+
+@dataclass(frozen=True)
+class ResumeCommand:
+    spec: WorkloadSpec
+    runtime_id: str
+    state: ExecutionState
+
+
+@dataclass(frozen=True)
+class UpdateCommand:
+    spec: WorkloadSpec | None  # None: delete only (UpdateDeleteOnly)
+    old: InstanceName | None  # the instance the server asked to replace
+
+
+@dataclass(frozen=True)
+class DeleteCommand:
+    old: InstanceName
+
+
+@dataclass(frozen=True)
+class RemoveLeftover:
+    runtime: str
+    owned: OwnedWorkload
+    report_states: bool
+
+
+@dataclass(frozen=True)
+class Observed:
+    change: StateChange
+
+
+@dataclass(frozen=True, eq=False)
+class TimerFired:
+    """Fired by a timer; counts only while that timer is still the loop's current one."""
+
+    restart: bool
+
+
+Command = (
+    CreateCommand | ResumeCommand | UpdateCommand | DeleteCommand | RemoveLeftover | Observed | TimerFired
+)
+
+
+class WorkloadCommands:
+    """The sender side of one loop's command queue (verb methods, never a raw queue)."""
+
+    def __init__(self, queue: asyncio.Queue[Command]) -> None:
+        self._queue = queue
+
+    def create(self, spec: WorkloadSpec) -> None:
+        self._queue.put_nowait(CreateCommand(spec))
+
+    def resume(self, spec: WorkloadSpec, runtime_id: str, state: ExecutionState) -> None:
+        """Adopt an existing container of ``spec``: no create, no Pending state."""
+        self._queue.put_nowait(ResumeCommand(spec, runtime_id, state))
+
+    def update(self, spec: WorkloadSpec, old: InstanceName | None = None) -> None:
+        self._queue.put_nowait(UpdateCommand(spec, old))
+
+    def update_delete_only(self, old: InstanceName | None = None) -> None:
+        self._queue.put_nowait(UpdateCommand(None, old))
+
+    def delete(self, old: InstanceName) -> None:
+        self._queue.put_nowait(DeleteCommand(old))
+
+    def remove_leftover(self, runtime: str, owned: OwnedWorkload, *, report_states: bool) -> None:
+        """Delete a container no loop owns, like any delete; silently when ``report_states`` is False."""
+        self._queue.put_nowait(RemoveLeftover(runtime, owned, report_states))
+
+    def state_changed(self, change: StateChange) -> None:
+        self._queue.put_nowait(Observed(change))
