@@ -306,3 +306,39 @@ async def test_workload_deleted_while_podman_is_down_is_removed_once_it_is_back(
         containers = podman_env.containers(f"agent={agent_name}")
         assert [str(c["Labels"]["name"]).split(".")[0] for c in containers] == ["stay"]  # type: ignore[index]
         await server.wait_for_state("stay", "Running(Ok)", timeout=SLOW)
+
+
+async def test_env_file_naming_a_fifo_fails_that_workload_and_blocks_nothing(
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
+) -> None:
+    """An --env-file that is a FIFO nobody writes to would hang a blocking open for ever; it is
+    refused as not a regular file while the other workload starts and the server stream lives
+    (the server double shares the agent's event loop, so a blocked loop would stall both)."""
+    fifo = tmp_path / "env.fifo"
+    os.mkfifo(fifo)
+    trap = f"image: {IMAGE}\ncommandOptions: ['--env-file', '{fifo}']\ncommandArgs: ['true']\n"
+    workloads = {"fifo-env": podman(agent_name, trap), "good": podman(agent_name, GOOD)}
+    async with running_agent(podman_env, agent_name, tmp_path / "run", workloads) as server:
+        await server.wait_for_state("good", "Running(Ok)", timeout=SLOW)
+        await server.wait_until(lambda: FINAL in display_of(server, "fifo-env"), timeout=SLOW)
+        failures = [s for s in reported(server, agent_name, "fifo-env") if "StartingFailed" in s]
+        assert failures[0] == (
+            f"Pending(StartingFailed)/podman option '--env-file': env file '{fifo}' is not a regular file"
+        )
+        assert display_of(server, "good") == ["Running(Ok)/"]
+
+
+@pytest.mark.root  # rootless Podman on cgroup v1 cannot pause (no freezer delegation)
+async def test_deleting_a_paused_workload_reports_removed(
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
+) -> None:
+    """Podman refuses to stop a paused container; the delete still completes (forced removal), the
+    server gets Removed and no container is left."""
+    workloads = {"frozen": podman(agent_name, GOOD)}
+    async with running_agent(podman_env, agent_name, tmp_path, workloads) as server:
+        await server.wait_for_state("frozen", "Running(Ok)", timeout=SLOW)
+        podman_env.podman("pause", *podman_env.container_ids(f"agent={agent_name}"))
+        await server.delete_workload("frozen")
+        await server.wait_until(lambda: not server.state_of("frozen"), timeout=SLOW)
+        assert not any(s.startswith("Stopping(DeleteFailed)") for s in reported(server, agent_name, "frozen"))
+        assert podman_env.containers(f"agent={agent_name}") == []
