@@ -103,7 +103,8 @@ BAD_NAMES = {
 async def test_bad_configs_and_names_fail_once_with_a_clear_message_and_others_keep_running(
     podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
 ) -> None:
-    """spec §6.2/§6.3 and README "Bad input": StartingFailed naming the problem, then final."""
+    """behaviour "Workload loop: create and retry" and README "Bad input": StartingFailed naming the problem,
+    then final."""
     workloads = {"good": podman(agent_name, GOOD), "odd-runtime": podman(agent_name, GOOD, "dockerx")}
     workloads |= {name: podman(agent_name, config) for name, (config, _) in BAD_CONFIGS.items()}
     workloads |= {name: podman(agent_name, GOOD) for name in BAD_NAMES}
@@ -254,7 +255,8 @@ async def test_podman_outage_errors_say_podman_is_unreachable(
 async def test_sigkilled_agent_adopts_its_running_workloads(
     podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
 ) -> None:
-    """spec §4.2/§6.7: the real process killed with SIGKILL (no clean-up at all) and started again
+    """behaviour "Resume and adoption": the real process killed with SIGKILL (no clean-up at all) and started
+    again
     adopts the running container (same id, never restarted) and reports it Running again."""
     state = pb.State(apiVersion="v0.1", workloads={"keep": podman(agent_name, GOOD)})
     server = ServerDouble(state)
@@ -289,8 +291,8 @@ async def test_workload_deleted_while_podman_is_down_is_removed_once_it_is_back(
     podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
 ) -> None:
     """Review finding: a delete that failed because Podman was unreachable was never retried, so the
-    container kept running with no owner until the next server reconnect; spec §6.5 DeleteFailed is
-    still reported, then the delete is retried until the container is gone (Removed)."""
+    container kept running with no owner until the next server reconnect; DeleteFailed is still
+    reported (behaviour "Workload loop: delete"), then the delete is retried until the container is gone (Removed)."""
     workloads = {"gone": podman(agent_name, GOOD), "stay": podman(agent_name, GOOD)}
     async with running_agent(podman_env, agent_name, tmp_path, workloads) as server:
         for name in workloads:
