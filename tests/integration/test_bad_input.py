@@ -292,7 +292,8 @@ async def test_workload_deleted_while_podman_is_down_is_removed_once_it_is_back(
 ) -> None:
     """Review finding: a delete that failed because Podman was unreachable was never retried, so the
     container kept running with no owner until the next server reconnect; DeleteFailed is still
-    reported (behaviour "Workload loop: delete"), then the delete is retried until the container is gone (Removed)."""
+    reported (behaviour "Workload loop: delete"), then the delete is retried until the container is
+    gone (Removed)."""
     workloads = {"gone": podman(agent_name, GOOD), "stay": podman(agent_name, GOOD)}
     async with running_agent(podman_env, agent_name, tmp_path, workloads) as server:
         for name in workloads:
