@@ -426,7 +426,7 @@ async def test_other_restarts_replace_the_container(
         runtime_id = h.runtime.container("a").runtime_id
         h.runtime.exit("a", code)
         await h.sink.wait_for(
-            lambda: len(h.runtime.created("a")) == 2 and h.sink.trace("a")[-1] == ("1", RUNNING)
+            lambda h=h: len(h.runtime.created("a")) == 2 and h.sink.trace("a")[-1] == ("1", RUNNING)
         )
         assert [s for _, s in h.sink.trace("a")[3:]] == [STOPPING_REQUESTED, REMOVED, STARTING, RUNNING]
         assert h.runtime.reused() == []
