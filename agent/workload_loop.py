@@ -121,6 +121,11 @@ def removed_without_running(
     return old is not None and old not in (current, new)
 
 
+def folder_name_is_safe(name: str) -> bool:
+    """Whether ``name`` is one plain entry of the run folder (no separator, no ``..``, no NUL)."""
+    return name not in ("", ".", "..") and "/" not in name and "\0" not in name
+
+
 def internal_error_text(err: BaseException) -> str:
     """The StartingFailed / DeleteFailed text of a bug in the agent (never the workload's fault)."""
     return f"internal error of the agent ({type(err).__name__}: {err}); see the agent's log"
@@ -451,9 +456,11 @@ class WorkloadLoop:
         return rules.workload_folder and not isinstance(runtime, UnsupportedRuntime)
 
     def _instance_folder(self, instance: InstanceName) -> Path | None:
-        if self._run_folder is None:
+        """``<run>/<workload>.<id>``; None without a run folder or for a name that would leave it."""
+        name = instance.folder_name
+        if self._run_folder is None or not folder_name_is_safe(name):
             return None
-        return self._run_folder / instance.folder_name
+        return self._run_folder / name
 
     async def _write_files(self, spec: WorkloadSpec) -> tuple[FileMount, ...]:
         """(Re)write every file of ``spec``, each time from nothing; raises WorkloadFileError."""
@@ -461,7 +468,12 @@ class WorkloadLoop:
         if folder is None:
             if not spec.files:
                 return ()
-            raise WorkloadFileError(spec.files[0].mount_point, "the agent has no run folder to write it to")
+            where = (
+                "the agent has no run folder to write it to"
+                if self._run_folder is None
+                else f"the workload name {spec.name!r} cannot be a folder name"
+            )
+            raise WorkloadFileError(spec.files[0].mount_point, where)
         return await run_blocking(write_files, folder / FILES_FOLDER, plan_files(spec.files))
 
     async def _forget_files(self, instance: InstanceName, wrote: bool) -> None:

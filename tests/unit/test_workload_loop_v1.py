@@ -25,7 +25,7 @@ from ankaios_agent.agent.model import (
     WorkloadState,
 )
 from ankaios_agent.agent.timings import AgentTimings
-from ankaios_agent.agent.workload_loop import WorkloadLoop
+from ankaios_agent.agent.workload_loop import WorkloadLoop, folder_name_is_safe
 from tests.support.lifecycle import WaitingSink, settle
 from tests.unit.lifecycle_support import (
     NO_MORE_RETRIES,
@@ -454,3 +454,32 @@ async def test_a_create_with_a_reuse_id_starts_that_container(h: Harness) -> Non
     assert h.sink.trace("a") == [("1", STARTING), ("1", RUNNING)]
     assert h.runtime.reused() == [runtime_id]
     assert h.runtime.container("a").starts == 2
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b"])
+async def test_a_workload_name_that_is_no_folder_name_gets_nothing_written(h: Harness, name: str) -> None:
+    loop = h.loop(name)
+    loop.commands.create(with_files(spec(name), ("/f", "x")))
+    await h.sink.wait_for(
+        lambda: any(s.state is State.PENDING_STARTING_FAILED for _, s in h.sink.trace(name))
+    )
+    loop.commands.delete(inst(name))
+    await h.sink.wait_for_state(name, REMOVED)
+    assert h.runtime.calls == []
+    assert not (h.run.parent / "escape.1").exists() and not h.run.exists()
+
+
+FOLDER_NAMES = [
+    ("a.1", True),
+    ("x_y-z.abc", True),
+    ("", False),
+    (".", False),
+    ("..", False),
+    ("../a.1", False),
+    ("a\0.1", False),
+]
+
+
+@pytest.mark.parametrize(("name", "safe"), FOLDER_NAMES)
+def test_folder_name_is_safe(name: str, safe: bool) -> None:
+    assert folder_name_is_safe(name) is safe
