@@ -483,3 +483,11 @@ FOLDER_NAMES = [
 @pytest.mark.parametrize(("name", "safe"), FOLDER_NAMES)
 def test_folder_name_is_safe(name: str, safe: bool) -> None:
     assert folder_name_is_safe(name) is safe
+
+
+async def test_the_files_of_a_name_that_is_no_folder_name_fail_with_that_reason(h: Harness) -> None:
+    name = "a\0b"  # accepted by the fake control interfaces, refused as a folder name
+    h.loop(name).commands.create(with_files(spec(name), ("/f", "x")))
+    failed = ExecutionState.files_failed(f"the workload name {name!r} cannot be a folder name")
+    await h.sink.wait_for_state(name, failed)
+    assert h.runtime.calls == [] and not h.run.exists()
