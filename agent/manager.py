@@ -27,8 +27,10 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Collection, Mapping
+from pathlib import Path
 
 from ankaios_agent.agent.errors import RuntimeFailure
+from ankaios_agent.agent.lifecycle_rules import RulesHolder
 from ankaios_agent.agent.model import (
     AGENT_REQUEST_PREFIX,
     DeleteRequest,
@@ -114,8 +116,12 @@ class Manager:
         timings: AgentTimings,
         *,
         clock: Clock | None = None,
+        rules: RulesHolder | None = None,
+        run_folder: Path | None = None,
     ) -> None:
         self._agent_name = agent_name
+        self._rules = rules if rules is not None else RulesHolder()
+        self._run_folder = run_folder  # holds each instance's folder <workload>.<id>
         self._runtimes = dict(runtimes)
         self._ci = control_interfaces
         self._sink = sink
@@ -127,6 +133,8 @@ class Manager:
         self._query = DesiredStateQuery(sink, agent_name)
         self._leftovers: dict[str, list[Leftover]] | None = None  # None: list the runtimes first
         self._pending_states: deque[WorkloadState] = deque()
+        # Ended containers the next Create of that very instance starts again.
+        self._reuse_ids: dict[InstanceName, str] = {}
         self._draining = False
         # What went out since the latest hello: only states missing from it are re-sent.
         self._sent_this_session: dict[str, WorkloadState] = {}
@@ -223,7 +231,9 @@ class Manager:
         """
         leftovers = await self._list_leftovers()
         held = self._held_instances(snapshot.workloads, leftovers.values())
-        plan = plan_desired(snapshot.workloads, self._table.specs(), self._scheduler.entries(), leftovers)
+        plan = plan_desired(
+            snapshot.workloads, self._table.specs(), self._scheduler.entries(), leftovers, self._reusable()
+        )
         self._leftovers = {}
         log.info(
             "reconciled with the server: %d kept, %d adopted, %d operations, %d leftovers to remove",
@@ -262,7 +272,9 @@ class Manager:
             operations.append(Delete(request) if replacement is None else Update(replacement, request))
         if added:
             leftovers = await self._list_leftovers()
-            plan = plan_added(added.values(), self._table.specs(), self._scheduler.queued, leftovers)
+            plan = plan_added(
+                added.values(), self._table.specs(), self._scheduler.queued, leftovers, self._reusable()
+            )
             self._leftovers = plan.leftovers
             for op in plan.operations:
                 if isinstance(op, Update):
@@ -312,6 +324,14 @@ class Manager:
             self._table.remove_leftover(leftover.runtime, leftover.owned, report_states=removal.report_states)
         for spec, leftover in plan.adopt:
             self._table.start(spec).commands.resume(spec, leftover.owned.runtime_id, leftover.owned.state)
+        for spec, leftover in plan.reuse:
+            self._reuse_ids[spec.instance] = leftover.owned.runtime_id
+
+    def _reusable(self) -> frozenset[str]:
+        """The runtimes whose ended containers a Create starts again, under the current rules."""
+        if not self._rules.current.reuse_succeeded:
+            return frozenset()
+        return frozenset(name for name, runtime in self._runtimes.items() if runtime.reuses_containers)
 
     # --- executing operations ----------------------------------------------------------------
 
@@ -330,13 +350,14 @@ class Manager:
         loop = self._table.loop(op.name)
         match op:
             case Create(spec):
+                reuse_id = self._reuse_ids.pop(spec.instance, None)
                 if not self._runtime_known(spec):
                     return
                 if loop is not None:  # a queued create is dropped when a newer operation comes; stay safe
                     self._table.set_spec(spec)
                     loop.commands.update(spec, None)
                 else:
-                    self._table.start(spec).commands.create(spec)
+                    self._table.start(spec).commands.create(spec, reuse_id)
             case Update(spec, request):
                 if not self._runtime_known(spec):
                     self._delete(request)
@@ -356,8 +377,12 @@ class Manager:
                 self._delete(request)
 
     def _runtime_known(self, spec: WorkloadSpec) -> bool:
-        """A workload for a runtime this agent lacks is not scheduled, and nothing is reported for it."""
+        """Whether to run ``spec``: a workload for a runtime this agent lacks either gets a loop
+        that reports it unsupported, or (v0.3.1) is not scheduled and nothing is reported for it."""
         if spec.runtime in self._runtimes:
+            return True
+        if self._rules.current.run_unknown_runtimes:
+            log.warning("workload %s: runtime %r is not available on this agent", spec.name, spec.runtime)
             return True
         log.warning("workload %s: could not find runtime %r, not scheduled", spec.name, spec.runtime)
         return False
@@ -383,6 +408,8 @@ class Manager:
             timings=self._timings,
             clock=self._clock,
             after=after,
+            rules=self._rules,
+            run_folder=self._run_folder,
         )
 
     # --- runtime events -----------------------------------------------------------------------

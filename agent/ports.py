@@ -27,6 +27,7 @@ from ankaios_agent.agent.model import (
     WorkloadSpec,
     WorkloadState,
 )
+from ankaios_agent.agent.workload_file_writer import FileMount
 
 
 class MessageSink(Protocol):
@@ -84,16 +85,36 @@ class StateChange:
     state: ExecutionState
 
 
+@dataclass(frozen=True)
+class CreateRequest:
+    """Everything a runtime needs to start one instance.
+
+    ``control_dir`` is the host folder holding the workload's FIFOs, to be
+    mounted at /run/ankaios/control_interface (None: no mount). ``file_mounts``
+    are the workload's files, already written, each mounted read-only at its
+    destination. ``reuse_id`` names a stopped container of this very instance
+    to start again instead of creating a new one (only where the runtime
+    ``reuses_containers``).
+    """
+
+    spec: WorkloadSpec
+    control_dir: Path | None = None
+    file_mounts: tuple[FileMount, ...] = ()
+    reuse_id: str | None = None
+
+
 class Runtime(Protocol):
     name: str
+    reuses_containers: bool
+    """Whether ``create`` can start an ended container again (``CreateRequest.reuse_id``)."""
 
-    async def create(self, spec: WorkloadSpec, control_dir: Path | None) -> str:
-        """Create and start ``spec``; return the runtime id.
+    async def create(self, request: CreateRequest) -> str:
+        """Create and start ``request.spec`` (or start ``request.reuse_id`` again); return the runtime id.
 
-        ``control_dir`` is the host folder holding the workload's FIFOs, to be
-        mounted at /run/ankaios/control_interface (None: no mount). Raises
-        WorkloadConfigError for a bad runtimeConfig and RuntimeCreateFailed when
-        the engine refuses; nothing half-made is left behind.
+        Raises WorkloadConfigError for a workload the runtime can never run as
+        given (not retried) and RuntimeCreateFailed when the engine refuses;
+        nothing half-made is left behind, also not a reused container whose
+        start failed.
         """
         ...
 

@@ -3,12 +3,15 @@
 Seen from outside, a workload looks exactly as the reference agent makes it:
 container name ``<workload>.<id>.<agent>`` (a user ``--name`` wins), labels
 ``name=<workload>.<id>.<agent>`` and ``agent=<agent>``, the control-interface
-folder bind-mounted at ``/run/ankaios/control_interface``, started detached.
-Every call to Podman runs through ``run_blocking`` on a per-thread podman-py
-client; state changes come from the monitor. Podman's failures are typed once
-by ``engine_errors`` and leave this module only as RuntimeCreateFailed,
-RuntimeDeleteFailed or RuntimeUnavailable; a bug (say a KeyError) is not dressed
-up as one of them.
+folder bind-mounted at ``/run/ankaios/control_interface``, each workload file
+bind-mounted read-only at its mount point, started detached. A create that
+names an ended container of the same instance starts that very container again
+(same container id); if that fails, the container is removed so that the retry
+creates a new one. Every call to Podman runs through ``run_blocking`` on a
+per-thread podman-py client; state changes come from the monitor. Podman's
+failures are typed once by ``engine_errors`` and leave this module only as
+RuntimeCreateFailed, RuntimeDeleteFailed or RuntimeUnavailable; a bug (say a
+KeyError) is not dressed up as one of them.
 
 The container name must follow Podman's object-name rule (``names``); a
 workload whose container name does not is refused before any call. A delete
@@ -35,8 +38,8 @@ from ankaios_agent.agent.errors import (
     RuntimeDeleteFailed,
     RuntimeUnavailable,
 )
-from ankaios_agent.agent.model import InstanceName, WorkloadSpec
-from ankaios_agent.agent.ports import OwnedWorkload, StateChange
+from ankaios_agent.agent.model import InstanceName
+from ankaios_agent.agent.ports import CreateRequest, OwnedWorkload, StateChange
 from ankaios_agent.runtimes.podman.client import (
     RUNTIME_NAME,
     PodmanConnection,
@@ -64,6 +67,7 @@ class PodmanRuntime:
     """Implements ``agent.ports.Runtime`` for plain Podman containers."""
 
     name = RUNTIME_NAME
+    reuses_containers = True
 
     def __init__(
         self, connection: PodmanConnection, agent_name: str, timings: PodmanTimings | None = None
@@ -91,7 +95,8 @@ class PodmanRuntime:
 
     # ------------------------------------------------------------ create
 
-    async def create(self, spec: WorkloadSpec, control_dir: Path | None) -> str:
+    async def create(self, request: CreateRequest) -> str:
+        spec, control_dir = request.spec, request.control_dir
         instance = spec.instance
         config = parse_runtime_config(instance, spec.runtime_config)
         options = translate(instance, config.command_options)
@@ -112,6 +117,20 @@ class PodmanRuntime:
                     "options": ["rbind"],
                 }
             )
+        for mount in request.file_mounts:
+            options.mounts.append(
+                {
+                    "type": "bind",
+                    "source": str(mount.source),
+                    "destination": mount.destination,
+                    "options": ["rbind", "ro"],
+                }
+            )
+        if request.reuse_id is not None:
+            container_id = await run_blocking(self._start_again, instance, request.reuse_id)
+            self.monitor.started(container_id, instance)
+            logger.info("workload %s: started container %s again", instance.workload, container_id[:12])
+            return container_id
         labels = {NAME_LABEL: str(instance), AGENT_LABEL: self._agent}
         try:
             payload = options.to_spec(config.image, config.command_args, str(instance), labels)
@@ -146,6 +165,24 @@ class PodmanRuntime:
             self._remove_quietly(client, instance, container_id)
             raise RuntimeCreateFailed(instance, exc.reason, exc) from exc
         return container_id
+
+    def _start_again(self, instance: InstanceName, container_id: str) -> str:
+        """Start the ended container ``container_id`` of ``instance``; remove it when that fails."""
+        client = self._connection.call_client()
+        try:
+            with podman_call("start container"):
+                container = client.containers.get(container_id)
+                container.start()
+                return str(container.id)
+        except EngineCallFailed as exc:
+            try:
+                with podman_call("list containers"):
+                    ids = self._ids_of(instance)
+            except EngineCallFailed:
+                ids = [container_id]
+            for stale in ids:
+                self._remove_quietly(client, instance, stale)
+            raise RuntimeCreateFailed(instance, exc.reason, exc) from exc
 
     def _ensure_image(self, client: PodmanClient, image: str, pull: str) -> None:
         if pull in ("missing", "never"):

@@ -18,7 +18,8 @@ remove the ``.pods`` and ``.config`` volumes. Already gone is success: when
 kube down fails and one of the recorded pods no longer exists, the remaining
 ones are removed by id; pods kube down reports it could not remove (paused
 ones) are removed by id with force. Kube workloads get no control-interface
-mount.
+mount, and a workload with files is refused for good (ConfigMaps are the kube
+way).
 
 Podman 4.3 answers a failed play or down with 500 whatever the cause, so what
 happened is found out by looking at the pods, not by reading Podman's text.
@@ -29,7 +30,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import yaml
 
@@ -42,8 +42,8 @@ from ankaios_agent.agent.errors import (
     RuntimeUnavailable,
     WorkloadConfigError,
 )
-from ankaios_agent.agent.model import InstanceName, WorkloadSpec
-from ankaios_agent.agent.ports import OwnedWorkload, StateChange
+from ankaios_agent.agent.model import InstanceName
+from ankaios_agent.agent.ports import CreateRequest, OwnedWorkload, StateChange
 from ankaios_agent.runtimes.podman.client import PodmanConnection
 from ankaios_agent.runtimes.podman.monitor_core import MonitorTimings
 from ankaios_agent.runtimes.podman_kube import bookkeeping
@@ -53,6 +53,8 @@ from ankaios_agent.runtimes.podman_kube.kube_api import KubeApi, KubeDownIncompl
 from ankaios_agent.runtimes.podman_kube.monitor import KubeMonitor
 
 logger = logging.getLogger(__name__)
+
+FILES_NOT_SUPPORTED = "Workload files are not supported for podman-kube runtime. Use ConfigMaps instead."
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class PodmanKubeRuntime:
     """Runtime ``podman-kube`` of one agent (implements agent.ports.Runtime)."""
 
     name = RUNTIME_NAME
+    reuses_containers = False  # a restart plays the manifest again
 
     def __init__(
         self,
@@ -86,13 +89,16 @@ class PodmanKubeRuntime:
         self._played: dict[InstanceName, _Played] = {}
         self._deleting: set[InstanceName] = set()
 
-    async def create(self, spec: WorkloadSpec, control_dir: Path | None) -> str:
+    async def create(self, request: CreateRequest) -> str:
+        spec, control_dir = request.spec, request.control_dir
         instance = spec.instance
         if spec.runtime != RUNTIME_NAME:
             raise WorkloadConfigError(
                 instance, f"runtime {spec.runtime!r} given to the {RUNTIME_NAME} runtime"
             )
         check_workload_name(instance)
+        if spec.files:
+            raise WorkloadConfigError(instance, FILES_NOT_SUPPORTED)
         config = parse_kube_config(spec.runtime_config, instance)
         if control_dir is not None:
             logger.debug("workload %s: kube workloads get no control-interface mount", instance)

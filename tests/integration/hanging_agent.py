@@ -14,7 +14,6 @@ import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from ankaios_agent.agent.app import AgentManager, run_agent
 from ankaios_agent.agent.blocking import run_blocking
@@ -22,8 +21,8 @@ from ankaios_agent.agent.cli import setup_logging
 from ankaios_agent.agent.config import AgentConfig, parse_args
 from ankaios_agent.agent.fakes import FakeControlInterfaces, FakeRuntime
 from ankaios_agent.agent.manager import Manager
-from ankaios_agent.agent.model import InstanceName, WorkloadSpec
-from ankaios_agent.agent.ports import MessageSink
+from ankaios_agent.agent.model import InstanceName
+from ankaios_agent.agent.ports import CreateRequest, MessageSink
 from ankaios_agent.agent.timings import AgentTimings
 
 
@@ -47,9 +46,9 @@ class HangingRuntime(FakeRuntime):
         print(f"{what} blocked {workload}", flush=True)
         self._never.wait()
 
-    async def create(self, spec: WorkloadSpec, control_dir: Path | None) -> str:
-        await run_blocking(self._park, "create", spec.name)
-        return await super().create(spec, control_dir)
+    async def create(self, request: CreateRequest) -> str:
+        await run_blocking(self._park, "create", request.spec.name)
+        return await super().create(request)
 
     async def delete(self, instance: InstanceName) -> None:
         await run_blocking(self._park, "delete", instance.workload)

@@ -22,6 +22,7 @@ from ankaios_agent.agent.config import parse_args
 from ankaios_agent.agent.conversion import execution_state_from_proto
 from ankaios_agent.agent.errors import RuntimeCreateFailed, RuntimeDeleteFailed
 from ankaios_agent.agent.model import AGENT_REQUEST_PREFIX, InstanceName, WorkloadSpec
+from ankaios_agent.agent.ports import CreateRequest
 from ankaios_agent.agent.wiring import assemble
 from ankaios_agent.control_interface.framing import frame
 from ankaios_agent.proto import ankaios_pb2 as pb
@@ -244,7 +245,7 @@ async def test_podman_outage_errors_say_podman_is_unreachable(
     podman_env.stop_service()
     try:
         with pytest.raises(RuntimeCreateFailed, match="cannot reach Podman"):
-            await runtime.create(spec, None)
+            await runtime.create(CreateRequest(spec))
         with pytest.raises(RuntimeDeleteFailed, match="cannot reach Podman"):
             await runtime.delete(instance)
     finally:

@@ -20,7 +20,7 @@ import yaml
 
 from ankaios_agent.agent.errors import RuntimeCreateFailed, RuntimeDeleteFailed, WorkloadConfigError
 from ankaios_agent.agent.model import ExecutionState, InstanceName, State, WorkloadSpec
-from ankaios_agent.agent.ports import StateChange
+from ankaios_agent.agent.ports import CreateRequest, StateChange
 from ankaios_agent.runtimes.podman.client import PodmanConnection
 from ankaios_agent.runtimes.podman.monitor import MonitorTimings
 from ankaios_agent.runtimes.podman_kube import PodmanKubeRuntime
@@ -175,7 +175,7 @@ async def test_single_container_pod_runs_and_is_deleted_with_its_volumes(kube: K
     runtime = kube.runtime()
     spec = kube_spec(kube.agent, "single", pod_manifest(kube.pod_name("single"), kube.env.image, ("c", LONG)))
     async with watching(runtime) as watch:
-        runtime_id = await runtime.create(spec, None)
+        runtime_id = await runtime.create(CreateRequest(spec))
         pod_ids = kube.pod_ids(f"single-{kube.suffix}")
         assert runtime_id == pod_ids[0]
         change = await watch.wait_for(spec.instance, is_(State.RUNNING_OK))
@@ -202,7 +202,7 @@ async def test_multi_container_pod_reports_the_failing_exit_code(kube: Kube) -> 
     )
     spec = kube_spec(kube.agent, "multi", manifest)
     async with watching(runtime) as watch:
-        runtime_id = await runtime.create(spec, None)
+        runtime_id = await runtime.create(CreateRequest(spec))
         await watch.wait_for(spec.instance, is_(State.RUNNING_OK))
         change = await watch.wait_for(spec.instance, is_(State.FAILED_EXEC_FAILED, "Exit code: '3'"))
         assert change.runtime_id == runtime_id
@@ -216,7 +216,7 @@ async def test_pod_whose_containers_exit_zero_succeeds(kube: Kube) -> None:
     manifest = pod_manifest(kube.pod_name("ok"), kube.env.image, ("a", "sleep 1"), ("b", "sleep 2"))
     spec = kube_spec(kube.agent, "ok", manifest)
     async with watching(runtime) as watch:
-        await runtime.create(spec, None)
+        await runtime.create(CreateRequest(spec))
         await watch.wait_for(spec.instance, is_(State.SUCCEEDED_OK, ""))
         await runtime.delete(spec.instance)
 
@@ -225,7 +225,7 @@ async def test_new_runtime_adopts_existing_workload_after_agent_restart(kube: Ku
     """A new runtime object finds the workload from its volumes and follows it."""
     first = kube.runtime()
     spec = kube_spec(kube.agent, "adopt", pod_manifest(kube.pod_name("adopt"), kube.env.image, ("c", LONG)))
-    runtime_id = await first.create(spec, None)
+    runtime_id = await first.create(CreateRequest(spec))
 
     second = kube.runtime()  # the agent restarted: nothing in memory
     owned = await second.list_owned()
@@ -245,7 +245,7 @@ async def test_adoption_with_unreadable_pod_list_reports_succeeded(kube: Kube) -
     """A missing pod list after resume means Succeeded(Ok); delete still works."""
     first = kube.runtime()
     spec = kube_spec(kube.agent, "nopods", pod_manifest(kube.pod_name("nopods"), kube.env.image, ("c", LONG)))
-    await first.create(spec, None)
+    await first.create(CreateRequest(spec))
     kube.env.podman("volume", "rm", f"{spec.instance}.pods")
 
     second = kube.runtime()
@@ -265,10 +265,10 @@ async def test_recreate_after_delete_gets_a_new_pod_id(kube: Kube) -> None:
         kube.agent, "again", pod_manifest(kube.pod_name("again"), kube.env.image, ("c", "exit 1"))
     )
     async with watching(runtime) as watch:
-        old_id = await runtime.create(spec, None)
+        old_id = await runtime.create(CreateRequest(spec))
         await watch.wait_for(spec.instance, is_(State.FAILED_EXEC_FAILED, "Exit code: '1'"), old_id)
         await runtime.delete(spec.instance)
-        new_id = await runtime.create(spec, None)
+        new_id = await runtime.create(CreateRequest(spec))
         assert new_id != old_id
         await watch.wait_for(spec.instance, is_(State.FAILED_EXEC_FAILED, "Exit code: '1'"), new_id)
         await runtime.delete(spec.instance)
@@ -279,7 +279,7 @@ async def test_pod_removed_behind_the_agents_back_is_unknown(kube: Kube) -> None
     runtime = kube.runtime()
     spec = kube_spec(kube.agent, "gone", pod_manifest(kube.pod_name("gone"), kube.env.image, ("c", LONG)))
     async with watching(runtime) as watch:
-        await runtime.create(spec, None)
+        await runtime.create(CreateRequest(spec))
         await watch.wait_for(spec.instance, is_(State.RUNNING_OK))
         kube.env.podman("pod", "rm", "--force", f"gone-{kube.suffix}")
         await watch.wait_for(spec.instance, is_(State.FAILED_UNKNOWN, "unknown container state"))
@@ -294,7 +294,7 @@ async def test_unplayable_manifest_fails_and_leaves_nothing_behind(kube: Kube) -
     spec = kube_spec(kube.agent, "noimage", manifest)
     for _ in range(2):
         with pytest.raises(RuntimeCreateFailed) as info:
-            await runtime.create(spec, None)
+            await runtime.create(CreateRequest(spec))
         assert "ank-no-such-image" in info.value.reason
         assert kube.pod_ids(f"noimage-{kube.suffix}") == []
         assert kube.volumes() == {}
@@ -332,7 +332,7 @@ async def test_manifest_podman_rejects_is_a_create_error_with_its_text(
     manifest = yaml.safe_dump({**document, "metadata": {"name": name}})
     spec = kube_spec(kube.agent, "bad", manifest)
     with pytest.raises(RuntimeCreateFailed) as info:
-        await runtime.create(spec, None)
+        await runtime.create(CreateRequest(spec))
     assert expected in info.value.reason
     assert kube.pod_ids(name) == []
     assert kube.volumes() == {}
@@ -345,7 +345,7 @@ async def test_play_clashing_with_a_foreign_pod_leaves_that_pod_alone(kube: Kube
     runtime = kube.runtime()
     spec = kube_spec(kube.agent, "clash", pod_manifest(name, kube.env.image, ("c", LONG)))
     with pytest.raises(RuntimeCreateFailed) as info:
-        await runtime.create(spec, None)
+        await runtime.create(CreateRequest(spec))
     assert "already exists" in info.value.reason
     assert len(kube.pod_ids(name)) == 1
     assert kube.volumes() == {}
@@ -368,7 +368,7 @@ async def test_bad_config_is_refused_before_touching_podman(
     instance = InstanceName(workload="bad", agent=kube.agent, id="0")
     spec = WorkloadSpec(instance=instance, runtime="podman-kube", runtime_config=runtime_config)
     with pytest.raises(WorkloadConfigError) as info:
-        await runtime.create(spec, None)
+        await runtime.create(CreateRequest(spec))
     assert expected in info.value.reason
     assert kube.volumes() == {}
 
@@ -384,7 +384,7 @@ async def test_play_options_reach_podman(kube: Kube) -> None:
         playOptions=["--start=false", "--annotation", "ank=yes", "--no-hosts"],
     )
     async with watching(runtime) as watch:
-        await runtime.create(spec, None)
+        await runtime.create(CreateRequest(spec))
         await watch.wait_for(spec.instance, is_(State.PENDING_STARTING, "starting container"))
         container = kube.env.inspect(f"nostart-{kube.suffix}-c")
         config = container["Config"]
@@ -398,7 +398,7 @@ async def test_exit_during_a_podman_service_outage_is_reported_when_it_is_back(k
     runtime = kube.runtime()
     spec = kube_spec(kube.agent, "outage", pod_manifest(kube.pod_name("outage"), kube.env.image, ("c", LONG)))
     async with watching(runtime) as watch:
-        await runtime.create(spec, None)
+        await runtime.create(CreateRequest(spec))
         await watch.wait_for(spec.instance, is_(State.RUNNING_OK))
         kube.env.stop_service()
         try:
@@ -418,7 +418,7 @@ async def test_replace_play_option_tears_down_a_pod_of_the_same_name_first(kube:
     runtime = kube.runtime()
     manifest = pod_manifest(name, kube.env.image, ("c", LONG))
     spec = kube_spec(kube.agent, "repl", manifest, playOptions=["--replace"])
-    runtime_id = await runtime.create(spec, None)
+    runtime_id = await runtime.create(CreateRequest(spec))
     assert kube.pod_ids(name) == [runtime_id]
     assert runtime_id not in old
     await runtime.delete(spec.instance)
@@ -429,7 +429,7 @@ async def test_delete_while_podman_is_unreachable_fails_and_keeps_everything(kub
     first = kube.runtime()
     name = kube.pod_name("down")
     spec = kube_spec(kube.agent, "down", pod_manifest(name, kube.env.image, ("c", LONG)))
-    await first.create(spec, None)
+    await first.create(CreateRequest(spec))
     second = kube.runtime()  # nothing in memory: delete must read the bookkeeping volumes
     kube.env.stop_service()
     try:

@@ -16,7 +16,7 @@ import pytest
 
 from ankaios_agent.agent.errors import RuntimeUnavailable
 from ankaios_agent.agent.model import ExecutionState, InstanceName, State
-from ankaios_agent.agent.ports import StateChange
+from ankaios_agent.agent.ports import CreateRequest, StateChange
 from ankaios_agent.runtimes.podman.client import PodmanConnection, PrivateService, ping
 from ankaios_agent.runtimes.podman.monitor import PodmanEvent
 from ankaios_agent.runtimes.podman.runtime import PodmanRuntime
@@ -37,7 +37,7 @@ async def test_exit_is_reported_milliseconds_after_podman_records_it(harness: Ha
 
     harness.runtime.monitor.on_change = observe
     instance = harness.instance()
-    await harness.runtime.create(harness.spec(instance, ["sh", "-c", "sleep 0.2; exit 4"]), None)
+    await harness.runtime.create(CreateRequest(harness.spec(instance, ["sh", "-c", "sleep 0.2; exit 4"])))
     await harness.recorder.wait_state(instance, ExecutionState.exec_failed(4))
     assert latencies, "the exit state must come from the died event"
     print(f"exit detection latency (died timeNano -> state change): {latencies[0]:.1f} ms")
@@ -49,7 +49,7 @@ async def test_existing_containers_are_reported_at_subscription(podman_env: Podm
     runtime = PodmanRuntime(PodmanConnection(podman_env.socket_url), agent, fast_timings())
     instance = InstanceName("adopted", agent, "1")
     try:
-        cid = await runtime.create(busybox_spec(podman_env, instance, ["sleep", "60"]), None)
+        cid = await runtime.create(CreateRequest(busybox_spec(podman_env, instance, ["sleep", "60"])))
         fresh = PodmanRuntime(PodmanConnection(podman_env.socket_url), agent, fast_timings())
         stream = fresh.events()
         change = await asyncio.wait_for(anext(stream), 30)
@@ -62,7 +62,7 @@ async def test_existing_containers_are_reported_at_subscription(podman_env: Podm
 async def test_exit_during_service_outage_is_reported_when_podman_is_back(harness: Harness) -> None:
     """The stream is lost and recovered (service restarted) without a missed exit."""
     instance = harness.instance()
-    cid = await harness.runtime.create(harness.spec(instance, ["sleep", "60"]), None)
+    cid = await harness.runtime.create(CreateRequest(harness.spec(instance, ["sleep", "60"])))
     await harness.recorder.wait_state(instance, ExecutionState.running())
     harness.env.stop_service()
     try:
@@ -80,7 +80,7 @@ async def test_exit_during_service_outage_is_reported_when_podman_is_back(harnes
 async def test_long_outage_reports_failed_unknown_then_recovers(harness: Harness) -> None:
     """Past the grace period Failed(Unknown) with the reference text, then real states."""
     instance = harness.instance()
-    await harness.runtime.create(harness.spec(instance, ["sleep", "60"]), None)
+    await harness.runtime.create(CreateRequest(harness.spec(instance, ["sleep", "60"])))
     await harness.recorder.wait_state(instance, ExecutionState.running())
     harness.env.stop_service()
     try:
