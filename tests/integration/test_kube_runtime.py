@@ -451,14 +451,14 @@ async def test_workload_name_podman_cannot_take_is_refused_and_touches_no_other_
     before any call: a name crafted to end a REST path early (``?``) leaves ``cache`` intact."""
     runtime = kube.runtime()
     cache = kube_spec(kube.agent, "cache", pod_manifest(kube.pod_name("cache"), kube.env.image, ("c", LONG)))
-    await runtime.create(cache, None)
+    await runtime.create(CreateRequest(cache))
     volumes_before = kube.volumes()
     pods_before = kube.pod_ids(f"cache-{kube.suffix}")
     manifest = pod_manifest(kube.pod_name("evil"), kube.env.image, ("c", LONG))
     for workload in ("cache?", f"{cache.instance}.config?", "a b", "-x", "cache#"):
         spec = kube_spec(kube.agent, workload, manifest)
         with pytest.raises(WorkloadConfigError) as info:
-            await runtime.create(spec, None)
+            await runtime.create(CreateRequest(spec))
         assert "is not accepted by Podman (only letters, digits, '_', '.' and '-'" in info.value.reason
         assert repr(str(spec.instance)) in info.value.reason
         await runtime.delete(spec.instance)  # a delete of the refused workload finds nothing of cache's
@@ -474,7 +474,7 @@ async def test_names_and_ids_are_one_path_segment_in_every_rest_call(kube: Kube)
     volume and the pod of ``cache`` stay, whatever is appended to their names."""
     runtime = kube.runtime()
     cache = kube_spec(kube.agent, "cache", pod_manifest(kube.pod_name("cache"), kube.env.image, ("c", LONG)))
-    pod_id = await runtime.create(cache, None)
+    pod_id = await runtime.create(CreateRequest(cache))
     volume = f"{cache.instance}.config"
     volumes_before = kube.volumes()
     api = KubeApi(kube.connection)
@@ -495,7 +495,7 @@ async def test_delete_of_a_paused_pod_completes(kube: Kube) -> None:
     runtime = kube.runtime()
     spec = kube_spec(kube.agent, "frozen", pod_manifest(kube.pod_name("frozen"), kube.env.image, ("c", LONG)))
     async with watching(runtime) as watch:
-        await runtime.create(spec, None)
+        await runtime.create(CreateRequest(spec))
         await watch.wait_for(spec.instance, is_(State.RUNNING_OK))
         kube.env.podman("pod", "pause", f"frozen-{kube.suffix}")
         await watch.wait_for(spec.instance, is_(State.FAILED_UNKNOWN))

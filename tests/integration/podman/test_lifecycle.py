@@ -86,7 +86,7 @@ async def test_delete_stops_and_removes_and_gone_is_success(harness: Harness) ->
 async def test_delete_of_a_paused_container_completes(harness: Harness) -> None:
     """Podman refuses to stop a paused container; delete then removes it with force and succeeds."""
     instance = harness.instance()
-    cid = await harness.runtime.create(harness.spec(instance, ["sleep", "60"]), None)
+    cid = await harness.runtime.create(CreateRequest(harness.spec(instance, ["sleep", "60"])))
     await harness.recorder.wait_state(instance, ExecutionState.running())
     harness.env.podman("pause", cid)
     await harness.recorder.wait_state(instance, ExecutionState.unknown("paused"))
