@@ -143,7 +143,7 @@ def check_workload_name(instance: InstanceName) -> None:
     )
 
 
-def parse_kube_config(text: str, instance: InstanceName) -> KubeConfig:
+def parse_kube_config(instance: InstanceName, text: str) -> KubeConfig:
     """Parse and validate a podman-kube runtimeConfig.
 
     Raises WorkloadConfigError whose reason names the problem; that text is
@@ -178,7 +178,7 @@ def parse_kube_config(text: str, instance: InstanceName) -> KubeConfig:
         lists[key] = tuple(value)
 
     try:
-        _check_general_options(lists["generalOptions"], instance)
+        _check_general_options(instance, lists["generalOptions"])
         play = translate_play_options(lists["playOptions"])
         check_down_options(lists["downOptions"])
     except ValueError as err:
@@ -253,7 +253,7 @@ def check_down_options(options: Sequence[str]) -> None:
     list(_tokens(options, OptionTable(takes_value=MappingProxyType({})), "downOptions", refuse))
 
 
-def _check_general_options(options: Sequence[str], instance: InstanceName) -> None:
+def _check_general_options(instance: InstanceName, options: Sequence[str]) -> None:
     def refuse(name: str) -> ValueError:
         return ValueError(
             f"generalOptions: unsupported option {name} (the agent talks to the Podman service; "
