@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -525,10 +525,10 @@ def _run(instance: InstanceName, option: Option, name: str, opts: CreateOptions,
         raise WorkloadConfigError(instance, f"podman option '{name}': {exc}") from None
 
 
-# --runtime picks the OCI runtime; the other two only change how the podman CLI logs.
-_GENERAL_OPTIONS = OptionTable(
-    takes_value=MappingProxyType({"--log-level": True, "--syslog": False, "--runtime": True})
-)
+# Global flags that only change how the podman CLI itself logs (name: takes a value). They
+# mean nothing over REST, so both Podman runtimes accept and ignore them with a warning.
+CLI_LOGGING_OPTIONS: Mapping[str, bool] = MappingProxyType({"--log-level": True, "--syslog": False})
+_GENERAL_OPTIONS = OptionTable(takes_value=MappingProxyType({**CLI_LOGGING_OPTIONS, "--runtime": True}))
 
 
 def translate_general(instance: InstanceName, tokens: Sequence[str], opts: CreateOptions) -> None:
@@ -539,8 +539,8 @@ def translate_general(instance: InstanceName, tokens: Sequence[str], opts: Creat
                 opts.oci_runtime = token.value
             else:
                 logger.warning(
-                    "workload %s: generalOptions '%s' has no effect over the Podman REST API; ignored",
-                    instance.workload,
+                    "workload %s: generalOptions %s has no effect over the Podman REST API; ignored",
+                    instance,
                     token.name,
                 )
     except (NotAnOption, UnknownOption) as exc:

@@ -43,6 +43,7 @@ from ankaios_agent.runtimes.podman.option_tokens import (
     split_options,
 )
 from ankaios_agent.runtimes.podman.option_values import parse_bool
+from ankaios_agent.runtimes.podman.options import CLI_LOGGING_OPTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -104,11 +105,10 @@ _PLAY_REFUSED: Mapping[str, str] = MappingProxyType(
     }
 )
 
-# Global options that only change how the podman CLI itself logs: meaningless over
-# REST, so they are ignored with a warning (the same set as the podman runtime's).
-# Others (e.g. --runtime, which the podman runtime applies to its containers) cannot
-# reach containers made by kube play and are refused.
-_GENERAL_IGNORED = OptionTable(takes_value=MappingProxyType({"--log-level": True, "--syslog": False}))
+# Only the CLI's logging flags are accepted (and ignored). Others (e.g. --runtime, which
+# the podman runtime applies to its containers) cannot reach containers made by kube
+# play and are refused.
+_GENERAL_IGNORED = OptionTable(takes_value=CLI_LOGGING_OPTIONS)
 
 
 @dataclass(frozen=True)
@@ -263,7 +263,11 @@ def _check_general_options(instance: InstanceName, options: Sequence[str]) -> No
     for token in _tokens(options, _GENERAL_IGNORED, "generalOptions", refuse):
         if not _GENERAL_IGNORED.takes_value[token.name]:
             _bool_value(token.name, token.value, "generalOptions")
-        logger.warning("workload %s: generalOptions %s has no effect over the REST API", instance, token.name)
+        logger.warning(
+            "workload %s: generalOptions %s has no effect over the Podman REST API; ignored",
+            instance,
+            token.name,
+        )
 
 
 def _tokens(
