@@ -130,6 +130,8 @@ def test_replace_is_kept_for_the_runtime_not_sent_as_a_parameter() -> None:
         (["--frobnicate"], "unsupported option --frobnicate"),
         (["--network"], "playOptions: option --network needs a value"),
         (["--start=maybe"], "--start takes true or false, got 'maybe'"),
+        (["-q=maybe"], "--quiet takes true or false, got 'maybe'"),
+        (["-qx"], "unsupported option -x"),
         (["--annotation", "novalue"], "--annotation needs key=value"),
         (["host"], "unexpected argument 'host'"),
         (["-"], "unexpected argument '-'"),
