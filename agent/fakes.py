@@ -2,7 +2,7 @@
 
 * ``FakeRuntime`` implements ``agent.ports.Runtime`` in memory: scriptable
   create/delete failures, exits, pre-existing containers, and an event stream.
-* ``FakeControlInterfaces`` implements ``agent.ports.ControlInterfaceHost``.
+* ``FakeControlInterfaceHost`` implements ``agent.ports.ControlInterfaceHost``.
 * ``RecordingSink`` implements ``agent.ports.MessageSink`` and records in order.
 * ``FakeClock`` implements ``agent.timings.Clock``: sleeping advances time at once.
 
@@ -270,7 +270,7 @@ class _DeleteFailure(Exception):
 
 
 @dataclass
-class FakeControlInterfaces:
+class FakeControlInterfaceHost:
     """Records every call; ``broken`` workload names (and names with '/') cannot get FIFOs."""
 
     base: Path = Path("/fake/run/agent_io")

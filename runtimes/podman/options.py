@@ -26,11 +26,19 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from ankaios_agent.agent.errors import WorkloadConfigError
 from ankaios_agent.agent.model import InstanceName
+from ankaios_agent.runtimes.podman.option_tokens import (
+    MissingValue,
+    NotAnOption,
+    OptionTable,
+    UnknownOption,
+    split_options,
+)
 from ankaios_agent.runtimes.podman.option_values import (
     NS_MODES,
     parse_bool,
@@ -468,62 +476,46 @@ _TABLE: dict[str, Option] = {name: option for option in _OPTIONS for name in opt
 _REFUSED = {"--restart": "the Ankaios agent owns restarts; use the workload's restartPolicy instead"}
 
 
+def _long_name(option: Option) -> str:
+    return next(name for name in option.names if name.startswith("--"))
+
+
+_COMMAND_OPTIONS = OptionTable(
+    takes_value=MappingProxyType(
+        {name: option.takes_value for name, option in _TABLE.items() if name.startswith("--")}
+    ),
+    short=MappingProxyType(
+        {name: _long_name(option) for name, option in _TABLE.items() if not name.startswith("--")}
+    ),
+)
+
+
 def translate(instance: InstanceName, tokens: Sequence[str]) -> CreateOptions:
     """Apply commandOptions ``tokens``; raise WorkloadConfigError naming the first bad one."""
     opts = CreateOptions()
-    index = 0
-    while index < len(tokens):
-        token = tokens[index]
-        index += 1
-        if token.startswith("--"):
-            name, sep, value = token.partition("=")
-            option = _lookup(instance, name)
-            if option.takes_value and not sep:
-                value = _next_value(instance, name, tokens, index)
-                index += 1
-            _run(instance, option, name, opts, value if sep or option.takes_value else "true")
-        elif token.startswith("-") and len(token) > 1:
-            index += _short_group(instance, opts, token, tokens, index)
-        else:
-            raise WorkloadConfigError(
-                instance, f"unexpected argument {token!r} in commandOptions (options start with '-')"
-            )
+    try:
+        for token in split_options(tokens, _COMMAND_OPTIONS):
+            value = "true" if token.value is None else token.value
+            _run(instance, _TABLE[token.name], token.spelling, opts, value)
+    except NotAnOption as exc:
+        raise WorkloadConfigError(
+            instance, f"unexpected argument {exc.word!r} in commandOptions (options start with '-')"
+        ) from None
+    except UnknownOption as exc:
+        raise WorkloadConfigError(instance, _unknown_reason(exc.word)) from None
+    except MissingValue as exc:
+        raise _missing_value(instance, exc.word) from None
     return opts
 
 
-def _short_group(
-    instance: InstanceName, opts: CreateOptions, token: str, tokens: Sequence[str], index: int
-) -> int:
-    """Handle ``-it``, ``-p80:80``, ``-p=80:80``, ``-p 80:80``; return how many extra tokens were used."""
-    letters = token[1:]
-    for position, letter in enumerate(letters):
-        name = f"-{letter}"
-        option = _lookup(instance, name)
-        if not option.takes_value:
-            _run(instance, option, name, opts, "true")
-            continue
-        rest = letters[position + 1 :]
-        if rest:
-            _run(instance, option, name, opts, rest.removeprefix("="))
-            return 0
-        _run(instance, option, name, opts, _next_value(instance, name, tokens, index))
-        return 1
-    return 0
-
-
-def _lookup(instance: InstanceName, name: str) -> Option:
+def _unknown_reason(name: str) -> str:
     if name in _REFUSED:
-        raise WorkloadConfigError(instance, f"podman option '{name}' is not allowed: {_REFUSED[name]}")
-    option = _TABLE.get(name)
-    if option is None:
-        raise WorkloadConfigError(instance, f"unsupported podman option '{name}' in commandOptions")
-    return option
+        return f"podman option '{name}' is not allowed: {_REFUSED[name]}"
+    return f"unsupported podman option '{name}' in commandOptions"
 
 
-def _next_value(instance: InstanceName, name: str, tokens: Sequence[str], index: int) -> str:
-    if index >= len(tokens):
-        raise WorkloadConfigError(instance, f"podman option '{name}' needs a value")
-    return tokens[index]
+def _missing_value(instance: InstanceName, name: str) -> WorkloadConfigError:
+    return WorkloadConfigError(instance, f"podman option '{name}' needs a value")
 
 
 def _run(instance: InstanceName, option: Option, name: str, opts: CreateOptions, value: str) -> None:
@@ -533,30 +525,27 @@ def _run(instance: InstanceName, option: Option, name: str, opts: CreateOptions,
         raise WorkloadConfigError(instance, f"podman option '{name}': {exc}") from None
 
 
-_GENERAL_IGNORED = ("--log-level", "--syslog")
-_GENERAL_FLAGS = ("--syslog",)
+# Global flags that only change how the podman CLI itself logs (name: takes a value). They
+# mean nothing over REST, so both Podman runtimes accept and ignore them with a warning.
+CLI_LOGGING_OPTIONS: Mapping[str, bool] = MappingProxyType({"--log-level": True, "--syslog": False})
+_GENERAL_OPTIONS = OptionTable(takes_value=MappingProxyType({**CLI_LOGGING_OPTIONS, "--runtime": True}))
 
 
 def translate_general(instance: InstanceName, tokens: Sequence[str], opts: CreateOptions) -> None:
     """generalOptions: podman's global flags; only a few mean anything over the REST API."""
-    index = 0
-    while index < len(tokens):
-        name, sep, value = tokens[index].partition("=")
-        index += 1
-        if name in _GENERAL_IGNORED:
-            if not sep and name not in _GENERAL_FLAGS:
-                index += 1
-            logger.warning(
-                "workload %s: generalOptions '%s' has no effect over the Podman REST API; ignored",
-                instance.workload,
-                name,
-            )
-        elif name == "--runtime":
-            if not sep:
-                value = _next_value(instance, name, tokens, index)
-                index += 1
-            opts.oci_runtime = value
-        else:
-            raise WorkloadConfigError(
-                instance, f"unsupported podman generalOptions '{name}' (cannot be applied over the REST API)"
-            )
+    try:
+        for token in split_options(tokens, _GENERAL_OPTIONS):
+            if token.name == "--runtime":
+                opts.oci_runtime = token.value
+            else:
+                logger.warning(
+                    "workload %s: generalOptions %s has no effect over the Podman REST API; ignored",
+                    instance,
+                    token.name,
+                )
+    except (NotAnOption, UnknownOption) as exc:
+        raise WorkloadConfigError(
+            instance, f"unsupported podman generalOptions '{exc.word}' (cannot be applied over the REST API)"
+        ) from None
+    except MissingValue as exc:
+        raise _missing_value(instance, exc.word) from None

@@ -99,7 +99,7 @@ class PodmanKubeRuntime:
         check_workload_name(instance)
         if spec.files:
             raise WorkloadConfigError(instance, FILES_NOT_SUPPORTED)
-        config = parse_kube_config(spec.runtime_config, instance)
+        config = parse_kube_config(instance, spec.runtime_config)
         if control_dir is not None:
             logger.debug("workload %s: kube workloads get no control-interface mount", instance)
 

@@ -19,7 +19,7 @@ from ankaios_agent.agent.app import AgentManager, run_agent
 from ankaios_agent.agent.blocking import run_blocking
 from ankaios_agent.agent.cli import setup_logging
 from ankaios_agent.agent.config import AgentConfig, parse_args
-from ankaios_agent.agent.fakes import FakeControlInterfaces, FakeRuntime
+from ankaios_agent.agent.fakes import FakeControlInterfaceHost, FakeRuntime
 from ankaios_agent.agent.manager import Manager
 from ankaios_agent.agent.model import InstanceName
 from ankaios_agent.agent.ports import CreateRequest, MessageSink
@@ -58,7 +58,7 @@ class HangingRuntime(FakeRuntime):
 @asynccontextmanager
 async def hanging_factory(config: AgentConfig, sink: MessageSink) -> AsyncIterator[AgentManager]:
     manager = Manager(
-        config.name, {"podman": HangingRuntime()}, FakeControlInterfaces(), sink, AgentTimings()
+        config.name, {"podman": HangingRuntime()}, FakeControlInterfaceHost(), sink, AgentTimings()
     )
     yield manager
 

@@ -18,7 +18,7 @@ import pytest
 
 from ankaios_agent.agent.app import AgentManager, AppTimings, run_agent
 from ankaios_agent.agent.config import AgentConfig, parse_args
-from ankaios_agent.agent.fakes import FakeControlInterfaces
+from ankaios_agent.agent.fakes import FakeControlInterfaceHost
 from ankaios_agent.agent.manager import Manager
 from ankaios_agent.agent.ports import MessageSink
 from ankaios_agent.agent.timings import AgentTimings
@@ -169,7 +169,7 @@ async def test_stop_does_not_wait_for_a_hanging_engine_call(agent_name: str, tmp
 
     @asynccontextmanager
     async def factory(config: AgentConfig, sink: MessageSink) -> AsyncIterator[AgentManager]:
-        yield Manager(config.name, {"podman": runtime}, FakeControlInterfaces(), sink, AgentTimings())
+        yield Manager(config.name, {"podman": runtime}, FakeControlInterfaceHost(), sink, AgentTimings())
 
     config = parse_args(["-n", agent_name, "-s", server.address, "-r", str(tmp_path)], {})
     stop = asyncio.Event()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaces, FakeRuntime
+from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaceHost, FakeRuntime
 from ankaios_agent.agent.lifecycle_rules import V0_3_RULES, V1_RULES, RulesHolder
 from ankaios_agent.agent.manager import Manager
 from ankaios_agent.agent.model import ExecutionState, UpdateWorkload, WorkloadState
@@ -49,7 +49,7 @@ async def agent(tmp_path: Path) -> AsyncIterator[Agent]:
     manager = Manager(
         AGENT,
         {"podman": runtime, "podman-kube": kube},
-        FakeControlInterfaces(),
+        FakeControlInterfaceHost(),
         sink,
         AgentTimings(),
         clock=FakeClock(),

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from ankaios_agent.agent.errors import RuntimeDeleteFailed, RuntimeUnavailable, WorkloadConfigError
-from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaces, FakeRuntime
+from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaceHost, FakeRuntime
 from ankaios_agent.agent.model import ExecutionState, RestartPolicy, WorkloadSpec, WorkloadState
 from ankaios_agent.agent.ports import StateChange
 from ankaios_agent.agent.timings import AgentTimings
@@ -34,7 +34,7 @@ def failed(reason: str) -> ExecutionState:
 @dataclass
 class Harness:
     runtime: FakeRuntime
-    ci: FakeControlInterfaces
+    ci: FakeControlInterfaceHost
     sink: WaitingSink
     clock: FakeClock
     timings: AgentTimings
@@ -64,7 +64,7 @@ class Harness:
 
 
 async def make_harness(clock: FakeClock, timings: AgentTimings) -> AsyncIterator[Harness]:
-    h = Harness(FakeRuntime(), FakeControlInterfaces(), WaitingSink(), clock, timings)
+    h = Harness(FakeRuntime(), FakeControlInterfaceHost(), WaitingSink(), clock, timings)
     router = asyncio.create_task(h.route_events())
     await settle()
     yield h

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ankaios_agent.agent.errors import WorkloadConfigError
-from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaces, FakeRuntime
+from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaceHost, FakeRuntime
 from ankaios_agent.agent.lifecycle_rules import V0_3_RULES, V1_RULES, RulesHolder
 from ankaios_agent.agent.model import (
     ExecutionState,
@@ -52,7 +52,7 @@ def with_files(base: WorkloadSpec, *files: tuple[str, str]) -> WorkloadSpec:
 @dataclass
 class Harness:
     runtime: FakeRuntime
-    ci: FakeControlInterfaces
+    ci: FakeControlInterfaceHost
     sink: WaitingSink
     clock: FakeClock
     timings: AgentTimings
@@ -101,7 +101,7 @@ async def make(
     timings = AgentTimings(jitter_ms=largest)
     h = Harness(
         runtime or FakeRuntime(),
-        FakeControlInterfaces(),
+        FakeControlInterfaceHost(),
         WaitingSink(),
         FakeClock(auto=auto),
         timings,

@@ -112,6 +112,7 @@ CASES: list[tuple[tuple[str, ...], dict[str, object]]] = [
     (("-i",), {"stdin": True}),
     (("--interactive",), {"stdin": True}),
     (("-it",), {"terminal": True, "stdin": True}),
+    (("-it=false",), {"terminal": False, "stdin": True}),
     (("--pod", "mypod"), {"pod": "mypod"}),
     (("--ipc", "host"), {"ipcns": {"nsmode": "host"}}),
     (("--ipc=shareable",), {"ipcns": {"nsmode": "shareable"}}),
@@ -323,6 +324,8 @@ def test_general_log_level_is_ignored_runtime_is_applied_others_refused(
     assert "has no effect" in caplog.text
     with pytest.raises(WorkloadConfigError, match="generalOptions '--root'"):
         translate_general(INSTANCE, ["--root", "/x"], CreateOptions())
+    with pytest.raises(WorkloadConfigError, match="'--log-level' needs a value"):
+        translate_general(INSTANCE, ["--log-level"], CreateOptions())
 
 
 def test_size_and_duration_parsers() -> None:
