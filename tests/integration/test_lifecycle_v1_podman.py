@@ -29,7 +29,7 @@ from ankaios_agent.agent.model import (
 )
 from ankaios_agent.agent.reconcile import DesiredSnapshot
 from ankaios_agent.agent.timings import AgentTimings
-from ankaios_agent.control_interface import ControlInterfaces
+from ankaios_agent.control_interface import ControlInterfaceHost
 from ankaios_agent.runtimes.podman.client import PodmanConnection
 from ankaios_agent.runtimes.podman.runtime import PodmanRuntime
 from tests.integration.podman.conftest import busybox_spec, fast_timings
@@ -77,7 +77,7 @@ async def running_agent(env: PodmanEnv, run: Path, name: str | None = None) -> A
     manager = Manager(
         name,
         {runtime.name: runtime},
-        ControlInterfaces(run, forward=sink.send),
+        ControlInterfaceHost(run, forward=sink.send),
         sink,
         AgentTimings(),
         rules=RulesHolder(V1_RULES),
