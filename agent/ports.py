@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ankaios_agent.agent.model import (
     ExecutionState,
@@ -102,6 +102,7 @@ LogBatch = tuple[str, ...]
 """Complete log lines of one workload, without their line feed, in the order they were read."""
 
 
+@runtime_checkable
 class LogSource(Protocol):
     """A runtime that can read its workloads' logs (optional besides ``Runtime``)."""
 
