@@ -43,12 +43,32 @@ async def test_an_unreadable_proc_sends_nothing_and_recovers(tmp_path: Path) -> 
     assert len(sent) == 1
 
 
-@pytest.mark.parametrize(("interval", "busy_for", "expected_sleeps"), [(2.0, 0.0, [2.0, 2.0]), (2.0, 5.0, [1.0])])
+class SignallingClock(FakeClock):
+    """A manual clock that tells the test each time the reporter goes to sleep."""
+
+    def __init__(self) -> None:
+        super().__init__(auto=False)
+        self.slept = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.set()
+        await super().sleep(seconds)
+
+    async def wait_for_sleeps(self, count: int) -> None:
+        while len(self.sleeps) < count:
+            self.slept.clear()
+            await self.slept.wait()
+
+
+@pytest.mark.parametrize(
+    ("interval", "busy_for", "expected_sleeps"),
+    [(2.0, 0.0, [2.0, 2.0]), (2.0, 5.0, [1.0]), (0.5, 0.2, [0.3])],
+)
 async def test_runs_on_the_interval_and_skips_missed_ticks(
     tmp_path: Path, interval: float, busy_for: float, expected_sleeps: list[float]
 ) -> None:
     write_proc(tmp_path, busy=1, idle=1)
-    clock = FakeClock(auto=False)
+    clock = SignallingClock()
     sent: list[AgentLoadStatus] = []
 
     def send(msg: AgentLoadStatus) -> None:
@@ -58,13 +78,11 @@ async def test_runs_on_the_interval_and_skips_missed_ticks(
     reporter = LoadReporter("a", send, interval=interval, proc=tmp_path, clock=clock)
     task = asyncio.create_task(reporter.run())
     try:
-        while len(clock.sleeps) < 1:
-            await asyncio.sleep(0.001)
+        await asyncio.wait_for(clock.wait_for_sleeps(1), 30)
         assert len(sent) == 1
         if len(expected_sleeps) > 1:
             clock.advance(clock.sleeps[0])
-            while len(clock.sleeps) < 2:
-                await asyncio.sleep(0.001)
+            await asyncio.wait_for(clock.wait_for_sleeps(2), 30)
         assert clock.sleeps == pytest.approx(expected_sleeps)
     finally:
         task.cancel()
