@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import socket
 import threading
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
+
+from podman import PodmanClient
 
 from ankaios_agent.agent.errors import RuntimeLogsFailed
 from ankaios_agent.agent.model import InstanceName
@@ -63,13 +66,35 @@ def rest_params(options: LogOptions) -> dict[str, str]:
 
 
 class LineSplitter:
-    """Podman's frames in, complete lines out, for both streams of one container (pure)."""
+    """Podman's frames in, complete lines out, for both streams of one container (pure).
 
-    def __init__(self, unterminated_limit: int = UNTERMINATED_LIMIT) -> None:
+    With ``timestamps`` every frame starts with its record's time and a space
+    (``timestamps=true`` on the request; Podman gives whole seconds there). The
+    time is taken off, and for the last second seen the splitter remembers how
+    many bytes of each stream it has taken, so that after :meth:`resume` a
+    second read from that second on delivers only what is new. Bytes are
+    counted, not records: Podman does not always cut a long line into the same
+    partial records when it reads the file again.
+    """
+
+    def __init__(self, unterminated_limit: int = UNTERMINATED_LIMIT, *, timestamps: bool = False) -> None:
         self._raw = bytearray()
         self._pending = {_STDOUT: bytearray(), _STDERR: bytearray()}
         self._closed: set[int] = set()
         self._limit = unterminated_limit
+        self._timestamps = timestamps
+        self.last_time = b""
+        """Time of the last record taken, as Podman wrote it (empty: none yet)."""
+        self._taken_at_last = {_STDOUT: 0, _STDERR: 0}
+        self._skip_time = -1
+        self._skip = {_STDOUT: 0, _STDERR: 0}
+
+    def resume(self) -> None:
+        """From here on drop what was taken already: records older than ``last_time`` and,
+        of the records at ``last_time``, as many bytes per stream as were taken."""
+        if self.last_time:
+            self._skip_time = timestamp_ns(self.last_time)
+            self._skip = dict(self._taken_at_last)
 
     def feed(self, data: bytes) -> list[str]:
         """Take the next bytes of the response body; return the lines they complete."""
@@ -82,7 +107,13 @@ class LineSplitter:
             if len(self._raw) < end:
                 break
             stream = self._raw[offset]
-            self._take(stream, self._raw[offset + _HEADER : end], lines)
+            if stream not in self._pending:
+                stream = _STDOUT  # stdin echo or an unknown stream: treat as output, as a terminal would
+            payload = self._raw[offset + _HEADER : end]
+            if self._timestamps:
+                payload = self._new_part(stream, payload)
+            if payload:
+                self._take(stream, payload, lines)
             offset = end
         del self._raw[:offset]
         return lines
@@ -94,9 +125,27 @@ class LineSplitter:
             rest.clear()
         return lines
 
+    def _new_part(self, stream: int, payload: bytearray) -> bytearray:
+        """The record's text without its time, less what an earlier read delivered."""
+        space = payload.find(b" ")
+        stamp, text = bytes(payload[:space]), payload[space + 1 :]
+        if stamp != self.last_time:
+            self.last_time = stamp
+            self._taken_at_last = {_STDOUT: 0, _STDERR: 0}
+        self._taken_at_last[stream] += len(text)
+        if self._skip_time >= 0:
+            at = timestamp_ns(stamp)
+            if at < self._skip_time:
+                return bytearray()
+            if at > self._skip_time:
+                self._skip_time = -1
+            else:
+                cut = min(self._skip[stream], len(text))
+                self._skip[stream] -= cut
+                return text[cut:]
+        return text
+
     def _take(self, stream: int, payload: bytes | bytearray, lines: list[str]) -> None:
-        if stream not in self._pending:
-            stream = _STDOUT  # stdin echo or an unknown stream: treat as output, as a terminal would
         if stream in self._closed:
             return
         pending = self._pending[stream]
@@ -109,6 +158,30 @@ class LineSplitter:
             pending.clear()
             self._closed.add(stream)
             lines.append(OVERSIZED_LINE_NOTICE)
+
+
+def timestamp_ns(stamp: bytes) -> int:
+    """Nanoseconds since the epoch of an RFC 3339 time as Podman writes it (fraction optional)."""
+    text = stamp.decode("ascii", errors="replace")
+    try:
+        whole, _, rest = text.partition(".")
+        if rest:
+            digits = len(rest) - len(rest.lstrip("0123456789"))
+            fraction, zone = rest[:digits], rest[digits:]
+        else:
+            fraction, zone = "", whole[19:]
+            whole = whole[:19]
+        moment = datetime.datetime.fromisoformat(whole + (zone.replace("Z", "+00:00") or "+00:00"))
+    except ValueError:
+        return 0
+    return int(moment.timestamp()) * 1_000_000_000 + int((fraction + "000000000")[:9])
+
+
+def _since_text(ns: int) -> str:
+    """An RFC 3339 time with nanoseconds, in UTC, that Podman's ``since`` accepts."""
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{fraction:09d}Z"
 
 
 def _decode(data: bytes | bytearray) -> str:
@@ -213,30 +286,30 @@ class _Reader:
     def run(self) -> None:
         error: str | None = None
         client = self.connection.stream_client()
+        splitter = LineSplitter(timestamps=True)
         try:
-            response = client.api.get(
-                f"/containers/{self.container_id}/logs", params=self.params, stream=True
-            )
-            try:
-                if response.status_code >= 400:
-                    error = _refusal(response)
-                    return
-                self._sock = _socket_of(response)
-                if self.stop.is_set():
-                    return
-                splitter = LineSplitter()
-                for chunk in response.iter_content(chunk_size=None):
-                    lines = splitter.feed(chunk)
-                    if lines and not self.channel.put(lines):
-                        return
-                    if self.stop.is_set():
-                        return
-                rest = splitter.finish()
-                if rest:
-                    self.channel.put(rest)
-            finally:
-                self._sock = None
-                response.close()
+            error = self._read(client, self.params, splitter)
+            if error is None and self.params.get("follow") and not self.stop.is_set():
+                # Podman 4.3 ends a follow as soon as the container has stopped, before it has
+                # sent the last records of the file; a plain read from the last record on
+                # delivers the rest. A container removed meanwhile has no rest to read.
+                catch_up = {k: v for k, v in self.params.items() if k not in ("follow", "tail")}
+                if splitter.last_time:
+                    catch_up["since"] = _since_text(timestamp_ns(splitter.last_time) - 1_000)
+                elif "tail" in self.params:
+                    catch_up["tail"] = self.params["tail"]
+                logger.debug(
+                    "log of %s: follow ended after %s; reading the rest with %s",
+                    self.label,
+                    splitter.last_time.decode(errors="replace"),
+                    catch_up,
+                )
+                splitter.resume()
+                if self._read(client, catch_up, splitter) is not None:
+                    logger.debug("log of %s: nothing more after the follow ended", self.label)
+            rest = splitter.finish()
+            if rest and not self.stop.is_set():
+                self.channel.put(rest)
         except Exception as exc:
             if not self.stop.is_set():
                 translated = translate("read a log", exc)
@@ -245,6 +318,28 @@ class _Reader:
             with contextlib.suppress(Exception):
                 client.close()  # type: ignore[no-untyped-call]
             self.channel.done(error)
+
+    def _read(self, client: PodmanClient, params: dict[str, str], splitter: LineSplitter) -> str | None:
+        """One logs response into the channel; Podman's refusal text, or None."""
+        response = client.api.get(
+            f"/containers/{self.container_id}/logs", params={**params, "timestamps": "true"}, stream=True
+        )
+        try:
+            if response.status_code >= 400:
+                return _refusal(response)
+            self._sock = _socket_of(response)
+            if self.stop.is_set():
+                return None
+            for chunk in response.iter_content(chunk_size=None):
+                lines = splitter.feed(chunk)
+                if lines and not self.channel.put(lines):
+                    return None
+                if self.stop.is_set():
+                    return None
+            return None
+        finally:
+            self._sock = None
+            response.close()
 
     def interrupt(self) -> None:
         """Unblock a read in progress (called from the loop thread)."""

@@ -8,7 +8,13 @@ import threading
 import pytest
 
 from ankaios_agent.agent.ports import LogOptions
-from ankaios_agent.runtimes.podman.logs import OVERSIZED_LINE_NOTICE, LineChannel, LineSplitter, rest_params
+from ankaios_agent.runtimes.podman.logs import (
+    OVERSIZED_LINE_NOTICE,
+    LineChannel,
+    LineSplitter,
+    rest_params,
+    timestamp_ns,
+)
 
 
 def frame(stream: int, payload: bytes) -> bytes:
@@ -71,6 +77,76 @@ def test_a_stream_without_line_feed_beyond_the_limit_is_given_up_with_a_notice()
     assert splitter.feed(frame(1, b"0123456789A")) == [OVERSIZED_LINE_NOTICE]
     assert splitter.feed(frame(1, b"more\n") + frame(2, b"stderr goes on\n")) == ["stderr goes on"]
     assert splitter.finish() == []
+
+
+T1 = b"2026-12-01T20:17:45.879060478Z"
+T2 = b"2026-12-01T20:17:45.91907Z"
+T3 = b"2026-12-01T20:17:46Z"
+
+
+def stamped(stream: int, stamp: bytes, text: bytes) -> bytes:
+    return frame(stream, stamp + b" " + text)
+
+
+@pytest.mark.parametrize(
+    ("stamp", "ns"),
+    [
+        (T1, 1_796_156_265_879_060_478),
+        (T2, 1_796_156_265_919_070_000),
+        (T3, 1_796_156_266_000_000_000),
+        (b"2026-12-01T21:17:46+01:00", 1_796_156_266_000_000_000),
+        (b"2026-12-01T20:17:46.5-00:00", 1_796_156_266_500_000_000),
+        (b"garbage", 0),
+    ],
+)
+def test_podman_record_times_are_read_to_the_nanosecond(stamp: bytes, ns: int) -> None:
+    assert timestamp_ns(stamp) == ns
+
+
+def test_record_times_are_taken_off() -> None:
+    splitter = LineSplitter(timestamps=True)
+    data = stamped(1, T1, b"a\n") + stamped(2, T1, b"part") + stamped(2, T2, b"ial\n")
+    assert splitter.feed(data) == ["a", "partial"]
+    assert splitter.last_time == T2
+
+
+FIRST_READ = (
+    stamped(1, T1, b"t1\n") + stamped(1, T2, b"t2a\n") + stamped(2, T2, b"err-") + stamped(2, T2, b"x\n")
+)
+
+
+@pytest.mark.parametrize(
+    ("second_read", "expected"),
+    [
+        # the same records again, then new ones
+        (FIRST_READ + stamped(1, T2, b"new\n") + stamped(1, T3, b"t3\n"), ["new", "t3"]),
+        # Podman joined the partial records this time, and cut another line differently
+        (
+            stamped(1, T1, b"t1\n")
+            + stamped(1, T2, b"t2a\nne")
+            + stamped(2, T2, b"err-x\n")
+            + stamped(1, T2, b"w\n")
+            + stamped(1, T3, b"t3\n"),
+            ["new", "t3"],
+        ),
+        # the second read starts at the last second (Podman's since) and has nothing new
+        (stamped(1, T2, b"t2a\n") + stamped(2, T2, b"err-x\n"), []),
+        (stamped(1, T3, b"only new\n"), ["only new"]),
+    ],
+)
+def test_a_second_read_resumes_right_after_what_was_delivered(
+    second_read: bytes, expected: list[str]
+) -> None:
+    splitter = LineSplitter(timestamps=True)
+    assert splitter.feed(FIRST_READ) == ["t1", "t2a", "err-x"]
+    splitter.resume()
+    assert splitter.feed(second_read) == expected
+
+
+def test_resume_before_anything_was_read_drops_nothing() -> None:
+    splitter = LineSplitter(timestamps=True)
+    splitter.resume()
+    assert splitter.feed(FIRST_READ) == ["t1", "t2a", "err-x"]
 
 
 async def test_the_channel_blocks_producers_when_full_and_releases_them_as_lines_are_taken() -> None:
