@@ -1,4 +1,4 @@
-"""Benchmark: log throughput through the runtime's log stream and the collector, and loop lag under 20 follows.
+"""Benchmark: log throughput through the runtime log stream and the collector; loop lag under 20 follows.
 
 Prints figures, asserts nothing. Run from the repository root:
 
@@ -104,7 +104,8 @@ def collector_for(runtime: PodmanRuntime, sink: CountingSink, *instances: Instan
 
 
 def _rate(lines: float, size: float, seconds: float) -> str:
-    return f"{lines / seconds:>10.0f} lines/s {size / MIB / seconds:>7.1f} MiB/s ({lines:.0f} lines, {seconds:.2f} s)"
+    rate = f"{lines / seconds:>10.0f} lines/s {size / MIB / seconds:>7.1f} MiB/s"
+    return f"{rate} ({lines:.0f} lines, {seconds:.2f} s)"
 
 
 async def throughput(env: PodmanEnv, runtime: PodmanRuntime, agent: str, lines: int, rounds: int) -> None:
@@ -180,6 +181,7 @@ async def loop_lag(
     env: PodmanEnv,
     runtime: PodmanRuntime,
     agent: str,
+    *,
     follows: int,
     requests: int,
     seconds: float,
@@ -216,7 +218,15 @@ async def main(args: argparse.Namespace) -> None:
         runtime = PodmanRuntime(PodmanConnection(env.socket_url), agent)
         try:
             await throughput(env, runtime, agent, args.lines, args.rounds)
-            await loop_lag(env, runtime, agent, args.follows, args.requests, args.lag_seconds, args.burst)
+            await loop_lag(
+                env,
+                runtime,
+                agent,
+                follows=args.follows,
+                requests=args.requests,
+                seconds=args.lag_seconds,
+                burst=args.burst,
+            )
         finally:
             await runtime.close()
             env.remove_by_label(f"agent={agent}")
