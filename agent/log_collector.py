@@ -153,11 +153,14 @@ def pack_entries(
     limit: int = MAX_RESPONSE_BYTES,
 ) -> Iterator[LogEntries]:
     """The messages for one batch of lines: greedily filled, none larger than ``limit`` bytes."""
+    name_field = _field_size(_instance_size(instance))
     current: list[LogEntry] = []
     current_size = 0
     for line in lines:
+        length = len(line) if line.isascii() else len(line.encode("utf-8"))
+        entry_length = name_field + (_field_size(length) if length else 0)
+        size = _field_size(entry_length)
         entry = LogEntry(instance, line)
-        size = entry_field_size(entry)
         if size > limit:
             if current:
                 yield LogEntries(request_id, tuple(current))
@@ -259,6 +262,8 @@ class LogCollector:
             async with contextlib.aclosing(target.source.logs(target.instance, options)) as batches:
                 async for batch in batches:
                     await self._deliver(rid, requested, batch)
+                    # A sink with room returns at once; give the other tasks their turn anyway.
+                    await asyncio.sleep(0)
         except RuntimeLogsFailed as err:
             logger.warning("log of %s for request %s ended: %s", requested.workload, rid, err.reason)
         except asyncio.CancelledError:

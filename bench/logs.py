@@ -12,9 +12,11 @@ It starts its own private Podman service (tests/support/podman_env.py).
    → a counting sink, with the 2 MiB packing) and the floor, podman-py's own
    ``Container.logs(stream=True, follow=True)`` read in a plain thread. Each
    reports lines/s and MiB/s from the signal to its end of log. Then both read
-   the finished container's whole log again, one after the other, with
-   ``follow`` (which ends at the end of an exited container's log): the pure
-   read rate. Ratio ours/floor; goal >= 0.8.
+   the finished container's whole log again, one after the other, without
+   ``follow``: the pure read rate. Ratio ours/floor; goal >= 0.8. (Podman 4.3
+   ends a follow as soon as the container stops, often long before the end of
+   a fast log; ours then reads the rest, podman-py's follow does not, so the
+   live figures of the floor cover only part of the log.)
 2. Event-loop lag: ``--follows`` containers each write a burst of lines every
    100 ms while one collector follows all of them (``--requests`` requests per
    container); a probe task sleeps 5 ms and records how late it wakes. The
@@ -80,11 +82,13 @@ def spec(env: PodmanEnv, instance: InstanceName, script: str) -> WorkloadSpec:
     return WorkloadSpec(instance, "podman", config)
 
 
-def floor_read(url: str, name: str, result: dict[str, float], started: threading.Event) -> None:
+def floor_read(
+    url: str, name: str, result: dict[str, float], started: threading.Event, follow: bool = True
+) -> None:
     """podman-py straight from the REST endpoint: count lines and bytes of every frame."""
     with PodmanClient(base_url=url) as client:
         container = client.containers.get(name)
-        frames = container.logs(stream=True, follow=True)
+        frames = container.logs(stream=True, follow=follow)
         started.set()
         lines = size = 0
         for frame in frames:
@@ -132,28 +136,29 @@ async def throughput(env: PodmanEnv, runtime: PodmanRuntime, agent: str, lines: 
         await asyncio.to_thread(thread.join, 300)
         ours_s, floor_s = sink.finished_at - t0, floor["finished_at"] - t0
         print(f"live   ours : {_rate(sink.lines, sink.chars, ours_s)}  in {sink.messages} messages")
-        print(f"live   floor: {_rate(floor['lines'], floor['bytes'], floor_s)}")
+        print(f"live   floor: {_rate(floor['lines'], floor['bytes'], floor_s)}  (Podman ended it early)")
         live_ratios.append((sink.lines / ours_s) / (floor["lines"] / floor_s))
 
-        # Replay of the finished log: each reader alone.
+        # The finished log read again, each reader alone and without follow (Podman 4.3 ends a
+        # follow of a stopped container before the end of its log).
         sink = CountingSink(expected_stops=1)
         collector = collector_for(runtime, sink, instance)
         t0 = time.perf_counter()
-        collector.start(LogsRequest(f"bench-replay@{n}", (instance,), follow=True))
+        collector.start(LogsRequest(f"bench-replay@{n}", (instance,)))
         await asyncio.wait_for(sink.done.wait(), 300)
         ours_s = sink.finished_at - t0
         floor = {}
         started = threading.Event()
         t0 = time.perf_counter()
-        await asyncio.to_thread(floor_read, env.socket_url, str(instance), floor, started)
+        await asyncio.to_thread(floor_read, env.socket_url, str(instance), floor, started, False)
         floor_s = floor["finished_at"] - t0
         print(f"replay ours : {_rate(sink.lines, sink.chars, ours_s)}  in {sink.messages} messages")
         print(f"replay floor: {_rate(floor['lines'], floor['bytes'], floor_s)}")
         replay_ratios.append((sink.lines / ours_s) / (floor["lines"] / floor_s))
         await runtime.delete(instance)
     print(
-        f"ratio ours/floor (lines/s), median of {rounds}: live {statistics.median(live_ratios):.2f}, "
-        f"replay {statistics.median(replay_ratios):.2f}  (goal >= 0.80)"
+        f"ratio ours/floor (lines/s), median of {rounds}: whole log {statistics.median(replay_ratios):.2f} "
+        f"(goal >= 0.80); live {statistics.median(live_ratios):.2f} (the floor's follow stops early)"
     )
 
 

@@ -46,6 +46,8 @@ UNTERMINATED_LIMIT = 50 * 1024 * 1024
 OVERSIZED_LINE_NOTICE = "The previous log message exceeded the maximum 50 MB size. Closing the log campaign."
 
 DEFAULT_BUFFER_BYTES = 1024 * 1024
+DEFAULT_TAKE_BYTES = 64 * 1024
+"""About how much text one batch holds, so that handling one batch never holds the loop for long."""
 
 _HEADER = 8
 _STDOUT, _STDERR = 1, 2
@@ -70,31 +72,42 @@ class LineSplitter:
 
     With ``timestamps`` every frame starts with its record's time and a space
     (``timestamps=true`` on the request; Podman gives whole seconds there). The
-    time is taken off, and for the last second seen the splitter remembers how
-    many bytes of each stream it has taken, so that after :meth:`resume` a
-    second read from that second on delivers only what is new. Bytes are
+    time is taken off, and for the last few seconds seen the splitter counts
+    the bytes it took per stream, so that after :meth:`resume` a second read
+    starting at :attr:`resume_time` delivers only what is new. Bytes are
     counted, not records: Podman does not always cut a long line into the same
-    partial records when it reads the file again.
+    partial records when it reads the file again. Several seconds are kept
+    because a follow that Podman ends early may close with a few records from
+    further on in the file.
     """
 
-    def __init__(self, unterminated_limit: int = UNTERMINATED_LIMIT, *, timestamps: bool = False) -> None:
+    def __init__(
+        self, unterminated_limit: int = UNTERMINATED_LIMIT, *, timestamps: bool = False, window: int = 4
+    ) -> None:
         self._raw = bytearray()
         self._pending = {_STDOUT: bytearray(), _STDERR: bytearray()}
         self._closed: set[int] = set()
         self._limit = unterminated_limit
         self._timestamps = timestamps
-        self.last_time = b""
-        """Time of the last record taken, as Podman wrote it (empty: none yet)."""
-        self._taken_at_last = {_STDOUT: 0, _STDERR: 0}
+        self._window = window
+        self._recent: dict[bytes, dict[int, int]] = {}
+        self._last_stamp = b""
         self._skip_time = -1
         self._skip = {_STDOUT: 0, _STDERR: 0}
 
+    @property
+    def resume_time(self) -> bytes:
+        """Where a second read has to start (Podman's time text; empty: nothing taken yet)."""
+        return min(self._recent, key=timestamp_ns) if self._recent else b""
+
     def resume(self) -> None:
-        """From here on drop what was taken already: records older than ``last_time`` and,
-        of the records at ``last_time``, as many bytes per stream as were taken."""
-        if self.last_time:
-            self._skip_time = timestamp_ns(self.last_time)
-            self._skip = dict(self._taken_at_last)
+        """From here on drop what was taken already: records older than ``resume_time`` and, from
+        there on, as many bytes per stream as were taken since."""
+        if self._recent:
+            self._skip_time = timestamp_ns(self.resume_time)
+            self._skip = {
+                stream: sum(counts[stream] for counts in self._recent.values()) for stream in self._skip
+            }
 
     def feed(self, data: bytes) -> list[str]:
         """Take the next bytes of the response body; return the lines they complete."""
@@ -129,20 +142,21 @@ class LineSplitter:
         """The record's text without its time, less what an earlier read delivered."""
         space = payload.find(b" ")
         stamp, text = bytes(payload[:space]), payload[space + 1 :]
-        if stamp != self.last_time:
-            self.last_time = stamp
-            self._taken_at_last = {_STDOUT: 0, _STDERR: 0}
-        self._taken_at_last[stream] += len(text)
+        if stamp != self._last_stamp:
+            self._last_stamp = stamp
+            if stamp not in self._recent:
+                self._recent[stamp] = {_STDOUT: 0, _STDERR: 0}
+                if len(self._recent) > self._window:
+                    del self._recent[min(self._recent, key=timestamp_ns)]
+        self._recent[stamp][stream] += len(text)
         if self._skip_time >= 0:
-            at = timestamp_ns(stamp)
-            if at < self._skip_time:
+            if timestamp_ns(stamp) < self._skip_time:
                 return bytearray()
-            if at > self._skip_time:
+            cut = min(self._skip[stream], len(text))
+            self._skip[stream] -= cut
+            if not any(self._skip.values()):
                 self._skip_time = -1
-            else:
-                cut = min(self._skip[stream], len(text))
-                self._skip[stream] -= cut
-                return text[cut:]
+            return text[cut:]
         return text
 
     def _take(self, stream: int, payload: bytes | bytearray, lines: list[str]) -> None:
@@ -244,14 +258,23 @@ class LineChannel:
     def closed(self) -> bool:
         return self._closed
 
-    async def take(self) -> tuple[LogBatch, bool]:
-        """Wait for lines; return everything queued so far and whether every producer has finished."""
+    async def take(self, max_bytes: int = DEFAULT_TAKE_BYTES) -> tuple[LogBatch, bool]:
+        """Wait for lines; return those queued first (about ``max_bytes`` of them, at least one)
+        and whether every producer has finished and nothing is left."""
         while True:
             with self._cond:
-                lines, self._lines = self._lines, []
-                self._bytes = 0
-                finished = self._producers <= 0
-                self._ready.clear()
+                count = size = 0
+                for line in self._lines:
+                    if count and size + len(line) + 1 > max_bytes:
+                        break
+                    size += len(line) + 1
+                    count += 1
+                lines = self._lines[:count]
+                del self._lines[:count]
+                self._bytes -= size
+                finished = self._producers <= 0 and not self._lines
+                if not self._lines:
+                    self._ready.clear()
                 if lines:
                     self._cond.notify_all()
             if lines or finished:
@@ -294,14 +317,14 @@ class _Reader:
                 # sent the last records of the file; a plain read from the last record on
                 # delivers the rest. A container removed meanwhile has no rest to read.
                 catch_up = {k: v for k, v in self.params.items() if k not in ("follow", "tail")}
-                if splitter.last_time:
-                    catch_up["since"] = _since_text(timestamp_ns(splitter.last_time) - 1_000)
+                if splitter.resume_time:
+                    catch_up["since"] = _since_text(timestamp_ns(splitter.resume_time) - 1_000)
                 elif "tail" in self.params:
                     catch_up["tail"] = self.params["tail"]
                 logger.debug(
                     "log of %s: follow ended after %s; reading the rest with %s",
                     self.label,
-                    splitter.last_time.decode(errors="replace"),
+                    splitter.resume_time.decode(errors="replace"),
                     catch_up,
                 )
                 splitter.resume()

@@ -107,7 +107,7 @@ def test_record_times_are_taken_off() -> None:
     splitter = LineSplitter(timestamps=True)
     data = stamped(1, T1, b"a\n") + stamped(2, T1, b"part") + stamped(2, T2, b"ial\n")
     assert splitter.feed(data) == ["a", "partial"]
-    assert splitter.last_time == T2
+    assert splitter.resume_time == T1
 
 
 FIRST_READ = (
@@ -129,9 +129,10 @@ FIRST_READ = (
             + stamped(1, T3, b"t3\n"),
             ["new", "t3"],
         ),
-        # the second read starts at the last second (Podman's since) and has nothing new
-        (stamped(1, T2, b"t2a\n") + stamped(2, T2, b"err-x\n"), []),
-        (stamped(1, T3, b"only new\n"), ["only new"]),
+        # the second read has nothing new
+        (FIRST_READ, []),
+        # records older than the resume time are dropped
+        (stamped(1, b"2026-12-01T20:17:40Z", b"old\n") + FIRST_READ + stamped(2, T3, b"new\n"), ["new"]),
     ],
 )
 def test_a_second_read_resumes_right_after_what_was_delivered(
@@ -141,6 +142,24 @@ def test_a_second_read_resumes_right_after_what_was_delivered(
     assert splitter.feed(FIRST_READ) == ["t1", "t2a", "err-x"]
     splitter.resume()
     assert splitter.feed(second_read) == expected
+
+
+def test_a_follow_closing_with_records_from_later_still_resumes_from_where_it_left_off() -> None:
+    """Podman may end an early-stopped follow with a record from further on in the file."""
+    late = b"2026-12-01T20:17:50Z"
+    splitter = LineSplitter(timestamps=True)
+    assert splitter.feed(stamped(1, T2, b"a\n") + stamped(1, late, b"z\n")) == ["a", "z"]
+    assert splitter.resume_time == T2
+    splitter.resume()
+    again = stamped(1, T2, b"a\n") + stamped(1, T3, b"b\n") + stamped(1, late, b"z\n")
+    # the out-of-place record's bytes are taken off the next ones: one line is lost, none doubled
+    assert splitter.feed(again) == ["z"]
+
+
+def test_only_the_last_seconds_are_remembered() -> None:
+    splitter = LineSplitter(timestamps=True, window=2)
+    splitter.feed(stamped(1, T1, b"1\n") + stamped(1, T2, b"2\n") + stamped(1, T3, b"3\n"))
+    assert splitter.resume_time == T2
 
 
 def test_resume_before_anything_was_read_drops_nothing() -> None:
