@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from ankaios_agent.agent.fakes import FakeClock
 from ankaios_agent.agent.load_reporter import LoadReporter
 from ankaios_agent.agent.model import AgentLoadStatus
-from ankaios_agent.agent.testing import FakeClock
 
 MEMINFO = "MemTotal: 4000 kB\nMemFree: 1000 kB\nMemAvailable: 3000 kB\n"
 

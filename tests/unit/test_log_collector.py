@@ -32,8 +32,8 @@ from ankaios_agent.agent.model import (
     LogsStopped,
 )
 from ankaios_agent.agent.ports import LogBatch, LogOptions
-from ankaios_agent.agent.testing import settle
 from ankaios_agent.proto import ank_base_pb2 as base
+from tests.support.lifecycle import settle
 
 AGENT = "agent_A"
 WL = InstanceName("wl", AGENT, "id1")
