@@ -14,10 +14,10 @@ coroutines that never block the event loop; blocking client calls go through
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ankaios_agent.agent.model import (
     ExecutionState,
@@ -101,6 +101,38 @@ class CreateRequest:
     control_dir: Path | None = None
     file_mounts: tuple[FileMount, ...] = ()
     reuse_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LogOptions:
+    """Which part of a workload's log to read: the options of a logs request.
+
+    ``tail`` None or negative means every line; ``since``/``until`` are given to
+    the runtime as received (RFC 3339, a Unix time or a duration such as ``10m``).
+    """
+
+    follow: bool = False
+    tail: int | None = None
+    since: str | None = None
+    until: str | None = None
+
+
+LogBatch = tuple[str, ...]
+"""Complete log lines of one workload, without their line feed, in the order they were read."""
+
+
+@runtime_checkable
+class LogSource(Protocol):
+    """A runtime that can read its workloads' logs (optional besides ``Runtime``)."""
+
+    def logs(self, instance: InstanceName, options: LogOptions) -> AsyncGenerator[LogBatch, None]:
+        """Batches of lines of stdout and stderr of ``instance`` until its log ends.
+
+        Without ``follow`` the log ends after what exists now; with it, when the
+        workload stops or is removed. Closing the iterator early (cancel) releases
+        everything at once. Raises RuntimeLogsFailed when the log cannot be read.
+        """
+        ...
 
 
 class Runtime(Protocol):

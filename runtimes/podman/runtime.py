@@ -21,9 +21,10 @@ container with force, so a delete completes whenever Podman is reachable.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,10 +37,11 @@ from ankaios_agent.agent.errors import (
     EngineUnreachable,
     RuntimeCreateFailed,
     RuntimeDeleteFailed,
+    RuntimeLogsFailed,
     RuntimeUnavailable,
 )
 from ankaios_agent.agent.model import InstanceName
-from ankaios_agent.agent.ports import CreateRequest, OwnedWorkload, StateChange
+from ankaios_agent.agent.ports import CreateRequest, LogBatch, LogOptions, OwnedWorkload, StateChange
 from ankaios_agent.runtimes.podman.client import (
     RUNTIME_NAME,
     PodmanConnection,
@@ -47,6 +49,7 @@ from ankaios_agent.runtimes.podman.client import (
 )
 from ankaios_agent.runtimes.podman.config import parse_runtime_config
 from ankaios_agent.runtimes.podman.engine_errors import check, podman_call
+from ankaios_agent.runtimes.podman.logs import read_logs
 from ankaios_agent.runtimes.podman.monitor import Monitor, MonitorTimings
 from ankaios_agent.runtimes.podman.names import check_object_name, segment
 from ankaios_agent.runtimes.podman.options import read_env_files, translate, translate_general
@@ -292,6 +295,26 @@ class PodmanRuntime:
 
     def events(self) -> AsyncIterator[StateChange]:
         return self.monitor.changes()
+
+    # ------------------------------------------------------------ logs
+
+    async def logs(self, instance: InstanceName, options: LogOptions) -> AsyncGenerator[LogBatch, None]:
+        """The log of the instance's container (implements ``agent.ports.LogSource``)."""
+        try:
+            entries = await run_blocking(self._containers_of, instance)
+        except EngineCallFailed as exc:
+            raise RuntimeLogsFailed(instance, f"cannot list containers: {exc.reason}") from exc
+        if not entries:
+            raise RuntimeLogsFailed(instance, "no container of this workload exists")
+        newest = max(entries, key=lambda entry: str(entry.get("Created") or ""))
+        reading = read_logs(self._connection, instance, [str(newest["Id"])], options)
+        async with contextlib.aclosing(reading) as batches:
+            async for batch in batches:
+                yield batch
+
+    def _containers_of(self, instance: InstanceName) -> list[dict[str, object]]:
+        with podman_call("list containers"):
+            return list_containers(self._connection, self._agent, f"{NAME_LABEL}={instance}")
 
 
 class _PullFailed(Exception):

@@ -27,8 +27,9 @@ happened is found out by looking at the pods, not by reading Podman's text.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import yaml
@@ -39,17 +40,20 @@ from ankaios_agent.agent.errors import (
     EngineUnreachable,
     RuntimeCreateFailed,
     RuntimeDeleteFailed,
+    RuntimeLogsFailed,
     RuntimeUnavailable,
     WorkloadConfigError,
 )
 from ankaios_agent.agent.model import InstanceName
-from ankaios_agent.agent.ports import CreateRequest, OwnedWorkload, StateChange
+from ankaios_agent.agent.ports import CreateRequest, LogBatch, LogOptions, OwnedWorkload, StateChange
 from ankaios_agent.runtimes.podman.client import PodmanConnection
+from ankaios_agent.runtimes.podman.logs import read_logs
 from ankaios_agent.runtimes.podman.monitor_core import MonitorTimings
 from ankaios_agent.runtimes.podman_kube import bookkeeping
 from ankaios_agent.runtimes.podman_kube.bookkeeping import BookkeepingError
 from ankaios_agent.runtimes.podman_kube.config import RUNTIME_NAME, check_workload_name, parse_kube_config
 from ankaios_agent.runtimes.podman_kube.kube_api import KubeApi, KubeDownIncomplete, KubePlayFailed, Pod
+from ankaios_agent.runtimes.podman_kube.logs import workload_containers
 from ankaios_agent.runtimes.podman_kube.monitor import KubeMonitor
 
 logger = logging.getLogger(__name__)
@@ -84,6 +88,7 @@ class PodmanKubeRuntime:
     ) -> None:
         """``connection`` and ``timings`` are shared with the podman runtime (PodmanTimings.monitor)."""
         self._agent = agent_name
+        self._connection = connection
         self._api = KubeApi(connection)
         self._monitor = KubeMonitor(self._api, connection, timings)
         self._played: dict[InstanceName, _Played] = {}
@@ -203,6 +208,20 @@ class PodmanKubeRuntime:
 
     def events(self) -> AsyncIterator[StateChange]:
         return self._monitor.events()
+
+    async def logs(self, instance: InstanceName, options: LogOptions) -> AsyncGenerator[LogBatch, None]:
+        """The merged log of the workload containers of the instance's pods (``agent.ports.LogSource``)."""
+        try:
+            played = self._played.get(instance) or await self._read_played(instance)
+            pod_ids = played.pod_ids if played is not None else None
+            containers = await run_blocking(workload_containers, self._connection, pod_ids or ())
+        except (EngineCallFailed, BookkeepingError, ValueError) as err:
+            raise RuntimeLogsFailed(instance, f"cannot find the pods' containers: {err}") from err
+        if not containers:
+            raise RuntimeLogsFailed(instance, "the workload's pods have no containers")
+        async with contextlib.aclosing(read_logs(self._connection, instance, containers, options)) as batches:
+            async for batch in batches:
+                yield batch
 
     # --- helpers ------------------------------------------------------------------------
 
