@@ -41,6 +41,7 @@ from podman import PodmanClient
 
 from ankaios_agent.agent.log_collector import LogCollector, LogMessage, LogTarget, Unavailable
 from ankaios_agent.agent.model import InstanceName, LogEntries, LogsRequest, LogsStopped, WorkloadSpec
+from ankaios_agent.agent.ports import CreateRequest
 from ankaios_agent.runtimes.podman.client import PodmanConnection
 from ankaios_agent.runtimes.podman.runtime import PodmanRuntime
 from tests.support.podman_env import PodmanEnv, podman_environment
@@ -119,7 +120,7 @@ async def throughput(env: PodmanEnv, runtime: PodmanRuntime, agent: str, lines: 
     for n in range(rounds):
         instance = InstanceName(f"writer{n}", agent, uuid.uuid4().hex[:8])
         script = f"trap 'yes {LINE} | head -n {lines}; exit 0' USR1; sleep 600 & wait"
-        await runtime.create(spec(env, instance, script), None)
+        await runtime.create(CreateRequest(spec(env, instance, script)))
 
         sink = CountingSink(expected_stops=1)
         collector = collector_for(runtime, sink, instance)
@@ -200,7 +201,7 @@ async def loop_lag(
     instances = [InstanceName(f"busy{n}", agent, uuid.uuid4().hex[:8]) for n in range(follows)]
     script = f"while :; do yes {LINE} | head -n {burst}; sleep 0.1; done"
     for instance in instances:
-        await runtime.create(spec(env, instance, script), None)
+        await runtime.create(CreateRequest(spec(env, instance, script)))
     sink = CountingSink(expected_stops=follows * requests)
     collector = collector_for(runtime, sink, *instances)
     for r in range(requests):

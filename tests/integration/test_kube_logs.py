@@ -9,7 +9,7 @@ import pytest
 
 from ankaios_agent.agent.errors import RuntimeLogsFailed
 from ankaios_agent.agent.model import InstanceName, State
-from ankaios_agent.agent.ports import LogOptions
+from ankaios_agent.agent.ports import CreateRequest, LogOptions
 from tests.integration.test_kube_runtime import WAIT_S, Kube, is_, kube, kube_spec, pod_manifest, watching
 
 __all__ = ["kube"]
@@ -27,7 +27,7 @@ async def test_the_log_merges_every_container_of_the_pod(kube: Kube) -> None:
     )
     spec = kube_spec(kube.agent, "logs", manifest)
     async with watching(runtime) as watch:
-        await runtime.create(spec, None)
+        await runtime.create(CreateRequest(spec))
         await watch.wait_for(spec.instance, is_(State.SUCCEEDED_OK))
         lines: list[str] = []
         async with (

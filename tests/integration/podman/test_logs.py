@@ -24,7 +24,7 @@ from ankaios_agent.agent.model import (
     LogsStopped,
     State,
 )
-from ankaios_agent.agent.ports import LogBatch, LogOptions
+from ankaios_agent.agent.ports import CreateRequest, LogBatch, LogOptions
 from tests.integration.podman.conftest import WAIT_S, Harness
 
 pytestmark = pytest.mark.podman
@@ -49,7 +49,7 @@ async def read_until(stream: AsyncGenerator[LogBatch, None], wanted: str, into: 
 
 async def start(h: Harness, script: str, workload: str = "wl") -> InstanceName:
     instance = h.instance(workload)
-    await h.runtime.create(h.spec(instance, ["sh", "-c", script]), None)
+    await h.runtime.create(CreateRequest(h.spec(instance, ["sh", "-c", script])))
     return instance
 
 
