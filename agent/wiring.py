@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from ankaios_agent.agent.app import AgentManager
 from ankaios_agent.agent.blocking import run_blocking
 from ankaios_agent.agent.config import AgentConfig
+from ankaios_agent.agent.lifecycle_rules import RulesHolder
 from ankaios_agent.agent.manager import Manager
 from ankaios_agent.agent.ports import MessageSink, Runtime
 from ankaios_agent.agent.timings import AgentTimings
@@ -36,7 +37,9 @@ async def assemble(config: AgentConfig, sink: MessageSink) -> AsyncIterator[Agen
             runtime.name: runtime for runtime in (podman, kube) if runtime.name in config.runtimes
         }
         control_interfaces = ControlInterfaces(config.io_folder, forward=sink.send)
-        yield Manager(config.name, runtimes, control_interfaces, sink, AgentTimings())
+        # The one cell that says which dialect's lifecycle rules apply; sessions switch it.
+        rules = RulesHolder()
+        yield Manager(config.name, runtimes, control_interfaces, sink, AgentTimings(), rules=rules)
     finally:
         # Stops the private Podman service if discovery started one; containers keep running.
         await run_blocking(connection.close)

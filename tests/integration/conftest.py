@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from ankaios_agent.agent.connection import ConnectionTimings, ServerConnection
+from ankaios_agent.agent.lifecycle_rules import Dialect
 from ankaios_agent.agent.model import FromServerMessage
 from ankaios_agent.agent.outbox import Outbox
 from tests.server_double import ServerDouble
@@ -21,6 +22,7 @@ class RecordingHandler:
     def __init__(self) -> None:
         self.messages: list[FromServerMessage] = []
         self.connected_calls = 0
+        self.dialects: list[Dialect] = []
         self.events: list[str] = []
         self._changed = asyncio.Event()
 
@@ -29,7 +31,8 @@ class RecordingHandler:
         self.events.append(type(msg).__name__)
         self._wake()
 
-    async def on_connected(self) -> None:
+    async def on_connected(self, dialect: Dialect = Dialect.V0_3) -> None:
+        self.dialects.append(dialect)
         self.connected_calls += 1
         self.events.append("on_connected")
         self._wake()
