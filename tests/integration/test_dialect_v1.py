@@ -3,8 +3,10 @@
 Probing (v1.0.1 first, v0.3.1 after UNIMPLEMENTED), a server that refuses our
 protocol version and is upgraded later, tags in the hello, mutual TLS with the
 real agent process (accepted, and refused for a foreign CA, a certificate for
-another name, no client certificate), and a server swapped from one version to
-the other while the agent runs.
+another name, no client certificate), a server swapped from one version to
+the other while the agent runs, and (on Podman) the ServerHello after an agent
+or server restart with unchanged, changed and no workloads, and the swap with
+the running containers adopted.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import grpc
@@ -28,12 +30,16 @@ from ankaios_agent.agent.lifecycle_rules import Dialect
 from ankaios_agent.agent.outbox import Outbox
 from ankaios_agent.agent.tls import TlsMaterial
 from tests.integration.conftest import PROBING, RecordingHandler
+from tests.integration.test_lifecycle_podman import SLOW, RunningAgent, _ids_by_workload, _sleeper, _state
 from tests.integration.test_tls_connection import _wait_for_attempts
 from tests.server_double import ServerDouble
 from tests.server_double_v1 import ServerDoubleV1
 from tests.server_double_v1 import TlsMaterial as ServerTls
+from tests.server_double_v1.state import instance_of
+from tests.server_double_v1.state import state_from_yaml as v1_state_from_yaml
 from tests.support.certs import Identity, Pki
-from tests.support.doubles import Double
+from tests.support.doubles import Double, make_double, replace_desired_quietly, set_desired
+from tests.support.podman_env import PodmanEnv
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ConnectionTimings(connect_timeout=5.0, version_refused_backoff=0.1)
@@ -294,3 +300,130 @@ async def test_mtls_without_a_client_certificate_is_refused(
         assert server.hellos == {}
     finally:
         await server.stop()
+
+
+# --- ServerHello reconciliation and the server swap, with the real agent on Podman ------------
+
+
+@pytest.fixture
+def podman_cleanup(podman_env: PodmanEnv, agent_name: str) -> Iterator[None]:
+    yield
+    podman_env.remove_by_label(f"agent={agent_name}")
+
+
+def _instance_ids(server: ServerDoubleV1, workload: str) -> set[str]:
+    return {i.id for i in server.states if i.workload == workload}
+
+
+@pytest.mark.podman
+async def test_server_hello_after_an_agent_restart(
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, podman_cleanup: None
+) -> None:
+    """While the agent was down one workload changed and one was deleted: the ServerHello keeps
+    the unchanged container, replaces the changed one and removes the deleted one; a later empty
+    ServerHello removes everything."""
+    (tmp_path / f"{agent_name}_io").mkdir()
+    names = ("keep", "change", "drop")
+    server = make_double("v1.0.1", _state(agent_name, "".join(_sleeper(n, agent_name) for n in names)))
+    assert isinstance(server, ServerDoubleV1)
+    await server.start()
+    agent = RunningAgent(server, agent_name, tmp_path, podman_env)
+    try:
+        for name in names:
+            await server.wait_for_state(name, "Running(Ok)", timeout=SLOW)
+        before = _ids_by_workload(podman_env, agent_name)
+        await agent.close()
+        changed = _state(
+            agent_name, _sleeper("keep", agent_name) + _sleeper("change", agent_name, cmd='["sleep", "999"]')
+        )
+        await set_desired(server, changed)
+        new_id = next(iter(instance_ids_of_manifest(changed, "change")))
+
+        agent = RunningAgent(server, agent_name, tmp_path, podman_env)
+        await server.wait_until(
+            lambda: (
+                _instance_ids(server, "change") == {new_id}
+                and any(s.display == "Running(Ok)" for s in server.state_of("change"))
+                and not server.state_of("drop")
+            ),
+            timeout=SLOW,
+        )
+        after = _ids_by_workload(podman_env, agent_name)
+        assert set(after) == {"keep", "change"}
+        assert after["keep"] == before["keep"]
+        assert after["change"] != before["change"]
+
+        await agent.close()
+        await set_desired(server, "apiVersion: v0.1\nworkloads: {}\n")
+        agent = RunningAgent(server, agent_name, tmp_path, podman_env)
+        await server.wait_until(lambda: _ids_by_workload(podman_env, agent_name) == {}, timeout=SLOW)
+        await server.wait_until(lambda: not server.state_of("keep") and not server.state_of("change"))
+    finally:
+        await agent.close()
+        await server.stop()
+
+
+def instance_ids_of_manifest(manifest: str, workload: str) -> set[str]:
+    state = v1_state_from_yaml(manifest)
+    return {instance_of(workload, state.workloads.workloads[workload]).id}
+
+
+@pytest.mark.podman
+async def test_empty_server_hello_after_a_server_restart_removes_everything(
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, podman_cleanup: None
+) -> None:
+    (tmp_path / f"{agent_name}_io").mkdir()
+    server = make_double("v1.0.1", _state(agent_name, _sleeper("a", agent_name) + _sleeper("b", agent_name)))
+    await server.start()
+    agent = RunningAgent(server, agent_name, tmp_path, podman_env)
+    try:
+        await server.wait_for_state("a", "Running(Ok)", timeout=SLOW)
+        await server.wait_for_state("b", "Running(Ok)", timeout=SLOW)
+        replace_desired_quietly(server, "apiVersion: v0.1\nworkloads: {}\n")
+        await server.restart(down_for=0.5)
+        await server.wait_until(lambda: _ids_by_workload(podman_env, agent_name) == {}, timeout=SLOW)
+        assert all(h.agentName == agent_name for h in server.hellos[agent_name])
+        assert len(server.hellos[agent_name]) == 2
+    finally:
+        await agent.close()
+        await server.stop()
+
+
+@pytest.mark.podman
+async def test_server_swapped_between_versions_adopts_the_running_containers(
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, podman_cleanup: None
+) -> None:
+    """v0.3.1 server, then a v1.0.1 one on the same port with the same workloads, then v0.3.1
+    again: both compute the same instance ids, so no container is replaced or restarted."""
+    (tmp_path / f"{agent_name}_io").mkdir()
+    manifest = _state(agent_name, _sleeper("db", agent_name) + _sleeper("web", agent_name))
+    old = make_double("v0.3.1", manifest)
+    port = await old.start()
+    agent = RunningAgent(old, agent_name, tmp_path, podman_env)
+    new: Double | None = None
+    try:
+        await old.wait_for_state("db", "Running(Ok)", timeout=SLOW)
+        await old.wait_for_state("web", "Running(Ok)", timeout=SLOW)
+        before = _ids_by_workload(podman_env, agent_name)
+        await old.stop()
+
+        new = make_double("v1.0.1", manifest)
+        await new.start(port)
+        await new.wait_for_agent(agent_name, timeout=SLOW)
+        await new.wait_for_state("db", "Running(Ok)", timeout=SLOW)
+        await new.wait_for_state("web", "Running(Ok)", timeout=SLOW)
+        assert _ids_by_workload(podman_env, agent_name) == before
+        shown = {s.display for name in ("db", "web") for s in new.state_of(name)}
+        assert shown == {"Running(Ok)"}  # never Stopping, Removed or Pending: nothing restarted
+        await new.stop()
+
+        back = make_double("v0.3.1", manifest)
+        await back.start(port)
+        new = back
+        await back.wait_for_agent(agent_name, timeout=SLOW)
+        await back.wait_for_state("web", "Running(Ok)", timeout=SLOW)
+        assert _ids_by_workload(podman_env, agent_name) == before
+    finally:
+        await agent.close()
+        if new is not None:
+            await new.stop()
