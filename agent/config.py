@@ -40,9 +40,9 @@ from __future__ import annotations
 
 import argparse
 import enum
-import logging
 import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -520,8 +520,22 @@ def prepare_io_folder(config: AgentConfig) -> Path:
         raise RunFolderError(f"the run folder {folder} is not a directory")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise RunFolderError(f"the run folder {folder} is not writable for this user")
-    if folder.stat().st_mode & 0o002:
-        logging.getLogger(__name__).warning(
-            "the run folder %s is world-writable; consider chmod o-w on it", folder
-        )
+    for checked in (config.run_folder, folder):
+        _refuse_foreign_folder(checked)
     return folder
+
+
+def _refuse_foreign_folder(folder: Path) -> None:
+    """Refuse a folder another user owns or may write: whoever can write it can plant FIFOs
+    or symlinks where the agent and its workloads expect their own."""
+    info = folder.stat()
+    if info.st_uid != os.geteuid():
+        raise UsageError(
+            f"the run folder {folder} belongs to uid {info.st_uid}, not to this agent's user "
+            f"(uid {os.geteuid()}); chown it or choose another --run-folder"
+        )
+    if info.st_mode & 0o022:
+        raise UsageError(
+            f"the run folder {folder} is writable by group or others (mode {stat.S_IMODE(info.st_mode):o}); "
+            f"run chmod go-w {folder}"
+        )

@@ -3,8 +3,10 @@
 One *session* = one channel + one ``ConnectAgent`` call of one wire dialect:
 
 1. open a fresh channel (:func:`open_channel`: plain HTTP/2, or mutual TLS when
-   the settings carry certificates; a local subchannel pool, so no back-off
-   state of a dead server is inherited) and the bidirectional call;
+   the settings carry certificates, made by the loop's
+   :class:`~agent.tls_bridge.TlsBridge` so that Ed25519 keys work; a local
+   subchannel pool, so no back-off state of a dead server is inherited) and the
+   bidirectional call;
 2. write the dialect's ``AgentHello`` -- always the first message of every session;
 3. wait until the server has accepted the call (its response headers), log
    "connected" with the dialect and await ``on_connected(dialect)`` *before*
@@ -58,7 +60,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -73,16 +75,16 @@ from ankaios_agent.agent.lifecycle_rules import Dialect
 from ankaios_agent.agent.model import AgentHello, FromServerMessageV1
 from ankaios_agent.agent.outbox import Outbox
 from ankaios_agent.agent.tls import TlsMaterial
+from ankaios_agent.agent.tls_bridge import TlsBridge
 
 logger = logging.getLogger(__name__)
 
 CONNECT_AGENT = dialects.V0_3.method
 
-# gRPC reports a refused TLS handshake only as "unavailable": say what to check.
+# Over TLS the reason may only say that the connection closed: say what else to check.
 _TLS_HINT = (
     "; over TLS also check that the server certificate is signed by the configured CA, names "
-    "ank-server and has an ECDSA or RSA key (gRPC cannot verify Ed25519 servers), and that the "
-    "server trusts the agent's certificate"
+    "ank-server and is valid now, and that the server trusts the agent's certificate"
 )
 
 Handler = Callable[[FromServerMessageV1], Awaitable[None]]
@@ -134,14 +136,16 @@ class ConnectionTimings:
         ]
 
 
-def open_channel(address: str, tls: TlsMaterial | None, timings: ConnectionTimings) -> grpc.aio.Channel:
-    """A new channel to ``address``: mutual TLS with ``tls``, else plain HTTP/2."""
+def open_channel(
+    address: str, timings: ConnectionTimings, bridge: TlsBridge | None = None
+) -> grpc.aio.Channel:
+    """A new channel: plain HTTP/2 to ``address``, or through ``bridge``, which adds mutual TLS."""
     options = timings.channel_options()
-    if tls is None:
+    if bridge is None:
         return grpc.aio.insecure_channel(address, options=options)
-    # The server is verified by the name its certificate is issued for, not by the URL's host.
-    options.append(("grpc.ssl_target_name_override", tls.server_name))
-    return grpc.aio.secure_channel(address, tls.channel_credentials(), options=options)
+    # The server sees the authority and scheme of an https request to its URL, not the socket's.
+    options += [("grpc.default_authority", address), ("grpc.http2_scheme", "https")]
+    return grpc.aio.insecure_channel(bridge.target, options=options)
 
 
 class MessageTooLarge(ServerUnavailable):
@@ -216,6 +220,7 @@ class ServerConnection:
         self._tls = tls
         self._dialects = tuple(dialects)
         self._hello = AgentHello(agent_name, tags or {})
+        self._bridge: TlsBridge | None = None  # open while run() runs, when tls is set
         self._connected = False
         self._unreachable_logged = False
         self._refusal_logged: str | None = None
@@ -237,7 +242,26 @@ class ServerConnection:
         return None if self._dialect is None else self._dialect.dialect
 
     async def run(self) -> None:
-        """Keep a session up until cancelled. Never returns; never raises except CancelledError."""
+        """Keep a session up until cancelled. Never returns; never raises except CancelledError
+        (and OSError when the TLS bridge's private folder or socket cannot be made)."""
+        async with self._transport():
+            await self._keep_session_up()
+
+    @contextlib.asynccontextmanager
+    async def _transport(self) -> AsyncIterator[None]:
+        """The TLS bridge every session's channel goes through, for as long as the loop runs."""
+        if self._tls is None:
+            yield
+            return
+        timeout = self._timings.connect_timeout
+        async with TlsBridge(self._address, self._tls, connect_timeout=timeout) as bridge:
+            self._bridge = bridge
+            try:
+                yield
+            finally:
+                self._bridge = None
+
+    async def _keep_session_up(self) -> None:
         t = self._timings
         while True:
             retrying = tenacity.AsyncRetrying(
@@ -253,6 +277,9 @@ class ServerConnection:
     def _log_retry(self, state: tenacity.RetryCallState) -> None:
         err = state.outcome.exception() if state.outcome else None
         delay = state.next_action.sleep if state.next_action else 0.0
+        reason = getattr(err, "reason", err)
+        if self._bridge is not None and self._bridge.last_failure is not None:
+            reason = str(self._bridge.last_failure)  # what TLS said, not gRPC's "socket closed"
         if isinstance(err, VersionRefused):
             self._log_refusal(err, delay)
         elif not self._unreachable_logged:
@@ -260,7 +287,7 @@ class ServerConnection:
             logger.warning(
                 "server %s is not reachable (%s); retrying with back-off up to %.1f s%s",
                 self._address,
-                getattr(err, "reason", err),
+                reason,
                 self._timings.max_backoff,
                 "" if self._tls is None else _TLS_HINT,
             )
@@ -285,7 +312,8 @@ class ServerConnection:
 
     async def _session(self) -> None:
         """One channel + call; always ends by raising ServerUnavailable or _StableSessionEnded."""
-        channel = open_channel(self._address, self._tls, self._timings)
+        assert self._tls is None or self._bridge is not None, "TLS sessions run inside run()"
+        channel = open_channel(self._address, self._timings, self._bridge)
         call: Call | None = None
         try:
             call, dialect, first = await self._open_call(channel)

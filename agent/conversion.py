@@ -1,11 +1,11 @@
-"""Protobuf <-> domain conversion at the server-stream edge (spec §1.5).
+"""Protobuf <-> domain conversion of the v0.3.1 dialect: the server stream and control-interface requests.
 
-This module and ``control_interface.framing`` are the only places that import
-the generated code. Everything the connection receives goes through
+This module and the control interface's ``codec_v0_3_1`` are the only places
+that import the generated code. Everything the connection receives goes through
 :func:`from_server`; everything it sends through :func:`to_server` or
 :func:`agent_hello`.
 
-Decoding rules (spec §1.5, §11.18/19/28), all deliberately tolerant so that one
+Decoding rules of the server stream, all deliberately tolerant so that one
 bad message never stops the stream:
 
 * unknown substate numbers are normalised (Pending -> StartingFailed,
@@ -20,7 +20,10 @@ bad message never stops the stream:
 * a Response without content and a FromServer without content are dropped.
 
 Encoding always *assigns* the oneof enum member, so ``running = RUNNING_OK = 0``
-is on the wire (spec §1.4).
+is on the wire (proto3 would otherwise leave the oneof unset).
+
+Control-interface requests are the opposite: they are checked strictly, because
+the v0.3.1 server drops the whole agent for a request it cannot convert.
 """
 
 from __future__ import annotations
@@ -28,12 +31,16 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Mapping
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from ankaios_agent.agent.errors import ConversionError
 from ankaios_agent.agent.model import (
     AGENT_REQUEST_PREFIX,
     AddCondition,
+    CompleteState,
+    CompleteStateRequest,
+    DeclaredState,
+    DeclaredWorkload,
     DeleteCondition,
     DeleteRequest,
     DesiredState,
@@ -47,6 +54,7 @@ from ankaios_agent.agent.model import (
     State,
     ToServerMessage,
     ToServerMessageV1,
+    UpdateStateRequest,
     UpdateWorkload,
     UpdateWorkloadState,
     WorkloadSpec,
@@ -79,7 +87,7 @@ _STATE_TO_WIRE: Mapping[State, tuple[str, int]] = {
     State.REMOVED: ("removed", pb.REMOVED),
 }
 
-# Oneof field -> (known numbers -> State, fallback for any other number), spec §1.5.
+# Oneof field -> (known numbers -> State, fallback for any other number the reference maps).
 _WIRE_TO_STATE: Mapping[str, tuple[Mapping[int, State], State]] = {
     "agentDisconnected": ({}, State.AGENT_DISCONNECTED),
     "pending": (
@@ -119,7 +127,7 @@ _WIRE_TO_STATE: Mapping[str, tuple[Mapping[int, State], State]] = {
 def execution_state_to_proto(state: ExecutionState) -> pb.ExecutionState:
     field, number = _STATE_TO_WIRE[state.state]
     wire = pb.ExecutionState(additionalInfo=state.info)
-    # Assign even when number == 0: that is what sets the oneof case (spec §1.4).
+    # Assign even when number == 0: that is what sets the oneof case.
     setattr(wire, field, number)
     return wire
 
@@ -149,7 +157,7 @@ def workload_state_to_proto(state: WorkloadState) -> pb.WorkloadState:
 
 
 def workload_state_from_proto(wire: pb.WorkloadState) -> WorkloadState | None:
-    """None (with a warning) for an entry without instanceName (spec §11.28)."""
+    """None (with a warning) for an entry without instanceName (the reference crashes on it)."""
     if not wire.HasField("instanceName"):
         logger.warning("dropping a workload state without instance name from the server: %s", _short(wire))
         return None
@@ -219,7 +227,7 @@ def _update_workload_from_proto(wire: pb.UpdateWorkload) -> UpdateWorkload | Non
         added = tuple(_added_from_proto(a) for a in wire.addedWorkloads)
         deleted = tuple(_deleted_from_proto(d) for d in wire.deletedWorkloads)
     except ConversionError as err:
-        # Like v0.3.1 (spec §1.5) the whole message goes, but loudly: nothing of it is applied.
+        # Like v0.3.1 the whole message goes, but loudly: nothing of it is applied.
         logger.warning(
             "dropping a whole UpdateWorkload from the server (%d added, %d deleted): %s",
             len(wire.addedWorkloads),
@@ -231,7 +239,7 @@ def _update_workload_from_proto(wire: pb.UpdateWorkload) -> UpdateWorkload | Non
 
 
 def instance_id(runtime_config: str) -> str:
-    """Lowercase hex sha256 of runtimeConfig, computed like the server does (spec §1.6)."""
+    """Lowercase hex sha256 of runtimeConfig, computed like the server does."""
     return hashlib.sha256(runtime_config.encode("utf-8")).hexdigest()
 
 
@@ -250,7 +258,7 @@ def _spec_from_workload(name: str, wire: pb.Workload) -> WorkloadSpec:
 
 
 def _normalise_complete_state(state: pb.CompleteState) -> None:
-    """Re-encode like the reference does (spec §1.5): both states present, substates normalised.
+    """Re-encode like the reference does: both states present, substates normalised.
 
     Raises ConversionError for a workload with an out-of-range enum (the
     reference drops such a response).
@@ -259,7 +267,9 @@ def _normalise_complete_state(state: pb.CompleteState) -> None:
     state.desiredState.SetInParent()
     for part in (state.startupState, state.desiredState):
         for name, workload in part.workloads.items():
-            _spec_from_workload(name, workload)
+            # Only the enums can fail; no spec (and no instance id hash) is needed to know that.
+            _enum_value(RestartPolicy, workload.restartPolicy, name, "restartPolicy")
+            _add_conditions(workload.dependencies, name)
     kept = [workload_state_from_proto(s) for s in state.workloadStates]
     del state.workloadStates[:]
     state.workloadStates.extend(workload_state_to_proto(s) for s in kept if s is not None)
@@ -296,23 +306,136 @@ def _response_from_proto(wire: pb.Response, agent_name: str) -> Response | Desir
         return None
     if wire.requestId.startswith(AGENT_REQUEST_PREFIX):
         return _desired_state(wire.requestId, wire, agent_name)
-    body = pb.Response()
-    body.CopyFrom(wire)
-    body.ClearField("requestId")
-    if body.HasField("completeState"):
+    # The message is ours alone (freshly parsed from the stream): edit it in place and
+    # serialise it once; the control interface frames these bytes without parsing them.
+    request_id = wire.requestId
+    wire.ClearField("requestId")
+    if wire.HasField("completeState"):
         try:
-            _normalise_complete_state(body.completeState)
+            _normalise_complete_state(wire.completeState)
         except ConversionError as err:
-            logger.warning("dropping the response to request %r: %s", wire.requestId, err)
+            logger.warning("dropping the response to request %r: %s", request_id, err)
             return None
-    return Response(request_id=wire.requestId, body=body.SerializeToString())
+    return Response(request_id=request_id, body=wire.SerializeToString())
+
+
+# --- control-interface requests (v0.3.1) ----------------------------------------
+#
+# A workload's request is decoded into the domain model before it may leave the
+# agent: the v0.3.1 server ends the whole agent connection when it cannot convert
+# a request (an enum out of range, a workload state without instance name), so
+# anything that does not convert cleanly here is answered with an error instead.
+
+
+def control_request_from_proto(wire: pb.Request) -> Request:
+    """Decode one control-interface request (id as the workload sent it).
+
+    Raises ConversionError with a message for the workload that names the first
+    field the server could not take.
+    """
+    content = wire.WhichOneof("RequestContent")
+    if content == "completeStateRequest":
+        return Request(
+            wire.requestId, content=CompleteStateRequest(tuple(wire.completeStateRequest.fieldMask))
+        )
+    if content == "updateStateRequest":
+        update = wire.updateStateRequest
+        new_state = _complete_state_from_proto(update.newState) if update.HasField("newState") else None
+        return Request(wire.requestId, content=UpdateStateRequest(new_state, tuple(update.updateMask)))
+    raise ConversionError("the request has neither updateStateRequest nor completeStateRequest")
+
+
+def _complete_state_from_proto(wire: pb.CompleteState) -> CompleteState:
+    startup = (
+        _declared_state_from_proto(wire.startupState, "startupState")
+        if wire.HasField("startupState")
+        else None
+    )
+    desired = (
+        _declared_state_from_proto(wire.desiredState, "desiredState")
+        if wire.HasField("desiredState")
+        else None
+    )
+    states = []
+    for index, entry in enumerate(wire.workloadStates):
+        if not entry.HasField("instanceName"):
+            raise ConversionError(f"newState.workloadStates[{index}] has no instanceName")
+        state = workload_state_from_proto(entry)
+        assert state is not None  # only None without instanceName, checked above
+        states.append(state)
+    return CompleteState(startup_state=startup, desired_state=desired, workload_states=tuple(states))
+
+
+def _declared_state_from_proto(wire: pb.State, part: str) -> DeclaredState:
+    try:
+        workloads = {name: _declared_workload_from_proto(name, w) for name, w in wire.workloads.items()}
+    except ConversionError as err:
+        raise ConversionError(f"newState.{part}: {err}") from None
+    return DeclaredState(api_version=wire.apiVersion, workloads=workloads)
+
+
+def _declared_workload_from_proto(name: str, wire: pb.Workload) -> DeclaredWorkload:
+    return DeclaredWorkload(
+        agent=wire.agent,
+        runtime=wire.runtime,
+        runtime_config=wire.runtimeConfig,
+        restart_policy=_enum_value(RestartPolicy, wire.restartPolicy, name, "restartPolicy"),
+        dependencies=_add_conditions(wire.dependencies, name),
+        tags=_tags(wire.tags),
+    )
+
+
+def control_request_to_proto(request: Request) -> pb.Request:
+    """Encode a checked request with its (already prefixed) id."""
+    content = request.content
+    if content is None:
+        raise ConversionError(f"request {request.request_id!r} was never checked (it has no content)")
+    if isinstance(content, CompleteStateRequest):
+        return pb.Request(
+            requestId=request.request_id,
+            completeStateRequest=pb.CompleteStateRequest(fieldMask=content.field_mask),
+        )
+    wire = pb.Request(requestId=request.request_id)
+    update = wire.updateStateRequest
+    update.SetInParent()
+    update.updateMask.extend(content.update_mask)
+    if content.new_state is not None:
+        new = content.new_state
+        update.newState.SetInParent()
+        for part, out in (
+            (new.startup_state, update.newState.startupState),
+            (new.desired_state, update.newState.desiredState),
+        ):
+            if part is not None:
+                _declared_state_to_proto(part, out)
+        update.newState.workloadStates.extend(workload_state_to_proto(s) for s in new.workload_states)
+    return wire
+
+
+def _declared_state_to_proto(state: DeclaredState, out: pb.State) -> None:
+    out.SetInParent()
+    out.apiVersion = state.api_version
+    for name, workload in state.workloads.items():
+        out.workloads[name].CopyFrom(
+            pb.Workload(
+                agent=workload.agent,
+                # The domain enums carry the wire numbers; the stubs type them as proto enums.
+                restartPolicy=cast(pb.RestartPolicy, workload.restart_policy.value),
+                dependencies={
+                    dep: cast(pb.AddCondition, cond.value) for dep, cond in workload.dependencies.items()
+                },
+                tags=[pb.Tag(key=key, value=value) for key, value in workload.tags],
+                runtime=workload.runtime,
+                runtimeConfig=workload.runtime_config,
+            )
+        )
 
 
 # --- the two directions -------------------------------------------------------
 
 
 def from_server(wire: pb.FromServer, agent_name: str) -> FromServerMessage | None:
-    """Decode one FromServer message; None when spec §1.5 says to drop it (always logged)."""
+    """Decode one FromServer message; None when the reference would drop it too (always logged)."""
     content = wire.WhichOneof("FromServerEnum")
     if content == "updateWorkload":
         return _update_workload_from_proto(wire.updateWorkload)
@@ -342,9 +465,14 @@ def encode(msg: ToServerMessageV1) -> pb.ToServer | None:
 
 
 def to_server(msg: ToServerMessage) -> pb.ToServer:
-    """Encode one outgoing message. Raises ConversionError for a Request body that is not a Request."""
+    """Encode one outgoing message.
+
+    A control-interface request goes out from its checked ``content``; one that
+    carries only an opaque ``body`` is parsed here (raises ConversionError if the
+    body is not a Request).
+    """
     if isinstance(msg, WorkloadState):
-        # Exactly one state per message, like the reference (spec §1.7 item 4).
+        # Exactly one state per message, like the reference.
         return pb.ToServer(
             updateWorkloadState=pb.UpdateWorkloadState(workloadStates=[workload_state_to_proto(msg)])
         )
@@ -355,6 +483,8 @@ def to_server(msg: ToServerMessage) -> pb.ToServer:
                 completeStateRequest=pb.CompleteStateRequest(fieldMask=[DESIRED_WORKLOADS_MASK]),
             )
         )
+    if msg.content is not None:
+        return pb.ToServer(request=control_request_to_proto(msg))
     try:
         request = pb.Request.FromString(msg.body)
     except Exception as err:  # protobuf raises DecodeError, a bare Exception subclass

@@ -41,7 +41,8 @@ class InstanceName:
 
     @classmethod
     def parse(cls, text: str) -> InstanceName | None:
-        """Parse ``<workload>.<id>.<agent>``; ``None`` unless there are exactly 3 parts (spec §1.6)."""
+        """Parse ``<workload>.<id>.<agent>``; ``None`` unless there are exactly 3 parts (behaviour "Instance
+        names")."""
         parts = text.split(INSTANCE_SEPARATOR)
         if len(parts) != 3:
             return None
@@ -106,7 +107,7 @@ class ExecutionState:
     def display(self) -> str:
         return self.state.display
 
-    # Named constructors for the states the agent produces (spec Appendix B).
+    # Named constructors for the states the agent produces (behaviour "State strings").
     @classmethod
     def waiting_to_start(cls) -> ExecutionState:
         return cls(State.PENDING_WAITING_TO_START)
@@ -412,15 +413,68 @@ FromServerMessageV1 = FromServerMessage | ServerHello | LogsRequest | LogsCancel
 
 
 @dataclass(frozen=True)
+class DeclaredWorkload:
+    """One entry of the workload map of a state a workload sends in a request."""
+
+    agent: str = ""
+    runtime: str = ""
+    runtime_config: str = ""
+    restart_policy: RestartPolicy = RestartPolicy.NEVER
+    dependencies: Mapping[str, AddCondition] = field(default_factory=_frozen_map)
+    tags: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dependencies", _frozen_map(self.dependencies))
+
+
+@dataclass(frozen=True)
+class DeclaredState:
+    """A set of workloads with its format version (startup or desired state)."""
+
+    api_version: str = ""
+    workloads: Mapping[str, DeclaredWorkload] = field(default_factory=_frozen_map)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "workloads", _frozen_map(self.workloads))
+
+
+@dataclass(frozen=True)
+class CompleteState:
+    """The whole state a workload proposes; a part is None when the workload left it out."""
+
+    startup_state: DeclaredState | None = None
+    desired_state: DeclaredState | None = None
+    workload_states: tuple[WorkloadState, ...] = ()
+
+
+@dataclass(frozen=True)
+class CompleteStateRequest:
+    field_mask: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UpdateStateRequest:
+    new_state: CompleteState | None = None
+    update_mask: tuple[str, ...] = ()
+
+
+RequestContent = CompleteStateRequest | UpdateStateRequest
+
+
+@dataclass(frozen=True)
 class Request:
     """A control-interface request on its way to the server.
 
-    ``body`` is the serialized Request of the session's dialect *without* its
-    requestId.
+    ``content`` is the request decoded and checked once, where it left the
+    workload: only requests the server can take carry it, and the connection
+    encodes it without looking at the workload's bytes again. A dialect whose
+    codec keeps requests opaque sets ``body`` instead: the serialized Request
+    of that dialect *without* its requestId.
     """
 
     request_id: str
-    body: bytes
+    body: bytes = b""
+    content: RequestContent | None = None
 
 
 @dataclass(frozen=True)

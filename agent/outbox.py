@@ -17,10 +17,14 @@ Delivery guarantee, and its honest limits:
   that the server never read before the connection died is lost: that window
   is at-most-once and bounded by the transport's send buffers. The manager
   closes it by re-sending the current state of every own workload after each
-  reconnect (DESIGN decision 2).
+  reconnect.
 
 The outbox is unbounded on purpose: blocking producers is what stalls the
-reference agent (spec §3.3), and dropping would lose states. Its size is
+reference agent, and dropping would lose states. Requests of workloads cannot
+grow it without end: each control-interface relay lets only a bounded number
+of its workload's requests wait for the server and stops reading the
+workload's FIFO beyond that, so a flooding workload adds at most that many
+messages in front of a state report. Its size is
 logged when it grows past ``warn_above`` so a person sees a server that has
 been away for a long time.
 """
@@ -31,7 +35,7 @@ import asyncio
 import collections
 import logging
 
-from ankaios_agent.agent.model import ToServerMessageV1
+from ankaios_agent.agent.model import REQUEST_ID_SEPARATOR, Request, ToServerMessageV1
 from ankaios_agent.agent.ports import MessageSink
 
 __all__ = ["MessageSink", "Outbox"]
@@ -47,10 +51,13 @@ class Outbox:
         self._not_empty = asyncio.Event()
         self._warn_above = warn_above
         self._warned = False
+        self._requests: collections.Counter[str] = collections.Counter()
 
     def send(self, msg: ToServerMessageV1) -> None:
         """Queue ``msg`` behind everything already queued. Call on the event loop."""
         self._queue.append(msg)
+        if isinstance(msg, Request):
+            self._requests[_workload_of(msg)] += 1
         self._not_empty.set()
         if len(self._queue) > self._warn_above and not self._warned:
             self._warned = True
@@ -62,6 +69,10 @@ class Outbox:
 
     def __len__(self) -> int:
         return len(self._queue)
+
+    def queued_requests(self, workload: str) -> int:
+        """Control-interface requests of ``workload`` not yet written to the server."""
+        return self._requests.get(workload, 0)
 
     async def peek(self) -> ToServerMessageV1:
         """Wait until a message is queued and return the oldest one without removing it."""
@@ -79,6 +90,15 @@ class Outbox:
         if not self._queue or self._queue[0] is not msg:
             raise ValueError("confirm() must be called with the message returned by peek()")
         self._queue.popleft()
+        if isinstance(msg, Request):
+            workload = _workload_of(msg)
+            self._requests[workload] -= 1
+            if not self._requests[workload]:
+                del self._requests[workload]
         if self._warned and len(self._queue) <= self._warn_above // 2:
             self._warned = False
             logger.info("the backlog for the server is down to %d messages", len(self._queue))
+
+
+def _workload_of(request: Request) -> str:
+    return request.request_id.partition(REQUEST_ID_SEPARATOR)[0]

@@ -36,7 +36,7 @@ class MessageSink(Protocol):
 
 
 class ControlInterfaceHost(Protocol):
-    """The per-workload FIFO folders and their relays (``control_interface.ControlInterfaces``)."""
+    """The per-workload FIFO folders and their relays (``control_interface.ControlInterfaceHost``)."""
 
     async def ensure(self, instance: InstanceName) -> Path:
         """Create the folder and FIFOs if missing, start the relay; raises ControlInterfaceError."""

@@ -15,9 +15,10 @@ from ankaios_agent.agent.blocking import run_blocking
 from ankaios_agent.agent.config import AgentConfig
 from ankaios_agent.agent.lifecycle_rules import RulesHolder
 from ankaios_agent.agent.manager import Manager
+from ankaios_agent.agent.outbox import Outbox
 from ankaios_agent.agent.ports import MessageSink, Runtime
 from ankaios_agent.agent.timings import AgentTimings
-from ankaios_agent.control_interface import ControlInterfaces
+from ankaios_agent.control_interface import ControlInterfaceHost
 from ankaios_agent.runtimes.podman.client import PodmanConnection
 from ankaios_agent.runtimes.podman.runtime import PodmanRuntime, PodmanTimings
 from ankaios_agent.runtimes.podman_kube import PodmanKubeRuntime
@@ -36,7 +37,8 @@ async def assemble(config: AgentConfig, sink: MessageSink) -> AsyncIterator[Agen
         runtimes: dict[str, Runtime] = {
             runtime.name: runtime for runtime in (podman, kube) if runtime.name in config.runtimes
         }
-        control_interfaces = ControlInterfaces(config.io_folder, forward=sink.send)
+        backlog = sink.queued_requests if isinstance(sink, Outbox) else None
+        control_interfaces = ControlInterfaceHost(config.io_folder, forward=sink.send, backlog=backlog)
         # The one cell that says which dialect's lifecycle rules apply; sessions switch it.
         rules = RulesHolder()
         yield Manager(config.name, runtimes, control_interfaces, sink, AgentTimings(), rules=rules)

@@ -1,4 +1,4 @@
-"""The per-workload control-interface folder and its two FIFOs (spec §8.1, §8.2).
+"""The per-workload control-interface folder and its two FIFOs.
 
 Layout: ``<io_folder>/<workload>.<id>/{input,output}``; the folder is
 bind-mounted at ``/run/ankaios/control_interface`` in the container. Names are
@@ -22,6 +22,12 @@ Workload names come from the server, which does not validate them. A name
 that would leave the io folder (``/`` or NUL inside, ``.``, ``..``, empty) is
 refused before any file system call.
 
+A workload that is root in its container can replace the FIFOs in its folder
+(the folder is bind-mounted read-write), for example by symlinks to another
+workload's FIFOs or to host files, which the agent would then open on the host.
+So :func:`prepare` records the device and inode of each FIFO it made, and the
+relay opens them only with ``O_NOFOLLOW`` and only accepts the very same inode.
+
 All functions here are blocking (but short: mkdir/mkfifo/unlink); callers on
 the event loop run them through ``agent.blocking.run_blocking``.
 """
@@ -32,6 +38,7 @@ import errno
 import logging
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 from ankaios_agent.agent.errors import ControlInterfaceError
@@ -67,24 +74,38 @@ def folder_for(io_folder: Path, instance: InstanceName) -> Path:
     return io_folder / instance.folder_name
 
 
-def prepare(io_folder: Path, instance: InstanceName) -> Path:
-    """Create (or reuse) the folder and both FIFOs of ``instance``; return the folder.
+FileId = tuple[int, int]
+"""``(st_dev, st_ino)``: which file a path named when the agent made it."""
+
+
+@dataclass(frozen=True)
+class ControlFolder:
+    """A prepared folder and the identity of the two FIFOs the agent made in it."""
+
+    path: Path
+    input_id: FileId
+    output_id: FileId
+
+
+def prepare(io_folder: Path, instance: InstanceName) -> ControlFolder:
+    """Create (or reuse) the folder and both FIFOs of ``instance``.
 
     Existing FIFOs are reused, so a restarted agent and a still-running
-    container keep talking through the same inodes. Raises
-    ControlInterfaceError when something in the way is not a folder / FIFO or
-    on any OS error.
+    container keep talking through the same inodes, unless they do not look
+    like ours (another owner, more than one link): those are made afresh.
+    Raises ControlInterfaceError when something in the way is not a folder /
+    FIFO or on any OS error.
     """
     folder = folder_for(io_folder, instance)
     workload = instance.workload
     try:
         io_folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
         _ensure_folder(workload, folder)
-        for name in (INPUT_FIFO, OUTPUT_FIFO):
-            _ensure_fifo(workload, folder / name)
+        input_id = _ensure_fifo(workload, folder / INPUT_FIFO)
+        output_id = _ensure_fifo(workload, folder / OUTPUT_FIFO)
     except OSError as err:
         raise ControlInterfaceError(workload, f"cannot prepare {folder}: {err.strerror or err}") from err
-    return folder
+    return ControlFolder(folder, input_id=input_id, output_id=output_id)
 
 
 def _ensure_folder(workload: str, folder: Path) -> None:
@@ -104,29 +125,40 @@ def _ensure_folder(workload: str, folder: Path) -> None:
         log.info("workload %s: reusing control interface folder %s", workload, folder)
 
 
-def _ensure_fifo(workload: str, path: Path) -> None:
+def _ensure_fifo(workload: str, path: Path) -> FileId:
     try:
         os.mkfifo(path, FIFO_MODE)
     except FileExistsError:
         info = os.lstat(path)
         if not stat.S_ISFIFO(info.st_mode):
             raise ControlInterfaceError(workload, f"{path} exists and is not a FIFO") from None
-        if stat.S_IMODE(info.st_mode) != FIFO_MODE:
-            os.chmod(path, FIFO_MODE)
-        return
-    os.chmod(path, FIFO_MODE)
+        if info.st_nlink != 1 or info.st_uid != os.geteuid():
+            # A hard link to some other FIFO, or one made by someone else: not ours to trust.
+            log.warning("workload %s: %s was not made by this agent; making a new one", workload, path)
+            os.unlink(path)
+            os.mkfifo(path, FIFO_MODE)
+    info = os.lstat(path)
+    if not stat.S_ISFIFO(info.st_mode):
+        raise ControlInterfaceError(workload, f"{path} was replaced while it was being made")
+    if stat.S_IMODE(info.st_mode) != FIFO_MODE:
+        # mkfifo applies the umask; an older agent may have left a looser mode.
+        os.chmod(path, FIFO_MODE)
+    return (info.st_dev, info.st_ino)
 
 
 def remove(workload: str, folder: Path) -> None:
-    """Unlink ``input``, then ``output``, then rmdir the folder (spec §8.2).
+    """Unlink ``input``, then ``output``, then rmdir the folder.
 
-    Missing pieces are fine. A folder that holds something else is left in
-    place with a warning (never delete what we did not create).
+    Missing pieces are fine. Anything else (a regular file in place of a FIFO,
+    other files) is left in place with a warning: never delete what might not
+    be ours.
     """
     for name in (INPUT_FIFO, OUTPUT_FIFO):
         path = folder / name
         try:
-            if stat.S_ISFIFO(os.lstat(path).st_mode):
+            mode = os.lstat(path).st_mode
+            # A symlink a workload put in place of its FIFO goes too (unlink never touches the target).
+            if stat.S_ISFIFO(mode) or stat.S_ISLNK(mode):
                 os.unlink(path)
             else:
                 log.warning("workload %s: %s is not a FIFO, left in place", workload, path)

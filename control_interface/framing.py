@@ -1,28 +1,11 @@
-"""Length-delimited protobuf framing of the control-interface FIFOs (spec §8.3).
+"""Length-delimited framing of the control-interface FIFOs: ``varint(len) + payload``.
 
-This is the only module on the control-interface side that imports the
-generated protobuf code (STYLE 8). Everything else sees the domain
-``Request`` / ``Response`` with opaque bodies.
-
-Wire format: ``varint(len(payload)) + payload``; the workload writes
-``ToServer`` frames into ``output`` and reads ``FromServer`` frames from
-``input``.
-
-Requests: only ``ToServer.request`` with content reaches the server (spec
-§11 item 23); everything else becomes a typed :class:`Dropped`, so the relay
-can log and count it with the workload's name.
+Framing knows nothing about what a payload means: it only splits the byte
+stream into message bytes (and prefixes outgoing ones with their length). The
+dialect's codec parses each payload exactly once.
 """
 
 from __future__ import annotations
-
-import enum
-from dataclasses import dataclass
-
-from google.protobuf.message import DecodeError
-
-from ankaios_agent.agent.errors import ConversionError
-from ankaios_agent.agent.model import Request, Response
-from ankaios_agent.proto import ankaios_pb2 as pb
 
 MAX_FRAME_SIZE = 4 * 1024 * 1024
 """Largest payload accepted from a workload; a longer length prefix marks the stream corrupt."""
@@ -127,67 +110,3 @@ class FrameDecoder:
         if pos:
             del buf[:pos]
         return frames
-
-
-class DropReason(enum.Enum):
-    """Why a frame from a workload was not forwarded (spec §8.4, §11 item 23)."""
-
-    AGENT_HELLO = "agentHello is the agent's own message"
-    GOODBYE = "goodbye is the agent's own message"
-    UPDATE_WORKLOAD_STATE = "updateWorkloadState may only come from the agent"
-    EMPTY = "empty ToServer message"
-    REQUEST_WITHOUT_CONTENT = "request without updateStateRequest or completeStateRequest"
-    UNDECODABLE = "not a valid ToServer protobuf message"
-
-
-@dataclass(frozen=True)
-class Dropped:
-    """A frame that is logged, counted and not forwarded."""
-
-    reason: DropReason
-    detail: str = ""
-
-
-_FORBIDDEN_KINDS = {
-    "agentHello": DropReason.AGENT_HELLO,
-    "goodbye": DropReason.GOODBYE,
-    "updateWorkloadState": DropReason.UPDATE_WORKLOAD_STATE,
-}
-
-
-def decode_to_server(payload: bytes) -> Request | Dropped:
-    """Turn one ``ToServer`` payload into a domain ``Request`` (id not yet prefixed)."""
-    if not payload:
-        return Dropped(DropReason.EMPTY)
-    message = pb.ToServer()
-    try:
-        message.ParseFromString(payload)
-    except DecodeError as err:
-        return Dropped(DropReason.UNDECODABLE, str(err))
-    kind = message.WhichOneof("ToServerEnum")
-    if kind is None:
-        return Dropped(DropReason.EMPTY)
-    if kind != "request":
-        return Dropped(_FORBIDDEN_KINDS[kind])
-    request = message.request
-    if request.WhichOneof("RequestContent") is None:
-        return Dropped(DropReason.REQUEST_WITHOUT_CONTENT, f"request id {request.requestId!r}")
-    request_id = request.requestId
-    request.ClearField("requestId")
-    return Request(request_id=request_id, body=request.SerializeToString())
-
-
-def encode_response(response: Response) -> bytes:
-    """Build the ``input`` frame ``varint + FromServer{response}`` for ``response``.
-
-    ``response.body`` is a serialized ``ankaios.Response`` without its id; the
-    id (routing prefix already stripped) is set here. Raises
-    :class:`ConversionError` if the body is not a valid Response.
-    """
-    message = pb.FromServer()
-    try:
-        message.response.ParseFromString(response.body)
-    except DecodeError as err:
-        raise ConversionError(f"response {response.request_id!r} has an undecodable body: {err}") from err
-    message.response.requestId = response.request_id
-    return frame(message.SerializeToString())

@@ -1,13 +1,15 @@
-"""All control interfaces of this agent: one relay per workload, responses routed by name.
+"""The control-interface host: one relay per workload, responses routed by name.
 
-Contract (team brief): the lifecycle layer calls ``ensure`` before it creates a
-container (and for resumed ones), mounts the returned folder, calls ``remove``
-when a delete is issued (spec §11 item 33), hands every ``Response`` from the
-server to ``route``, and calls ``close`` at shutdown (relays stop, files stay
-so the still-running containers find them at the next agent start).
+The lifecycle layer calls ``ensure`` before it creates a container (and for
+resumed ones), mounts the returned folder, calls ``remove`` as soon as a delete
+is issued (so a dying workload cannot send more requests), hands every
+``Response`` from the server to ``route``, and calls ``close`` at shutdown
+(relays stop, files stay so the still-running containers find them at the
+next agent start).
 
-Keys are workload names, as in the reference (spec §8.5, §11 item 7): a
-response to a request from an old instance goes to the current one.
+Keys are workload names, as in the reference: a response to a request from an
+old instance goes to the current one. The message codec is injected, so the
+same host and relays serve any dialect.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from ankaios_agent.agent.blocking import run_blocking
 from ankaios_agent.agent.errors import ControlInterfaceError
 from ankaios_agent.agent.model import REQUEST_ID_SEPARATOR, InstanceName, Request, Response
 from ankaios_agent.control_interface import fifo
+from ankaios_agent.control_interface.codec import Codec
+from ankaios_agent.control_interface.codec_v0_3_1 import CodecV0_3_1
 from ankaios_agent.control_interface.relay import Relay, RelayCounters, RelaySettings
 
 log = logging.getLogger(__name__)
 
 
-class ControlInterfaces:
+class ControlInterfaceHost:
     """Owns the relays of every workload; runs on the agent's event loop."""
 
     def __init__(
@@ -34,10 +38,16 @@ class ControlInterfaces:
         io_folder: Path,
         forward: Callable[[Request], None],
         settings: RelaySettings | None = None,
+        codec: Codec | None = None,
+        backlog: Callable[[str], int] | None = None,
     ) -> None:
+        """``backlog(workload)``: how many of its requests still wait to be written to the server
+        (``Outbox.queued_requests``); without it a request counts as written once forwarded."""
         self.io_folder = io_folder
         self._forward = forward
         self._settings = settings or RelaySettings()
+        self._codec: Codec = codec or CodecV0_3_1()
+        self._backlog = backlog
         self._relays: dict[str, Relay] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.unroutable_responses = 0
@@ -50,7 +60,7 @@ class ControlInterfaces:
         """Create (or reuse) the FIFOs of ``instance``, start its relay, return the folder to mount.
 
         Idempotent for the same instance. For a new id of a known workload the
-        old folder is removed first (an update moves the FIFOs, spec §11 item 9).
+        old folder is removed first (an update to a new id moves the FIFOs).
         Raises ControlInterfaceError for a name that would leave the io folder
         (before any file system access) or when the files cannot be made.
         """
@@ -63,16 +73,18 @@ class ControlInterfaces:
             if current is not None:
                 log.info("workload %s: moving control interface to %s", workload, folder)
                 await self._stop_and_remove(current)
-            await run_blocking(fifo.prepare, self.io_folder, instance)
+            prepared = await run_blocking(fifo.prepare, self.io_folder, instance)
             if REQUEST_ID_SEPARATOR in workload:
                 # Allowed (the reference allows it too), but routing splits at the first "@".
                 log.warning(
                     "workload %s: its name contains %r, so responses to its requests cannot be "
-                    "routed back to it (spec §11 item 34)",
+                    "routed back to it",
                     workload,
                     REQUEST_ID_SEPARATOR,
                 )
-            relay = Relay(workload, folder, self._forward, self._settings)
+            relay = Relay(
+                workload, prepared, self._forward, self._settings, codec=self._codec, backlog=self._backlog
+            )
             relay.start()
             self._relays[workload] = relay
             log.info("workload %s: control interface ready in %s", workload, folder)
@@ -102,7 +114,7 @@ class ControlInterfaces:
     def route(self, response: Response) -> None:
         """Hand a server response to the workload named before the first ``@``; never blocks.
 
-        The prefix is stripped, further ``@`` stay (spec §8.5, §11 item 17).
+        The prefix is stripped, further ``@`` stay part of the workload's id.
         """
         workload, _, rest = response.request_id.partition(REQUEST_ID_SEPARATOR)
         relay = self._relays.get(workload)

@@ -1,12 +1,19 @@
-"""The relay of one workload's control interface (spec §8.4, §8.5, DESIGN decision 5).
+"""The relay of one workload's control interface.
 
 A relay has two independent halves that share nothing but the workload name,
-so neither can stall the other (spec §11 item 24):
+so a workload that never reads its responses cannot stop its requests:
 
 * **reader** (``output`` → server): the FIFO is opened ``O_RDONLY|O_NONBLOCK``
   (never blocks, even without a writer) and watched with ``loop.add_reader``.
-  Frames are decoded incrementally; only ``request`` messages are forwarded,
-  their id prefixed ``<workload>@``. EOF means the last writer left: a partial
+  Frames are split incrementally and each is parsed once by the dialect's
+  codec; only requests the server can take are forwarded, their id prefixed
+  ``<workload>@``. A request the server could not convert (it would drop the
+  whole agent for it) is answered on ``input`` with an error instead. At most
+  ``max_in_flight`` forwarded requests may wait for their response: beyond
+  that the relay stops reading ``output`` (the workload's writes then block
+  on the full pipe) until responses arrive, so a workload writing in a loop
+  while the server is away or slow cannot fill the agent's memory or the
+  queue in front of other workloads and state reports. EOF means the last writer left: a partial
   frame is dropped (logged, counted) and the FIFO is closed and opened again.
   Reopening matters: Linux keeps reporting POLLHUP on a read end that has seen
   its writers leave, which would spin the loop; a freshly opened read end stays
@@ -34,10 +41,16 @@ so neither can stall the other (spec §11 item 24):
   "succeed" with nobody reading and a restarted workload would receive the
   tail of frames meant for its previous process.
 
+Both FIFOs are opened with ``O_NOFOLLOW`` and must still be the inode the
+agent made (``fifo.prepare`` records it); this is checked on every reopen. A
+workload that replaced them (e.g. by a symlink to another workload's FIFO or to
+a host file) gets its control interface closed with a warning; nothing else is
+touched.
+
 Every callback here does only non-blocking syscalls, so nothing a workload
 does (never opening a FIFO, never reading, writing garbage) can block the event
-loop, the server stream or another workload. No thread is used at all
-(spec §11 item 29: no orphaned blocking opens).
+loop, the server stream or another workload. No thread is used at all, so no
+blocking open can be left behind when a workload goes away.
 """
 
 from __future__ import annotations
@@ -49,35 +62,38 @@ import itertools
 import logging
 import os
 import stat
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ankaios_agent.agent.errors import ConversionError
 from ankaios_agent.agent.model import REQUEST_ID_SEPARATOR, Request, Response
-from ankaios_agent.control_interface.fifo import INPUT_FIFO, OUTPUT_FIFO
-from ankaios_agent.control_interface.framing import (
-    MAX_FRAME_SIZE,
-    CorruptStream,
-    Dropped,
-    DropReason,
-    FrameDecoder,
-    decode_to_server,
-    encode_response,
-)
+from ankaios_agent.control_interface.codec import Codec, Dropped, DropReason, Rejected
+from ankaios_agent.control_interface.fifo import INPUT_FIFO, OUTPUT_FIFO, ControlFolder, FileId
+from ankaios_agent.control_interface.framing import MAX_FRAME_SIZE, CorruptStream, FrameDecoder
 
 log = logging.getLogger(__name__)
 
 
-def _open_fifo(path: Path, mode: int) -> int:
-    """Open ``path`` non-blocking; refuse anything but a FIFO (it may have been replaced).
+class FifoReplaced(Exception):
+    """The path no longer names the FIFO the agent made (symlink, other file, new inode)."""
 
-    A regular file in its place would take our writes or make epoll refuse the fd.
+
+def _open_fifo(path: Path, mode: int, expected: FileId) -> int:
+    """Open ``path`` non-blocking, never through a symlink, and only if it is the agent's FIFO.
+
+    Raises FifoReplaced when something else sits there, OSError otherwise.
     """
-    fd = os.open(path, mode | os.O_NONBLOCK | os.O_CLOEXEC)
-    if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+    try:
+        fd = os.open(path, mode | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise FifoReplaced(f"{path} is a symbolic link now") from None
+        raise
+    info = os.fstat(fd)
+    if not stat.S_ISFIFO(info.st_mode) or (info.st_dev, info.st_ino) != expected:
         os.close(fd)
-        raise OSError(errno.EINVAL, "not a FIFO any more", str(path))
+        raise FifoReplaced(f"{path} is not the FIFO the agent made any more")
     return fd
 
 
@@ -93,10 +109,10 @@ _MAX_IOV = 64
 
 @dataclass(frozen=True)
 class RelaySettings:
-    """Tunables of every relay (injected, never monkeypatched; STYLE 13)."""
+    """Tunables of every relay (injected, never patched in tests)."""
 
     buffer_size: int = 1024
-    """Responses waiting for a workload; the oldest is dropped beyond this (spec §8.5 uses 1024)."""
+    """Responses waiting for a workload; the oldest is dropped beyond this (the reference queues 1024)."""
     open_retry_min: float = 0.01
     """First delay before retrying to open ``input`` (no reader yet), seconds."""
     open_retry_max: float = 0.5
@@ -106,10 +122,23 @@ class RelaySettings:
     reads_per_wakeup: int = 16
     """Bounded work per readiness callback keeps a chatty workload from starving others."""
     max_frame_size: int = MAX_FRAME_SIZE
+    flush_delay: float = 0.0002
+    """How long a response may wait for others to share its write while more are expected, seconds."""
+    max_in_flight: int = 32
+    """Forwarded requests of one workload still waiting for a response; reading ``output``
+    pauses at this count."""
+    unanswered_after: float = 10.0
+    """A request that was written to the server this long ago without a response no longer
+    counts as in flight (the connection it went out on may be gone), seconds. Requests still
+    queued for the server always count, so a long outage cannot let a workload queue more."""
 
     def __post_init__(self) -> None:
         if self.buffer_size < 1:
             raise ValueError("buffer_size must be at least 1")
+        if self.max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        if self.unanswered_after <= 0:
+            raise ValueError("unanswered_after must be positive")
         if not 0 < self.open_retry_min <= self.open_retry_max:
             raise ValueError("need 0 < open_retry_min <= open_retry_max")
 
@@ -120,13 +149,22 @@ class RelayCounters:
 
     requests_forwarded: int = 0
     requests_dropped: dict[DropReason, int] = field(default_factory=dict)
+    requests_rejected: int = 0
+    """Answered with an error because the server could not have taken them."""
+    requests_unanswered: int = 0
+    """Stopped counting as in flight after ``unanswered_after`` without a response."""
+    read_pauses: int = 0
+    """Times reading ``output`` paused because ``max_in_flight`` requests were waiting."""
     forward_failures: int = 0
     truncated_frames: int = 0
     corrupt_streams: int = 0
     responses_written: int = 0
     responses_dropped_buffer_full: int = 0
-    responses_undecodable: int = 0
     responses_rewritten: int = 0
+    responses_dropped_closed: int = 0
+    """Responses for a control interface closed because a FIFO was replaced."""
+    closed_replaced_fifo: int = 0
+    """1 once the control interface was closed because a FIFO was replaced."""
 
 
 class Relay:
@@ -135,26 +173,41 @@ class Relay:
     def __init__(
         self,
         workload: str,
-        folder: Path,
+        folder: ControlFolder,
         forward: Callable[[Request], None],
         settings: RelaySettings,
+        *,
+        codec: Codec,
+        backlog: Callable[[str], int] | None = None,
     ) -> None:
         self.workload = workload
-        self.folder = folder
+        self.folder = folder.path
         self.counters = RelayCounters()
         self._forward = forward
         self._settings = settings
+        self._codec = codec
+        self._backlog = backlog
         self._prefix = workload + REQUEST_ID_SEPARATOR
-        self._output_path = folder / OUTPUT_FIFO
-        self._input_path = folder / INPUT_FIFO
+        self._output_path = folder.path / OUTPUT_FIFO
+        self._input_path = folder.path / INPUT_FIFO
+        self._output_id = folder.output_id
+        self._input_id = folder.input_id
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = False
+        self.closed = False
+        """True once the control interface was shut for a replaced FIFO; it stays shut."""
         # reader half
         self._out_fd: int | None = None
         self._out_timer: asyncio.TimerHandle | None = None
         self._decoder = FrameDecoder(settings.max_frame_size)
         self._discarding = False
         self._out_error: int | None = None
+        # Back-pressure: send times of forwarded requests still without response, and
+        # complete frames read but not handled yet because too many are in flight.
+        self._in_flight: collections.deque[float] = collections.deque()
+        self._held: collections.deque[bytes] = collections.deque()
+        self._reading = False
+        self._expiry_timer: asyncio.TimerHandle | None = None
         # writer half
         self._in_fd: int | None = None
         self._in_timer: asyncio.TimerHandle | None = None
@@ -170,7 +223,7 @@ class Relay:
 
     def start(self) -> None:
         """Open ``output`` and begin trying to open ``input``; call on the event loop."""
-        if self._running:
+        if self._running or self.closed:
             return
         self._loop = asyncio.get_running_loop()
         self._running = True
@@ -180,15 +233,17 @@ class Relay:
     def stop(self) -> int:
         """Stop both halves and close the FIFOs; return how many responses were not delivered."""
         self._running = False
-        for timer in (self._out_timer, self._in_timer):
+        for timer in (self._out_timer, self._in_timer, self._expiry_timer):
             if timer is not None:
                 timer.cancel()
-        self._out_timer = self._in_timer = None
+        self._out_timer = self._in_timer = self._expiry_timer = None
         self._close_output()
         self._close_input()
         undelivered = len(self._pending)
         self._pending.clear()
         self._offset = 0
+        self._held.clear()
+        self._in_flight.clear()
         if undelivered:
             log.warning(
                 "workload %s: control interface stopped with %d undelivered response(s)",
@@ -196,6 +251,17 @@ class Relay:
                 undelivered,
             )
         return undelivered
+
+    def _close_for_replaced_fifo(self, reason: str) -> None:
+        self.closed = True
+        self.counters.closed_replaced_fifo = 1
+        log.warning(
+            "workload %s: %s; its control interface is closed and stays closed until the "
+            "workload is recreated",
+            self.workload,
+            reason,
+        )
+        self.stop()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -210,7 +276,10 @@ class Relay:
         if not self._running:
             return
         try:
-            fd = _open_fifo(self._output_path, os.O_RDONLY)
+            fd = _open_fifo(self._output_path, os.O_RDONLY, self._output_id)
+        except FifoReplaced as err:
+            self._close_for_replaced_fifo(str(err))
+            return
         except OSError as err:
             # Someone removed or replaced the FIFO behind our back; keep trying slowly
             # rather than giving up on the workload for good (logged once per error kind).
@@ -229,13 +298,79 @@ class Relay:
             log.info("workload %s: %s is usable again", self.workload, self._output_path)
             self._out_error = None
         self._out_fd = fd
-        self.loop.add_reader(fd, self._on_output_readable)
+        self._update_reading()
 
     def _close_output(self) -> None:
         if self._out_fd is not None:
-            self.loop.remove_reader(self._out_fd)
+            if self._reading:
+                self.loop.remove_reader(self._out_fd)
+                self._reading = False
             os.close(self._out_fd)
             self._out_fd = None
+
+    def _over_share(self) -> bool:
+        return bool(self._held) or len(self._in_flight) >= self._settings.max_in_flight
+
+    def _update_reading(self) -> None:
+        """Watch ``output`` exactly while the workload is within its share of requests in flight."""
+        fd = self._out_fd
+        if fd is None:
+            return
+        want = not self._over_share()
+        if want and not self._reading:
+            self.loop.add_reader(fd, self._on_output_readable)
+            self._reading = True
+        elif not want and self._reading:
+            self.loop.remove_reader(fd)
+            self._reading = False
+            self.counters.read_pauses += 1
+            if _worth_logging(self.counters.read_pauses):
+                log.info(
+                    "workload %s: %d requests are waiting for the server; reading its control interface "
+                    "paused until responses arrive (%d pauses so far)",
+                    self.workload,
+                    len(self._in_flight),
+                    self.counters.read_pauses,
+                )
+        if not want:
+            self._schedule_expiry()
+
+    def _schedule_expiry(self) -> None:
+        if self._expiry_timer is not None or not self._in_flight:
+            return
+        due = self._in_flight[0] + self._settings.unanswered_after - time.monotonic()
+        # The oldest may be overdue yet still queued for the server: then poll, never spin.
+        self._expiry_timer = self.loop.call_later(
+            max(due, self._settings.unanswered_after / 4), self._expire_unanswered
+        )
+
+    def _expire_unanswered(self) -> None:
+        self._expiry_timer = None
+        limit = time.monotonic() - self._settings.unanswered_after
+        # Both queues keep the workload's order, so the newest ``queued`` in flight are the
+        # ones still waiting in front of the server; only the older ones may have been lost.
+        queued = self._backlog(self.workload) if self._backlog is not None else 0
+        expired = 0
+        while len(self._in_flight) > queued and self._in_flight[0] <= limit:
+            self._in_flight.popleft()
+            expired += 1
+        if expired:
+            self.counters.requests_unanswered += expired
+            log.warning(
+                "workload %s: %d request(s) got no response within %.0fs; no longer waiting for them",
+                self.workload,
+                expired,
+                self._settings.unanswered_after,
+            )
+        self._release()
+
+    def _release(self) -> None:
+        """Handle held frames while slots are free, then resume reading if within the share."""
+        held = self._held
+        while held and len(self._in_flight) < self._settings.max_in_flight and self._running:
+            self._handle_frame(held.popleft())
+        if self._running:
+            self._update_reading()
 
     def _on_output_readable(self) -> None:
         fd = self._out_fd
@@ -254,7 +389,7 @@ class Relay:
                 self._on_output_eof()
                 return
             self._consume(data)
-            if self._out_fd is None or len(data) < self._settings.read_chunk:
+            if not self._reading or len(data) < self._settings.read_chunk:
                 # Stopped by a forward() callback, or the pipe is drained: a further read
                 # would only return EAGAIN; level-triggered readiness calls us again.
                 return
@@ -271,6 +406,7 @@ class Relay:
         self._reopen_output()
 
     def _reopen_output(self) -> None:
+        # Frames already held are complete and stay; only a partial frame is lost.
         self._decoder.reset()
         self._discarding = False
         self._close_output()
@@ -292,15 +428,18 @@ class Relay:
                 err.reason,
                 self.counters.corrupt_streams,
             )
-        for payload in frames:
-            self._handle_frame(payload)
+        self._held.extend(frames)
+        self._release()
 
     def _handle_frame(self, payload: bytes) -> None:
-        result = decode_to_server(payload)
+        result = self._codec.decode(payload)
         if isinstance(result, Dropped):
             self._count_drop(result)
             return
-        request = Request(request_id=self._prefix + result.request_id, body=result.body)
+        if isinstance(result, Rejected):
+            self._reject(result)
+            return
+        request = replace(result, request_id=self._prefix + result.request_id)
         try:
             self._forward(request)
         except Exception:
@@ -308,6 +447,22 @@ class Relay:
             log.exception("workload %s: forwarding request %r failed", self.workload, request.request_id)
             return
         self.counters.requests_forwarded += 1
+        self._in_flight.append(time.monotonic())
+
+    def _reject(self, rejected: Rejected) -> None:
+        self.counters.requests_rejected += 1
+        if _worth_logging(self.counters.requests_rejected):
+            log.warning(
+                "workload %s: request %r not sent to the server, which could not take it: %s "
+                "(answered with an error; %d rejected so far, logged again at twice that count)",
+                self.workload,
+                rejected.request_id,
+                rejected.reason,
+                self.counters.requests_rejected,
+            )
+        self._queue_frame(
+            self._codec.encode_error(rejected.request_id, f"invalid request: {rejected.reason}")
+        )
 
     def _count_drop(self, dropped: Dropped) -> None:
         drops = self.counters.requests_dropped
@@ -327,12 +482,23 @@ class Relay:
 
     def send(self, response: Response) -> None:
         """Queue ``response`` (id already without the routing prefix) for ``input``; never blocks."""
-        try:
-            data = encode_response(response)
-        except ConversionError as err:
-            self.counters.responses_undecodable += 1
-            log.warning("workload %s: response dropped: %s", self.workload, err)
+        if self.closed:
+            self.counters.responses_dropped_closed += 1
+            if _worth_logging(self.counters.responses_dropped_closed):
+                log.warning(
+                    "workload %s: response %r dropped: its control interface was closed (%d so far)",
+                    self.workload,
+                    response.request_id,
+                    self.counters.responses_dropped_closed,
+                )
             return
+        if self._in_flight:
+            self._in_flight.popleft()
+            if self._running and (self._held or not self._reading):
+                self._release()
+        self._queue_frame(self._codec.encode_response(response))
+
+    def _queue_frame(self, data: bytes) -> None:
         in_flight = 1 if self._offset else 0  # a frame cut in the middle can never be dropped
         if len(self._pending) - in_flight >= self._settings.buffer_size:
             del self._pending[in_flight]
@@ -354,7 +520,12 @@ class Relay:
                 # Write at the end of this loop iteration: responses that arrive together
                 # leave in one writev (one wake-up of the workload instead of many).
                 self._flush_scheduled = True
-                self.loop.call_soon(self._flush_input)
+                if self._in_flight:
+                    # More responses are on their way: gather them into one write (each
+                    # write wakes the workload) at the cost of a fraction of a millisecond.
+                    self.loop.call_later(self._settings.flush_delay, self._flush_input)
+                else:
+                    self.loop.call_soon(self._flush_input)
         elif self._in_retry > self._settings.open_retry_min:
             # Something to deliver: stop the slow idle back-off and look for a reader now.
             if self._in_timer is not None:
@@ -367,7 +538,10 @@ class Relay:
         if not self._running or self._in_fd is not None:
             return
         try:
-            fd = _open_fifo(self._input_path, os.O_WRONLY)
+            fd = _open_fifo(self._input_path, os.O_WRONLY, self._input_id)
+        except FifoReplaced as err:
+            self._close_for_replaced_fifo(str(err))
+            return
         except OSError as err:
             if err.errno != errno.ENXIO:  # ENXIO = no reader yet, the normal case
                 if err.errno != self._in_error:

@@ -10,15 +10,24 @@ agent owns restarts; anything not in the table is refused with a message
 naming it. generalOptions (global podman flags) are mostly meaningless over
 REST: ``--log-level``/``--syslog`` are ignored with a warning, ``--runtime``
 selects the OCI runtime, everything else is refused.
+
+Translation is pure: it never touches the host. The one option that names a
+host file the agent itself must read, ``--env-file``, is only recorded;
+``read_env_files`` reads those files later in a worker thread, opening each
+without blocking (a FIFO or device cannot hold the open), accepting only
+regular files and at most ``ENV_FILE_MAX_BYTES`` each. As with the CLI,
+variables from ``--env``/``-e`` win over those from env files. Paths in
+``--volume``, ``--mount`` or ``--security-opt seccomp=`` are handed to Podman
+unread.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ankaios_agent.agent.errors import WorkloadConfigError
 from ankaios_agent.agent.model import InstanceName
@@ -35,6 +44,7 @@ from ankaios_agent.runtimes.podman.option_values import (
 logger = logging.getLogger(__name__)
 
 PULL_POLICIES = ("always", "missing", "never", "newer")
+ENV_FILE_MAX_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -44,6 +54,7 @@ class CreateOptions:
     name: str | None = None
     pull: str = "missing"
     env: dict[str, str] = field(default_factory=dict)
+    env_files: list[str] = field(default_factory=list)  # read by read_env_files, off the event loop
     labels: dict[str, str] = field(default_factory=dict)
     mounts: list[dict[str, object]] = field(default_factory=list)
     volumes: list[dict[str, object]] = field(default_factory=list)
@@ -171,14 +182,55 @@ def _env(opts: CreateOptions, text: str) -> None:
 
 
 def _env_file(opts: CreateOptions, text: str) -> None:
+    if not text:
+        raise ValueError("needs a file path")
+    opts.env_files.append(text)
+
+
+def read_env_files(instance: InstanceName, paths: Sequence[str]) -> dict[str, str]:
+    """The variables of the ``--env-file`` files, later files winning (blocking: run off the loop).
+
+    Raises WorkloadConfigError naming the file when one cannot be used.
+    """
+    parsed = CreateOptions()
+    for path in paths:
+        try:
+            text = _read_small_regular_file(path)
+            for line in text.splitlines():
+                stripped = line.strip()
+                if stripped and not stripped.startswith("#"):
+                    _env(parsed, stripped)
+        except ValueError as exc:
+            raise WorkloadConfigError(instance, f"podman option '--env-file': {exc}") from None
+    return parsed.env
+
+
+def _read_small_regular_file(path: str) -> str:
+    # O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; fstat then decides
+    # on what was actually opened, so a swapped path cannot slip a FIFO in after a check.
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
-        lines = Path(text).read_text().splitlines()
+        fd = os.open(path, flags)
     except OSError as exc:
-        raise ValueError(f"cannot read env file {text!r}: {exc.strerror}") from exc
-    for line in lines:
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            _env(opts, stripped)
+        raise ValueError(f"cannot read env file {path!r}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"env file {path!r} is not a regular file")
+        if info.st_size > ENV_FILE_MAX_BYTES:
+            raise ValueError(f"env file {path!r} is larger than the limit of {ENV_FILE_MAX_BYTES} bytes")
+        with os.fdopen(fd, "rb", closefd=False) as stream:
+            data = stream.read(ENV_FILE_MAX_BYTES + 1)  # the file may have grown since fstat
+    except OSError as exc:
+        raise ValueError(f"cannot read env file {path!r}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > ENV_FILE_MAX_BYTES:
+        raise ValueError(f"env file {path!r} is larger than the limit of {ENV_FILE_MAX_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"env file {path!r} is not UTF-8 text") from None
 
 
 def _publish(opts: CreateOptions, text: str) -> None:

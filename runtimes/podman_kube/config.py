@@ -33,6 +33,7 @@ import yaml
 
 from ankaios_agent.agent.errors import WorkloadConfigError
 from ankaios_agent.agent.model import InstanceName
+from ankaios_agent.runtimes.podman.names import check_object_name
 from ankaios_agent.runtimes.podman.option_values import parse_bool
 
 logger = logging.getLogger(__name__)
@@ -119,6 +120,19 @@ class KubeConfig:
     play_options: tuple[str, ...] = ()
     down_options: tuple[str, ...] = ()
     play: PlayParams = field(default_factory=PlayParams)
+
+
+def check_workload_name(instance: InstanceName) -> None:
+    """The instance name must be usable as a Podman volume name: the bookkeeping volumes carry it.
+
+    Checked before anything is created, so a refused name touches no volume or pod.
+    """
+    check_object_name(
+        instance,
+        str(instance),
+        f"{RUNTIME_NAME} workload",
+        "its bookkeeping volumes are named after it; rename the workload",
+    )
 
 
 def parse_kube_config(text: str, instance: InstanceName) -> KubeConfig:

@@ -16,7 +16,9 @@ exists removes nothing: that pod existed before, so it is not ours.
 Delete: kube down with the stored manifest (generalOptions are not used), then
 remove the ``.pods`` and ``.config`` volumes. Already gone is success: when
 kube down fails and one of the recorded pods no longer exists, the remaining
-ones are removed by id. Kube workloads get no control-interface mount.
+ones are removed by id; pods kube down reports it could not remove (paused
+ones) are removed by id with force. Kube workloads get no control-interface
+mount.
 
 Podman 4.3 answers a failed play or down with 500 whatever the cause, so what
 happened is found out by looking at the pods, not by reading Podman's text.
@@ -46,8 +48,8 @@ from ankaios_agent.runtimes.podman.client import PodmanConnection
 from ankaios_agent.runtimes.podman.monitor_core import MonitorTimings
 from ankaios_agent.runtimes.podman_kube import bookkeeping
 from ankaios_agent.runtimes.podman_kube.bookkeeping import BookkeepingError
-from ankaios_agent.runtimes.podman_kube.config import RUNTIME_NAME, parse_kube_config
-from ankaios_agent.runtimes.podman_kube.kube_api import KubeApi, KubePlayFailed, Pod
+from ankaios_agent.runtimes.podman_kube.config import RUNTIME_NAME, check_workload_name, parse_kube_config
+from ankaios_agent.runtimes.podman_kube.kube_api import KubeApi, KubeDownIncomplete, KubePlayFailed, Pod
 from ankaios_agent.runtimes.podman_kube.monitor import KubeMonitor
 
 logger = logging.getLogger(__name__)
@@ -90,6 +92,7 @@ class PodmanKubeRuntime:
             raise WorkloadConfigError(
                 instance, f"runtime {spec.runtime!r} given to the {RUNTIME_NAME} runtime"
             )
+        check_workload_name(instance)
         config = parse_kube_config(spec.runtime_config, instance)
         if control_dir is not None:
             logger.debug("workload %s: kube workloads get no control-interface mount", instance)
@@ -200,10 +203,21 @@ class PodmanKubeRuntime:
     async def _tear_down(
         self, instance: InstanceName, manifest: str, pod_ids: Sequence[str] | None, *, quiet: bool
     ) -> None:
-        """kube down; pods already gone are success, leftovers are removed by id."""
+        """kube down; pods already gone are success, leftovers are removed by id.
+
+        Pods kube down could not remove (a paused pod) are removed by id with force, so a
+        delete completes whenever Podman is reachable.
+        """
+        leftovers: list[str] | None
         try:
             await run_blocking(self._api.down, manifest)
             return
+        except KubeDownIncomplete as err:
+            if quiet:
+                logger.debug("workload %s: kube down before play: %s", instance, err.reason)
+                return
+            logger.warning("workload %s: %s; removing them with force", instance, err.reason)
+            leftovers = err.pod_ids
         except EngineCallFailed as err:
             if quiet:
                 logger.debug("workload %s: kube down before play: %s", instance, err.reason)

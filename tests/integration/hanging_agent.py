@@ -34,6 +34,8 @@ class HangingRuntime(FakeRuntime):
         super().__init__(name="podman")
         self._never = threading.Event()
         self.parked: list[str] = []
+        # Set once a call is parked: the server sees nothing of it, so a test cannot wait for it there.
+        self.some_call_parked = threading.Event()
 
     def release(self) -> None:
         """Let every parked call return (an in-process test cleaning up its threads)."""
@@ -41,6 +43,7 @@ class HangingRuntime(FakeRuntime):
 
     def _park(self, what: str, workload: str) -> None:
         self.parked.append(f"{what} {workload}")
+        self.some_call_parked.set()
         print(f"{what} blocked {workload}", flush=True)
         self._never.wait()
 

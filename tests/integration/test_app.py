@@ -175,7 +175,8 @@ async def test_stop_does_not_wait_for_a_hanging_engine_call(agent_name: str, tmp
     stop = asyncio.Event()
     task = asyncio.create_task(run_agent(config, factory, stop=stop))
     try:
-        await server.wait_until(lambda: runtime.parked == ["create stuck"])
+        assert await asyncio.to_thread(runtime.some_call_parked.wait, 30)
+        assert runtime.parked == ["create stuck"]
         stop.set()
         assert await asyncio.wait_for(task, 5) == 0
         assert runtime.parked == ["create stuck"]  # still parked: nobody waited for it

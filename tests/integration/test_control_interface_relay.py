@@ -1,4 +1,4 @@
-"""ControlInterfaces with real FIFOs and a host-side workload double (spec §8, §11 items 17, 23, 24, 29)."""
+"""ControlInterfaceHost with real FIFOs and a host-side workload double."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ import pytest
 
 from ankaios_agent import control_interface
 from ankaios_agent.agent.errors import ControlInterfaceError
-from ankaios_agent.agent.model import InstanceName, Request, Response
-from ankaios_agent.control_interface import ControlInterfaces, RelaySettings
-from ankaios_agent.control_interface.framing import DropReason, encode_varint, frame
+from ankaios_agent.agent.model import CompleteStateRequest, InstanceName, Request, Response
+from ankaios_agent.agent.outbox import Outbox
+from ankaios_agent.control_interface import ControlInterfaceHost, RelaySettings
+from ankaios_agent.control_interface.codec import DropReason
+from ankaios_agent.control_interface.framing import encode_varint, frame
 from ankaios_agent.proto import ankaios_pb2 as pb
 from tests.integration.fifo_client import InputReader, OutputWriter, request_frame, wait_until
 
@@ -46,24 +48,30 @@ class Forwarded:
 
 
 @pytest.fixture
-async def host(tmp_path: Path) -> AsyncIterator[tuple[ControlInterfaces, Forwarded]]:
+async def host(tmp_path: Path) -> AsyncIterator[tuple[ControlInterfaceHost, Forwarded]]:
     loop = asyncio.get_running_loop()
     loop.set_debug(True)  # a blocking call in a relay callback shows up as a slow-callback warning
     loop.slow_callback_duration = 0.05
     forwarded = Forwarded()
-    cis = ControlInterfaces(tmp_path / "agent_A_io", forwarded, SETTINGS)
+    cis = ControlInterfaceHost(tmp_path / "agent_A_io", forwarded, SETTINGS)
     yield cis, forwarded
     await cis.close()
 
 
 def test_public_surface_is_pinned() -> None:
-    assert control_interface.__all__ == ["ControlInterfaces", "RelayCounters", "RelaySettings"]
+    assert control_interface.__all__ == [
+        "Codec",
+        "CodecV0_3_1",
+        "ControlInterfaceHost",
+        "RelayCounters",
+        "RelaySettings",
+    ]
 
 
 async def test_round_trip_prefixes_request_and_strips_prefix_from_response(
-    host: tuple[ControlInterfaces, Forwarded],
+    host: tuple[ControlInterfaceHost, Forwarded],
 ) -> None:
-    """§8.4/§8.5: request id gets '<workload>@'; the response comes back without it."""
+    """The request id gets '<workload>@'; the response comes back without it."""
     cis, forwarded = host
     folder = await cis.ensure(inst("wl"))
     assert folder == cis.io_folder / f"wl.{ID}"
@@ -72,9 +80,7 @@ async def test_round_trip_prefixes_request_and_strips_prefix_from_response(
     writer.write(request_frame("42", ("desiredState.workloads",)))
     request = await forwarded.next()
     assert request.request_id == "wl@42"
-    body = pb.Request.FromString(request.body)
-    assert body.requestId == ""
-    assert list(body.completeStateRequest.fieldMask) == ["desiredState.workloads"]
+    assert request.content == CompleteStateRequest(("desiredState.workloads",))
 
     cis.route(Response(request_id="wl@42", body=complete_state_body("nginx")))
     response = await reader.next_response()
@@ -84,8 +90,8 @@ async def test_round_trip_prefixes_request_and_strips_prefix_from_response(
     reader.close()
 
 
-async def test_empty_request_id_is_still_prefixed(host: tuple[ControlInterfaces, Forwarded]) -> None:
-    """§11.17: an empty id becomes '<workload>@'."""
+async def test_empty_request_id_is_still_prefixed(host: tuple[ControlInterfaceHost, Forwarded]) -> None:
+    """An empty id becomes '<workload>@'."""
     cis, forwarded = host
     writer = OutputWriter(await cis.ensure(inst("wl")))
     writer.write(request_frame(""))
@@ -93,8 +99,8 @@ async def test_empty_request_id_is_still_prefixed(host: tuple[ControlInterfaces,
     writer.close()
 
 
-async def test_responses_route_by_text_before_first_at(host: tuple[ControlInterfaces, Forwarded]) -> None:
-    """§8.5: split at the first '@', further '@' stay in the id the workload sees."""
+async def test_responses_route_by_text_before_first_at(host: tuple[ControlInterfaceHost, Forwarded]) -> None:
+    """Split at the first '@', further '@' stay in the id the workload sees."""
     cis, _ = host
     reader_a = InputReader(await cis.ensure(inst("a")))
     reader_b = InputReader(await cis.ensure(inst("b")))
@@ -108,8 +114,8 @@ async def test_responses_route_by_text_before_first_at(host: tuple[ControlInterf
     reader_b.close()
 
 
-async def test_unknown_prefix_is_dropped_and_counted(host: tuple[ControlInterfaces, Forwarded]) -> None:
-    """§8.5: unknown prefix or no '@' at all → warning, dropped, counted; nothing raises."""
+async def test_unknown_prefix_is_dropped_and_counted(host: tuple[ControlInterfaceHost, Forwarded]) -> None:
+    """Unknown prefix or no '@' at all → warning, dropped, counted; nothing raises."""
     cis, _ = host
     await cis.ensure(inst("a"))
     cis.route(Response(request_id="ghost@1", body=complete_state_body("x")))
@@ -118,9 +124,9 @@ async def test_unknown_prefix_is_dropped_and_counted(host: tuple[ControlInterfac
 
 
 async def test_non_request_messages_are_dropped_and_the_stream_goes_on(
-    host: tuple[ControlInterfaces, Forwarded],
+    host: tuple[ControlInterfaceHost, Forwarded],
 ) -> None:
-    """§11.23: hello, goodbye, states and empty frames are dropped, counted, never fatal."""
+    """Hello, goodbye, states and empty frames are dropped, counted, never fatal."""
     cis, forwarded = host
     writer = OutputWriter(await cis.ensure(inst("wl")))
     for message in (
@@ -150,9 +156,9 @@ async def test_non_request_messages_are_dropped_and_the_stream_goes_on(
 
 
 async def test_workload_that_never_reads_input_keeps_forwarding_and_drops_oldest(
-    host: tuple[ControlInterfaces, Forwarded],
+    host: tuple[ControlInterfaceHost, Forwarded],
 ) -> None:
-    """§8.6: a non-reading workload costs bounded memory and never stops its requests."""
+    """A non-reading workload costs bounded memory and never stops its requests."""
     cis, forwarded = host
     folder = await cis.ensure(inst("deaf"))
     writer = OutputWriter(folder)
@@ -172,9 +178,9 @@ async def test_workload_that_never_reads_input_keeps_forwarding_and_drops_oldest
 
 
 async def test_writer_that_disappears_mid_frame_loses_only_that_frame(
-    host: tuple[ControlInterfaces, Forwarded],
+    host: tuple[ControlInterfaceHost, Forwarded],
 ) -> None:
-    """§8.4: EOF → the partial frame is dropped (counted) and the next writer starts clean."""
+    """EOF → the partial frame is dropped (counted) and the next writer starts clean."""
     cis, forwarded = host
     folder = await cis.ensure(inst("wl"))
     writer = OutputWriter(folder)
@@ -193,9 +199,9 @@ async def test_writer_that_disappears_mid_frame_loses_only_that_frame(
 
 
 async def test_corrupt_stream_is_ignored_until_the_writer_reopens(
-    host: tuple[ControlInterfaces, Forwarded],
+    host: tuple[ControlInterfaceHost, Forwarded],
 ) -> None:
-    """Brief: a frame above 4 MiB marks the stream corrupt; the next writer is served normally."""
+    """A frame above 4 MiB marks the stream corrupt; the next writer is served normally."""
     cis, forwarded = host
     folder = await cis.ensure(inst("wl"))
     writer = OutputWriter(folder)
@@ -214,15 +220,15 @@ async def test_corrupt_stream_is_ignored_until_the_writer_reopens(
     writer.close()
 
 
-def _output_reopened(cis: ControlInterfaces, workload: str) -> bool:
+def _output_reopened(cis: ControlInterfaceHost, workload: str) -> bool:
     relay = cis._relays[workload]
     return not relay._discarding
 
 
 async def test_reader_that_disappears_mid_response_gets_it_again_in_full(
-    host: tuple[ControlInterfaces, Forwarded],
+    host: tuple[ControlInterfaceHost, Forwarded],
 ) -> None:
-    """§8.5: EPIPE (reader gone) → reopen and write the whole message again."""
+    """EPIPE (reader gone) → reopen and write the whole message again."""
     cis, _ = host
     folder = await cis.ensure(inst("wl"))
     # Bigger than the pipe buffer, so the write is necessarily cut.
@@ -250,9 +256,9 @@ async def test_reader_that_disappears_mid_response_gets_it_again_in_full(
 async def test_names_that_leave_the_io_folder_are_refused_without_touching_files(
     tmp_path: Path, workload: str, id_: str
 ) -> None:
-    """Issue 5 item 1: such a workload is refused with a reason; the file system is untouched."""
+    """Such a workload is refused with a reason; the file system is untouched."""
     io = tmp_path / "agent_A_io"
-    cis = ControlInterfaces(io, Forwarded(), SETTINGS)
+    cis = ControlInterfaceHost(io, Forwarded(), SETTINGS)
     with pytest.raises(ControlInterfaceError) as err:
         await cis.ensure(inst(workload, id_))
     assert err.value.workload == workload
@@ -262,7 +268,7 @@ async def test_names_that_leave_the_io_folder_are_refused_without_touching_files
 
 
 async def test_fifos_are_private_and_existing_ones_are_reused(tmp_path: Path) -> None:
-    """§8.2: existing FIFOs are reused (agent restart); modes tightened, never world-writable."""
+    """Existing FIFOs are reused (agent restart); modes tightened, never world-writable."""
     io = tmp_path / "agent_A_io"
     folder = io / f"wl.{ID}"
     folder.mkdir(parents=True, mode=0o777)
@@ -270,7 +276,7 @@ async def test_fifos_are_private_and_existing_ones_are_reused(tmp_path: Path) ->
     os.mkfifo(folder / "input", 0o666)
     os.chmod(folder / "input", 0o666)
     inode = os.stat(folder / "input").st_ino
-    cis = ControlInterfaces(io, Forwarded(), SETTINGS)
+    cis = ControlInterfaceHost(io, Forwarded(), SETTINGS)
     assert await cis.ensure(inst("wl")) == folder
     assert os.stat(folder / "input").st_ino == inode
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
@@ -287,16 +293,16 @@ async def test_something_else_in_place_of_a_fifo_is_an_error(tmp_path: Path) -> 
     folder = io / f"wl.{ID}"
     folder.mkdir(parents=True)
     (folder / "output").write_text("not a fifo")
-    cis = ControlInterfaces(io, Forwarded(), SETTINGS)
+    cis = ControlInterfaceHost(io, Forwarded(), SETTINGS)
     with pytest.raises(ControlInterfaceError, match="not a FIFO"):
         await cis.ensure(inst("wl"))
     assert (folder / "output").read_text() == "not a fifo"
 
 
 async def test_remove_deletes_fifos_folder_and_leftovers_of_other_ids(
-    host: tuple[ControlInterfaces, Forwarded],
+    host: tuple[ControlInterfaceHost, Forwarded],
 ) -> None:
-    """§8.2: remove unlinks input, output and the folder; routing to it stops."""
+    """Remove unlinks input, output and the folder; routing to it stops."""
     cis, _ = host
     leftover = cis.io_folder / "wl.0123abcd"
     leftover.mkdir(parents=True)
@@ -315,7 +321,7 @@ async def test_remove_deletes_fifos_folder_and_leftovers_of_other_ids(
 
 
 async def test_remove_leaves_a_folder_holding_foreign_files(
-    host: tuple[ControlInterfaces, Forwarded],
+    host: tuple[ControlInterfaceHost, Forwarded],
 ) -> None:
     cis, _ = host
     folder = await cis.ensure(inst("wl"))
@@ -325,8 +331,8 @@ async def test_remove_leaves_a_folder_holding_foreign_files(
     assert not (folder / "input").exists()
 
 
-async def test_new_id_moves_the_control_interface(host: tuple[ControlInterfaces, Forwarded]) -> None:
-    """§11.9: an id change moves the FIFOs; responses follow the workload name."""
+async def test_new_id_moves_the_control_interface(host: tuple[ControlInterfaceHost, Forwarded]) -> None:
+    """An id change moves the FIFOs; responses follow the workload name."""
     cis, forwarded = host
     old = await cis.ensure(inst("wl"))
     assert await cis.ensure(inst("wl")) == old  # idempotent
@@ -339,8 +345,8 @@ async def test_new_id_moves_the_control_interface(host: tuple[ControlInterfaces,
     writer.close()
 
 
-async def test_one_deaf_workload_does_not_delay_another(host: tuple[ControlInterfaces, Forwarded]) -> None:
-    """§11.24: workloads are independent: a full buffer at one does not touch the other."""
+async def test_one_deaf_workload_does_not_delay_another(host: tuple[ControlInterfaceHost, Forwarded]) -> None:
+    """Workloads are independent: a full buffer at one does not touch the other."""
     cis, _ = host
     await cis.ensure(inst("deaf"))
     reader = InputReader(await cis.ensure(inst("ok")))
@@ -352,9 +358,9 @@ async def test_one_deaf_workload_does_not_delay_another(host: tuple[ControlInter
 
 
 async def test_a_partly_written_response_is_never_dropped_for_a_newer_one(tmp_path: Path) -> None:
-    """§8.5 + issue 5: drop-oldest skips the frame on the wire, which would corrupt the stream."""
+    """Drop-oldest skips the frame on the wire, which would corrupt the stream."""
     settings = RelaySettings(buffer_size=2, open_retry_min=0.001, open_retry_max=0.02)
-    cis = ControlInterfaces(tmp_path / "io", Forwarded(), settings)
+    cis = ControlInterfaceHost(tmp_path / "io", Forwarded(), settings)
     folder = await cis.ensure(inst("wl"))
     slow = InputReader(folder, collect=False)
     relay = cis._relays["wl"]
@@ -378,14 +384,14 @@ async def test_a_partly_written_response_is_never_dropped_for_a_newer_one(tmp_pa
 
 
 async def test_restarted_agent_serves_a_writer_that_kept_output_open(tmp_path: Path) -> None:
-    """§8.2/DESIGN 3: FIFOs survive an agent restart; a running workload goes on talking."""
+    """FIFOs survive an agent restart; a running workload goes on talking."""
     io = tmp_path / "io"
-    first = ControlInterfaces(io, Forwarded(), SETTINGS)
+    first = ControlInterfaceHost(io, Forwarded(), SETTINGS)
     folder = await first.ensure(inst("wl"))
     writer = OutputWriter(folder)  # the container keeps its write end across the restart
     await first.close()
     forwarded = Forwarded()
-    second = ControlInterfaces(io, forwarded, SETTINGS)
+    second = ControlInterfaceHost(io, forwarded, SETTINGS)
     assert await second.ensure(inst("wl")) == folder
     writer.write(request_frame("after-restart"))
     assert (await forwarded.next()).request_id == "wl@after-restart"
@@ -393,30 +399,147 @@ async def test_restarted_agent_serves_a_writer_that_kept_output_open(tmp_path: P
     await second.close()
 
 
-async def test_fifo_replaced_behind_the_agents_back_is_survived(
-    host: tuple[ControlInterfaces, Forwarded], caplog: pytest.LogCaptureFixture
+async def test_fifo_replaced_by_a_regular_file_closes_that_control_interface(
+    host: tuple[ControlInterfaceHost, Forwarded], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Never dies of a workload: a regular file in place of output is refused until a FIFO is back."""
-    cis, forwarded = host
+    """Never dies of a workload, never opens what it did not make: a regular file in place of
+    output (and later a new FIFO of the workload's own) is not used; the interface stays closed."""
+    cis, _forwarded = host
     folder = await cis.ensure(inst("wl"))
     writer = OutputWriter(folder)
     (folder / "output").unlink()
     (folder / "output").write_bytes(b"")
     writer.close()  # EOF: the relay reopens the path and finds a regular file
-    await wait_until(lambda: "not a FIFO any more" in caplog.text)
+    await wait_until(lambda: "not the FIFO the agent made" in caplog.text)
+    counters = cis.counters("wl")
+    assert counters is not None and counters.closed_replaced_fifo == 1
     assert (folder / "output").read_bytes() == b""
     (folder / "output").unlink()
     os.mkfifo(folder / "output", 0o600)
-    relay = cis._relays["wl"]
-    await wait_until(lambda: relay._out_fd is not None)
+    with pytest.raises(OSError, match="No such device"):
+        OutputWriter(folder)  # nobody reads the new FIFO: the agent does not open it
+
+
+async def _round_trip(cis: ControlInterfaceHost, forwarded: Forwarded, workload: str, folder: Path) -> None:
+    reader = InputReader(folder)
     writer = OutputWriter(folder)
-    writer.write(request_frame("back"))
-    assert (await forwarded.next()).request_id == "wl@back"
+    writer.write(request_frame("ping"))
+    assert (await forwarded.next()).request_id == f"{workload}@ping"
+    cis.route(Response(request_id=f"{workload}@ping", body=complete_state_body("pong")))
+    response = await reader.next_response()
+    assert response.requestId == "ping"
     writer.close()
+    reader.close()
+
+
+async def test_fifos_replaced_by_symlinks_close_only_the_attackers_control_interface(
+    host: tuple[ControlInterfaceHost, Forwarded], caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """A workload root in its container swaps its FIFOs for symlinks to another workload's FIFOs
+    and to a host file: the agent opens neither, closes the attacker's interface with a warning,
+    and the victim goes on as before."""
+    cis, forwarded = host
+    victim = await cis.ensure(inst("victim"))
+    attacker = await cis.ensure(inst("attacker"))
+    host_file = tmp_path / "host-secret"
+    host_file.write_bytes(b"keep")
+    writer = OutputWriter(attacker)
+    (attacker / "output").unlink()
+    (attacker / "output").symlink_to(victim / "output")
+    (attacker / "input").unlink()
+    (attacker / "input").symlink_to(host_file)
+    writer.close()  # EOF on the attacker's old output: the relay reopens the path
+    counters = cis.counters("attacker")
+    assert counters is not None
+    await wait_until(lambda: counters.closed_replaced_fifo == 1)
+    assert "workload attacker" in caplog.text and "symbolic link" in caplog.text
+    cis.route(Response(request_id="attacker@x", body=complete_state_body("x")))
+    assert counters.responses_dropped_closed == 1
+    assert host_file.read_bytes() == b"keep"
+    await _round_trip(cis, forwarded, "victim", victim)
+    victim_counters = cis.counters("victim")
+    assert victim_counters is not None and victim_counters.closed_replaced_fifo == 0
+    await cis.remove("attacker")
+    assert not attacker.exists()
+    assert host_file.read_bytes() == b"keep" and stat.S_ISFIFO(os.lstat(victim / "output").st_mode)
+
+
+def _invalid_update_frame(request_id: str) -> bytes:
+    workload = pb.Workload(agent="agent_A", runtime="podman", restartPolicy=7)  # type: ignore[arg-type]
+    new_state = pb.CompleteState(desiredState=pb.State(apiVersion="v0.1", workloads={"bad": workload}))
+    update = pb.UpdateStateRequest(newState=new_state, updateMask=["desiredState.workloads.bad"])
+    return frame(
+        pb.ToServer(request=pb.Request(requestId=request_id, updateStateRequest=update)).SerializeToString()
+    )
+
+
+async def test_request_the_server_could_not_convert_is_answered_with_an_error(
+    host: tuple[ControlInterfaceHost, Forwarded], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The v0.3.1 server drops the whole agent for such a request: it stays in the agent, and the
+    workload learns why on its input."""
+    cis, forwarded = host
+    folder = await cis.ensure(inst("wl"))
+    reader = InputReader(folder)
+    writer = OutputWriter(folder)
+    writer.write(_invalid_update_frame("u1") + request_frame("fine"))
+    response = await reader.next_response()
+    assert response.requestId == "u1"
+    assert response.WhichOneof("ResponseContent") == "error"
+    assert "restartPolicy has invalid value 7" in response.error.message
+    assert (await forwarded.next()).request_id == "wl@fine"
+    assert forwarded.queue.empty()
+    counters = cis.counters("wl")
+    assert counters is not None and counters.requests_rejected == 1
+    assert "workload wl" in caplog.text and "restartPolicy" in caplog.text
+    writer.close()
+    reader.close()
+
+
+async def test_reading_pauses_while_too_many_requests_wait_for_the_server(tmp_path: Path) -> None:
+    """Back-pressure: a workload writing requests in a loop has at most max_in_flight of them on
+    their way to the server; each response lets one more through, in order."""
+    forwarded = Forwarded()
+    settings = RelaySettings(open_retry_min=0.001, open_retry_max=0.02, max_in_flight=3)
+    cis = ControlInterfaceHost(tmp_path / "io", forwarded, settings)
+    folder = await cis.ensure(inst("flood"))
+    writer = OutputWriter(folder)
+    writer.write(b"".join(request_frame(f"q{i}") for i in range(10)))
+    counters = cis.counters("flood")
+    assert counters is not None
+    await wait_until(lambda: counters.read_pauses >= 1 and forwarded.queue.qsize() == 3)
+    await asyncio.sleep(0.05)  # give the relay every chance to forward too much
+    assert forwarded.queue.qsize() == 3
+    seen = [(await forwarded.next()).request_id for _ in range(3)]
+    for i in range(7):
+        cis.route(Response(request_id=f"flood@q{i}", body=complete_state_body("r")))
+        seen.append((await forwarded.next()).request_id)
+        assert forwarded.queue.empty()
+    assert seen == [f"flood@q{i}" for i in range(10)]
+    writer.close()
+    await cis.close()
+
+
+async def test_requests_without_response_stop_counting_after_a_while(tmp_path: Path) -> None:
+    """A server connection that went away with requests on it must not block a workload for good."""
+    forwarded = Forwarded()
+    settings = RelaySettings(
+        open_retry_min=0.001, open_retry_max=0.02, max_in_flight=2, unanswered_after=0.05
+    )
+    cis = ControlInterfaceHost(tmp_path / "io", forwarded, settings)
+    folder = await cis.ensure(inst("wl"))
+    writer = OutputWriter(folder)
+    writer.write(b"".join(request_frame(f"q{i}") for i in range(5)))
+    seen = [(await forwarded.next()).request_id for _ in range(5)]
+    assert seen == [f"wl@q{i}" for i in range(5)]
+    counters = cis.counters("wl")
+    assert counters is not None and counters.requests_unanswered >= 3
+    writer.close()
+    await cis.close()
 
 
 async def test_flooding_workload_does_not_flood_the_log(
-    host: tuple[ControlInterfaces, Forwarded], caplog: pytest.LogCaptureFixture
+    host: tuple[ControlInterfaceHost, Forwarded], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Review finding: one warning per dropped response/message let a workload write ~19 000 log
     lines in seconds; drops are now logged at counts 1, 2, 4, 8, ... and still all counted."""
@@ -438,3 +561,35 @@ async def test_flooding_workload_does_not_flood_the_log(
     # 1, 2, 4, ..., 64 for each of the two kinds of drop
     assert len(flood_lines) == 2 * 7
     writer.close()
+
+
+async def test_requests_still_queued_for_the_server_always_count_as_in_flight(tmp_path: Path) -> None:
+    """While the server is away the outbox keeps a workload's requests: giving up on them would
+    let a flooding workload queue more and more; only written ones may stop counting."""
+    outbox = Outbox()
+    settings = RelaySettings(
+        open_retry_min=0.001, open_retry_max=0.02, max_in_flight=2, unanswered_after=0.02
+    )
+    cis = ControlInterfaceHost(tmp_path / "io", outbox.send, settings, backlog=outbox.queued_requests)
+    folder = await cis.ensure(inst("wl"))
+    writer = OutputWriter(folder)
+    writer.write(b"".join(request_frame(f"q{i}") for i in range(4)))
+    counters = cis.counters("wl")
+    assert counters is not None
+    await wait_until(lambda: len(outbox) == 2)
+    await asyncio.sleep(0.2)  # ten times unanswered_after: nothing may expire while queued
+    assert len(outbox) == 2 and counters.requests_unanswered == 0
+    assert outbox.queued_requests("wl") == 2
+    for _ in range(2):  # the server comes back and takes them, but never answers
+        outbox.confirm(await outbox.peek())
+    await wait_until(lambda: len(outbox) == 2 and counters.requests_unanswered == 2)
+    sent = []
+    while len(outbox):
+        msg = await outbox.peek()
+        outbox.confirm(msg)
+        assert isinstance(msg, Request)
+        sent.append(msg.request_id)
+    assert sent == ["wl@q2", "wl@q3"]
+    assert outbox.queued_requests("wl") == 0
+    writer.close()
+    await cis.close()

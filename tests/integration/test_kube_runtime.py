@@ -24,6 +24,7 @@ from ankaios_agent.agent.ports import StateChange
 from ankaios_agent.runtimes.podman.client import PodmanConnection
 from ankaios_agent.runtimes.podman.monitor import MonitorTimings
 from ankaios_agent.runtimes.podman_kube import PodmanKubeRuntime
+from ankaios_agent.runtimes.podman_kube.kube_api import KubeApi
 from tests.support.podman_env import IMAGE, PodmanEnv
 
 pytestmark = pytest.mark.podman
@@ -440,4 +441,64 @@ async def test_delete_while_podman_is_unreachable_fails_and_keeps_everything(kub
     assert set(kube.volumes()) == {f"{spec.instance}.config", f"{spec.instance}.pods"}
     await second.delete(spec.instance)
     assert kube.pod_ids(name) == []
+    assert kube.volumes() == {}
+
+
+async def test_workload_name_podman_cannot_take_is_refused_and_touches_no_other_workload(
+    kube: Kube,
+) -> None:
+    """A name outside Podman's object-name rule is a WorkloadConfigError naming the rule, raised
+    before any call: a name crafted to end a REST path early (``?``) leaves ``cache`` intact."""
+    runtime = kube.runtime()
+    cache = kube_spec(kube.agent, "cache", pod_manifest(kube.pod_name("cache"), kube.env.image, ("c", LONG)))
+    await runtime.create(cache, None)
+    volumes_before = kube.volumes()
+    pods_before = kube.pod_ids(f"cache-{kube.suffix}")
+    manifest = pod_manifest(kube.pod_name("evil"), kube.env.image, ("c", LONG))
+    for workload in ("cache?", f"{cache.instance}.config?", "a b", "-x", "cache#"):
+        spec = kube_spec(kube.agent, workload, manifest)
+        with pytest.raises(WorkloadConfigError) as info:
+            await runtime.create(spec, None)
+        assert "is not accepted by Podman (only letters, digits, '_', '.' and '-'" in info.value.reason
+        assert repr(str(spec.instance)) in info.value.reason
+        await runtime.delete(spec.instance)  # a delete of the refused workload finds nothing of cache's
+    assert kube.volumes() == volumes_before
+    assert kube.pod_ids(f"cache-{kube.suffix}") == pods_before
+    assert kube.pod_ids(f"evil-{kube.suffix}") == []
+    await runtime.delete(cache.instance)
+    assert kube.volumes() == {}
+
+
+async def test_names_and_ids_are_one_path_segment_in_every_rest_call(kube: Kube) -> None:
+    """A name holding ``?``, ``#`` or ``/`` addresses only the object of exactly that name: the
+    volume and the pod of ``cache`` stay, whatever is appended to their names."""
+    runtime = kube.runtime()
+    cache = kube_spec(kube.agent, "cache", pod_manifest(kube.pod_name("cache"), kube.env.image, ("c", LONG)))
+    pod_id = await runtime.create(cache, None)
+    volume = f"{cache.instance}.config"
+    volumes_before = kube.volumes()
+    api = KubeApi(kube.connection)
+    for tail in ("?x", "#x", "/../x", "?force=true"):
+        assert await asyncio.to_thread(api.read_volume, volume + tail) is None
+        await asyncio.to_thread(api.remove_volume, volume + tail)
+        await asyncio.to_thread(api.remove_pod, pod_id + tail)
+    assert kube.volumes() == volumes_before
+    assert kube.pod_ids(f"cache-{kube.suffix}") == [pod_id]
+    read = await asyncio.to_thread(api.read_volume, volume)
+    assert read is not None and read.data == b64_no_pad(cache.runtime_config)
+    await runtime.delete(cache.instance)
+
+
+@pytest.mark.root  # rootless Podman on cgroup v1 cannot pause (no freezer delegation)
+async def test_delete_of_a_paused_pod_completes(kube: Kube) -> None:
+    """A pod whose containers are paused is still torn down: pods and volumes are gone."""
+    runtime = kube.runtime()
+    spec = kube_spec(kube.agent, "frozen", pod_manifest(kube.pod_name("frozen"), kube.env.image, ("c", LONG)))
+    async with watching(runtime) as watch:
+        await runtime.create(spec, None)
+        await watch.wait_for(spec.instance, is_(State.RUNNING_OK))
+        kube.env.podman("pod", "pause", f"frozen-{kube.suffix}")
+        await watch.wait_for(spec.instance, is_(State.FAILED_UNKNOWN))
+        await runtime.delete(spec.instance)
+    assert kube.pod_ids(f"frozen-{kube.suffix}") == []
     assert kube.volumes() == {}

@@ -34,7 +34,7 @@ from ankaios_agent.agent.wiring import assemble  # noqa: E402
 from ankaios_agent.runtimes.podman.runtime import PodmanRuntime  # noqa: E402
 from ankaios_agent.agent.manager import Manager  # noqa: E402
 from ankaios_agent.agent.timings import AgentTimings  # noqa: E402
-from ankaios_agent.control_interface import ControlInterfaces  # noqa: E402
+from ankaios_agent.control_interface import ControlInterfaceHost  # noqa: E402
 from tests.server_double import ServerDouble  # noqa: E402
 from tests.server_double.state import key_of, state_from_yaml  # noqa: E402
 from ankaios_agent.proto import ankaios_pb2 as pb  # noqa: E402
@@ -141,7 +141,7 @@ async def test_dependencies_restart_and_reconnect_without_restart(
 
 
 class FastAgent:
-    """Manager + real PodmanRuntime + real ControlInterfaces + real connection, fast timings."""
+    """Manager + real PodmanRuntime + real ControlInterfaceHost + real connection, fast timings."""
 
     runtime: Any
     manager: Any
@@ -158,7 +158,7 @@ class FastAgent:
         agent.runtime = await PodmanRuntime.open(name, io_folder, env.socket_url)
         outbox = Outbox()
         timings = AgentTimings(create_retry_interval=0.05, restart_backoff_initial=0.2)
-        ci = ControlInterfaces(io_folder, forward=outbox.send)
+        ci = ControlInterfaceHost(io_folder, forward=outbox.send)
         agent.manager = Manager(name, {"podman": agent.runtime}, ci, outbox, timings)
         connection = ServerConnection(
             server.address,

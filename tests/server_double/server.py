@@ -1,6 +1,6 @@
 """A protocol-faithful stand-in for the v0.3.1 ank-server, on a loopback port.
 
-What it does, as the real server (spec §1.7, §1.7a, §1.8):
+What it does, as the real server (behaviour "Session", "Requests and responses", "Delete conditions"):
 
 * the first message of a ConnectAgent call must be AgentHello (an empty one
   ends the call with INVALID_ARGUMENT "Empty"); a second hello with the same
@@ -14,6 +14,8 @@ What it does, as the real server (spec §1.7, §1.7a, §1.8):
 * requests: the id gets ``<agent>@`` on the way in and loses it on the way out;
   CompleteStateRequest ignores fieldMask; UpdateStateRequest applies update
   masks and answers UpdateStateSuccess or Error (cycle, apiVersion);
+* an UpdateStateRequest the real server cannot convert (an enum out of range,
+  a workload state without instance name) ends the agent's call with an error;
 * a call that fails (agent killed, stream cancelled) marks all of the agent's
   states AgentDisconnected and tells the other agents; a clean end of the
   request stream only stops reading.
@@ -65,6 +67,32 @@ SERVER_OPTIONS = [
 class _Connection:
     agent: str
     queue: asyncio.Queue[pb.FromServer]
+
+
+class UnconvertibleRequest(Exception):
+    """An agent forwarded a request the real server cannot convert; the call fails."""
+
+
+_RESTART_POLICIES = frozenset(pb.RestartPolicy.values())
+_ADD_CONDITIONS = frozenset(pb.AddCondition.values())
+
+
+def unconvertible(request: pb.Request) -> str | None:
+    """What in ``request`` the v0.3.1 server could not convert, or None if it is fine."""
+    if request.WhichOneof("RequestContent") != "updateStateRequest":
+        return None
+    new = request.updateStateRequest.newState
+    for part in (new.startupState, new.desiredState):
+        for name, workload in part.workloads.items():
+            if workload.restartPolicy not in _RESTART_POLICIES:
+                return f"workload {name!r} has restartPolicy {workload.restartPolicy}"
+            for dep, condition in workload.dependencies.items():
+                if condition not in _ADD_CONDITIONS:
+                    return f"workload {name!r} has add condition {condition} on {dep!r}"
+    for index, state in enumerate(new.workloadStates):
+        if not state.HasField("instanceName"):
+            return f"workloadStates[{index}] has no instanceName"
+    return None
 
 
 class ServerDouble(pb_grpc.AgentConnectionServicer):
@@ -210,7 +238,7 @@ class ServerDouble(pb_grpc.AgentConnectionServicer):
             while True:
                 msg = await context.read()
                 if msg is grpc.aio.EOF:
-                    break  # clean end: stop reading, keep the response stream (spec §1.7 item 5)
+                    break  # clean end: stop reading, keep the response stream (behaviour "Session")
                 self.received[agent].append(msg)
                 await self._handle(agent, msg)
             await writer
@@ -253,16 +281,21 @@ class ServerDouble(pb_grpc.AgentConnectionServicer):
         if kind == "updateWorkloadState":
             self._store_and_forward(list(msg.updateWorkloadState.workloadStates), source=agent)
         elif kind == "request":
+            problem = unconvertible(msg.request)
+            if problem is not None:
+                # The v0.3.1 server cannot convert such a request into its own objects, and
+                # the failure ends the agent's whole connection, not just the request.
+                raise UnconvertibleRequest(f"request {msg.request.requestId!r} from agent {agent}: {problem}")
             await self._request(agent, msg.request)
         self._notify()
 
     async def _request(self, agent: str, request: pb.Request) -> None:
-        # The server's own "<agent>@" layer goes on and comes off again (spec §1.7 item 5).
+        # The server's own "<agent>@" layer goes on and comes off again (behaviour "Session").
         request_id = f"{agent}@{request.requestId}"
         response = pb.Response(requestId=request_id.split("@", 1)[1])
         content = request.WhichOneof("RequestContent")
         if content == "completeStateRequest":
-            # v0.3.1 ignores fieldMask (spec §1.7a).
+            # v0.3.1 ignores fieldMask (behaviour "Requests and responses").
             response.completeState.CopyFrom(self.complete_state())
         elif content == "updateStateRequest":
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -166,3 +167,30 @@ def test_run_folder_that_is_a_file_fails_with_one_line(
     assert cli.main(["-n", "a", "-r", str(blocker)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot create the run folder" in err
+
+
+@pytest.mark.parametrize("which", ["run", "io"])
+def test_folder_writable_by_group_or_others_is_refused_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], which: str
+) -> None:
+    """Whoever may write the run or io folder could plant FIFOs or symlinks for the agent to open."""
+    run = tmp_path / "run"
+    (run / "a_io").mkdir(parents=True, mode=0o700)
+    os.chmod(run, 0o700)
+    loose = run if which == "run" else run / "a_io"
+    os.chmod(loose, 0o777)
+    with pytest.raises(UsageError, match=f"chmod go-w {loose}"):
+        prepare_io_folder(parse_args(["-n", "a", "-r", str(run)], {}))
+    assert cli.main(["-n", "a", "-r", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "writable by group or others" in err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a folder to another user")
+def test_folder_of_another_user_is_refused(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "a_io").mkdir(parents=True, mode=0o700)
+    os.chmod(run, 0o700)
+    os.chown(run / "a_io", 12345, 12345)
+    with pytest.raises(UsageError, match=r"belongs to uid 12345.*chown it"):
+        prepare_io_folder(parse_args(["-n", "a", "-r", str(run)], {}))

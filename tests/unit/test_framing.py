@@ -1,4 +1,4 @@
-"""Control-interface framing (spec §8.3, §8.4, §11 items 23 and 24)."""
+"""Control-interface framing: varint length prefix, incremental splitting, corrupt streams."""
 
 from __future__ import annotations
 
@@ -7,20 +7,13 @@ from google.protobuf.internal.encoder import _VarintBytes
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ankaios_agent.agent.errors import ConversionError
-from ankaios_agent.agent.model import Response
 from ankaios_agent.control_interface.framing import (
     MAX_FRAME_SIZE,
     CorruptStream,
-    Dropped,
-    DropReason,
     FrameDecoder,
-    decode_to_server,
-    encode_response,
     encode_varint,
     frame,
 )
-from ankaios_agent.proto import ankaios_pb2 as pb
 
 payloads = st.lists(st.binary(min_size=0, max_size=400), max_size=12)
 
@@ -43,13 +36,13 @@ def feed_all(decoder: FrameDecoder, chunks: list[bytes]) -> list[bytes]:
 
 @given(st.integers(min_value=0, max_value=2**64 - 1))
 def test_varint_matches_protobuf_encoding(value: int) -> None:
-    """§8.3: the length prefix is the standard protobuf varint."""
+    """The length prefix is the standard protobuf varint."""
     assert encode_varint(value) == _VarintBytes(value)
 
 
 @given(payloads, st.lists(st.integers(min_value=0), max_size=30))
 def test_decoder_yields_every_frame_whatever_the_chunking(items: list[bytes], cuts: list[int]) -> None:
-    """§8.3/§11.24: frames come out whole and in order however the bytes are split."""
+    """Frames come out whole and in order however the bytes are split."""
     stream = b"".join(frame(p) for p in items)
     decoder = FrameDecoder()
     assert feed_all(decoder, split_at(stream, cuts)) == items
@@ -104,7 +97,7 @@ def test_valid_frames_before_garbage_are_never_lost(
 
 
 def test_oversized_frame_marks_stream_corrupt() -> None:
-    """§8.3 + brief: a length above 4 MiB means the stream is corrupt."""
+    """A length above 4 MiB means the stream is corrupt."""
     decoder = FrameDecoder()
     with pytest.raises(CorruptStream, match="exceeds"):
         decoder.feed(frame(b"ok") + encode_varint(MAX_FRAME_SIZE + 1))
@@ -121,66 +114,3 @@ def test_length_prefix_longer_than_ten_bytes_is_corrupt() -> None:
     with pytest.raises(CorruptStream, match="length prefix") as err:
         decoder.feed(frame(b"a") + b"\xff" * 10)
     assert err.value.frames == [b"a"]
-
-
-def _to_server(**kwargs: object) -> bytes:
-    return pb.ToServer(**kwargs).SerializeToString()  # type: ignore[arg-type]
-
-
-def test_request_becomes_domain_request_with_id_moved_out_of_body() -> None:
-    """§8.4: the body is the Request without requestId; the id travels separately."""
-    wire = pb.Request(requestId="42", completeStateRequest=pb.CompleteStateRequest(fieldMask=["a.b"]))
-    result = decode_to_server(_to_server(request=wire))
-    assert not isinstance(result, Dropped)
-    assert result.request_id == "42"
-    body = pb.Request.FromString(result.body)
-    assert body.requestId == ""
-    assert list(body.completeStateRequest.fieldMask) == ["a.b"]
-
-
-@pytest.mark.parametrize(
-    ("payload", "reason"),
-    [
-        (_to_server(agentHello=pb.AgentHello(agentName="evil")), DropReason.AGENT_HELLO),
-        (_to_server(goodbye=pb.Goodbye()), DropReason.GOODBYE),
-        (_to_server(updateWorkloadState=pb.UpdateWorkloadState()), DropReason.UPDATE_WORKLOAD_STATE),
-        (b"", DropReason.EMPTY),
-        (_to_server(request=pb.Request(requestId="1")), DropReason.REQUEST_WITHOUT_CONTENT),
-        (b"\xff\xff\xff", DropReason.UNDECODABLE),
-    ],
-)
-def test_only_requests_with_content_are_forwarded(payload: bytes, reason: DropReason) -> None:
-    """§11.23: hello, goodbye, states, empty and content-less messages are dropped, never forwarded."""
-    result = decode_to_server(payload)
-    assert isinstance(result, Dropped)
-    assert result.reason is reason
-
-
-def test_unknown_field_only_message_counts_as_empty() -> None:
-    """A ToServer with no oneof member set (only unknown fields) is dropped as empty."""
-    result = decode_to_server(b"\x78\x01")  # field 15, varint 1: unknown to v0.3.1
-    assert isinstance(result, Dropped)
-    assert result.reason is DropReason.EMPTY
-
-
-@given(st.binary(max_size=300))
-def test_decode_never_raises_on_arbitrary_bytes(payload: bytes) -> None:
-    """Nothing a workload writes can raise out of the decoder (§11.23)."""
-    result = decode_to_server(payload)
-    assert isinstance(result, Dropped) or result.body is not None
-
-
-def test_response_frame_carries_stripped_id_and_content() -> None:
-    """§8.5: input receives varint + FromServer{response} with the id after the routing prefix."""
-    body = pb.Response(error=pb.Error(message="nope")).SerializeToString()
-    data = encode_response(Response(request_id="x@y", body=body))
-    (payload,) = FrameDecoder().feed(data)
-    message = pb.FromServer.FromString(payload)
-    assert message.WhichOneof("FromServerEnum") == "response"
-    assert message.response.requestId == "x@y"
-    assert message.response.error.message == "nope"
-
-
-def test_response_with_undecodable_body_raises_conversion_error() -> None:
-    with pytest.raises(ConversionError, match="undecodable"):
-        encode_response(Response(request_id="1", body=b"\xff\xff"))

@@ -1,4 +1,4 @@
-"""The outbox keeps order and loses nothing that was not confirmed (issue 2 item 5)."""
+"""The outbox keeps order and loses nothing that was not confirmed."""
 
 from __future__ import annotations
 

@@ -75,6 +75,18 @@ async def test_delete_stops_and_removes_and_gone_is_success(harness: Harness) ->
     await harness.runtime.delete(harness.instance("never-existed"))
 
 
+@pytest.mark.root  # rootless Podman on cgroup v1 cannot pause (no freezer delegation)
+async def test_delete_of_a_paused_container_completes(harness: Harness) -> None:
+    """Podman refuses to stop a paused container; delete then removes it with force and succeeds."""
+    instance = harness.instance()
+    cid = await harness.runtime.create(harness.spec(instance, ["sleep", "60"]), None)
+    await harness.recorder.wait_state(instance, ExecutionState.running())
+    harness.env.podman("pause", cid)
+    await harness.recorder.wait_state(instance, ExecutionState.unknown("paused"))
+    await harness.runtime.delete(instance)
+    assert harness.env.containers(f"name={instance}") == []
+
+
 async def test_rm_container_vanishing_is_reported_lost(harness: Harness) -> None:
     """A --rm container exits and disappears → exit state, then Failed(Lost)."""
     instance = harness.instance()

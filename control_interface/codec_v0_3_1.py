@@ -1,0 +1,70 @@
+"""The v0.3.1 control-interface codec: ``ToServer`` frames in, ``FromServer`` frames out.
+
+This module and ``agent.conversion`` are the only places on the control-interface
+path that touch generated protobuf code. A frame is parsed once here; the request
+inside is converted once into the domain model, where anything the server could
+not take is refused. Responses arrive as the serialised ``ankaios.Response``
+without its id (serialised once by the conversion of the server stream); the
+frame is assembled around those bytes without parsing them again.
+
+Only ``ToServer.request`` with content is forwarded; the other kinds belong to
+the agent itself and are dropped, so a workload can neither impersonate the
+agent nor crash the connection with a hello of its own.
+"""
+
+from __future__ import annotations
+
+from google.protobuf.message import DecodeError
+
+from ankaios_agent.agent.conversion import control_request_from_proto
+from ankaios_agent.agent.errors import ConversionError
+from ankaios_agent.agent.model import Response
+from ankaios_agent.control_interface.codec import Decoded, Dropped, DropReason, Rejected
+from ankaios_agent.control_interface.framing import encode_varint, frame
+from ankaios_agent.proto import ankaios_pb2 as pb
+
+_FORBIDDEN_KINDS = {
+    "agentHello": DropReason.AGENT_HELLO,
+    "goodbye": DropReason.GOODBYE,
+    "updateWorkloadState": DropReason.UPDATE_WORKLOAD_STATE,
+}
+
+# Wire tags (field number << 3 | length-delimited): FromServer.response = 3, Response.requestId = 1.
+_FROM_SERVER_RESPONSE_TAG = b"\x1a"
+_RESPONSE_REQUEST_ID_TAG = b"\x0a"
+
+
+class CodecV0_3_1:  # noqa: N801 (the version is part of the name)
+    """Stateless; one instance serves every relay."""
+
+    def decode(self, payload: bytes) -> Decoded:
+        if not payload:
+            return Dropped(DropReason.EMPTY)
+        message = pb.ToServer()
+        try:
+            message.ParseFromString(payload)
+        except DecodeError as err:
+            return Dropped(DropReason.UNDECODABLE, str(err))
+        kind = message.WhichOneof("ToServerEnum")
+        if kind is None:
+            return Dropped(DropReason.EMPTY)
+        if kind != "request":
+            return Dropped(_FORBIDDEN_KINDS[kind])
+        request = message.request
+        if request.WhichOneof("RequestContent") is None:
+            return Dropped(DropReason.REQUEST_WITHOUT_CONTENT, f"request id {request.requestId!r}")
+        try:
+            return control_request_from_proto(request)
+        except ConversionError as err:
+            return Rejected(request.requestId, str(err))
+
+    def encode_response(self, response: Response) -> bytes:
+        request_id = response.request_id.encode("utf-8")
+        # Protobuf allows fields in any order, so the id can simply precede the body's fields;
+        # the body never carries an id of its own (the conversion clears it).
+        inner = _RESPONSE_REQUEST_ID_TAG + encode_varint(len(request_id)) + request_id + response.body
+        return frame(_FROM_SERVER_RESPONSE_TAG + encode_varint(len(inner)) + inner)
+
+    def encode_error(self, request_id: str, message: str) -> bytes:
+        wire = pb.FromServer(response=pb.Response(requestId=request_id, error=pb.Error(message=message)))
+        return frame(wire.SerializeToString())
