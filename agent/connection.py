@@ -33,9 +33,10 @@ retry comes within ~100 ms, the delay is capped at ``max_backoff``. A session
 that stayed up for ``stable_after`` resets the back-off. Connection-state
 changes are logged once each (connected / lost / unreachable), not per retry.
 
-Message size: the server sends the complete cluster state in one message (the
-answer to the agent's own state request after each hello), which grows with the
-cluster and passes gRPC's default 4 MiB receive limit on a big one. The agent
+Message size: the server sends big states in one message (v0.3.1: the whole
+cluster state, in the answer to the agent's own state request after each hello;
+v1.0.1: every workload of the agent with its files, in the ServerHello), which
+grows with the cluster and passes gRPC's default 4 MiB receive limit on a big one. The agent
 accepts up to ``max_receive_bytes`` (256 MiB by default). A stream that still
 breaks with RESOURCE_EXHAUSTED (a bigger message, or a server out of resources)
 would break again at once, so it is logged as such and retried only after

@@ -155,9 +155,12 @@ class Manager:
                 snapshot = self._session.snapshot(msg)
                 if snapshot is not None:
                     await self.reconcile(snapshot)
-            case LogsRequest() | LogsCancelRequest():
+            case LogsRequest():
                 # Nothing is sent for workloads whose logs this agent does not collect.
-                log.info("log collection is not available in this agent; ignoring %s", type(msg).__name__)
+                log.info("this agent does not collect logs; ignoring logs request %s", msg.request_id)
+            case LogsCancelRequest():
+                # Sent to every agent whenever any collection ends: not worth more than a debug line.
+                log.debug("ignoring the cancel of logs request %s", msg.request_id)
 
     async def on_connected(self, dialect: Dialect = Dialect.V0_3) -> None:
         """After each hello: a new session of ``dialect``; its rules say how to get the snapshot."""

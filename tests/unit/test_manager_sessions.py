@@ -21,6 +21,8 @@ from ankaios_agent.agent.model import (
     DesiredState,
     DesiredStateRequest,
     ExecutionState,
+    LogsCancelRequest,
+    LogsRequest,
     ServerHello,
     UpdateWorkload,
     WorkloadSpec,
@@ -199,3 +201,15 @@ async def test_a_later_message_lists_the_runtimes_afresh(agent: Agent) -> None:
     await agent.manager.handle(DesiredState(request.request_id, (spec("a"), spec("b"))))
     await agent.sink.wait_for(lambda: ("create", inst("b")) in agent.runtime.calls)
     assert agent.runtime.calls == [("delete", inst("b")), ("create", inst("b"))]
+
+
+async def test_logs_requests_get_nothing_and_change_nothing(agent: Agent) -> None:
+    """This agent does not collect logs: nothing is sent for such requests, nothing else is touched."""
+    await agent.v1_session([spec("a")])
+    await agent.sink.wait_for_state("a", RUNNING)
+    sent = len(agent.sink.messages)
+    await agent.manager.handle(LogsRequest("agent_B@reader@1", (inst("a"),), follow=True))
+    await agent.manager.handle(LogsCancelRequest("agent_B@reader@1"))
+    await settle()
+    assert len(agent.sink.messages) == sent
+    assert agent.runtime.calls == [("create", inst("a"))]
