@@ -25,7 +25,7 @@ from ankaios_agent.agent.model import (
     ExecutionState,
     InstanceName,
     Response,
-    ToServerMessage,
+    ToServerMessageV1,
     WorkloadSpec,
     WorkloadState,
 )
@@ -304,11 +304,11 @@ class FakeControlInterfaceHost:
 class RecordingSink:
     """Records every message sent to the server, in order."""
 
-    messages: list[ToServerMessage] = field(default_factory=list)
+    messages: list[ToServerMessageV1] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     """Set on every send; a waiter clears it before it looks again."""
 
-    def send(self, msg: ToServerMessage) -> None:
+    def send(self, msg: ToServerMessageV1) -> None:
         self.messages.append(msg)
         self.changed.set()
 

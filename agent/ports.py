@@ -23,7 +23,7 @@ from ankaios_agent.agent.model import (
     ExecutionState,
     InstanceName,
     Response,
-    ToServerMessage,
+    ToServerMessageV1,
     WorkloadSpec,
     WorkloadState,
 )
@@ -33,7 +33,7 @@ from ankaios_agent.agent.workload_file_writer import FileMount
 class MessageSink(Protocol):
     """Where messages for the server go (``agent.outbox.Outbox``): non-blocking, keeps order."""
 
-    def send(self, msg: ToServerMessage) -> None: ...
+    def send(self, msg: ToServerMessageV1) -> None: ...
 
 
 class ControlInterfaceHost(Protocol):
