@@ -146,7 +146,6 @@ class Outbox:
             self._warned = False
             logger.info("the backlog for the server is down to %d messages", len(self._queue))
 
-
     def _drop_waiting_load(self) -> None:
         old = self._load
         if old is None or old is self._peeked:
