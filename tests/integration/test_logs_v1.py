@@ -203,8 +203,9 @@ async def test_tail_and_since_give_the_right_lines(
         while "early" not in await read(later):
             pass
         cut = datetime.datetime.now(datetime.UTC)
-        while "late" not in await read(later):
-            await asyncio.sleep(0.2)  # noqa: ASYNC110 (each read is a full request to the agent)
+        # Each look is a full request to the agent, not a flag to wait on.
+        while "late" not in await read(later):  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
         assert await read(later, since=cut.isoformat()) == ["late"]
         assert await read(later, tail=-1) == ["early", "late"]
 
