@@ -30,7 +30,8 @@ so an upgraded server is picked up without restarting the agent.
 A session ends when the stream ends (cleanly or with an error), and
 ``on_session_ended(clean)`` tells the manager which: a server that closed the
 stream cleanly keeps its log collections (their messages wait in the outbox),
-a stream that broke takes the server's campaigns with it. ``run`` then
+a stream that broke takes the server's campaigns with it (their queued
+answers are dropped from the outbox). ``run`` then
 reconnects forever with exponential back-off and jitter (tenacity): the first
 retry comes within ~100 ms, the delay is capped at ``max_backoff``. A session
 that stayed up for ``stable_after`` resets the back-off. Connection-state
@@ -334,7 +335,10 @@ class ServerConnection:
             await self._run_hook(dialect)
             cause = await self._exchange(call, dialect.codec(), first)
             self._mark_lost(cause)
-            await self._run_end_hook(clean=isinstance(cause, StreamClosed))
+            clean = isinstance(cause, StreamClosed)
+            if not clean and (dropped := self._outbox.discard_logs()):
+                logger.info("dropped %d queued log messages: the server forgot their requests", dropped)
+            await self._run_end_hook(clean=clean)
             if isinstance(cause, MessageTooLarge):
                 raise cause  # never resets the back-off: the same message comes again
             if time.monotonic() - connected_at >= self._timings.stable_after:

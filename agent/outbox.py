@@ -29,7 +29,9 @@ bounded here instead:
 * log messages (``LogEntries``, ``LogsStopped``) are counted, and a log
   collection waits in :meth:`Outbox.wait_logs_below` until the writer has
   taken them below its mark, which slows the reading from the runtime instead
-  of growing the queue. Requests of workloads cannot
+  of growing the queue. When the server stream breaks, the server forgets
+  the campaigns, and the connection drops their queued answers
+  (:meth:`Outbox.discard_logs`) instead of sending them to the next server. Requests of workloads cannot
 grow it without end: each control-interface relay lets only a bounded number
 of its workload's requests wait for the server and stops reading the
 workload's FIFO beyond that, so a flooding workload adds at most that many
@@ -109,6 +111,21 @@ class Outbox:
         while self._logs >= limit:
             self._logs_taken.clear()
             await self._logs_taken.wait()
+
+    def discard_logs(self) -> int:
+        """Drop every queued log message (the server that asked for them is gone); returns how many.
+
+        Call only between sessions, when no writer holds the head.
+        """
+        if not self._logs:
+            return 0
+        kept = [m for m in self._queue if not isinstance(m, LogEntries | LogsStopped)]
+        dropped = len(self._queue) - len(kept)
+        self._queue = collections.deque(kept)
+        self._logs = 0
+        self._peeked = None
+        self._logs_taken.set()
+        return dropped
 
     def queued_requests(self, workload: str) -> int:
         """Control-interface requests of ``workload`` not yet written to the server."""

@@ -130,3 +130,19 @@ async def test_log_messages_are_counted_and_waiters_wake_when_the_writer_takes_t
     outbox.confirm(await outbox.peek())
     await asyncio.wait_for(waiter, 1)
     assert outbox.queued_logs == 2
+
+
+async def test_discarding_logs_keeps_everything_else_in_order() -> None:
+    outbox = Outbox()
+    wl = InstanceName("w", "a", "id")
+    outbox.send(_state(1))
+    outbox.send(LogEntries("r", (LogEntry(wl, "line"),)))
+    outbox.send(_state(2))
+    outbox.send(LogsStopped("r", wl))
+    waiter = asyncio.create_task(outbox.wait_logs_below(1))
+    await asyncio.sleep(0)
+    assert outbox.discard_logs() == 2
+    await asyncio.wait_for(waiter, 1)
+    assert outbox.queued_logs == 0
+    assert outbox.discard_logs() == 0
+    assert await _take_all(outbox) == [_state(1), _state(2)]
