@@ -384,3 +384,42 @@ async def _drain(outbox: Outbox) -> list[object]:
         outbox.confirm(msg)
         taken.append(msg)
     return taken
+
+
+async def test_small_batches_join_the_entries_still_waiting_in_the_outbox() -> None:
+    """While the writer lags, lines of one request and workload go out in one message, in order."""
+    outbox = Outbox()
+    sink = OutboxLogSink(outbox, high_water=16)
+    for n in range(5):
+        await sink.put(LogEntries("r", (LogEntry(WL, f"line {n}"),)))
+    await sink.put(LogEntries("other", (LogEntry(WL, "x"),)))  # another request: a message of its own
+    await sink.put(LogEntries("other", (LogEntry(OTHER, "y"),)))  # another workload: one of its own
+    await sink.put(LogsStopped("other", OTHER))
+    await sink.put(LogEntries("other", (LogEntry(OTHER, "z"),)))  # never joins across a stop
+    taken = await _drain(outbox)
+    assert taken == [
+        LogEntries("r", tuple(LogEntry(WL, f"line {n}") for n in range(5))),
+        LogEntries("other", (LogEntry(WL, "x"),)),
+        LogEntries("other", (LogEntry(OTHER, "y"),)),
+        LogsStopped("other", OTHER),
+        LogEntries("other", (LogEntry(OTHER, "z"),)),
+    ]
+
+
+async def test_entries_the_writer_holds_are_never_joined_and_joins_stay_below_the_limit() -> None:
+    outbox = Outbox()
+    sink = OutboxLogSink(outbox, high_water=16, join_limit=4096)
+    await sink.put(LogEntries("r", (LogEntry(WL, "held"),)))
+    held = await outbox.peek()
+    await sink.put(LogEntries("r", (LogEntry(WL, "next"),)))
+    outbox.confirm(held)
+    assert held == LogEntries("r", (LogEntry(WL, "held"),))
+    for _ in range(50):
+        await sink.put(LogEntries("r", (LogEntry(WL, "y" * 100),)))
+    taken = await _drain(outbox)
+    assert sum(len(m.entries) for m in taken if isinstance(m, LogEntries)) == 51
+    assert len(taken) > 1
+    for msg in taken:
+        assert isinstance(msg, LogEntries)
+        size = sum(entry_field_size(e) for e in msg.entries)
+        assert size <= 4096
