@@ -297,8 +297,6 @@ class LogOutbox(Protocol):
 
     async def wait_logs_below(self, limit: int) -> None: ...
 
-    def replace_tail(self, old: LogEntries, new: LogEntries) -> bool: ...
-
 
 class OutboxLogSink:
     """Adapts the never-blocking outbox to :class:`LogSink`: waits while too many logs are queued.
@@ -307,60 +305,17 @@ class OutboxLogSink:
     for the writer; other messages (states, requests) are never held back by
     this and queue behind at most ``high_water`` log messages. The wait is the
     outbox's own signal, so a server that lags costs no wake-ups.
-
-    While the writer lags, lines of the same request and workload that arrive
-    in small batches join the entries message still waiting at the tail of the
-    outbox (up to a size that is safely below the message limit even if every
-    character took four bytes), so a fast log goes out in few large messages
-    instead of thousands of small ones; when the writer keeps up, nothing waits
-    and nothing is joined.
     """
 
-    def __init__(
-        self, outbox: LogOutbox, *, high_water: int = 16, join_limit: int = MAX_RESPONSE_BYTES
-    ) -> None:
+    def __init__(self, outbox: LogOutbox, *, high_water: int = 16) -> None:
         if high_water < 1:
             raise ValueError("the high-water mark must be at least 1")
         self._outbox = outbox
         self._high_water = high_water
-        self._join_limit = join_limit
-        self._tail: tuple[LogEntries, int] | None = None  # the last entries sent, its size bound
 
     async def put(self, msg: LogMessage) -> None:
         await self._outbox.wait_logs_below(self._high_water)
-        if isinstance(msg, LogEntries) and msg.entries:
-            size = _size_bound(msg)
-            joined = self._join(msg, size)
-            if joined is not None:
-                self._tail = joined
-                return
-            self._outbox.send(msg)
-            self._tail = (msg, size)
-            return
         self._outbox.send(msg)
-        self._tail = None
-
-    def _join(self, msg: LogEntries, size: int) -> tuple[LogEntries, int] | None:
-        if self._tail is None:
-            return None
-        last, last_size = self._tail
-        if (
-            last.request_id != msg.request_id
-            or last.entries[0].instance != msg.entries[0].instance
-            or last_size + size > self._join_limit
-        ):
-            return None
-        joined = LogEntries(msg.request_id, last.entries + msg.entries)
-        if not self._outbox.replace_tail(last, joined):
-            return None
-        return joined, last_size + size
-
-
-def _size_bound(msg: LogEntries) -> int:
-    """At least the encoded size of the entries of ``msg`` (a message holds one workload's entries)."""
-    # Per entry: its field header, the name, the message's header; four bytes per character at most.
-    overhead = entry_field_size(LogEntry(msg.entries[0].instance, "")) + 8
-    return 4 * sum(len(e.message) for e in msg.entries) + overhead * len(msg.entries) + 16
 
 
 __all__ = [

@@ -112,15 +112,6 @@ class Outbox:
             self._logs_taken.clear()
             await self._logs_taken.wait()
 
-    def replace_tail(self, old: ToServerMessageV1, new: ToServerMessageV1) -> bool:
-        """Put ``new`` in place of ``old`` if ``old`` is still the last message and no writer holds it."""
-        if not self._queue or self._queue[-1] is not old or old is self._peeked or old is self._load:
-            return False
-        if type(new) is not type(old):
-            raise ValueError("replace_tail() keeps the kind of the message")
-        self._queue[-1] = new
-        return True
-
     def discard_logs(self) -> int:
         """Drop every queued log message (the server that asked for them is gone); returns how many.
 
