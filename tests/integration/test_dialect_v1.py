@@ -251,15 +251,6 @@ async def _tls_agent(
         await server.stop()
 
 
-# The OpenSSL bridge completes the agent's certificate chain from the configured CA, so the
-# server receives the CA as a second client certificate and refuses it as ambiguous, as a
-# v1.0.1 server does. Strict: these pass again once the agent presents its certificate alone.
-CHAIN_SENT = pytest.mark.xfail(
-    strict=True, reason="the TLS bridge sends the CA certificate along with the agent's certificate"
-)
-
-
-@CHAIN_SENT
 async def test_mtls_agent_is_accepted(pki: Pki, agent_name: str, tmp_path: Path) -> None:
     identity = pki.ca.agent_identity([agent_name])
     async with _tls_agent(pki, agent_name, tmp_path, identity) as (server, proc):
@@ -279,7 +270,6 @@ async def test_mtls_agent_of_a_foreign_ca_is_refused(pki: Pki, agent_name: str, 
         assert agent_name not in server.hellos
 
 
-@CHAIN_SENT
 async def test_mtls_agent_named_otherwise_in_its_certificate_is_refused(
     pki: Pki, agent_name: str, tmp_path: Path
 ) -> None:
