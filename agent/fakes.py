@@ -251,6 +251,10 @@ class FakeControlInterfaces:
         self.folders[instance.workload] = path
         return path
 
+    async def ensure_for(self, spec: WorkloadSpec) -> Path | None:
+        """Every workload gets a folder, whatever its rules (the v0.3.1 way)."""
+        return await self.ensure(spec.instance)
+
     async def remove(self, workload: str) -> None:
         self.removed.append(workload)
         self.folders.pop(workload, None)

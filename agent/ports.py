@@ -38,8 +38,10 @@ class MessageSink(Protocol):
 class ControlInterfaceHost(Protocol):
     """The per-workload FIFO folders and their relays (``control_interface.ControlInterfaceHost``)."""
 
-    async def ensure(self, instance: InstanceName) -> Path:
-        """Create the folder and FIFOs if missing, start the relay; raises ControlInterfaceError."""
+    async def ensure_for(self, spec: WorkloadSpec) -> Path | None:
+        """Give ``spec`` the control interface its dialect and access rules call for: create the
+        folder and FIFOs if missing and start the relay; return the folder to mount, None when
+        the workload gets none. Raises ControlInterfaceError."""
         ...
 
     async def remove(self, workload: str) -> None:

@@ -43,6 +43,7 @@ from pathlib import Path
 from ankaios_agent.agent.errors import ControlInterfaceError, RuntimeFailure, WorkloadConfigError
 from ankaios_agent.agent.model import (
     NO_MORE_RETRIES,
+    AccessRules,
     ExecutionState,
     InstanceName,
     RestartPolicy,
@@ -142,6 +143,7 @@ class WorkloadLoop:
         self._runtime_id: str | None = None
         self._control_dir: Path | None = None
         self._control_folder: str | None = None
+        self._control_rules: AccessRules | None = None
         self._retry_count = 1
         self._timer: asyncio.Task[None] | None = None
         self._timer_command: TimerFired | None = None
@@ -269,18 +271,21 @@ class WorkloadLoop:
     async def _prepare_control_dir(self, spec: WorkloadSpec) -> str | None:
         """Make sure the FIFO folder of ``spec`` exists; returns an error text or None."""
         folder = spec.instance.folder_name
-        if self._control_dir is not None and self._control_folder == folder:
+        rules = spec.control_interface_access
+        if self._control_dir is not None and (self._control_folder, self._control_rules) == (folder, rules):
             return None
         try:
-            self._control_dir = await self._ci.ensure(spec.instance)
+            self._control_dir = await self._ci.ensure_for(spec)
         except ControlInterfaceError as err:
             return err.reason
         self._control_folder = folder
+        self._control_rules = rules
         return None
 
     async def _release_control_dir(self) -> None:
         self._control_dir = None
         self._control_folder = None
+        self._control_rules = None
         try:
             await self._ci.remove(self.name)
         except ControlInterfaceError as err:
@@ -366,7 +371,13 @@ class WorkloadLoop:
     # --- update and delete --------------------------------------------------------------------
 
     async def _update(self, new: WorkloadSpec | None, old: InstanceName | None) -> None:
-        if new is None or (self._control_folder not in (None, new.instance.folder_name)):
+        # Like the reference, the old control interface goes before the old container when the
+        # new instance needs another one (new id or other access rules).
+        if new is None or (
+            self._control_folder is not None
+            and (self._control_folder, self._control_rules)
+            != (new.instance.folder_name, new.control_interface_access)
+        ):
             await self._release_control_dir()
         current = self._spec
         if current is not None:

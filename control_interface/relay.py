@@ -68,7 +68,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ankaios_agent.agent.model import REQUEST_ID_SEPARATOR, Request, Response
-from ankaios_agent.control_interface.codec import Codec, Dropped, DropReason, Rejected
+from ankaios_agent.control_interface.codec import (
+    Accepted,
+    Answered,
+    Closed,
+    Codec,
+    Decoded,
+    Dropped,
+    DropReason,
+    Rejected,
+    ResponseGate,
+)
 from ankaios_agent.control_interface.fifo import INPUT_FIFO, OUTPUT_FIFO, ControlFolder, FileId
 from ankaios_agent.control_interface.framing import MAX_FRAME_SIZE, CorruptStream, FrameDecoder
 
@@ -165,6 +175,12 @@ class RelayCounters:
     """Responses for a control interface closed because a FIFO was replaced."""
     closed_replaced_fifo: int = 0
     """1 once the control interface was closed because a FIFO was replaced."""
+    requests_answered: int = 0
+    """Answered by the agent itself (denied by the access rules, or not acceptable)."""
+    handshakes_accepted: int = 0
+    handshakes_refused: int = 0
+    responses_dropped_session_closed: int = 0
+    """Responses for a workload whose handshake failed (its session is closed)."""
 
 
 class Relay:
@@ -218,6 +234,8 @@ class Relay:
         self._pending: collections.deque[bytes] = collections.deque()
         self._offset = 0
         self._flush_scheduled = False
+        # Responses that arrived before the workload's handshake was accepted (encoded).
+        self._before_handshake: collections.deque[bytes] = collections.deque()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -241,6 +259,7 @@ class Relay:
         self._close_input()
         undelivered = len(self._pending)
         self._pending.clear()
+        self._before_handshake.clear()
         self._offset = 0
         self._held.clear()
         self._in_flight.clear()
@@ -395,6 +414,7 @@ class Relay:
                 return
 
     def _on_output_eof(self) -> None:
+        self._codec.writer_left()
         if self._decoder.pending:
             self.counters.truncated_frames += 1
             log.warning(
@@ -428,16 +448,47 @@ class Relay:
                 err.reason,
                 self.counters.corrupt_streams,
             )
+            self._held.extend(frames)
+            self._release()
+            # Asked only now: the complete frames before the corrupt point may hold the hello.
+            answer = self._codec.stream_corrupt()
+            if answer is not None:
+                self._handle_result(answer)
+            return
         self._held.extend(frames)
         self._release()
 
     def _handle_frame(self, payload: bytes) -> None:
-        result = self._codec.decode(payload)
+        self._handle_result(self._codec.decode(payload))
+
+    def _handle_result(self, result: Decoded) -> None:
         if isinstance(result, Dropped):
             self._count_drop(result)
             return
         if isinstance(result, Rejected):
             self._reject(result)
+            return
+        if isinstance(result, Answered):
+            self._answer(result)
+            return
+        if isinstance(result, Accepted):
+            self.counters.handshakes_accepted += 1
+            self._queue_frame(result.frame)
+            while self._before_handshake:
+                self._queue_frame(self._before_handshake.popleft())
+            return
+        if isinstance(result, Closed):
+            self.counters.handshakes_refused += 1
+            self._queue_frame(result.frame)
+            dropped = len(self._before_handshake)
+            self._before_handshake.clear()
+            self.counters.responses_dropped_session_closed += dropped
+            if dropped:
+                log.warning(
+                    "workload %s: %d response(s) dropped: its control interface session was closed",
+                    self.workload,
+                    dropped,
+                )
             return
         request = replace(result, request_id=self._prefix + result.request_id)
         try:
@@ -448,6 +499,18 @@ class Relay:
             return
         self.counters.requests_forwarded += 1
         self._in_flight.append(time.monotonic())
+
+    def _answer(self, answered: Answered) -> None:
+        self.counters.requests_answered += 1
+        if _worth_logging(self.counters.requests_answered):
+            log.info(
+                "workload %s: request answered by the agent, not sent to the server: %s "
+                "(%d answered so far, logged again at twice that count)",
+                self.workload,
+                answered.reason,
+                self.counters.requests_answered,
+            )
+        self._queue_frame(answered.frame)
 
     def _reject(self, rejected: Rejected) -> None:
         self.counters.requests_rejected += 1
@@ -496,7 +559,23 @@ class Relay:
             self._in_flight.popleft()
             if self._running and (self._held or not self._reading):
                 self._release()
-        self._queue_frame(self._codec.encode_response(response))
+        gate = self._codec.gate
+        if gate is ResponseGate.PASS:
+            self._queue_frame(self._codec.encode_response(response))
+        elif gate is ResponseGate.HOLD:
+            if len(self._before_handshake) >= self._settings.buffer_size:
+                self._before_handshake.popleft()
+                self.counters.responses_dropped_buffer_full += 1
+            self._before_handshake.append(self._codec.encode_response(response))
+        else:
+            self.counters.responses_dropped_session_closed += 1
+            if _worth_logging(self.counters.responses_dropped_session_closed):
+                log.warning(
+                    "workload %s: response %r dropped: its control interface session is closed (%d so far)",
+                    self.workload,
+                    response.request_id,
+                    self.counters.responses_dropped_session_closed,
+                )
 
     def _queue_frame(self, data: bytes) -> None:
         in_flight = 1 if self._offset else 0  # a frame cut in the middle can never be dropped
