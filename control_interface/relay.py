@@ -175,6 +175,8 @@ class RelayCounters:
     """Responses for a control interface closed because a FIFO was replaced."""
     closed_replaced_fifo: int = 0
     """1 once the control interface was closed because a FIFO was replaced."""
+    writers_left: int = 0
+    """Times every writer had closed ``output`` (EOF seen)."""
     requests_answered: int = 0
     """Answered by the agent itself (denied by the access rules, or not acceptable)."""
     handshakes_accepted: int = 0
@@ -414,6 +416,7 @@ class Relay:
                 return
 
     def _on_output_eof(self) -> None:
+        self.counters.writers_left += 1
         self._codec.writer_left()
         if self._decoder.pending:
             self.counters.truncated_frames += 1
