@@ -79,16 +79,16 @@ def manifest(agent: str, image: str, data: Path) -> str:
     )
 
 
-async def step(data: Path, name: str, timeout: float = SLOW) -> dict[str, Any]:
+async def step(data: Path, name: str) -> dict[str, Any]:
     """Wait for the client's report of step ``name``; fail at once if it reported a failure."""
     path = data / f"{name}.json"
     failed = data / "failed.json"
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + SLOW
     while not path.exists():
         if failed.exists():
             pytest.fail(f"the SDK client failed before '{name}':\n{json.loads(failed.read_text())['error']}")
         if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"the SDK client did not report '{name}' within {timeout:.0f}s")
+            pytest.fail(f"the SDK client did not report '{name}' within {SLOW:.0f}s")
         await asyncio.sleep(0.2)
     result: dict[str, Any] = json.loads(path.read_text())
     return result
