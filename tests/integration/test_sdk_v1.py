@@ -21,6 +21,18 @@ from typing import Any
 
 import pytest
 
+from ankaios_agent.agent.lifecycle_rules import Dialect
+from ankaios_agent.agent.model import (
+    AccessRules,
+    InstanceName,
+    Operation,
+    Request,
+    Response,
+    StateRule,
+    WorkloadSpec,
+)
+from ankaios_agent.control_interface import ControlInterfaceHost
+from ankaios_agent.proto import ank_base_pb2 as base
 from tests.server_double_v1 import ServerDoubleV1, state_from_yaml
 from tests.support.podman_env import IMAGE, PodmanEnv
 from tests.support.sdk_image import ensure_sdk_image, missing_reason
@@ -35,11 +47,10 @@ if _MISSING is not None:
     pytestmark = [pytest.mark.podman, pytest.mark.skip(reason=f"ankaios-sdk client image: {_MISSING}")]
 
 # The agent speaks v1.0.1 to its server only once its session layer has the dialect catalogue.
-if importlib.util.find_spec("ankaios_agent.agent.dialects") is None:
-    pytestmark = [
-        pytest.mark.podman,
-        pytest.mark.skip(reason="this agent's connection does not speak Ankaios v1.0.1 yet"),
-    ]
+needs_v1_sessions = pytest.mark.skipif(
+    importlib.util.find_spec("ankaios_agent.agent.dialects") is None,
+    reason="this agent's connection does not speak Ankaios v1.0.1 yet",
+)
 
 SLEEPER = f"image: {IMAGE}\ncommandArgs: ['sh', '-c', 'trap \"exit 0\" TERM; sleep 1000 & wait']\n"
 
@@ -99,6 +110,7 @@ async def start_agent(command: list[str], log: Path) -> asyncio.subprocess.Proce
         return await asyncio.create_subprocess_exec(*command, stdout=out, stderr=subprocess.STDOUT)
 
 
+@needs_v1_sessions
 async def test_sdk_connects_reads_is_refused_updates_and_reconnects_after_agent_restart(
     podman_env: PodmanEnv, agent_name: str, tmp_path: Path
 ) -> None:
@@ -145,3 +157,89 @@ async def test_sdk_connects_reads_is_refused_updates_and_reconnects_after_agent_
         await server.stop()
         podman_env.remove_by_label(f"agent={agent_name}")
     assert b"Traceback" not in log.read_bytes()
+
+
+class AnsweringServer:
+    """Stands in for the server behind the host: answers reads and updates like the double."""
+
+    def __init__(self) -> None:
+        self.workloads = ["sdk_client", "bystander"]
+        self.host: ControlInterfaceHost | None = None
+        self.requests: list[Request] = []
+
+    def __call__(self, request: Request) -> None:
+        self.requests.append(request)
+        wire = base.Request.FromString(request.body)
+        kind = wire.WhichOneof("RequestContent")
+        if kind == "completeStateRequest":
+            state = base.CompleteState(
+                desiredState=base.State(
+                    apiVersion="v1",
+                    workloads=base.WorkloadMap(
+                        workloads={
+                            name: base.Workload(agent="agent_A", runtime="podman", runtimeConfig="image: x")
+                            for name in self.workloads
+                        }
+                    ),
+                )
+            )
+            body = base.Response(completeStateResponse=base.CompleteStateResponse(completeState=state))
+        else:
+            name = next(iter(wire.updateStateRequest.newState.desiredState.workloads.workloads))
+            self.workloads.append(name)
+            body = base.Response(
+                UpdateStateSuccess=base.UpdateStateSuccess(addedWorkloads=[f"{name}.1.agent_A"])
+            )
+        assert self.host is not None
+        self.host.route(Response(request.request_id, body.SerializeToString()))
+
+
+async def test_sdk_against_the_relay_across_an_agent_restart(
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path
+) -> None:
+    """The same client in a real container, served by the control-interface host of this agent
+    with the workload's real rules; the "agent restart" drops the host and makes a new one on
+    the same FIFOs while the container keeps running."""
+    image = ensure_sdk_image()
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "new_workload_config").write_text(SLEEPER)
+    # The rules exactly as the manifest of the agent test gives them.
+    access = AccessRules(
+        allow=(
+            StateRule(Operation.READ, ("desiredState.workloads",)),
+            StateRule(Operation.WRITE, ("desiredState.workloads.sdk_added",)),
+        ),
+        deny=(StateRule(Operation.READ, ("agents",)),),
+    )
+    spec = WorkloadSpec(
+        InstanceName("sdk_client", agent_name, "1" * 64), "podman", "", control_interface_access=access
+    )
+    server = AnsweringServer()
+    host = ControlInterfaceHost(tmp_path / "io", server, dialect=Dialect.V1)
+    server.host = host
+    folder = await host.ensure_for(spec)
+    assert folder is not None
+    podman_env.podman(
+        "run", "-d", "--label", f"agent={agent_name}", "-v", f"{data}:/data",
+        "-v", f"{folder}:/run/ankaios/control_interface", "-e", f"AGENT_NAME={agent_name}", image,
+    )  # fmt: skip
+    try:
+        await step(data, "connected")
+        assert set((await step(data, "allowed"))["workloads"]) == {"sdk_client", "bystander"}
+        assert "Access denied" in (await step(data, "refused"))["error"]
+        assert len(server.requests) == 2  # the refused read never reached the server
+        assert len((await step(data, "applied"))["added"]) == 1
+        await host.close()
+        host = ControlInterfaceHost(tmp_path / "io", server, dialect=Dialect.V1)
+        server.host = host
+        assert await host.ensure_for(spec) == folder
+        (data / "agent-restarted").touch()
+        reconnected = await step(data, "reconnected")
+        assert set(reconnected["workloads"]) == {"sdk_client", "bystander", "sdk_added"}
+        counters = host.counters("sdk_client")
+        assert counters is not None and counters.handshakes_accepted == 1
+        assert counters.handshakes_refused == 0
+    finally:
+        await host.close()
+        podman_env.remove_by_label(f"agent={agent_name}")
