@@ -226,6 +226,7 @@ class Relay:
         self._held: collections.deque[bytes] = collections.deque()
         self._reading = False
         self._expiry_timer: asyncio.TimerHandle | None = None
+        self._releasing = False
         # writer half
         self._in_fd: int | None = None
         self._in_timer: asyncio.TimerHandle | None = None
@@ -387,9 +388,17 @@ class Relay:
 
     def _release(self) -> None:
         """Handle held frames while slots are free, then resume reading if within the share."""
-        held = self._held
-        while held and len(self._in_flight) < self._settings.max_in_flight and self._running:
-            self._handle_frame(held.popleft())
+        if self._releasing:
+            # A response routed from inside forward(): the loop below goes on by itself, and
+            # recursing here would nest one level per held frame.
+            return
+        self._releasing = True
+        try:
+            held = self._held
+            while held and len(self._in_flight) < self._settings.max_in_flight and self._running:
+                self._handle_frame(held.popleft())
+        finally:
+            self._releasing = False
         if self._running:
             self._update_reading()
 
