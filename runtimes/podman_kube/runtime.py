@@ -16,7 +16,8 @@ exists removes nothing: that pod existed before, so it is not ours.
 Delete: kube down with the stored manifest (generalOptions are not used), then
 remove the ``.pods`` and ``.config`` volumes. Already gone is success: when
 kube down fails and one of the recorded pods no longer exists, the remaining
-ones are removed by id. Kube workloads get no control-interface mount.
+ones are removed by id. A workload with a control interface gets it in the one
+container its ``controlInterfaceTarget`` names (``control_mount``).
 
 Podman 4.3 answers a failed play or down with 500 whatever the cause, so what
 happened is found out by looking at the pods, not by reading Podman's text.
@@ -47,6 +48,7 @@ from ankaios_agent.runtimes.podman.monitor_core import MonitorTimings
 from ankaios_agent.runtimes.podman_kube import bookkeeping
 from ankaios_agent.runtimes.podman_kube.bookkeeping import BookkeepingError
 from ankaios_agent.runtimes.podman_kube.config import RUNTIME_NAME, parse_kube_config
+from ankaios_agent.runtimes.podman_kube.control_mount import ControlMountError, inject_control_interface
 from ankaios_agent.runtimes.podman_kube.kube_api import KubeApi, KubePlayFailed, Pod
 from ankaios_agent.runtimes.podman_kube.monitor import KubeMonitor
 
@@ -91,8 +93,14 @@ class PodmanKubeRuntime:
                 instance, f"runtime {spec.runtime!r} given to the {RUNTIME_NAME} runtime"
             )
         config = parse_kube_config(spec.runtime_config, instance)
-        if control_dir is not None:
-            logger.debug("workload %s: kube workloads get no control-interface mount", instance)
+        manifest = config.manifest
+        # Only a workload with access rules (v1.0.1) gets the FIFOs into a kube container; the
+        # v0.3.1 dialect gives kube workloads no control-interface mount.
+        if control_dir is not None and spec.control_interface_access.needs_control_interface:
+            try:
+                manifest = inject_control_interface(manifest, config.control_interface_target, control_dir)
+            except ControlMountError as err:
+                raise WorkloadConfigError(instance, str(err)) from err
 
         await self._write_volume(
             instance, bookkeeping.config_volume(instance), bookkeeping.encode(spec.runtime_config)
@@ -104,7 +112,7 @@ class PodmanKubeRuntime:
         except EngineCallFailed:
             before = None  # the play will tell what is wrong
         try:
-            pod_ids = await run_blocking(self._api.play, config.manifest, config.play.query)
+            pod_ids = await run_blocking(self._api.play, manifest, config.play.query)
         except EngineCallFailed as err:
             await self._clean_up_failed_play(instance, config.manifest, err, before)
             raise RuntimeCreateFailed(instance, err.reason, err) from err
