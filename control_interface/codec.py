@@ -118,3 +118,8 @@ class Codec(Protocol):
     def gate(self) -> ResponseGate:
         """Whether server responses may be written to ``input`` now."""
         ...
+
+    def on_undelivered(self, response: Response) -> Request | None:
+        """What to send the server (id without the routing prefix) if ``response`` is dropped
+        before the workload read it, e.g. a cancel of the log stream it belongs to."""
+        ...

@@ -40,7 +40,7 @@ import re
 
 from ankaios_agent.agent.dialect_v1 import control_codec
 from ankaios_agent.agent.errors import ConversionError
-from ankaios_agent.agent.model import ControlHello, RequestKind, Response, WorkloadRequest
+from ankaios_agent.agent.model import ControlHello, Request, RequestKind, Response, WorkloadRequest
 from ankaios_agent.control_interface import authorizer as auth
 from ankaios_agent.control_interface.codec import (
     Accepted,
@@ -73,6 +73,8 @@ _U64 = 1 << 64
 # Wire tags (field number << 3 | length-delimited): FromAnkaios.response = 3, Response.requestId = 1.
 _FROM_ANKAIOS_RESPONSE_TAG = b"\x1a"
 _RESPONSE_REQUEST_ID_TAG = b"\x0a"
+_LOG_ENTRIES_TAG = b"\x3a"  # Response.logEntriesResponse = 7
+_LOGS_CANCEL_BODY = control_codec.logs_cancel_body()
 
 
 def protocol_major(version: str) -> int | None:
@@ -223,3 +225,10 @@ class CodecV1:
 
     def encode_error(self, request_id: str, message: str) -> bytes:
         return frame(control_codec.encode_error_response(request_id, message))
+
+    def on_undelivered(self, response: Response) -> Request | None:
+        # Only a log stream is stopped: it would go on producing entries nobody reads. The
+        # content is the body's only field, so its tag is the first byte.
+        if response.body[:1] != _LOG_ENTRIES_TAG:
+            return None
+        return Request(request_id=response.request_id, body=_LOGS_CANCEL_BODY)

@@ -235,6 +235,9 @@ class Relay:
         self._in_error: int | None = None
         # Encoded frames for input; the first one may be partly written (``_offset`` bytes).
         self._pending: collections.deque[bytes] = collections.deque()
+        # Beside each pending frame: what to tell the server if the frame is dropped undelivered.
+        self._on_drop: collections.deque[Request | None] = collections.deque()
+        self._cancelled: set[str] = set()
         self._offset = 0
         self._flush_scheduled = False
         # Responses that arrived before the workload's handshake was accepted (encoded).
@@ -262,6 +265,7 @@ class Relay:
         self._close_input()
         undelivered = len(self._pending)
         self._pending.clear()
+        self._on_drop.clear()
         self._before_handshake.clear()
         self._offset = 0
         self._held.clear()
@@ -512,6 +516,22 @@ class Relay:
         self.counters.requests_forwarded += 1
         self._in_flight.append(time.monotonic())
 
+    def _notify_server_of_drop(self, request: Request) -> None:
+        """Tell the server once per request id (e.g. stop a log stream nobody reads)."""
+        if request.request_id in self._cancelled:
+            return
+        self._cancelled.add(request.request_id)
+        log.info(
+            "workload %s: log entries for request %r could not be delivered; stopping that log collection",
+            self.workload,
+            request.request_id,
+        )
+        try:
+            self._forward(replace(request, request_id=self._prefix + request.request_id))
+        except Exception:
+            self.counters.forward_failures += 1
+            log.exception("workload %s: cancelling request %r failed", self.workload, request.request_id)
+
     def _answer(self, answered: Answered) -> None:
         self.counters.requests_answered += 1
         if _worth_logging(self.counters.requests_answered):
@@ -573,7 +593,7 @@ class Relay:
                 self._release()
         gate = self._codec.gate
         if gate is ResponseGate.PASS:
-            self._queue_frame(self._codec.encode_response(response))
+            self._queue_frame(self._codec.encode_response(response), self._codec.on_undelivered(response))
         elif gate is ResponseGate.HOLD:
             if len(self._before_handshake) >= self._settings.buffer_size:
                 self._before_handshake.popleft()
@@ -589,10 +609,14 @@ class Relay:
                     self.counters.responses_dropped_session_closed,
                 )
 
-    def _queue_frame(self, data: bytes) -> None:
+    def _queue_frame(self, data: bytes, on_drop: Request | None = None) -> None:
         in_flight = 1 if self._offset else 0  # a frame cut in the middle can never be dropped
         if len(self._pending) - in_flight >= self._settings.buffer_size:
             del self._pending[in_flight]
+            notice = self._on_drop[in_flight]
+            del self._on_drop[in_flight]
+            if notice is not None:
+                self._notify_server_of_drop(notice)
             self.counters.responses_dropped_buffer_full += 1
             if _worth_logging(self.counters.responses_dropped_buffer_full):
                 log.warning(
@@ -604,6 +628,7 @@ class Relay:
                     self.counters.responses_dropped_buffer_full,
                 )
         self._pending.append(data)
+        self._on_drop.append(on_drop)
         if not self._running:
             return
         if self._in_fd is not None:
@@ -703,6 +728,7 @@ class Relay:
             self._offset += written
             while pending and self._offset >= len(pending[0]):
                 self._offset -= len(pending.popleft())
+                self._on_drop.popleft()
                 self.counters.responses_written += 1
             if short:
                 # The pipe is full: wait for the workload to read instead of spinning on EAGAIN.

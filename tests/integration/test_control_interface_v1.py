@@ -263,3 +263,30 @@ async def test_v0_3_session_keeps_its_layout_for_every_workload(tmp_path: Path) 
     cis.use_dialect(Dialect.V1)
     assert await cis.ensure_for(spec("other", AccessRules())) is None
     await cis.close()
+
+
+async def test_log_entries_nobody_reads_stop_their_collection_once(
+    host: tuple[ControlInterfaceHost, Forwarded],
+) -> None:
+    cis, forwarded = host
+    folder = await cis.ensure_for(spec())
+    assert folder is not None
+    writer = OutputWriter(folder)
+    writer.write(hello())
+    counters = cis.counters("wl")
+    assert counters is not None
+    await wait_until(lambda: counters.handshakes_accepted == 1)
+    entries = base.Response(
+        logEntriesResponse=base.LogEntriesResponse(logEntries=[base.LogEntry(message="line")])
+    ).SerializeToString()
+    for _ in range(SETTINGS.buffer_size):
+        cis.route(Response("wl@state", state_body("x")))  # dropped too, but nothing to stop
+    assert forwarded.queue.empty()
+    for _ in range(3 * SETTINGS.buffer_size):
+        cis.route(Response("wl@logs-1", entries))
+    assert counters.responses_dropped_buffer_full > SETTINGS.buffer_size
+    cancel = forwarded.queue.get_nowait()
+    assert cancel.request_id == "wl@logs-1"
+    assert base.Request.FromString(cancel.body).WhichOneof("RequestContent") == "logsCancelRequest"
+    assert forwarded.queue.empty()  # once per collection, not once per dropped entry
+    writer.close()

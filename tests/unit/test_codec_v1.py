@@ -312,3 +312,18 @@ def test_response_frame_keeps_the_server_body_byte_for_byte() -> None:
     # With an empty id the frame equals what a protobuf serializer makes.
     assert payload_of(codec().encode_response(Response(request_id="", body=body))) == expected
     assert control_codec.decode_from_ankaios(payload_of(frame_bytes)) == Response("id@with@at", body)
+
+
+def test_only_undelivered_log_entries_cancel_their_stream() -> None:
+    entries = base.Response(
+        logEntriesResponse=base.LogEntriesResponse(logEntries=[base.LogEntry(message="line")])
+    ).SerializeToString()
+    cancel = codec().on_undelivered(Response("logs-1", entries))
+    assert cancel is not None and cancel.request_id == "logs-1"
+    assert base.Request.FromString(cancel.body).WhichOneof("RequestContent") == "logsCancelRequest"
+    for other in (
+        base.Response(logsStopResponse=base.LogsStopResponse()),
+        base.Response(completeStateResponse=base.CompleteStateResponse()),
+        base.Response(error=base.Error(message="x")),
+    ):
+        assert codec().on_undelivered(Response("r", other.SerializeToString())) is None
