@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from ankaios_agent.agent.lifecycle_rules import Dialect
 from ankaios_agent.agent.model import (
     ExecutionState,
     InstanceName,
@@ -46,6 +47,10 @@ class ControlInterfaceHost(Protocol):
 
     async def remove(self, workload: str) -> None:
         """Stop the relay of ``workload`` and remove its FIFOs and folder."""
+        ...
+
+    def use_dialect(self, dialect: Dialect) -> None:
+        """A session of ``dialect`` started: control interfaces made from now on follow its rules."""
         ...
 
     def route(self, response: Response) -> None:
