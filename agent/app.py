@@ -6,13 +6,17 @@
 * the manager's ``run`` (runtime event dispatch);
 * SIGTERM / SIGINT set the stop event.
 
+The connection speaks the dialects the settings allow (``--protocol``; with
+``auto`` it probes per connection) and tells the manager which one each new
+session speaks.
+
 Shutdown is one ordered, logged sequence: ``manager.shutdown()`` (stops loops
 and relays, deletes nothing) bounded by ``shutdown_timeout``, then the stream
-is cancelled -- the v0.3.1 server sees a stream error and marks our workloads
-AgentDisconnected -- then the manager task. Workloads keep running, and engine
-calls still in flight are not waited for (their threads are daemons), so the
-process ends within two seconds of SIGTERM. Exit code 0 after a signal; 1 when
-a top-level task died on its own (a bug: it is logged with its traceback).
+is cancelled -- the server (of either version) sees a stream error and marks
+our workloads AgentDisconnected; no Goodbye is sent -- then the manager task.
+Workloads keep running, and engine calls still in flight are not waited for
+(their threads are daemons), so the process ends within two seconds of SIGTERM.
+Exit code 0 after a signal; 1 when a top-level task died on its own (a bug: it is logged with its traceback).
 
 The manager is built by a *factory* (an async context manager), so this module
 never imports the lifecycle layer or the runtimes: ``agent.wiring.assemble``
@@ -30,9 +34,11 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ankaios_agent.agent import dialects
 from ankaios_agent.agent.config import AgentConfig
 from ankaios_agent.agent.connection import ConnectionTimings, ServerConnection
-from ankaios_agent.agent.model import FromServerMessage
+from ankaios_agent.agent.lifecycle_rules import Dialect
+from ankaios_agent.agent.model import FromServerMessageV1
 from ankaios_agent.agent.outbox import Outbox
 from ankaios_agent.agent.ports import MessageSink
 
@@ -42,9 +48,9 @@ logger = logging.getLogger(__name__)
 class AgentManager(Protocol):
     """What the process needs from the manager (``agent.manager.Manager``)."""
 
-    async def handle(self, msg: FromServerMessage) -> None: ...
+    async def handle(self, msg: FromServerMessageV1) -> None: ...
 
-    async def on_connected(self) -> None: ...
+    async def on_connected(self, dialect: Dialect) -> None: ...
 
     async def run(self) -> None: ...
 
@@ -93,6 +99,8 @@ async def _supervise(
         manager.on_connected,
         timings.connection,
         tls=config.tls,
+        dialects=dialects.for_choices(config.dialects),
+        tags=dict(config.tags),
     )
     logger.info(
         "agent %r starting; server %s (%s, protocol %s), run folder %s",

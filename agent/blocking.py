@@ -21,7 +21,11 @@ from typing import Any, ParamSpec, TypeVar
 P = ParamSpec("P")
 T = TypeVar("T")
 
-DEFAULT_WORKERS = 32
+# Podman calls are short except pulls and slow stops, and long-running readers (log
+# streams, the event stream) have threads of their own: 8 workers keep 100 workloads
+# starting in parallel without a thread (stack, malloc arena, podman-py client) for
+# each of 32 workers staying resident for the life of the process.
+DEFAULT_WORKERS = 8
 
 _Job = tuple[concurrent.futures.Future[Any], Callable[[], Any]]
 

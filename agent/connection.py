@@ -1,19 +1,31 @@
 """The one gRPC stream to the Ankaios server.
 
-One *session* = one channel + one ``ConnectAgent`` call:
+One *session* = one channel + one ``ConnectAgent`` call of one wire dialect:
 
 1. open a fresh channel (:func:`open_channel`: plain HTTP/2, or mutual TLS when
-   the settings carry certificates; a local subchannel pool, so no back-off
-   state of a dead server is inherited) and the bidirectional call;
-2. write ``AgentHello`` -- always the first message of every session;
+   the settings carry certificates, made by the loop's
+   :class:`~agent.tls_bridge.TlsBridge` so that Ed25519 keys work; a local
+   subchannel pool, so no back-off state of a dead server is inherited) and the
+   bidirectional call;
+2. write the dialect's ``AgentHello`` -- always the first message of every session;
 3. wait until the server has accepted the call (its response headers), log
-   "connected" and await ``on_connected`` *before* reading anything, so the
-   manager's hook and its message handler never run at the same time;
+   "connected" with the dialect and await ``on_connected(dialect)`` *before*
+   reading anything, so the manager's hook and its message handler never run
+   at the same time;
 4. run two tasks: the reader awaits ``handler`` for each FromServer in arrival
    order; the writer drains the :class:`~agent.outbox.Outbox` (peek, write,
    confirm: see that module for the delivery guarantee). A broken stream never
    cancels a handler call in progress: the reader stops at its next read, so
    the manager is only ever interrupted by shutdown (cancelling ``run``).
+
+Probing: the dialects to try come in order (``agent.dialects``; the v1.0.1
+path first when both are allowed). A server that does not know a dialect's
+method answers UNIMPLEMENTED, and the next dialect is tried on a fresh call
+over the same channel, on every (re)connect, so a server swapped for another
+version is found again. A v1.0.1 server that refuses our protocol version
+(FAILED_PRECONDITION, naming the version it supports) is a condition, not a
+crash: it is logged once, and the agent retries after ``version_refused_backoff``,
+so an upgraded server is picked up without restarting the agent.
 
 A session ends when the stream ends (cleanly or with an error). ``run`` then
 reconnects forever with exponential back-off and jitter (tenacity): the first
@@ -21,9 +33,10 @@ retry comes within ~100 ms, the delay is capped at ``max_backoff``. A session
 that stayed up for ``stable_after`` resets the back-off. Connection-state
 changes are logged once each (connected / lost / unreachable), not per retry.
 
-Message size: the server sends the complete cluster state in one message (the
-answer to the agent's own state request after each hello), which grows with the
-cluster and passes gRPC's default 4 MiB receive limit on a big one. The agent
+Message size: the server sends big states in one message (v0.3.1: the whole
+cluster state, in the answer to the agent's own state request after each hello;
+v1.0.1: every workload of the agent with its files, in the ServerHello), which
+grows with the cluster and passes gRPC's default 4 MiB receive limit on a big one. The agent
 accepts up to ``max_receive_bytes`` (256 MiB by default). A stream that still
 breaks with RESOURCE_EXHAUSTED (a bigger message, or a server out of resources)
 would break again at once, so it is logged as such and retried only after
@@ -46,35 +59,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 import grpc.aio
 import tenacity
 
-from ankaios_agent.agent import conversion
+from ankaios_agent.agent import dialects
+from ankaios_agent.agent.dialects import WireCodec, WireDialect
 from ankaios_agent.agent.errors import ConversionError, ServerUnavailable
-from ankaios_agent.agent.model import FromServerMessage
+from ankaios_agent.agent.lifecycle_rules import Dialect
+from ankaios_agent.agent.model import AgentHello, FromServerMessageV1
 from ankaios_agent.agent.outbox import Outbox
 from ankaios_agent.agent.tls import TlsMaterial
-from ankaios_agent.proto import ankaios_pb2 as pb
+from ankaios_agent.agent.tls_bridge import TlsBridge
 
 logger = logging.getLogger(__name__)
 
-CONNECT_AGENT = "/ankaios.AgentConnection/ConnectAgent"
+CONNECT_AGENT = dialects.V0_3.method
 
-# gRPC reports a refused TLS handshake only as "unavailable": say what to check.
+# Over TLS the reason may only say that the connection closed: say what else to check.
 _TLS_HINT = (
     "; over TLS also check that the server certificate is signed by the configured CA, names "
-    "ank-server and has an ECDSA or RSA key (gRPC cannot verify Ed25519 servers), and that the "
-    "server trusts the agent's certificate"
+    "ank-server and is valid now, and that the server trusts the agent's certificate"
 )
 
-Handler = Callable[[FromServerMessage], Awaitable[None]]
-OnConnected = Callable[[], Awaitable[None]]
+Handler = Callable[[FromServerMessageV1], Awaitable[None]]
+OnConnected = Callable[[Dialect], Awaitable[None]]
+Call: TypeAlias = "grpc.aio.StreamStreamCall[Any, Any]"
+
+# The v1.0.1 server's refusal text: "Unsupported protocol version '<sent>'. Currently supported '<major>'".
+_SUPPORTED_VERSION = re.compile(r"Currently supported '([^']*)'")
 
 
 @dataclass(frozen=True)
@@ -95,6 +114,8 @@ class ConnectionTimings:
     max_receive_bytes: int = 256 * 1024 * 1024
     # A message too large now is too large on the next attempt too: wait long, don't flap.
     too_large_backoff: float = 30.0
+    # A server that refuses our protocol version does so again until it is upgraded: ask seldom.
+    version_refused_backoff: float = 5.0
 
     def channel_options(self) -> list[tuple[str, Any]]:
         return [
@@ -116,18 +137,33 @@ class ConnectionTimings:
         ]
 
 
-def open_channel(address: str, tls: TlsMaterial | None, timings: ConnectionTimings) -> grpc.aio.Channel:
-    """A new channel to ``address``: mutual TLS with ``tls``, else plain HTTP/2."""
+def open_channel(
+    address: str, timings: ConnectionTimings, bridge: TlsBridge | None = None
+) -> grpc.aio.Channel:
+    """A new channel: plain HTTP/2 to ``address``, or through ``bridge``, which adds mutual TLS."""
     options = timings.channel_options()
-    if tls is None:
+    if bridge is None:
         return grpc.aio.insecure_channel(address, options=options)
-    # The server is verified by the name its certificate is issued for, not by the URL's host.
-    options.append(("grpc.ssl_target_name_override", tls.server_name))
-    return grpc.aio.secure_channel(address, tls.channel_credentials(), options=options)
+    # The server sees the authority and scheme of an https request to its URL, not the socket's.
+    options += [("grpc.default_authority", address), ("grpc.http2_scheme", "https")]
+    return grpc.aio.insecure_channel(bridge.target, options=options)
 
 
 class MessageTooLarge(ServerUnavailable):
     """The stream broke with RESOURCE_EXHAUSTED: a message above a side's limit."""
+
+
+class DialectUnknown(ServerUnavailable):
+    """The server answered UNIMPLEMENTED: it does not speak the dialect that was tried."""
+
+
+class VersionRefused(ServerUnavailable):
+    """The server answered FAILED_PRECONDITION: it speaks the dialect, but another major version."""
+
+    @property
+    def server_version(self) -> str:
+        found = _SUPPORTED_VERSION.search(self.reason)
+        return found.group(1) if found else "unknown"
 
 
 @contextlib.contextmanager
@@ -138,6 +174,10 @@ def _grpc_errors(address: str) -> Iterator[None]:
     except grpc.aio.AioRpcError as err:
         if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
             raise MessageTooLarge(address, f"{err.code().name}: {err.details()}") from err
+        if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+            raise DialectUnknown(address, f"{err.code().name}: {err.details()}") from err
+        if err.code() == grpc.StatusCode.FAILED_PRECONDITION:
+            raise VersionRefused(address, f"{err.code().name}: {err.details()}") from err
         raise ServerUnavailable(address, f"{err.code().name}: {err.details()}") from err
     except TimeoutError as err:  # before OSError, its base class
         raise ServerUnavailable(address, "no answer from the server in time") from err
@@ -167,7 +207,11 @@ class ServerConnection:
         timings: ConnectionTimings = ConnectionTimings(),
         *,
         tls: TlsMaterial | None = None,
+        dialects: Sequence[WireDialect] = (dialects.V0_3,),
+        tags: Mapping[str, str] | None = None,
     ) -> None:
+        if not dialects:
+            raise ValueError("at least one dialect is needed")
         self._address = address
         self._agent_name = agent_name
         self._outbox = outbox
@@ -175,9 +219,14 @@ class ServerConnection:
         self._on_connected = on_connected
         self._timings = timings
         self._tls = tls
+        self._dialects = tuple(dialects)
+        self._hello = AgentHello(agent_name, tags or {})
+        self._bridge: TlsBridge | None = None  # open while run() runs, when tls is set
         self._connected = False
         self._unreachable_logged = False
+        self._refusal_logged: str | None = None
         self._sessions = 0
+        self._dialect: WireDialect | None = None  # of the latest connected session
 
     @property
     def connected(self) -> bool:
@@ -188,8 +237,32 @@ class ServerConnection:
         """How many sessions got connected so far (for health and tests)."""
         return self._sessions
 
+    @property
+    def dialect(self) -> Dialect | None:
+        """The dialect of the latest connected session; None before the first one."""
+        return None if self._dialect is None else self._dialect.dialect
+
     async def run(self) -> None:
-        """Keep a session up until cancelled. Never returns; never raises except CancelledError."""
+        """Keep a session up until cancelled. Never returns; never raises except CancelledError
+        (and OSError when the TLS bridge's private folder or socket cannot be made)."""
+        async with self._transport():
+            await self._keep_session_up()
+
+    @contextlib.asynccontextmanager
+    async def _transport(self) -> AsyncIterator[None]:
+        """The TLS bridge every session's channel goes through, for as long as the loop runs."""
+        if self._tls is None:
+            yield
+            return
+        timeout = self._timings.connect_timeout
+        async with TlsBridge(self._address, self._tls, connect_timeout=timeout) as bridge:
+            self._bridge = bridge
+            try:
+                yield
+            finally:
+                self._bridge = None
+
+    async def _keep_session_up(self) -> None:
         t = self._timings
         while True:
             retrying = tenacity.AsyncRetrying(
@@ -205,35 +278,50 @@ class ServerConnection:
     def _log_retry(self, state: tenacity.RetryCallState) -> None:
         err = state.outcome.exception() if state.outcome else None
         delay = state.next_action.sleep if state.next_action else 0.0
-        if not self._unreachable_logged:
+        reason = getattr(err, "reason", err)
+        if self._bridge is not None and self._bridge.last_failure is not None:
+            reason = str(self._bridge.last_failure)  # what TLS said, not gRPC's "socket closed"
+        if isinstance(err, VersionRefused):
+            self._log_refusal(err, delay)
+        elif not self._unreachable_logged:
             self._unreachable_logged = True
             logger.warning(
                 "server %s is not reachable (%s); retrying with back-off up to %.1f s%s",
                 self._address,
-                getattr(err, "reason", err),
+                reason,
                 self._timings.max_backoff,
                 "" if self._tls is None else _TLS_HINT,
             )
         else:
             logger.debug("retry %d in %.2f s: %s", state.attempt_number, delay, err)
 
+    def _log_refusal(self, err: VersionRefused, delay: float) -> None:
+        """Once per refusal text: the agent keeps running and picks up an upgraded server."""
+        if self._refusal_logged == err.reason:
+            logger.debug("the server still refuses our protocol version; retrying in %.1f s", delay)
+            return
+        self._refusal_logged = err.reason
+        logger.error(
+            "server %s refuses this agent's Ankaios protocol version %s: it supports version %r (%s); "
+            "the agent keeps running and retries every %.0f s, so an upgraded server is picked up",
+            self._address,
+            Dialect.V1.value,
+            err.server_version,
+            err.reason,
+            self._timings.version_refused_backoff,
+        )
+
     async def _session(self) -> None:
         """One channel + call; always ends by raising ServerUnavailable or _StableSessionEnded."""
-        channel = open_channel(self._address, self._tls, self._timings)
-        call = channel.stream_stream(
-            CONNECT_AGENT,
-            request_serializer=pb.ToServer.SerializeToString,
-            response_deserializer=pb.FromServer.FromString,
-        )()
+        assert self._tls is None or self._bridge is not None, "TLS sessions run inside run()"
+        channel = open_channel(self._address, self._timings, self._bridge)
+        call: Call | None = None
         try:
-            with _grpc_errors(self._address):
-                async with asyncio.timeout(self._timings.connect_timeout):
-                    await call.write(conversion.agent_hello(self._agent_name))
-                    await call.wait_for_connection()
+            call, dialect, first = await self._open_call(channel)
             connected_at = time.monotonic()
-            self._mark_connected()
-            await self._run_hook()
-            cause = await self._exchange(call)
+            self._mark_connected(dialect)
+            await self._run_hook(dialect)
+            cause = await self._exchange(call, dialect.codec(), first)
             self._mark_lost(cause)
             if isinstance(cause, MessageTooLarge):
                 raise cause  # never resets the back-off: the same message comes again
@@ -242,16 +330,53 @@ class ServerConnection:
             raise cause
         finally:
             self._connected = False
-            call.cancel()
+            if call is not None:
+                call.cancel()
             # grace=None cancels what is left at once: the server sees a stream error.
             await channel.close(grace=None)
 
-    async def _exchange(
-        self, call: grpc.aio.StreamStreamCall[pb.ToServer, pb.FromServer]
-    ) -> ServerUnavailable:
+    async def _open_call(self, channel: grpc.aio.Channel) -> tuple[Call, WireDialect, Any]:
+        """The first dialect whose call the server accepts, with the server's first message if the
+        dialect waits for it; raises ServerUnavailable when the server takes none.
+
+        A server that does not know a method answers UNIMPLEMENTED without response headers, but
+        grpc.aio may report the call as connected before it reports that status. A dialect whose
+        server always speaks first (v1.0.1: its ServerHello) is therefore accepted only with that
+        first message in hand; for the last dialect tried a late status just ends the session.
+        """
+        for position, dialect in enumerate(self._dialects, start=1):
+            codec = dialect.codec()
+            logger.debug("trying the %s with server %s", dialect.label, self._address)
+            call: Call = channel.stream_stream(
+                dialect.method, request_serializer=codec.serialize, response_deserializer=codec.deserialize
+            )()
+            try:
+                with _grpc_errors(self._address):
+                    async with asyncio.timeout(self._timings.connect_timeout):
+                        await call.write(codec.hello(self._hello))
+                        await call.wait_for_connection()
+                        first = await call.read() if dialect.server_speaks_first else None
+                if first is grpc.aio.EOF:
+                    raise ServerUnavailable(self._address, "the server closed the stream after the hello")
+            except DialectUnknown as err:
+                call.cancel()
+                if position == len(self._dialects):
+                    tried = ", ".join(d.label for d in self._dialects)
+                    raise ServerUnavailable(
+                        self._address, f"the server speaks none of: {tried} ({err.reason})"
+                    ) from err
+                logger.debug("server %s does not know the %s (%s)", self._address, dialect.label, err.reason)
+                continue
+            except BaseException:
+                call.cancel()
+                raise
+            return call, dialect, first
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    async def _exchange(self, call: Call, codec: WireCodec, first: Any) -> ServerUnavailable:
         """Run reader and writer until the stream ends; return why it ended."""
-        writer = asyncio.create_task(self._write_outbox(call), name="connection-writer")
-        reader = asyncio.create_task(self._read_stream(call), name="connection-reader")
+        writer = asyncio.create_task(self._write_outbox(call, codec), name="connection-writer")
+        reader = asyncio.create_task(self._read_stream(call, codec, first), name="connection-reader")
         try:
             await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
             if not reader.done():
@@ -272,11 +397,20 @@ class ServerConnection:
                 task.cancel()
             await asyncio.gather(writer, reader, return_exceptions=True)
 
-    def _mark_connected(self) -> None:
+    def _mark_connected(self, dialect: WireDialect) -> None:
         self._connected = True
         self._sessions += 1
         self._unreachable_logged = False
-        logger.info("connected to server %s as agent %r", self._address, self._agent_name)
+        self._refusal_logged = None
+        previous, self._dialect = self._dialect, dialect
+        logger.info("connected to server %s as agent %r (%s)", self._address, self._agent_name, dialect.label)
+        if previous is not None and previous is not dialect:
+            logger.info(
+                "server %s now speaks the %s instead of the %s; running workloads are adopted, not restarted",
+                self._address,
+                dialect.label,
+                previous.label,
+            )
 
     def _mark_lost(self, cause: ServerUnavailable) -> None:
         # Logged once here; the retries that follow log only at debug level.
@@ -293,21 +427,24 @@ class ServerConnection:
             return
         logger.warning("connection to server %s lost (%s); reconnecting", self._address, cause.reason)
 
-    async def _run_hook(self) -> None:
+    async def _run_hook(self, dialect: WireDialect) -> None:
         try:
-            await self._on_connected()
+            await self._on_connected(dialect.dialect)
         except Exception:
             # A bug in the hook must not take the connection down; the next session retries it.
             logger.exception("the on-connected hook failed; continuing with the connection")
 
-    async def _read_stream(self, call: grpc.aio.StreamStreamCall[pb.ToServer, pb.FromServer]) -> None:
+    async def _read_stream(self, call: Call, codec: WireCodec, first: Any) -> None:
+        """Hand every message to the handler in order, ``first`` (already read, if any) first."""
         with _grpc_errors(self._address):
+            wire = first
             while True:
-                wire = await call.read()
+                if wire is None:
+                    wire = await call.read()
                 if wire is grpc.aio.EOF:
                     return
-                assert isinstance(wire, pb.FromServer)
-                msg = conversion.from_server(wire, self._agent_name)
+                received, wire = wire, None
+                msg = codec.from_server(received, self._agent_name)
                 if msg is None:
                     continue
                 try:
@@ -316,14 +453,17 @@ class ServerConnection:
                     # One message must never kill the agent; log and go on.
                     logger.exception("handling %s from the server failed", type(msg).__name__)
 
-    async def _write_outbox(self, call: grpc.aio.StreamStreamCall[pb.ToServer, pb.FromServer]) -> None:
+    async def _write_outbox(self, call: Call, codec: WireCodec) -> None:
         with _grpc_errors(self._address):
             while True:
                 msg = await self._outbox.peek()
                 try:
-                    wire = conversion.to_server(msg)
+                    wire = codec.to_server(msg)
                 except ConversionError as err:
                     logger.warning("dropping a message for the server that cannot be encoded: %s", err)
+                    self._outbox.confirm(msg)
+                    continue
+                if wire is None:  # no meaning in this dialect; the codec said so at debug level
                     self._outbox.confirm(msg)
                     continue
                 await call.write(wire)
@@ -337,8 +477,11 @@ def _wait_for(timings: ConnectionTimings) -> Callable[[tenacity.RetryCallState],
     )
 
     def wait(state: tenacity.RetryCallState) -> float:
-        if state.outcome is not None and isinstance(state.outcome.exception(), MessageTooLarge):
+        err = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(err, MessageTooLarge):
             return timings.too_large_backoff
+        if isinstance(err, VersionRefused):
+            return timings.version_refused_backoff
         return exponential(state)
 
     return wait

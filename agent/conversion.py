@@ -53,6 +53,7 @@ from ankaios_agent.agent.model import (
     RestartPolicy,
     State,
     ToServerMessage,
+    ToServerMessageV1,
     UpdateStateRequest,
     UpdateWorkload,
     UpdateWorkloadState,
@@ -448,6 +449,19 @@ def from_server(wire: pb.FromServer, agent_name: str) -> FromServerMessage | Non
 
 def agent_hello(agent_name: str) -> pb.ToServer:
     return pb.ToServer(agentHello=pb.AgentHello(agentName=agent_name))
+
+
+def encode(msg: ToServerMessageV1) -> pb.ToServer | None:
+    """:func:`to_server` for anything the outbox holds; None for a message v0.3.1 has no form for.
+
+    Load reports and log answers exist only in v1.0.1; the outbox may hold some
+    from before a server swap, or a timer may produce them regardless of the
+    session: they are dropped here, never sent and never an error.
+    """
+    if isinstance(msg, (WorkloadState, Request, DesiredStateRequest)):
+        return to_server(msg)
+    logger.debug("not sending %s to the Ankaios v0.3.1 server: it has no such message", type(msg).__name__)
+    return None
 
 
 def to_server(msg: ToServerMessage) -> pb.ToServer:

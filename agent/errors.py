@@ -13,6 +13,7 @@ types and structured fields, never on message text::
     │   ├── WorkloadConfigError      runtimeConfig is malformed / unsupported      (final)
     │   ├── RuntimeCreateFailed      the engine refused to create/start it         (retry)
     │   ├── RuntimeDeleteFailed      the engine refused to stop/remove it          (retry)
+    │   ├── RuntimeLogsFailed        a workload's log cannot be read                (ends it)
     │   └── EngineCallFailed         one engine call failed (kind, status, operation); raised
     │       │                        where the engine's error enters, and turned into one of
     │       │                        the four above before it leaves a runtime method
@@ -126,6 +127,15 @@ class RuntimeDeleteFailed(RuntimeFailure):
         self.instance = instance
         self.reason = reason
         self.cause = cause
+
+
+class RuntimeLogsFailed(RuntimeFailure):
+    """The log of ``instance`` cannot be read (no container, Podman refused the options, stream broke)."""
+
+    def __init__(self, instance: InstanceName, reason: str) -> None:
+        super().__init__(reason)
+        self.instance = instance
+        self.reason = reason
 
 
 class ControlInterfaceError(AgentError):

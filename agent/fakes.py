@@ -2,7 +2,7 @@
 
 * ``FakeRuntime`` implements ``agent.ports.Runtime`` in memory: scriptable
   create/delete failures, exits, pre-existing containers, and an event stream.
-* ``FakeControlInterfaces`` implements ``agent.ports.ControlInterfaceHost``.
+* ``FakeControlInterfaceHost`` implements ``agent.ports.ControlInterfaceHost``.
 * ``RecordingSink`` implements ``agent.ports.MessageSink`` and records in order.
 * ``FakeClock`` implements ``agent.timings.Clock``: sleeping advances time at once.
 
@@ -26,11 +26,12 @@ from ankaios_agent.agent.model import (
     ExecutionState,
     InstanceName,
     Response,
-    ToServerMessage,
+    ToServerMessageV1,
     WorkloadSpec,
     WorkloadState,
 )
-from ankaios_agent.agent.ports import OwnedWorkload, StateChange
+from ankaios_agent.agent.ports import CreateRequest, OwnedWorkload, StateChange
+from ankaios_agent.agent.workload_file_writer import FileMount
 
 
 class FakeClock:
@@ -75,16 +76,24 @@ class FakeContainer:
     runtime_id: str
     state: ExecutionState
     control_dir: Path | None = None
+    file_mounts: tuple[FileMount, ...] = ()
+    starts: int = 1
 
 
 @dataclass
 class FakeRuntime:
-    """An in-memory Runtime. States of created containers start as ``start_state``."""
+    """An in-memory Runtime. States of created containers start as ``start_state``.
+
+    A create with a ``reuse_id`` starts that container again (same runtime id); when
+    it fails, the container is removed, as the podman runtime does.
+    """
 
     name: str = "podman"
+    reuses_containers: bool = True
     start_state: ExecutionState = field(default_factory=ExecutionState.running)
     containers: dict[InstanceName, FakeContainer] = field(default_factory=dict)
     calls: list[tuple[str, InstanceName]] = field(default_factory=list)
+    requests: list[CreateRequest] = field(default_factory=list)
     peak_per_workload: dict[str, int] = field(default_factory=dict)
     list_error: Exception | None = None
     _create_errors: dict[str, deque[Exception]] = field(default_factory=dict)
@@ -165,9 +174,32 @@ class FakeRuntime:
 
     # --- the Runtime protocol --------------------------------------------------------
 
-    async def create(self, spec: WorkloadSpec, control_dir: Path | None) -> str:
+    async def create(self, request: CreateRequest) -> str:
+        spec, control_dir = request.spec, request.control_dir
         self.calls.append(("create", spec.instance))
+        self.requests.append(request)
         await asyncio.sleep(0)
+        try:
+            self._scripted_failure(spec)
+        except Exception:
+            if request.reuse_id is not None:
+                self.containers.pop(spec.instance, None)
+            raise
+        if request.reuse_id is not None:
+            return self._start_again(spec.instance, request.reuse_id)
+        if spec.instance in self.containers:
+            raise RuntimeCreateFailed(spec.instance, f"name {spec.instance} is already in use")
+        runtime_id = f"{self.name}-{next(self._ids)}"
+        container = FakeContainer(
+            spec.instance, runtime_id, self.start_state, control_dir, request.file_mounts
+        )
+        self.containers[spec.instance] = container
+        count = sum(1 for c in self.containers.values() if c.instance.workload == spec.name)
+        self.peak_per_workload[spec.name] = max(self.peak_per_workload.get(spec.name, 0), count)
+        self.emit(container)  # may reach the loop before create returns, like a real event stream
+        return runtime_id
+
+    def _scripted_failure(self, spec: WorkloadSpec) -> None:
         scripted = self._create_errors.get(spec.name)
         if scripted:
             raise RuntimeCreateFailed(spec.instance, str(scripted.popleft()))
@@ -176,15 +208,21 @@ class FakeRuntime:
             if isinstance(always, _CreateFailure):
                 raise RuntimeCreateFailed(spec.instance, str(always))
             raise always
-        if spec.instance in self.containers:
-            raise RuntimeCreateFailed(spec.instance, f"name {spec.instance} is already in use")
-        runtime_id = f"{self.name}-{next(self._ids)}"
-        container = FakeContainer(spec.instance, runtime_id, self.start_state, control_dir)
-        self.containers[spec.instance] = container
-        count = sum(1 for c in self.containers.values() if c.instance.workload == spec.name)
-        self.peak_per_workload[spec.name] = max(self.peak_per_workload.get(spec.name, 0), count)
-        self.emit(container)  # may reach the loop before create returns, like a real event stream
+
+    def _start_again(self, instance: InstanceName, runtime_id: str) -> str:
+        container = self.containers.get(instance)
+        if container is None or container.runtime_id != runtime_id:
+            raise RuntimeCreateFailed(instance, f"no such container {runtime_id}")
+        container.state = self.start_state
+        container.starts += 1
+        self.emit(container)
         return runtime_id
+
+    def reused(self, workload: str | None = None) -> list[str]:
+        """The runtime ids of every create that asked to start a container again."""
+        return [
+            r.reuse_id for r in self.requests if r.reuse_id is not None and workload in (None, r.spec.name)
+        ]
 
     async def delete(self, instance: InstanceName) -> None:
         self.calls.append(("delete", instance))
@@ -233,7 +271,7 @@ class _DeleteFailure(Exception):
 
 
 @dataclass
-class FakeControlInterfaces:
+class FakeControlInterfaceHost:
     """Records every call; ``broken`` workload names (and names with '/') cannot get FIFOs."""
 
     base: Path = Path("/fake/run/agent_io")
@@ -275,11 +313,11 @@ class FakeControlInterfaces:
 class RecordingSink:
     """Records every message sent to the server, in order."""
 
-    messages: list[ToServerMessage] = field(default_factory=list)
+    messages: list[ToServerMessageV1] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     """Set on every send; a waiter clears it before it looks again."""
 
-    def send(self, msg: ToServerMessage) -> None:
+    def send(self, msg: ToServerMessageV1) -> None:
         self.messages.append(msg)
         self.changed.set()
 

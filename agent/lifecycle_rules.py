@@ -31,10 +31,40 @@ class LifecycleRules:
     """The per-dialect choices of the lifecycle layer."""
 
     dialect: Dialect
+    retry_forever: bool
+    """True: a failed create is retried without limit after a random, growing delay and
+    reported as ``Retry <n>: <error>``; False: a fixed number of retries at a fixed
+    interval, each failure reported as StartingFailed, then ``No more retries.``."""
+    final_failure_alone: bool
+    """True: a create that cannot succeed (bad config, unusable input) reports only its
+    reason; False: the reason is followed by ``No more retries.``."""
+    run_unknown_runtimes: bool
+    """True: a workload of a runtime the agent lacks gets a loop that reports it as
+    unsupported; False: it is not scheduled and nothing is reported."""
+    workload_folder: bool
+    """True: each instance owns ``<run>/<workload>.<id>/``: its files are written below
+    ``files/`` and the folder goes with the instance."""
+    reuse_succeeded: bool
+    """True: a container that ended with success is started again (same container) when
+    its restart policy or the reconciliation wants it back, where the runtime can."""
 
 
-V0_3_RULES = LifecycleRules(dialect=Dialect.V0_3)
-V1_RULES = LifecycleRules(dialect=Dialect.V1)
+V0_3_RULES = LifecycleRules(
+    dialect=Dialect.V0_3,
+    retry_forever=False,
+    final_failure_alone=False,
+    run_unknown_runtimes=False,
+    workload_folder=False,
+    reuse_succeeded=False,
+)
+V1_RULES = LifecycleRules(
+    dialect=Dialect.V1,
+    retry_forever=True,
+    final_failure_alone=True,
+    run_unknown_runtimes=True,
+    workload_folder=True,
+    reuse_succeeded=True,
+)
 
 
 class RulesHolder:

@@ -6,12 +6,22 @@ It consumes FromServer messages strictly in order:
 * ``UpdateWorkloadState`` -> the states of other agents' workloads go into the
   store, and a non-empty batch re-evaluates the queue;
 * ``Response`` -> the control-interface router;
-* ``DesiredState`` (the answer to the agent's own request after each hello) ->
-  a ``DesiredSnapshot`` -> ``reconcile``.
+* ``DesiredState`` (v0.3.1: the answer to the agent's own request after each
+  hello) or ``ServerHello`` (v1.0.1: the server's list after each hello) ->
+  the session rules of the current dialect -> a ``DesiredSnapshot`` -> ``reconcile``.
 
-``reconcile(snapshot)`` does not care how the snapshot was obtained: the v0.3.1
-session asks for it after each hello (``DesiredStateQuery``); a session whose
-server sends the authoritative list itself hands it over directly.
+``reconcile(snapshot)`` does not care how the snapshot was obtained: the
+connection tells ``on_connected`` which dialect the new session speaks, and the
+manager follows that dialect's rules (``agent.session``) and switches the
+lifecycle rules the loops read (``RulesHolder``). Workloads, loops and
+containers are the same whichever dialect is current, so a server swapped for
+another version adopts them like a reconnect.
+
+Adoption without lost exits: the runtimes are listed afresh whenever a listing
+decides something (each reconciliation, and an UpdateWorkload that names a
+workload without a loop), and the latest state change of an instance that no
+loop owns yet is kept from the start of that listing on and handed to the loop
+that adopts the instance, so an exit between listing and adoption is not lost.
 
 Own states take one path in place, through a work list rather than a bounded
 channel, so no number of waiting workloads can deadlock it: hysteresis ->
@@ -27,17 +37,21 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Collection, Mapping
+from pathlib import Path
 
+from ankaios_agent.agent import dialects
 from ankaios_agent.agent.errors import RuntimeFailure
+from ankaios_agent.agent.lifecycle_rules import Dialect, RulesHolder
 from ankaios_agent.agent.model import (
-    AGENT_REQUEST_PREFIX,
     DeleteRequest,
     DesiredState,
-    DesiredStateRequest,
     ExecutionState,
-    FromServerMessage,
+    FromServerMessageV1,
     InstanceName,
+    LogsCancelRequest,
+    LogsRequest,
     Response,
+    ServerHello,
     StateKind,
     UpdateWorkload,
     UpdateWorkloadState,
@@ -63,6 +77,7 @@ from ankaios_agent.agent.scheduler import (
     Update,
     UpdateDeleteOnly,
 )
+from ankaios_agent.agent.session import DesiredStateQuery, SessionRules
 from ankaios_agent.agent.state_store import StateStore
 from ankaios_agent.agent.timings import AgentTimings, Clock, SystemClock
 from ankaios_agent.agent.workload_loop import WorkloadLoop, removed_without_running
@@ -70,38 +85,7 @@ from ankaios_agent.agent.workload_table import WorkloadTable
 
 log = logging.getLogger(__name__)
 
-
-class DesiredStateQuery:
-    """How a v0.3.1 session gets its snapshot: its own request after each hello.
-
-    The server sends no UpdateWorkload at all to an agent with nothing assigned,
-    so the agent asks for the desired workloads itself, with a request id no
-    workload can own. Only the answer to the latest request counts: a
-    reconnect may overtake an answer.
-    """
-
-    def __init__(self, sink: MessageSink, agent_name: str) -> None:
-        self._sink = sink
-        self._agent_name = agent_name
-        self._seq = 0
-        self._awaited: str | None = None
-
-    def ask(self) -> None:
-        self._seq += 1
-        self._awaited = f"{AGENT_REQUEST_PREFIX}reconcile-{self._seq}"
-        self._sink.send(DesiredStateRequest(self._awaited))
-
-    def answer(self, msg: DesiredState) -> DesiredSnapshot | None:
-        """The snapshot in the answer to the latest request; None for anything else."""
-        if msg.request_id != self._awaited:
-            log.debug("ignoring the answer to an earlier reconciliation request %s", msg.request_id)
-            return None
-        self._awaited = None
-        if msg.error is not None:
-            log.warning("cannot reconcile, the server answered with an error: %s", msg.error)
-            return None
-        known = frozenset(i for i in msg.known_instances if i.agent == self._agent_name)
-        return DesiredSnapshot(msg.workloads, known)
+__all__ = ["DesiredStateQuery", "Manager"]
 
 
 class Manager:
@@ -114,8 +98,12 @@ class Manager:
         timings: AgentTimings,
         *,
         clock: Clock | None = None,
+        rules: RulesHolder | None = None,
+        run_folder: Path | None = None,
     ) -> None:
         self._agent_name = agent_name
+        self._rules = rules if rules is not None else RulesHolder()
+        self._run_folder = run_folder  # holds each instance's folder <workload>.<id>
         self._runtimes = dict(runtimes)
         self._ci = control_interfaces
         self._sink = sink
@@ -124,9 +112,15 @@ class Manager:
         self._store = StateStore()
         self._scheduler = Scheduler()
         self._table = WorkloadTable(self._new_loop)
+        # One per dialect, kept across sessions; the v0.3.1 one until a session says otherwise.
         self._query = DesiredStateQuery(sink, agent_name)
-        self._leftovers: dict[str, list[Leftover]] | None = None  # None: list the runtimes first
+        self._session_rules: dict[Dialect, SessionRules] = {Dialect.V0_3: self._query}
+        self._session: SessionRules = self._query
+        # The latest change of each own instance that no loop owned when it came (see the docstring).
+        self._unrouted: dict[InstanceName, StateChange] = {}
         self._pending_states: deque[WorkloadState] = deque()
+        # Ended containers the next Create of that very instance starts again.
+        self._reuse_ids: dict[InstanceName, str] = {}
         self._draining = False
         # What went out since the latest hello: only states missing from it are re-sent.
         self._sent_this_session: dict[str, WorkloadState] = {}
@@ -140,7 +134,12 @@ class Manager:
     def table(self) -> WorkloadTable:
         return self._table
 
-    async def handle(self, msg: FromServerMessage) -> None:
+    @property
+    def rules(self) -> RulesHolder:
+        """The lifecycle rules of the current session, read by the workload loops."""
+        return self._rules
+
+    async def handle(self, msg: FromServerMessageV1) -> None:
         """One message from the server; the connection awaits this strictly in arrival order."""
         if self._shutdown is not None:
             log.info("shutting down: ignoring %s", type(msg).__name__)
@@ -157,16 +156,28 @@ class Manager:
                     self._run(self._scheduler.reevaluate(self._store.get))
             case Response():
                 self._ci.route(msg)
-            case DesiredState():
-                snapshot = self._query.answer(msg)
+            case DesiredState() | ServerHello():
+                snapshot = self._session.snapshot(msg)
                 if snapshot is not None:
                     await self.reconcile(snapshot)
+            case LogsRequest():
+                # Nothing is sent for workloads whose logs this agent does not collect.
+                log.info("this agent does not collect logs; ignoring logs request %s", msg.request_id)
+            case LogsCancelRequest():
+                # Sent to every agent whenever any collection ends: not worth more than a debug line.
+                log.debug("ignoring the cancel of logs request %s", msg.request_id)
 
-    async def on_connected(self) -> None:
-        """After each hello: a new session; ask for the desired state to reconcile with."""
-        self._leftovers = None  # containers may have changed while the agent was away
+    async def on_connected(self, dialect: Dialect = Dialect.V0_3) -> None:
+        """After each hello: a new session of ``dialect``; its rules say how to get the snapshot."""
         self._sent_this_session = {}
-        self._query.ask()
+        session = self._session_rules.get(dialect)
+        if session is None:
+            session = dialects.BY_DIALECT[dialect].session_rules(self._sink, self._agent_name)
+            self._session_rules[dialect] = session
+        self._session = session
+        self._rules.use(session.lifecycle)
+        self._ci.use_dialect(dialect)
+        session.start()
 
     async def run(self) -> None:
         """Route every runtime's state changes to the workload loops until cancelled."""
@@ -223,8 +234,9 @@ class Manager:
         """
         leftovers = await self._list_leftovers()
         held = self._held_instances(snapshot.workloads, leftovers.values())
-        plan = plan_desired(snapshot.workloads, self._table.specs(), self._scheduler.entries(), leftovers)
-        self._leftovers = {}
+        plan = plan_desired(
+            snapshot.workloads, self._table.specs(), self._scheduler.entries(), leftovers, self._reusable()
+        )
         log.info(
             "reconciled with the server: %d kept, %d adopted, %d operations, %d leftovers to remove",
             len(plan.kept),
@@ -261,9 +273,12 @@ class Manager:
             replacement = added.pop(request.name, None)
             operations.append(Delete(request) if replacement is None else Update(replacement, request))
         if added:
-            leftovers = await self._list_leftovers()
-            plan = plan_added(added.values(), self._table.specs(), self._scheduler.queued, leftovers)
-            self._leftovers = plan.leftovers
+            # Only a workload without any loop can adopt a container: list only then.
+            unowned = any(not self._table.is_busy(name) for name in added)
+            leftovers = await self._list_leftovers() if unowned else {}
+            plan = plan_added(
+                added.values(), self._table.specs(), self._scheduler.queued, leftovers, self._reusable()
+            )
             for op in plan.operations:
                 if isinstance(op, Update):
                     log.warning("workload %s already exists, updating without delete dependencies", op.name)
@@ -283,9 +298,12 @@ class Manager:
         return held
 
     async def _list_leftovers(self) -> dict[str, list[Leftover]]:
-        """Containers of this agent that no loop owns, listed once per connection."""
-        if self._leftovers is not None:
-            return self._leftovers
+        """Containers of this agent that no loop owns, listed now.
+
+        Changes kept before this listing are older than what it returns; changes
+        that come while it runs are newer and are kept for the adopting loop.
+        """
+        self._unrouted.clear()
         found: dict[str, list[Leftover]] = {}
         for name, runtime in self._runtimes.items():
             try:
@@ -303,7 +321,6 @@ class Manager:
                 if item.instance.agent != self._agent_name or self._table.is_busy(item.instance.workload):
                     continue
                 found.setdefault(item.instance.workload, []).append(Leftover(name, item))
-        self._leftovers = found
         return found
 
     def _carry_out(self, plan: Plan) -> None:
@@ -311,7 +328,21 @@ class Manager:
             leftover = removal.leftover
             self._table.remove_leftover(leftover.runtime, leftover.owned, report_states=removal.report_states)
         for spec, leftover in plan.adopt:
-            self._table.start(spec).commands.resume(spec, leftover.owned.runtime_id, leftover.owned.state)
+            commands = self._table.start(spec).commands
+            commands.resume(spec, leftover.owned.runtime_id, leftover.owned.state)
+            # An exit that came after the listing: the loop sees it right after adopting.
+            change = self._unrouted.pop(leftover.owned.instance, None)
+            if change is not None:
+                log.debug("workload %s: handing over %s observed before its loop existed", spec.name, change)
+                commands.state_changed(change)
+        for spec, leftover in plan.reuse:
+            self._reuse_ids[spec.instance] = leftover.owned.runtime_id
+
+    def _reusable(self) -> frozenset[str]:
+        """The runtimes whose ended containers a Create starts again, under the current rules."""
+        if not self._rules.current.reuse_succeeded:
+            return frozenset()
+        return frozenset(name for name, runtime in self._runtimes.items() if runtime.reuses_containers)
 
     # --- executing operations ----------------------------------------------------------------
 
@@ -330,13 +361,14 @@ class Manager:
         loop = self._table.loop(op.name)
         match op:
             case Create(spec):
+                reuse_id = self._reuse_ids.pop(spec.instance, None)
                 if not self._runtime_known(spec):
                     return
                 if loop is not None:  # a queued create is dropped when a newer operation comes; stay safe
                     self._table.set_spec(spec)
                     loop.commands.update(spec, None)
                 else:
-                    self._table.start(spec).commands.create(spec)
+                    self._table.start(spec).commands.create(spec, reuse_id)
             case Update(spec, request):
                 if not self._runtime_known(spec):
                     self._delete(request)
@@ -356,8 +388,12 @@ class Manager:
                 self._delete(request)
 
     def _runtime_known(self, spec: WorkloadSpec) -> bool:
-        """A workload for a runtime this agent lacks is not scheduled, and nothing is reported for it."""
+        """Whether to run ``spec``: a workload for a runtime this agent lacks either gets a loop
+        that reports it unsupported, or (v0.3.1) is not scheduled and nothing is reported for it."""
         if spec.runtime in self._runtimes:
+            return True
+        if self._rules.current.run_unknown_runtimes:
+            log.warning("workload %s: runtime %r is not available on this agent", spec.name, spec.runtime)
             return True
         log.warning("workload %s: could not find runtime %r, not scheduled", spec.name, spec.runtime)
         return False
@@ -383,6 +419,8 @@ class Manager:
             timings=self._timings,
             clock=self._clock,
             after=after,
+            rules=self._rules,
+            run_folder=self._run_folder,
         )
 
     # --- runtime events -----------------------------------------------------------------------
@@ -408,8 +446,12 @@ class Manager:
             await self._clock.sleep(self._timings.event_resubscribe_delay)
 
     def _route(self, change: StateChange) -> None:
-        if not self._table.route(change):
-            log.debug("no workload loop for %s; state %s ignored", change.instance, change.state)
+        if self._table.route(change):
+            return
+        if change.instance.agent == self._agent_name:
+            # Kept for a loop that may adopt the instance next (bounded: one per own instance).
+            self._unrouted[change.instance] = change
+        log.debug("no workload loop for %s yet; state %s kept for adoption", change.instance, change.state)
 
     # --- shutdown ---------------------------------------------------------------------------
 

@@ -41,7 +41,8 @@ class InstanceName:
 
     @classmethod
     def parse(cls, text: str) -> InstanceName | None:
-        """Parse ``<workload>.<id>.<agent>``; ``None`` unless there are exactly 3 parts (spec §1.6)."""
+        """Parse ``<workload>.<id>.<agent>``; ``None`` unless there are exactly 3 parts (behaviour "Instance
+        names")."""
         parts = text.split(INSTANCE_SEPARATOR)
         if len(parts) != 3:
             return None
@@ -106,7 +107,7 @@ class ExecutionState:
     def display(self) -> str:
         return self.state.display
 
-    # Named constructors for the states the agent produces (spec Appendix B).
+    # Named constructors for the states the agent produces (behaviour "State strings").
     @classmethod
     def waiting_to_start(cls) -> ExecutionState:
         return cls(State.PENDING_WAITING_TO_START)

@@ -35,7 +35,7 @@ import asyncio
 import collections
 import logging
 
-from ankaios_agent.agent.model import REQUEST_ID_SEPARATOR, Request, ToServerMessage
+from ankaios_agent.agent.model import REQUEST_ID_SEPARATOR, Request, ToServerMessageV1
 from ankaios_agent.agent.ports import MessageSink
 
 __all__ = ["MessageSink", "Outbox"]
@@ -47,13 +47,13 @@ class Outbox:
     """FIFO of outgoing messages that survives reconnects (one consumer: the connection)."""
 
     def __init__(self, warn_above: int = 1000) -> None:
-        self._queue: collections.deque[ToServerMessage] = collections.deque()
+        self._queue: collections.deque[ToServerMessageV1] = collections.deque()
         self._not_empty = asyncio.Event()
         self._warn_above = warn_above
         self._warned = False
         self._requests: collections.Counter[str] = collections.Counter()
 
-    def send(self, msg: ToServerMessage) -> None:
+    def send(self, msg: ToServerMessageV1) -> None:
         """Queue ``msg`` behind everything already queued. Call on the event loop."""
         self._queue.append(msg)
         if isinstance(msg, Request):
@@ -74,14 +74,14 @@ class Outbox:
         """Control-interface requests of ``workload`` not yet written to the server."""
         return self._requests.get(workload, 0)
 
-    async def peek(self) -> ToServerMessage:
+    async def peek(self) -> ToServerMessageV1:
         """Wait until a message is queued and return the oldest one without removing it."""
         while not self._queue:
             self._not_empty.clear()
             await self._not_empty.wait()
         return self._queue[0]
 
-    def confirm(self, msg: ToServerMessage) -> None:
+    def confirm(self, msg: ToServerMessageV1) -> None:
         """Remove ``msg`` from the head once it is written (or deliberately dropped).
 
         Raises ValueError if ``msg`` is not the head: that would mean two

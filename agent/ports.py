@@ -14,26 +14,27 @@ coroutines that never block the event loop; blocking client calls go through
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ankaios_agent.agent.lifecycle_rules import Dialect
 from ankaios_agent.agent.model import (
     ExecutionState,
     InstanceName,
     Response,
-    ToServerMessage,
+    ToServerMessageV1,
     WorkloadSpec,
     WorkloadState,
 )
+from ankaios_agent.agent.workload_file_writer import FileMount
 
 
 class MessageSink(Protocol):
     """Where messages for the server go (``agent.outbox.Outbox``): non-blocking, keeps order."""
 
-    def send(self, msg: ToServerMessage) -> None: ...
+    def send(self, msg: ToServerMessageV1) -> None: ...
 
 
 class ControlInterfaceHost(Protocol):
@@ -91,16 +92,68 @@ class StateChange:
     state: ExecutionState
 
 
+@dataclass(frozen=True)
+class CreateRequest:
+    """Everything a runtime needs to start one instance.
+
+    ``control_dir`` is the host folder holding the workload's FIFOs, to be
+    mounted at /run/ankaios/control_interface (None: no mount). ``file_mounts``
+    are the workload's files, already written, each mounted read-only at its
+    destination. ``reuse_id`` names a stopped container of this very instance
+    to start again instead of creating a new one (only where the runtime
+    ``reuses_containers``).
+    """
+
+    spec: WorkloadSpec
+    control_dir: Path | None = None
+    file_mounts: tuple[FileMount, ...] = ()
+    reuse_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LogOptions:
+    """Which part of a workload's log to read: the options of a logs request.
+
+    ``tail`` None or negative means every line; ``since``/``until`` are given to
+    the runtime as received (RFC 3339, a Unix time or a duration such as ``10m``).
+    """
+
+    follow: bool = False
+    tail: int | None = None
+    since: str | None = None
+    until: str | None = None
+
+
+LogBatch = tuple[str, ...]
+"""Complete log lines of one workload, without their line feed, in the order they were read."""
+
+
+@runtime_checkable
+class LogSource(Protocol):
+    """A runtime that can read its workloads' logs (optional besides ``Runtime``)."""
+
+    def logs(self, instance: InstanceName, options: LogOptions) -> AsyncGenerator[LogBatch, None]:
+        """Batches of lines of stdout and stderr of ``instance`` until its log ends.
+
+        Without ``follow`` the log ends after what exists now; with it, when the
+        workload stops or is removed. Closing the iterator early (cancel) releases
+        everything at once. Raises RuntimeLogsFailed when the log cannot be read.
+        """
+        ...
+
+
 class Runtime(Protocol):
     name: str
+    reuses_containers: bool
+    """Whether ``create`` can start an ended container again (``CreateRequest.reuse_id``)."""
 
-    async def create(self, spec: WorkloadSpec, control_dir: Path | None) -> str:
-        """Create and start ``spec``; return the runtime id.
+    async def create(self, request: CreateRequest) -> str:
+        """Create and start ``request.spec`` (or start ``request.reuse_id`` again); return the runtime id.
 
-        ``control_dir`` is the host folder holding the workload's FIFOs, to be
-        mounted at /run/ankaios/control_interface (None: no mount). Raises
-        WorkloadConfigError for a bad runtimeConfig and RuntimeCreateFailed when
-        the engine refuses; nothing half-made is left behind.
+        Raises WorkloadConfigError for a workload the runtime can never run as
+        given (not retried) and RuntimeCreateFailed when the engine refuses;
+        nothing half-made is left behind, also not a reused container whose
+        start failed.
         """
         ...
 

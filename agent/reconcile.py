@@ -10,7 +10,10 @@ the plan out.
   reference agent restarts them all).
 * A different spec for a managed workload becomes an update.
 * A leftover container with the same instance name that is ``Running(Ok)`` is
-  adopted: same container, no create, no Pending state. Any other leftover of
+  adopted: same container, no create, no Pending state. One that ended with
+  success (``Succeeded(Ok)``) on a runtime that can start it again (only when
+  the caller names such runtimes) is kept for reuse: the workload's Create
+  starts that very container again instead of creating a new one. Any other leftover of
   that workload name is removed *before* the new one is created, so the two
   never run at once: silently when it has the same instance name (the server
   has one row for both), with the normal delete states when it has another id.
@@ -77,6 +80,8 @@ class Plan:
     adopt: list[tuple[WorkloadSpec, Leftover]] = field(default_factory=list)
     remove: list[Removal] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    reuse: list[tuple[WorkloadSpec, Leftover]] = field(default_factory=list)
+    """Ended containers the Create of that spec starts again."""
     leftovers: dict[str, list[Leftover]] = field(default_factory=dict)
     """Leftovers not dealt with yet (only ``plan_added``: the list may be incomplete)."""
 
@@ -95,8 +100,12 @@ def plan_added(
     managed: Mapping[str, WorkloadSpec],
     queued: QueueLookup,
     leftovers: Mapping[str, Sequence[Leftover]],
+    reusable: Collection[str] = (),
 ) -> Plan:
-    """Workloads the server lists as added without a matching delete of the same name."""
+    """Workloads the server lists as added without a matching delete of the same name.
+
+    ``reusable``: the runtimes whose ended containers may be started again.
+    """
     plan = Plan(leftovers={name: list(items) for name, items in leftovers.items()})
     for spec in added:
         name = spec.name
@@ -116,26 +125,29 @@ def plan_added(
                 old = current.instance if pending is None else pending.instance
                 plan.operations.append(Update(spec, DeleteRequest(old)))
             continue
-        if not _plan_leftovers(spec, plan.leftovers.pop(name, []), plan):
+        if not _plan_leftovers(spec, plan.leftovers.pop(name, []), plan, reusable):
             plan.operations.append(Create(spec))
     return plan
 
 
-def _plan_leftovers(spec: WorkloadSpec, found: list[Leftover], plan: Plan) -> bool:
-    """Adopt the matching running leftover, remove the others; True when adopted."""
+def _plan_leftovers(spec: WorkloadSpec, found: list[Leftover], plan: Plan, reusable: Collection[str]) -> bool:
+    """Adopt the matching running leftover (or keep an ended one for reuse), remove the others.
+
+    True when adopted: then no Create follows.
+    """
     adopted = False
+    claimed = False
     for leftover in found:
         owned = leftover.owned
-        same_instance = owned.instance == spec.instance
-        if (
-            not adopted
-            and same_instance
-            and leftover.runtime == spec.runtime
-            and owned.state.state is State.RUNNING_OK
-        ):
+        matches = not claimed and owned.instance == spec.instance and leftover.runtime == spec.runtime
+        if matches and owned.state.state is State.RUNNING_OK:
             plan.adopt.append((spec, leftover))
-            adopted = True
+            adopted = claimed = True
+        elif matches and owned.state.state is State.SUCCEEDED_OK and leftover.runtime in reusable:
+            plan.reuse.append((spec, leftover))
+            claimed = True
         else:
+            same_instance = owned.instance == spec.instance
             plan.remove.append(Removal(leftover, report_states=not same_instance))
     return adopted
 
@@ -145,10 +157,11 @@ def plan_desired(
     managed: Mapping[str, WorkloadSpec],
     queue: Mapping[str, QueueEntry],
     leftovers: Mapping[str, Sequence[Leftover]],
+    reusable: Collection[str] = (),
 ) -> Plan:
     """Reconcile against the complete list of this agent's workloads."""
     wanted = {spec.name: spec for spec in desired}
-    plan = plan_added(wanted.values(), managed, queue.get, leftovers)
+    plan = plan_added(wanted.values(), managed, queue.get, leftovers, reusable)
     for name, current in managed.items():
         if name in wanted:
             continue

@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
+
+
+def uniform_ms(upper: int) -> int:
+    """A uniformly random whole number of milliseconds in [0, upper], both ends included."""
+    return random.randint(0, upper)
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,12 @@ class AgentTimings:
     event_resubscribe_delay: float = 1.0
     # A failed delete is retried with the restart back-off, capped here, until it succeeds.
     delete_retry_cap: float = 30.0
+    # Retries without limit (v1.0.1): before retry k a random delay of up to
+    # min(initial * 2**(k-1), cap) milliseconds ("full jitter").
+    create_backoff_initial_ms: int = 500
+    create_backoff_cap_ms: int = 300_000
+    # Draws the jittered delay; tests pass a deterministic one.
+    jitter_ms: Callable[[int], int] = field(default=uniform_ms, compare=False)
 
     def __post_init__(self) -> None:
         if self.create_retries < 0:
@@ -48,6 +61,28 @@ class AgentTimings:
                 raise ValueError(f"{name} must not be negative")
         if self.restart_backoff_factor < 1:
             raise ValueError("restart_backoff_factor must be at least 1")
+        if self.create_backoff_initial_ms < 0 or self.create_backoff_cap_ms < 0:
+            raise ValueError("the create back-off must not be negative")
+
+    def create_backoff_max_ms(self, retry: int) -> int:
+        """The largest delay in ms before retry number ``retry`` (1-based) of a failing create.
+
+        The exponent is capped before shifting, so a create failing for weeks never
+        overflows nor wraps to no delay.
+        """
+        initial, cap = self.create_backoff_initial_ms, self.create_backoff_cap_ms
+        if retry <= 0 or initial == 0:
+            return 0
+        if initial >= cap:
+            return cap
+        exponent = min(retry - 1, cap.bit_length())
+        return min(initial << exponent, cap)
+
+    def create_retry_delay(self, retry: int) -> float:
+        """The delay in seconds before retry ``retry``: a random whole number of ms up to the maximum."""
+        upper = self.create_backoff_max_ms(retry)
+        drawn = self.jitter_ms(upper)
+        return max(0, min(drawn, upper)) / 1000
 
     def restart_delay(self, consecutive_restarts: int) -> float:
         """Delay before restart number ``consecutive_restarts`` (0-based) of a crash loop."""

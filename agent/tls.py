@@ -12,12 +12,16 @@ naming the file and where it came from (flag, environment variable or config
 file): a missing or unreadable file, a file that is not PEM, a private key that
 others may read, a certificate file with more than one certificate (the server
 refuses an agent that presents a chain), a key that does not belong to the
-certificate. The check uses the ``cryptography`` package when it is installed,
-else the standard library's ``ssl`` module.
+certificate. The check uses the ``cryptography`` package when it is installed
+(for the clearest messages), and always loads the material the way the
+connection will, with the standard library's ``ssl`` module (:func:`client_context`),
+so that whatever OpenSSL refuses is found at startup too.
 """
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import os
 import ssl
 import stat
@@ -25,9 +29,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-
 from ankaios_agent.agent.errors import UsageError
+
+logger = logging.getLogger(__name__)
 
 SERVER_NAME = "ank-server"
 _BEGIN_CERT = b"-----BEGIN CERTIFICATE-----"
@@ -53,11 +57,6 @@ class TlsMaterial:
     key: bytes = field(repr=False)
     server_name: str = SERVER_NAME
 
-    def channel_credentials(self) -> grpc.ChannelCredentials:
-        return grpc.ssl_channel_credentials(
-            root_certificates=self.ca, private_key=self.key, certificate_chain=self.cert
-        )
-
 
 def load_material(ca: PemSource, cert: PemSource, key: PemSource) -> TlsMaterial:
     """Read the three items and check that they can work together; UsageError otherwise."""
@@ -82,6 +81,8 @@ def check_material(material: TlsMaterial, ca_origin: str, cert_origin: str, key_
         check_with_ssl(material, ca_origin, cert_origin, key_origin)
     else:
         check_with_cryptography(material, ca_origin, cert_origin, key_origin)
+        # The connection loads the material with OpenSSL: whatever it refuses fails here, at startup.
+        check_with_ssl(material, ca_origin, cert_origin, key_origin)
 
 
 def check_with_cryptography(material: TlsMaterial, ca_origin: str, cert_origin: str, key_origin: str) -> None:
@@ -112,29 +113,88 @@ def check_with_cryptography(material: TlsMaterial, ca_origin: str, cert_origin: 
 
 def check_with_ssl(material: TlsMaterial, ca_origin: str, cert_origin: str, key_origin: str) -> None:
     """The same checks with the standard library, for an installation without ``cryptography``."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        client_context(material)
+    except _CaError as err:
+        raise UsageError(f"the CA certificate ({ca_origin}) is not a PEM certificate: {err}") from None
+    except ssl.SSLError as err:
+        if "KEY_VALUES_MISMATCH" in str(err.reason):
+            raise UsageError(
+                f"the agent private key ({key_origin}) does not belong to the agent certificate "
+                f"({cert_origin})"
+            ) from None
+        raise UsageError(
+            f"the agent certificate ({cert_origin}) or private key ({key_origin}) cannot be used: {err}"
+        ) from None
+
+
+class _CaError(ssl.SSLError):
+    """The CA text could not be loaded as trust anchor."""
+
+
+def client_context(material: TlsMaterial) -> ssl.SSLContext:
+    """The client side of mutual TLS with OpenSSL: every key type OpenSSL signs with (Ed25519 too).
+
+    TLS 1.2 or newer, the configured CA as the only trust anchor, the server verified by
+    ``material.server_name`` (its DNS subjectAltName only), the agent certificate presented,
+    and HTTP/2 offered by ALPN. The key is read from the material once, here: OpenSSL loads a
+    key only from a file, so it gets a private copy that is removed right after loading.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the host name
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.hostname_checks_common_name = False
+    context.set_alpn_protocols(["h2"])
     try:
         context.load_verify_locations(cadata=material.ca.decode("ascii", errors="replace"))
     except ssl.SSLError as err:
-        raise UsageError(f"the CA certificate ({ca_origin}) is not a PEM certificate: {err}") from None
-    # load_cert_chain only reads files: hand it private copies in a folder only we can enter.
-    with tempfile.TemporaryDirectory(prefix="ank-agent-tls-") as folder:
+        raise _CaError(*err.args) from None
+    with tempfile.TemporaryDirectory(prefix="ank-agent-tls-") as folder:  # mode 0700
         cert_file, key_file = Path(folder, "cert.pem"), Path(folder, "key.pem")
         for path, data in ((cert_file, material.cert), (key_file, material.key)):
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
-        try:
-            context.load_cert_chain(cert_file, key_file, password=lambda: b"")
-        except ssl.SSLError as err:
-            if "KEY_VALUES_MISMATCH" in str(err.reason):
-                raise UsageError(
-                    f"the agent private key ({key_origin}) does not belong to the agent certificate "
-                    f"({cert_origin})"
-                ) from None
-            raise UsageError(
-                f"the agent certificate ({cert_origin}) or private key ({key_origin}) cannot be used: {err}"
-            ) from None
+        # An encrypted key fails here instead of prompting on the terminal for a passphrase.
+        context.load_cert_chain(cert_file, key_file, password=lambda: b"")
+    if not _present_own_certificate_only(context):
+        logger.warning(
+            "cannot stop OpenSSL from sending the CA certificate along with the agent certificate; "
+            "an Ankaios v1.0.1 server refuses such a client as 'Ambiguous agent certificates provided!'"
+        )
+    return context
+
+
+# OpenSSL's SSL_CTRL_MODE and SSL_MODE_NO_AUTO_CHAIN (ssl.h, stable since OpenSSL 1.0.2).
+_SSL_CTRL_MODE = 33
+_SSL_MODE_NO_AUTO_CHAIN = 0x8
+
+
+def _present_own_certificate_only(context: ssl.SSLContext) -> bool:
+    """Make the handshake carry the agent's certificate alone; False if that cannot be done.
+
+    With no chain configured, OpenSSL completes the client's chain from the trust
+    store, so the server would receive the CA as a second certificate; an Ankaios
+    v1.0.1 server refuses any client that sends more than one. Python's ``ssl``
+    has no switch for OpenSSL's "no auto chain" mode, so it is set on the
+    context's ``SSL_CTX`` through the ``_ssl`` module's own OpenSSL. The pointer
+    is CPython's (the first field after the object header); it is used only if
+    OpenSSL reports the very options Python reports for this context.
+    """
+    try:
+        libssl = ctypes.CDLL(ssl._ssl.__file__)  # type: ignore[attr-defined]
+        get_options, ctrl = libssl.SSL_CTX_get_options, libssl.SSL_CTX_ctrl
+    except (OSError, AttributeError):
+        return False
+    get_options.restype, get_options.argtypes = ctypes.c_uint64, [ctypes.c_void_p]
+    ctrl.restype, ctrl.argtypes = (
+        ctypes.c_long,
+        [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p],
+    )
+    ssl_ctx = ctypes.c_void_p.from_address(id(context) + object.__basicsize__).value
+    if not ssl_ctx or get_options(ssl_ctx) != int(context.options):
+        return False
+    mode = ctrl(ssl_ctx, _SSL_CTRL_MODE, _SSL_MODE_NO_AUTO_CHAIN, None)
+    return bool(mode & _SSL_MODE_NO_AUTO_CHAIN)
 
 
 def _read(source: PemSource, what: str, *, is_key: bool) -> bytes:

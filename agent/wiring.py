@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from ankaios_agent.agent.app import AgentManager
 from ankaios_agent.agent.blocking import run_blocking
 from ankaios_agent.agent.config import AgentConfig
+from ankaios_agent.agent.lifecycle_rules import RulesHolder
 from ankaios_agent.agent.manager import Manager
 from ankaios_agent.agent.outbox import Outbox
 from ankaios_agent.agent.ports import MessageSink, Runtime
@@ -38,7 +39,9 @@ async def assemble(config: AgentConfig, sink: MessageSink) -> AsyncIterator[Agen
         }
         backlog = sink.queued_requests if isinstance(sink, Outbox) else None
         control_interfaces = ControlInterfaceHost(config.io_folder, forward=sink.send, backlog=backlog)
-        yield Manager(config.name, runtimes, control_interfaces, sink, AgentTimings())
+        # The one cell that says which dialect's lifecycle rules apply; sessions switch it.
+        rules = RulesHolder()
+        yield Manager(config.name, runtimes, control_interfaces, sink, AgentTimings(), rules=rules)
     finally:
         # Stops the private Podman service if discovery started one; containers keep running.
         await run_blocking(connection.close)

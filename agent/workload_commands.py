@@ -17,6 +17,7 @@ from ankaios_agent.agent.ports import OwnedWorkload, StateChange
 @dataclass(frozen=True)
 class CreateCommand:
     spec: WorkloadSpec
+    reuse_id: str | None = None  # an ended container of this very instance to start again
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ class WorkloadCommands:
     def __init__(self, queue: asyncio.Queue[Command]) -> None:
         self._queue = queue
 
-    def create(self, spec: WorkloadSpec) -> None:
-        self._queue.put_nowait(CreateCommand(spec))
+    def create(self, spec: WorkloadSpec, reuse_id: str | None = None) -> None:
+        self._queue.put_nowait(CreateCommand(spec, reuse_id))
 
     def resume(self, spec: WorkloadSpec, runtime_id: str, state: ExecutionState) -> None:
         """Adopt an existing container of ``spec``: no create, no Pending state."""

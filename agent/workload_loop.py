@@ -22,6 +22,22 @@ Reported sequences (the exact strings the server and ``ank`` look for):
 * restart (restart policy, with back-off): the exit state stays visible during
   the back-off, then the update sequence with the same spec.
 
+With the v1.0.1 rules (read from the ``RulesHolder`` at every decision, so a
+server of the other version changes what happens next):
+
+* create: ``Pending(Starting)/"Triggered at runtime."`` once, then before each
+  attempt the workload's files are written below ``<run>/<wl>.<id>/files/``
+  and mounted read-only; a failed attempt reports
+  ``Pending(Starting)/"Retry <n>: <error>"`` and retry ``n`` follows after a
+  random delay of up to ``min(500 * 2**(n-1), 300000)`` ms, without limit,
+  until an update or delete supersedes it (the next create starts at 1 again);
+  a create that cannot succeed (bad config, bad file, unsupported runtime)
+  reports ``Pending(StartingFailed)/<reason>`` alone and is not retried;
+* restart of a container that ended with success (``ALWAYS``): where the
+  runtime can, the same container is started again, without Stopping/Removed;
+* the instance's folder goes with it: ``files/`` after an update removed the
+  old container, the whole folder on delete or when the id changes.
+
 Beyond the reference agent: a bad runtimeConfig, an unusable control interface
 or an internal error of the agent is not retried (``<reason>`` then ``No more
 retries.``); a resumed workload keeps its control-interface folder for later
@@ -40,7 +56,9 @@ import logging
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
+from ankaios_agent.agent.blocking import run_blocking
 from ankaios_agent.agent.errors import ControlInterfaceError, RuntimeFailure, WorkloadConfigError
+from ankaios_agent.agent.lifecycle_rules import LifecycleRules, RulesHolder
 from ankaios_agent.agent.model import (
     NO_MORE_RETRIES,
     AccessRules,
@@ -53,12 +71,14 @@ from ankaios_agent.agent.model import (
 )
 from ankaios_agent.agent.ports import (
     ControlInterfaceHost,
+    CreateRequest,
     OwnedWorkload,
     Runtime,
     StateChange,
     StateReporter,
 )
 from ankaios_agent.agent.timings import AgentTimings, Clock
+from ankaios_agent.agent.unsupported_runtime import UnsupportedRuntime
 from ankaios_agent.agent.workload_commands import (
     Command,
     CreateCommand,
@@ -70,6 +90,8 @@ from ankaios_agent.agent.workload_commands import (
     UpdateCommand,
     WorkloadCommands,
 )
+from ankaios_agent.agent.workload_file_writer import FileMount, remove_files, write_files
+from ankaios_agent.agent.workload_files import FILES_FOLDER, WorkloadFileError, plan_files
 from ankaios_agent.agent.workload_phase import WAITING, Event, Phase, next_phase
 
 log = logging.getLogger(__name__)
@@ -100,6 +122,11 @@ def removed_without_running(
     return old is not None and old not in (current, new)
 
 
+def folder_name_is_safe(name: str) -> bool:
+    """Whether ``name`` is one plain entry of the run folder (no separator, no ``..``, no NUL)."""
+    return name not in ("", ".", "..") and "/" not in name and "\0" not in name
+
+
 def internal_error_text(err: BaseException) -> str:
     """The StartingFailed / DeleteFailed text of a bug in the agent (never the workload's fault)."""
     return f"internal error of the agent ({type(err).__name__}: {err}); see the agent's log"
@@ -109,6 +136,14 @@ class _Attempt(enum.Enum):
     CREATED = enum.auto()
     RETRYABLE = enum.auto()
     FINAL = enum.auto()
+
+
+class _Clean(enum.Enum):
+    """What of an instance's folder goes once its container is gone."""
+
+    NOTHING = enum.auto()
+    FILES = enum.auto()
+    FOLDER = enum.auto()
 
 
 class WorkloadLoop:
@@ -124,8 +159,13 @@ class WorkloadLoop:
         timings: AgentTimings,
         clock: Clock,
         after: Collection[asyncio.Task[None]] = (),
+        rules: RulesHolder | None = None,
+        run_folder: Path | None = None,
     ) -> None:
         self.name = name
+        self._rules = rules if rules is not None else RulesHolder()
+        # Where each instance's folder ``<workload>.<id>`` lives; None: nowhere to write files.
+        self._run_folder = run_folder
         self._runtimes = runtimes
         self._ci = control_interfaces
         self._reporter = reporter
@@ -145,6 +185,7 @@ class WorkloadLoop:
         self._control_folder: str | None = None
         self._control_rules: AccessRules | None = None
         self._retry_count = 1
+        self._retry_number = 0  # the retry scheduled last when retrying forever; 0: none yet
         self._timer: asyncio.Task[None] | None = None
         self._timer_command: TimerFired | None = None
         self._last_observed: ExecutionState | None = None
@@ -198,9 +239,9 @@ class WorkloadLoop:
 
     async def _handle(self, command: Command) -> bool:
         match command:
-            case CreateCommand(spec):
+            case CreateCommand(spec, reuse_id):
                 self._spec = spec
-                await self._create()
+                await self._create(reuse_id)
             case ResumeCommand(spec, runtime_id, state):
                 await self._resume(spec, runtime_id, state)
             case UpdateCommand(spec, old):
@@ -221,11 +262,17 @@ class WorkloadLoop:
                 if not restart and self._phase is Phase.RETRY_WAIT:
                     await self._retry()
                 elif restart and self._phase is Phase.RESTART_WAIT and self._spec is not None:
-                    self._move(Event.REPLACING)
-                    log.info("workload %s: restarting (restart policy)", self.name)
-                    await self._update(self._spec, None)
+                    reuse_id = self._reusable_id()
+                    if reuse_id is not None:
+                        self._move(Event.REUSING)
+                        log.info("workload %s: starting its container again (restart policy)", self.name)
+                        await self._create(reuse_id)
+                    else:
+                        self._move(Event.REPLACING)
+                        log.info("workload %s: restarting (restart policy)", self.name)
+                        await self._update(self._spec, None)
             case TimerFired():
-                log.debug("workload %s: ignoring a superseded timer", self.name)
+                log.debug("workload %s: ignoring an outdated retry or restart", self.name)
         return False
 
     # --- phase, reporting and timers ------------------------------------------------
@@ -297,13 +344,25 @@ class WorkloadLoop:
 
     # --- create and retry ---------------------------------------------------------------
 
-    async def _create(self) -> None:
+    async def _create(self, reuse_id: str | None = None) -> None:
         self._retry_count = 1
-        if await self._attempt() is _Attempt.RETRYABLE:
+        self._retry_number = 0
+        rules = self._rules.current
+        if rules.retry_forever:
+            assert self._spec is not None
+            self._report(self._spec.instance, ExecutionState.starting())
+        if await self._attempt(reuse_id) is not _Attempt.RETRYABLE:
+            return
+        if rules.retry_forever:
+            self._schedule(self._timings.create_retry_delay(self._retry_number), restart=False)
+        else:
             self._schedule(0, restart=False)  # the first retry is immediate
 
     async def _retry(self) -> None:
-        if await self._attempt() is not _Attempt.RETRYABLE:
+        if await self._attempt(None) is not _Attempt.RETRYABLE:
+            return
+        if self._rules.current.retry_forever:
+            self._schedule(self._timings.create_retry_delay(self._retry_number), restart=False)
             return
         self._retry_count += 1
         if self._retry_count > self._timings.create_retries:
@@ -314,46 +373,128 @@ class WorkloadLoop:
             return
         self._schedule(self._timings.create_retry_interval, restart=False)
 
-    async def _attempt(self) -> _Attempt:
+    async def _attempt(self, reuse_id: str | None) -> _Attempt:
         spec = self._spec
         assert spec is not None
+        rules = self._rules.current
+        runtime = self._runtime_for(spec)
+        wrote_files = False
         try:
-            # The manager never starts a loop for a runtime it lacks: a miss here is a bug.
-            runtime = self._runtimes[spec.runtime]
             problem = await self._prepare_control_dir(spec)
             if problem is not None:
                 log.error("workload %s: control interface unusable: %s", self.name, problem)
-                self._give_up(spec, problem)
+                self._give_up(spec, ExecutionState.starting_failed(problem))
                 return _Attempt.FINAL
-            self._report(spec.instance, ExecutionState.starting())
-            runtime_id = await runtime.create(spec, self._control_dir)
+            if not rules.retry_forever:
+                self._report(spec.instance, ExecutionState.starting())
+            mounts: tuple[FileMount, ...] = ()
+            if self._writes_files(rules, runtime):
+                wrote_files = True
+                try:
+                    mounts = await self._write_files(spec)
+                except WorkloadFileError as err:
+                    log.error("workload %s: %s", self.name, err.state_info)
+                    self._give_up(spec, ExecutionState.files_failed(err.reason))
+                    return _Attempt.FINAL
+            request = CreateRequest(spec, self._control_dir, mounts, reuse_id)
+            runtime_id = await runtime.create(request)
         except WorkloadConfigError as err:
-            log.error("workload %s: unusable runtimeConfig: %s", self.name, err.reason)
-            self._give_up(spec, err.reason)
+            log.error("workload %s: cannot be started as given: %s", self.name, err.reason)
+            await self._forget_files(spec.instance, wrote_files)
+            self._give_up(spec, ExecutionState.starting_failed(err.reason))
             return _Attempt.FINAL
         except RuntimeFailure as err:
             log.warning("workload %s: create failed: %s", self.name, err)
+            await self._forget_files(spec.instance, wrote_files)
             self._move(Event.CREATE_FAILED)
-            self._report(spec.instance, ExecutionState.starting_failed(str(err) or type(err).__name__))
+            reason = str(err) or type(err).__name__
+            if rules.retry_forever:
+                self._retry_number += 1
+                self._report(spec.instance, ExecutionState.retrying(self._retry_number, reason))
+            else:
+                self._report(spec.instance, ExecutionState.starting_failed(reason))
             return _Attempt.RETRYABLE
         except Exception as err:
-            # Not a failure of the engine but a bug here: retrying it 21 times would only hide it.
+            # Not a failure of the engine but a bug here: retrying it would only hide it.
             log.exception(
                 "workload %s: internal error of the agent while creating %s", self.name, spec.instance
             )
-            self._give_up(spec, internal_error_text(err))
+            await self._forget_files(spec.instance, wrote_files)
+            self._give_up(spec, ExecutionState.starting_failed(internal_error_text(err)))
             return _Attempt.FINAL
         self._runtime = runtime
         self._runtime_id = runtime_id
         self._move(Event.CREATED)
-        log.info("workload %s: created %s (runtime id %s)", self.name, spec.instance, runtime_id)
+        verb = "started again" if reuse_id is not None else "created"
+        log.info("workload %s: %s %s (runtime id %s)", self.name, verb, spec.instance, runtime_id)
         return _Attempt.CREATED
 
-    def _give_up(self, spec: WorkloadSpec, reason: str) -> None:
-        """A failure retrying cannot fix: the reason, then the CLI's final state."""
+    def _give_up(self, spec: WorkloadSpec, state: ExecutionState) -> None:
+        """A failure retrying cannot fix: its reason, then (v0.3.1) the CLI's final state."""
         self._move(Event.CREATE_ABANDONED)
-        self._report(spec.instance, ExecutionState.starting_failed(reason))
-        self._report(spec.instance, ExecutionState.starting_failed(NO_MORE_RETRIES))
+        self._report(spec.instance, state)
+        if not self._rules.current.final_failure_alone:
+            self._report(spec.instance, ExecutionState.starting_failed(NO_MORE_RETRIES))
+
+    def _runtime_for(self, spec: WorkloadSpec) -> Runtime:
+        """The workload's runtime, or the stand-in that reports it unsupported."""
+        runtime = self._runtimes.get(spec.runtime)
+        return runtime if runtime is not None else UnsupportedRuntime(spec.runtime)
+
+    def _reusable_id(self) -> str | None:
+        """The id of the container to start again for a restart, or None to replace it."""
+        runtime, observed = self._runtime, self._last_observed
+        if (
+            self._rules.current.reuse_succeeded
+            and runtime is not None
+            and runtime.reuses_containers
+            and observed is not None
+            and observed.state is State.SUCCEEDED_OK
+        ):
+            return self._runtime_id
+        return None
+
+    # --- the instance's folder -----------------------------------------------------------
+
+    def _writes_files(self, rules: LifecycleRules, runtime: Runtime) -> bool:
+        # A workload nobody can run gets nothing written for it.
+        return rules.workload_folder and not isinstance(runtime, UnsupportedRuntime)
+
+    def _instance_folder(self, instance: InstanceName) -> Path | None:
+        """``<run>/<workload>.<id>``; None without a run folder or for a name that would leave it."""
+        name = instance.folder_name
+        if self._run_folder is None or not folder_name_is_safe(name):
+            return None
+        return self._run_folder / name
+
+    async def _write_files(self, spec: WorkloadSpec) -> tuple[FileMount, ...]:
+        """(Re)write every file of ``spec``, each time from nothing; raises WorkloadFileError."""
+        folder = self._instance_folder(spec.instance)
+        if folder is None:
+            if not spec.files:
+                return ()
+            where = (
+                "the agent has no run folder to write it to"
+                if self._run_folder is None
+                else f"the workload name {spec.name!r} cannot be a folder name"
+            )
+            raise WorkloadFileError(spec.files[0].mount_point, where)
+        return await run_blocking(write_files, folder / FILES_FOLDER, plan_files(spec.files))
+
+    async def _forget_files(self, instance: InstanceName, wrote: bool) -> None:
+        """After a failed create: no file of it stays behind (the next attempt writes them anew)."""
+        if wrote:
+            await self._clean(instance, _Clean.FILES)
+
+    async def _clean(self, instance: InstanceName, what: _Clean) -> None:
+        folder = self._instance_folder(instance)
+        if what is _Clean.NOTHING or folder is None or not self._rules.current.workload_folder:
+            return
+        target = folder / FILES_FOLDER if what is _Clean.FILES else folder
+        try:
+            await run_blocking(remove_files, target)
+        except OSError as err:
+            log.warning("workload %s: could not remove %s: %s", self.name, target, err)
 
     # --- resume -------------------------------------------------------------------------
 
@@ -381,7 +522,9 @@ class WorkloadLoop:
             await self._release_control_dir()
         current = self._spec
         if current is not None:
-            if not await self._stop_instance(current.instance):
+            # The files go once the old container is gone; the whole folder when the id changes.
+            clean = _Clean.FOLDER if new is not None and new.instance != current.instance else _Clean.FILES
+            if not await self._stop_instance(current.instance, clean=clean):
                 self._move(Event.KEPT)
                 return  # the old instance stays, the new spec is not applied
             self._move(Event.REMOVED)
@@ -394,7 +537,7 @@ class WorkloadLoop:
     async def _delete(self, old: InstanceName) -> None:
         await self._release_control_dir()
         current = self._spec
-        await self._delete_for_good(old if current is None else current.instance)
+        await self._delete_for_good(old if current is None else current.instance, _Clean.FOLDER)
         self._report_also_removed(old, current, None)
         log.info("workload %s: deleted", self.name)
 
@@ -405,9 +548,10 @@ class WorkloadLoop:
         self._move(Event.DELETE_REQUESTED)
         self._silent = not report_states
         log.info("removing leftover %s from runtime %s", owned.instance, runtime)
-        await self._delete_for_good(owned.instance)
+        # A silent removal makes way for the same instance: its folder is about to be used again.
+        await self._delete_for_good(owned.instance, _Clean.FOLDER if report_states else _Clean.FILES)
 
-    async def _delete_for_good(self, instance: InstanceName) -> None:
+    async def _delete_for_good(self, instance: InstanceName, clean: _Clean) -> None:
         """Delete ``instance`` and keep retrying until it works, e.g. once Podman is back.
 
         Giving up would leave the container running with no loop owning it until the next
@@ -415,15 +559,22 @@ class WorkloadLoop:
         Stopping(DeleteFailed) is reported once; Removed follows when a delete succeeds.
         """
         attempt = 0
-        while not await self._stop_instance(instance, report_requested=attempt == 0, quiet=attempt > 0):
+        while not await self._stop_instance(
+            instance, report_requested=attempt == 0, quiet=attempt > 0, clean=clean
+        ):
             attempt += 1
             await self._clock.sleep(self._timings.delete_retry_delay(attempt))
         self._move(Event.DELETED)
 
     async def _stop_instance(
-        self, instance: InstanceName, *, report_requested: bool = True, quiet: bool = False
+        self,
+        instance: InstanceName,
+        *,
+        report_requested: bool = True,
+        quiet: bool = False,
+        clean: _Clean = _Clean.NOTHING,
     ) -> bool:
-        """Stopping(RequestedAtRuntime) -> runtime delete -> Removed, all for ``instance``.
+        """Stopping(RequestedAtRuntime) -> runtime delete -> (folder clean-up) -> Removed, for ``instance``.
 
         False when the runtime refused: Stopping(DeleteFailed) was reported unless ``quiet``.
         """
@@ -454,6 +605,7 @@ class WorkloadLoop:
         self._runtime_id = None
         self._last_observed = None
         self._running_since = None
+        await self._clean(instance, clean)
         self._report(instance, ExecutionState.removed())
         return True
 

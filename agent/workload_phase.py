@@ -11,7 +11,9 @@ bug in the loop and raises ``IllegalTransition``.
   control interface, or an internal error); only a new command moves it on.
 * ``RUNNING``: a container exists and its states are watched.
 * ``RESTART_WAIT``: the container ended and the restart policy wants it back;
-  the restart is scheduled.
+  the restart is scheduled. It is done either as a replacement (``REPLACING``:
+  the update sequence) or by starting the ended container again (``REUSING``:
+  back to ``IDLE`` and a create of the same container).
 * ``DELETING``: the loop removes its instance for good; a failed delete is
   retried here until it works.
 * ``DONE``: the instance is gone and the loop has ended.
@@ -40,6 +42,7 @@ class Event(enum.Enum):
     ADOPTED = "adopted"  # an existing container became this loop's instance
     ENDED_FOR_RESTART = "ended-for-restart"  # the instance ended and the restart policy wants it back
     REPLACING = "replacing"  # an update or restart starts: pending timers no longer count
+    REUSING = "reusing"  # a restart starts the ended container again instead of replacing it
     KEPT = "kept"  # the old instance could not be deleted; it stays the current one
     REMOVED = "removed"  # the instance was deleted (or there was none)
     DELETE_REQUESTED = "delete-requested"  # the workload is to go for good
@@ -72,7 +75,7 @@ TRANSITIONS: Mapping[Phase, Mapping[Event, Phase]] = {
         Event.REMOVED: Phase.IDLE,
         **_STOP,
     },
-    Phase.RESTART_WAIT: {Event.REPLACING: Phase.RUNNING, **_STOP},
+    Phase.RESTART_WAIT: {Event.REPLACING: Phase.RUNNING, Event.REUSING: Phase.IDLE, **_STOP},
     Phase.DELETING: {Event.DELETED: Phase.DONE},
     Phase.DONE: {},
 }

@@ -45,7 +45,7 @@ from podman import PodmanClient
 
 from ankaios_agent.agent.blocking import run_blocking
 from ankaios_agent.agent.model import ExecutionState, InstanceName, State, WorkloadSpec
-from ankaios_agent.agent.ports import StateChange
+from ankaios_agent.agent.ports import CreateRequest, StateChange
 from ankaios_agent.runtimes.podman.client import PodmanConnection, list_containers
 from ankaios_agent.runtimes.podman.monitor import MonitorTimings, PodmanEvent
 from ankaios_agent.runtimes.podman.runtime import PodmanRuntime, PodmanTimings
@@ -159,7 +159,7 @@ async def exit_latency(env: PodmanEnv, exits: int) -> None:
         for index in range(exits):
             instance = InstanceName(f"exit{index}", agent, "1")
             delay = random.uniform(1.0, 3.0)
-            cid = await runtime.create(spec(env, instance, f"sleep {delay:.3f}"), None)
+            cid = await runtime.create(CreateRequest(spec(env, instance, f"sleep {delay:.3f}")))
             pollers.append(asyncio.create_task(poller.poll(cid, seen_by_reference)))
         async with asyncio.timeout(60):
             await done.wait()
@@ -192,7 +192,7 @@ async def create_to_running(env: PodmanEnv, runs: int) -> None:
         for index in range(runs):
             name = f"c2r{index}"
             started = time.perf_counter()
-            await runtime.create(spec(env, InstanceName(name, agent, "1"), "sleep 3600"), None)
+            await runtime.create(CreateRequest(spec(env, InstanceName(name, agent, "1"), "sleep 3600")))
             await running.setdefault(name, asyncio.Event()).wait()
             ours.append((time.perf_counter() - started) * 1000)
             started = time.perf_counter()
@@ -264,7 +264,9 @@ async def idle_cost(env: PodmanEnv, counts: list[int], seconds: float) -> None:
         runtime = PodmanRuntime(connection, agent)
         try:
             cids = [
-                await runtime.create(spec(env, InstanceName(f"idle{i}", agent, "1"), "sleep 3600"), None)
+                await runtime.create(
+                    CreateRequest(spec(env, InstanceName(f"idle{i}", agent, "1"), "sleep 3600"))
+                )
                 for i in range(count)
             ]
             await asyncio.sleep(1.0)

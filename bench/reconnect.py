@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ankaios_agent.agent.connection import ServerConnection
+from ankaios_agent.agent.lifecycle_rules import Dialect
 from ankaios_agent.agent.model import FromServerMessage
 from ankaios_agent.agent.outbox import Outbox
 from tests.server_double import ServerDouble
@@ -29,7 +30,7 @@ async def _ignore(_msg: FromServerMessage) -> None:
     return None
 
 
-async def _nothing() -> None:
+async def _nothing(_dialect: Dialect) -> None:
     return None
 
 

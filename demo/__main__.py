@@ -1,10 +1,13 @@
 """The agent's main job, end to end, on this machine: ``python -m demo`` (or ``tox -e demo``).
 
 1. prepares Podman (a private ``podman system service``, the local busybox image);
-2. starts the bundled server double with ``tests/server_double/sample_state.yaml``
+2. starts the bundled server double of the chosen protocol (``--protocol v0.3``,
+   the default: ``tests/server_double/sample_state.yaml``; ``--protocol v1``: the
+   Ankaios v1.0.1 double with ``tests/server_double_v1/sample_state.yaml``)
    (a database, a migration job that waits for it, a web server that waits for
-   both, a workload that talks through the control interface, one unscheduled);
-3. starts the real ``ank-agent`` process against it;
+   both, a workload with a control interface, one unscheduled);
+3. starts the real ``ank-agent`` process against it (``--protocol auto``: the
+   agent finds out which version the server speaks);
 4. prints every state the agent reports, as it happens, in a table, and the
    control-interface requests the server answers;
 5. once everything has settled, changes the web server's configuration, the
@@ -31,13 +34,20 @@ from pathlib import Path
 
 import yaml
 
-from ankaios_agent.agent.conversion import execution_state_from_proto
+from ankaios_agent.agent import conversion
+from ankaios_agent.agent.dialect_v1 import conversion as conversion_v1
+from ankaios_agent.agent.model import ExecutionState
+from ankaios_agent.proto import ank_base_pb2 as base
 from ankaios_agent.proto import ankaios_pb2 as pb
 from tests.server_double.server import ServerDouble
 from tests.server_double.state import state_from_yaml
+from tests.server_double_v1 import ServerDoubleV1
+from tests.server_double_v1 import state_from_yaml as v1_state_from_yaml
 from tests.support.podman_env import PodmanEnv, PodmanUnavailable, podman_environment
 
-SAMPLE_STATE = Path(__file__).resolve().parent.parent / "tests" / "server_double" / "sample_state.yaml"
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+SAMPLE_STATE = TESTS / "server_double" / "sample_state.yaml"
+SAMPLE_STATE_V1 = TESTS / "server_double_v1" / "sample_state.yaml"
 SAMPLE_AGENT = "agent_A"
 SETTLED = {
     "database": "Running(Ok)",
@@ -45,6 +55,14 @@ SETTLED = {
     "webserver": "Running(Ok)",
     "ctl_client": "Succeeded(Ok)",
 }
+SETTLED_V1 = {
+    "database": "Running(Ok)",
+    "migrate": "Succeeded(Ok)",
+    "webserver": "Running(Ok)",
+    "state_reader": "Running(Ok)",
+}
+Server = ServerDouble | ServerDoubleV1
+WEB = "webserver"  # the workload whose configuration the demo changes
 ROW = "{time:>9}  {workload:12} {agent:10} {state:26} {info}"
 
 
@@ -58,24 +76,48 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--once", action="store_true", help="stop after the update has settled instead of waiting for Ctrl-C"
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each phase")
+    parser.add_argument(
+        "--protocol",
+        choices=["v0.3", "v1"],
+        default="v0.3",
+        help="which server double to run: Ankaios v0.3.1 (default) or v1.0.1",
+    )
     return parser.parse_args(argv)
 
 
-def _load_sample(agent: str) -> pb.State:
-    text = SAMPLE_STATE.read_text()
+def _sample_text(path: Path, agent: str) -> str:
+    text = path.read_text()
     if agent != SAMPLE_AGENT:
         data = yaml.safe_load(text)
         for workload in data["workloads"].values():
             if workload.get("agent") == SAMPLE_AGENT:
                 workload["agent"] = agent
         text = yaml.safe_dump(data)
-    return state_from_yaml(text)
+    return text
+
+
+def _load_sample(agent: str) -> pb.State:
+    return state_from_yaml(_sample_text(SAMPLE_STATE, agent))
+
+
+def _make_server(protocol: str, agent: str) -> Server:
+    if protocol == "v1":
+        return ServerDoubleV1(v1_state_from_yaml(_sample_text(SAMPLE_STATE_V1, agent)))
+    return ServerDouble(_load_sample(agent))
+
+
+def _execution_state(server: Server, wire: object) -> ExecutionState:
+    if isinstance(server, ServerDoubleV1):
+        assert isinstance(wire, base.ExecutionState)
+        return conversion_v1.execution_state_from_proto(wire)
+    assert isinstance(wire, pb.ExecutionState)
+    return conversion.execution_state_from_proto(wire)
 
 
 class StatePrinter:
     """Prints each state an agent reports to the server, in arrival order, as table rows."""
 
-    def __init__(self, server: ServerDouble, agent: str) -> None:
+    def __init__(self, server: Server, agent: str) -> None:
         self._server = server
         self._agent = agent
         self._seen = 0
@@ -93,7 +135,7 @@ class StatePrinter:
             kind = msg.WhichOneof("ToServerEnum")
             if kind == "updateWorkloadState":
                 for ws in msg.updateWorkloadState.workloadStates:
-                    state = execution_state_from_proto(ws.executionState)
+                    state = _execution_state(self._server, ws.executionState)
                     self._row(
                         ws.instanceName.workloadName, ws.instanceName.agentName, state.display, state.info
                     )
@@ -109,16 +151,14 @@ class StatePrinter:
         print(ROW.format(time=elapsed, workload=workload, agent=agent, state=state, info=info), flush=True)
 
 
-def _shows(server: ServerDouble, agent: str, expected: dict[str, str]) -> bool:
+def _shows(server: Server, agent: str, expected: dict[str, str]) -> bool:
     return all(
         any(s.display == display for s in server.state_of(workload, agent))
         for workload, display in expected.items()
     )
 
 
-async def _phase(
-    server: ServerDouble, printer: StatePrinter, settled: Callable[[], bool], title: str
-) -> None:
+async def _phase(server: Server, printer: StatePrinter, settled: Callable[[], bool], title: str) -> None:
     """Print rows as they arrive until ``settled()`` holds (re-checked after every message)."""
     print(f"\n--- {title}", flush=True)
 
@@ -129,22 +169,34 @@ async def _phase(
     await server.wait_until(check, timeout=None)
 
 
-def _update_webserver(server: ServerDouble) -> pb.CompleteState:
-    desired = pb.State()
-    desired.CopyFrom(server.desired)
-    web = desired.workloads["webserver"]
-    web.runtimeConfig = web.runtimeConfig.replace("echo serving", "echo serving v2")
-    return pb.CompleteState(desiredState=desired)
+async def _update_webserver(server: Server) -> str:
+    """Change the web server's runtimeConfig like ``ank set state``; return the new instance id."""
+    if isinstance(server, ServerDoubleV1):
+        desired_v1 = base.State()
+        desired_v1.CopyFrom(server.desired)
+        web_v1 = desired_v1.workloads.workloads["webserver"]
+        web_v1.runtimeConfig = web_v1.runtimeConfig.replace("while true", "echo v2; while true")
+        await server.set_state(base.CompleteState(desiredState=desired_v1), [f"desiredState.workloads.{WEB}"])
+        config = web_v1.runtimeConfig
+    else:
+        desired = pb.State()
+        desired.CopyFrom(server.desired)
+        web = desired.workloads["webserver"]
+        web.runtimeConfig = web.runtimeConfig.replace("echo serving", "echo serving v2")
+        await server.set_state(pb.CompleteState(desiredState=desired), [f"desiredState.workloads.{WEB}"])
+        config = web.runtimeConfig
+    return hashlib.sha256(config.encode()).hexdigest()
 
 
 @contextlib.contextmanager
 def _agent_process(
     agent: str, port: int, run_folder: Path, env: PodmanEnv, log: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
+    # --protocol auto (the default) over plain HTTP/2: the agent probes the server's version.
     cmd = [
         sys.executable, "-m", "ankaios_agent",
         "--name", agent,
-        "--server", f"127.0.0.1:{port}",
+        "--server", f"http://127.0.0.1:{port}",
         "--run-folder", str(run_folder),
         "--podman-socket", env.socket_url,
     ]  # fmt: skip
@@ -163,11 +215,12 @@ def _agent_process(
 
 
 async def _run(args: argparse.Namespace, env: PodmanEnv, work: Path) -> int:
-    server = ServerDouble(_load_sample(args.agent))
+    server = _make_server(args.protocol, args.agent)
     port = await server.start(args.port)
     log = work / "agent.log"
     printer = StatePrinter(server, args.agent)
-    print(f"server double on 127.0.0.1:{port}; agent {args.agent!r}; agent log: {log}")
+    version = "v1.0.1" if args.protocol == "v1" else "v0.3.1"
+    print(f"Ankaios {version} server double on 127.0.0.1:{port}; agent {args.agent!r}; agent log: {log}")
     printer.header()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -201,14 +254,13 @@ async def _run(args: argparse.Namespace, env: PodmanEnv, work: Path) -> int:
         await server.stop()
 
 
-async def _scenario(server: ServerDouble, printer: StatePrinter, args: argparse.Namespace) -> None:
+async def _scenario(server: Server, printer: StatePrinter, args: argparse.Namespace) -> None:
+    settled = SETTLED_V1 if isinstance(server, ServerDoubleV1) else SETTLED
     async with asyncio.timeout(args.timeout):
         await _phase(
-            server, printer, lambda: _shows(server, args.agent, SETTLED), "starting the sample state"
+            server, printer, lambda: _shows(server, args.agent, settled), "starting the sample state"
         )
-    new_state = _update_webserver(server)
-    new_id = hashlib.sha256(new_state.desiredState.workloads["webserver"].runtimeConfig.encode()).hexdigest()
-    await server.set_state(new_state, ["desiredState.workloads.webserver"])
+    new_id = await _update_webserver(server)
 
     def updated() -> bool:
         # The old instance's row is gone (Removed) and the new one runs.

@@ -10,18 +10,35 @@ agent owns restarts; anything not in the table is refused with a message
 naming it. generalOptions (global podman flags) are mostly meaningless over
 REST: ``--log-level``/``--syslog`` are ignored with a warning, ``--runtime``
 selects the OCI runtime, everything else is refused.
+
+Translation is pure: it never touches the host. The one option that names a
+host file the agent itself must read, ``--env-file``, is only recorded;
+``read_env_files`` reads those files later in a worker thread, opening each
+without blocking (a FIFO or device cannot hold the open), accepting only
+regular files and at most ``ENV_FILE_MAX_BYTES`` each. As with the CLI,
+variables from ``--env``/``-e`` win over those from env files. Paths in
+``--volume``, ``--mount`` or ``--security-opt seccomp=`` are handed to Podman
+unread.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+import stat
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from types import MappingProxyType
 
 from ankaios_agent.agent.errors import WorkloadConfigError
 from ankaios_agent.agent.model import InstanceName
+from ankaios_agent.runtimes.podman.option_tokens import (
+    MissingValue,
+    NotAnOption,
+    OptionTable,
+    UnknownOption,
+    split_options,
+)
 from ankaios_agent.runtimes.podman.option_values import (
     NS_MODES,
     parse_bool,
@@ -35,6 +52,7 @@ from ankaios_agent.runtimes.podman.option_values import (
 logger = logging.getLogger(__name__)
 
 PULL_POLICIES = ("always", "missing", "never", "newer")
+ENV_FILE_MAX_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -44,6 +62,7 @@ class CreateOptions:
     name: str | None = None
     pull: str = "missing"
     env: dict[str, str] = field(default_factory=dict)
+    env_files: list[str] = field(default_factory=list)  # read by read_env_files, off the event loop
     labels: dict[str, str] = field(default_factory=dict)
     mounts: list[dict[str, object]] = field(default_factory=list)
     volumes: list[dict[str, object]] = field(default_factory=list)
@@ -171,14 +190,55 @@ def _env(opts: CreateOptions, text: str) -> None:
 
 
 def _env_file(opts: CreateOptions, text: str) -> None:
+    if not text:
+        raise ValueError("needs a file path")
+    opts.env_files.append(text)
+
+
+def read_env_files(instance: InstanceName, paths: Sequence[str]) -> dict[str, str]:
+    """The variables of the ``--env-file`` files, later files winning (blocking: run off the loop).
+
+    Raises WorkloadConfigError naming the file when one cannot be used.
+    """
+    parsed = CreateOptions()
+    for path in paths:
+        try:
+            text = _read_small_regular_file(path)
+            for line in text.splitlines():
+                stripped = line.strip()
+                if stripped and not stripped.startswith("#"):
+                    _env(parsed, stripped)
+        except ValueError as exc:
+            raise WorkloadConfigError(instance, f"podman option '--env-file': {exc}") from None
+    return parsed.env
+
+
+def _read_small_regular_file(path: str) -> str:
+    # O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; fstat then decides
+    # on what was actually opened, so a swapped path cannot slip a FIFO in after a check.
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
-        lines = Path(text).read_text().splitlines()
+        fd = os.open(path, flags)
     except OSError as exc:
-        raise ValueError(f"cannot read env file {text!r}: {exc.strerror}") from exc
-    for line in lines:
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            _env(opts, stripped)
+        raise ValueError(f"cannot read env file {path!r}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"env file {path!r} is not a regular file")
+        if info.st_size > ENV_FILE_MAX_BYTES:
+            raise ValueError(f"env file {path!r} is larger than the limit of {ENV_FILE_MAX_BYTES} bytes")
+        with os.fdopen(fd, "rb", closefd=False) as stream:
+            data = stream.read(ENV_FILE_MAX_BYTES + 1)  # the file may have grown since fstat
+    except OSError as exc:
+        raise ValueError(f"cannot read env file {path!r}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > ENV_FILE_MAX_BYTES:
+        raise ValueError(f"env file {path!r} is larger than the limit of {ENV_FILE_MAX_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"env file {path!r} is not UTF-8 text") from None
 
 
 def _publish(opts: CreateOptions, text: str) -> None:
@@ -416,62 +476,46 @@ _TABLE: dict[str, Option] = {name: option for option in _OPTIONS for name in opt
 _REFUSED = {"--restart": "the Ankaios agent owns restarts; use the workload's restartPolicy instead"}
 
 
+def _long_name(option: Option) -> str:
+    return next(name for name in option.names if name.startswith("--"))
+
+
+_COMMAND_OPTIONS = OptionTable(
+    takes_value=MappingProxyType(
+        {name: option.takes_value for name, option in _TABLE.items() if name.startswith("--")}
+    ),
+    short=MappingProxyType(
+        {name: _long_name(option) for name, option in _TABLE.items() if not name.startswith("--")}
+    ),
+)
+
+
 def translate(instance: InstanceName, tokens: Sequence[str]) -> CreateOptions:
     """Apply commandOptions ``tokens``; raise WorkloadConfigError naming the first bad one."""
     opts = CreateOptions()
-    index = 0
-    while index < len(tokens):
-        token = tokens[index]
-        index += 1
-        if token.startswith("--"):
-            name, sep, value = token.partition("=")
-            option = _lookup(instance, name)
-            if option.takes_value and not sep:
-                value = _next_value(instance, name, tokens, index)
-                index += 1
-            _run(instance, option, name, opts, value if sep or option.takes_value else "true")
-        elif token.startswith("-") and len(token) > 1:
-            index += _short_group(instance, opts, token, tokens, index)
-        else:
-            raise WorkloadConfigError(
-                instance, f"unexpected argument {token!r} in commandOptions (options start with '-')"
-            )
+    try:
+        for token in split_options(tokens, _COMMAND_OPTIONS):
+            value = "true" if token.value is None else token.value
+            _run(instance, _TABLE[token.name], token.spelling, opts, value)
+    except NotAnOption as exc:
+        raise WorkloadConfigError(
+            instance, f"unexpected argument {exc.word!r} in commandOptions (options start with '-')"
+        ) from None
+    except UnknownOption as exc:
+        raise WorkloadConfigError(instance, _unknown_reason(exc.word)) from None
+    except MissingValue as exc:
+        raise _missing_value(instance, exc.word) from None
     return opts
 
 
-def _short_group(
-    instance: InstanceName, opts: CreateOptions, token: str, tokens: Sequence[str], index: int
-) -> int:
-    """Handle ``-it``, ``-p80:80``, ``-p=80:80``, ``-p 80:80``; return how many extra tokens were used."""
-    letters = token[1:]
-    for position, letter in enumerate(letters):
-        name = f"-{letter}"
-        option = _lookup(instance, name)
-        if not option.takes_value:
-            _run(instance, option, name, opts, "true")
-            continue
-        rest = letters[position + 1 :]
-        if rest:
-            _run(instance, option, name, opts, rest.removeprefix("="))
-            return 0
-        _run(instance, option, name, opts, _next_value(instance, name, tokens, index))
-        return 1
-    return 0
-
-
-def _lookup(instance: InstanceName, name: str) -> Option:
+def _unknown_reason(name: str) -> str:
     if name in _REFUSED:
-        raise WorkloadConfigError(instance, f"podman option '{name}' is not allowed: {_REFUSED[name]}")
-    option = _TABLE.get(name)
-    if option is None:
-        raise WorkloadConfigError(instance, f"unsupported podman option '{name}' in commandOptions")
-    return option
+        return f"podman option '{name}' is not allowed: {_REFUSED[name]}"
+    return f"unsupported podman option '{name}' in commandOptions"
 
 
-def _next_value(instance: InstanceName, name: str, tokens: Sequence[str], index: int) -> str:
-    if index >= len(tokens):
-        raise WorkloadConfigError(instance, f"podman option '{name}' needs a value")
-    return tokens[index]
+def _missing_value(instance: InstanceName, name: str) -> WorkloadConfigError:
+    return WorkloadConfigError(instance, f"podman option '{name}' needs a value")
 
 
 def _run(instance: InstanceName, option: Option, name: str, opts: CreateOptions, value: str) -> None:
@@ -481,30 +525,27 @@ def _run(instance: InstanceName, option: Option, name: str, opts: CreateOptions,
         raise WorkloadConfigError(instance, f"podman option '{name}': {exc}") from None
 
 
-_GENERAL_IGNORED = ("--log-level", "--syslog")
-_GENERAL_FLAGS = ("--syslog",)
+# Global flags that only change how the podman CLI itself logs (name: takes a value). They
+# mean nothing over REST, so both Podman runtimes accept and ignore them with a warning.
+CLI_LOGGING_OPTIONS: Mapping[str, bool] = MappingProxyType({"--log-level": True, "--syslog": False})
+_GENERAL_OPTIONS = OptionTable(takes_value=MappingProxyType({**CLI_LOGGING_OPTIONS, "--runtime": True}))
 
 
 def translate_general(instance: InstanceName, tokens: Sequence[str], opts: CreateOptions) -> None:
     """generalOptions: podman's global flags; only a few mean anything over the REST API."""
-    index = 0
-    while index < len(tokens):
-        name, sep, value = tokens[index].partition("=")
-        index += 1
-        if name in _GENERAL_IGNORED:
-            if not sep and name not in _GENERAL_FLAGS:
-                index += 1
-            logger.warning(
-                "workload %s: generalOptions '%s' has no effect over the Podman REST API; ignored",
-                instance.workload,
-                name,
-            )
-        elif name == "--runtime":
-            if not sep:
-                value = _next_value(instance, name, tokens, index)
-                index += 1
-            opts.oci_runtime = value
-        else:
-            raise WorkloadConfigError(
-                instance, f"unsupported podman generalOptions '{name}' (cannot be applied over the REST API)"
-            )
+    try:
+        for token in split_options(tokens, _GENERAL_OPTIONS):
+            if token.name == "--runtime":
+                opts.oci_runtime = token.value
+            else:
+                logger.warning(
+                    "workload %s: generalOptions %s has no effect over the Podman REST API; ignored",
+                    instance,
+                    token.name,
+                )
+    except (NotAnOption, UnknownOption) as exc:
+        raise WorkloadConfigError(
+            instance, f"unsupported podman generalOptions '{exc.word}' (cannot be applied over the REST API)"
+        ) from None
+    except MissingValue as exc:
+        raise _missing_value(instance, exc.word) from None

@@ -1,25 +1,32 @@
 """The ``podman`` runtime: create, delete, list and watch this agent's containers.
 
 Seen from outside, a workload looks exactly as the reference agent makes it:
-container name ``<workload>.<id>.<agent>`` (a user ``--name``
-wins), labels ``name=<workload>.<id>.<agent>`` and ``agent=<agent>``, the
-control-interface folder bind-mounted at ``/run/ankaios/control_interface``,
-started detached. Every call to Podman runs through ``run_blocking`` on a
+container name ``<workload>.<id>.<agent>`` (a user ``--name`` wins), labels
+``name=<workload>.<id>.<agent>`` and ``agent=<agent>``, the control-interface
+folder bind-mounted at ``/run/ankaios/control_interface``, each workload file
+bind-mounted read-only at its mount point, started detached. A create that
+names an ended container of the same instance starts that very container again
+(same container id); if that fails, the container is removed so that the retry
+creates a new one. Every call to Podman runs through ``run_blocking`` on a
 per-thread podman-py client; state changes come from the monitor. Podman's
 failures are typed once by ``engine_errors`` and leave this module only as
 RuntimeCreateFailed, RuntimeDeleteFailed or RuntimeUnavailable; a bug (say a
 KeyError) is not dressed up as one of them.
+
+The container name must follow Podman's object-name rule (``names``); a
+workload whose container name does not is refused before any call. A delete
+that Podman answers with a refusal to stop (a paused container) removes the
+container with force, so a delete completes whenever Podman is reachable.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 from podman import PodmanClient
 
@@ -27,13 +34,14 @@ from ankaios_agent.agent.blocking import run_blocking
 from ankaios_agent.agent.errors import (
     EngineCallFailed,
     EngineNotFound,
+    EngineUnreachable,
     RuntimeCreateFailed,
     RuntimeDeleteFailed,
+    RuntimeLogsFailed,
     RuntimeUnavailable,
-    WorkloadConfigError,
 )
-from ankaios_agent.agent.model import InstanceName, WorkloadSpec
-from ankaios_agent.agent.ports import OwnedWorkload, StateChange
+from ankaios_agent.agent.model import InstanceName
+from ankaios_agent.agent.ports import CreateRequest, LogBatch, LogOptions, OwnedWorkload, StateChange
 from ankaios_agent.runtimes.podman.client import (
     RUNTIME_NAME,
     PodmanConnection,
@@ -41,15 +49,13 @@ from ankaios_agent.runtimes.podman.client import (
 )
 from ankaios_agent.runtimes.podman.config import parse_runtime_config
 from ankaios_agent.runtimes.podman.engine_errors import check, podman_call
+from ankaios_agent.runtimes.podman.logs import read_logs
 from ankaios_agent.runtimes.podman.monitor import Monitor, MonitorTimings
-from ankaios_agent.runtimes.podman.options import translate, translate_general
+from ankaios_agent.runtimes.podman.names import check_object_name, segment
+from ankaios_agent.runtimes.podman.options import read_env_files, translate, translate_general
 from ankaios_agent.runtimes.podman.states import AGENT_LABEL, NAME_LABEL
 
 logger = logging.getLogger(__name__)
-
-# Podman refuses any other container name; checked before the call so that such a workload fails
-# once with a clear message instead of 21 retries of Podman's terse "names must match" error.
-_CONTAINER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
 CONTROL_INTERFACE_TARGET = "/run/ankaios/control_interface"
 
@@ -64,6 +70,7 @@ class PodmanRuntime:
     """Implements ``agent.ports.Runtime`` for plain Podman containers."""
 
     name = RUNTIME_NAME
+    reuses_containers = True
 
     def __init__(
         self, connection: PodmanConnection, agent_name: str, timings: PodmanTimings | None = None
@@ -91,19 +98,19 @@ class PodmanRuntime:
 
     # ------------------------------------------------------------ create
 
-    async def create(self, spec: WorkloadSpec, control_dir: Path | None) -> str:
+    async def create(self, request: CreateRequest) -> str:
+        spec, control_dir = request.spec, request.control_dir
         instance = spec.instance
         config = parse_runtime_config(instance, spec.runtime_config)
         options = translate(instance, config.command_options)
         translate_general(instance, config.general_options, options)
+        if options.env_files:
+            file_env = await run_blocking(read_env_files, instance, options.env_files)
+            options.env = {**file_env, **options.env}
         container_name = options.name or str(instance)
-        if not _CONTAINER_NAME.fullmatch(container_name):
-            raise WorkloadConfigError(
-                instance,
-                f"container name {container_name!r} is not accepted by Podman (only letters, digits, "
-                "'_', '.' and '-', starting with a letter or digit): rename the workload or give "
-                "--name in commandOptions",
-            )
+        check_object_name(
+            instance, container_name, "container", "rename the workload or give --name in commandOptions"
+        )
         if control_dir is not None:
             options.mounts.append(
                 {
@@ -113,6 +120,20 @@ class PodmanRuntime:
                     "options": ["rbind"],
                 }
             )
+        for mount in request.file_mounts:
+            options.mounts.append(
+                {
+                    "type": "bind",
+                    "source": str(mount.source),
+                    "destination": mount.destination,
+                    "options": ["rbind", "ro"],
+                }
+            )
+        if request.reuse_id is not None:
+            container_id = await run_blocking(self._start_again, instance, request.reuse_id)
+            self.monitor.started(container_id, instance)
+            logger.info("workload %s: started container %s again", instance.workload, container_id[:12])
+            return container_id
         labels = {NAME_LABEL: str(instance), AGENT_LABEL: self._agent}
         try:
             payload = options.to_spec(config.image, config.command_args, str(instance), labels)
@@ -142,15 +163,33 @@ class PodmanRuntime:
             raise RuntimeCreateFailed(instance, exc.reason, exc) from exc
         try:
             with podman_call("start container"):
-                check("start container", client.api.post(f"/containers/{container_id}/start"))
+                check("start container", client.api.post(f"/containers/{segment(container_id)}/start"))
         except EngineCallFailed as exc:
             self._remove_quietly(client, instance, container_id)
             raise RuntimeCreateFailed(instance, exc.reason, exc) from exc
         return container_id
 
+    def _start_again(self, instance: InstanceName, container_id: str) -> str:
+        """Start the ended container ``container_id`` of ``instance``; remove it when that fails."""
+        client = self._connection.call_client()
+        try:
+            with podman_call("start container"):
+                container = client.containers.get(container_id)
+                container.start()
+                return str(container.id)
+        except EngineCallFailed as exc:
+            try:
+                with podman_call("list containers"):
+                    ids = self._ids_of(instance)
+            except EngineCallFailed:
+                ids = [container_id]
+            for stale in ids:
+                self._remove_quietly(client, instance, stale)
+            raise RuntimeCreateFailed(instance, exc.reason, exc) from exc
+
     def _ensure_image(self, client: PodmanClient, image: str, pull: str) -> None:
         if pull in ("missing", "never"):
-            exists = client.api.get(f"/images/{quote(image, safe='')}/exists")
+            exists = client.api.get(f"/images/{segment(image)}/exists")
             if exists.status_code == 204:
                 return
             if pull == "never":
@@ -174,7 +213,9 @@ class PodmanRuntime:
             with podman_call("remove container"):
                 check(
                     "remove container",
-                    client.api.delete(f"/containers/{container_id}", params={"force": "true", "timeout": 0}),
+                    client.api.delete(
+                        f"/containers/{segment(container_id)}", params={"force": "true", "timeout": 0}
+                    ),
                 )
         except EngineNotFound:
             pass
@@ -211,17 +252,34 @@ class PodmanRuntime:
         return [str(entry["Id"]) for entry in entries]
 
     def _stop_and_remove(self, container_id: str) -> None:
-        """Stop with the container's own stop timeout, then remove; gone counts as success."""
+        """Stop with the container's own stop timeout, then remove; gone counts as success.
+
+        When Podman answers the stop with a refusal (a paused container, a state it cannot stop
+        from), the container is removed with force and no grace period, so a delete always
+        completes while Podman is reachable.
+        """
         client = self._connection.call_client()
+        path = f"/containers/{segment(container_id)}"
+        grace: dict[str, str | int] = {}
         try:
             with podman_call("stop container"):
-                stop = client.api.post(f"/containers/{container_id}/stop")
+                stop = client.api.post(f"{path}/stop")
                 if stop.status_code != 304:  # 304: already stopped
                     check("stop container", stop)
-                check(
-                    "remove container",
-                    client.api.delete(f"/containers/{container_id}", params={"force": "true"}),
-                )
+        except EngineNotFound:
+            return
+        except EngineUnreachable:
+            raise
+        except EngineCallFailed as exc:
+            logger.warning(
+                "container %s: Podman refused to stop it (%s); removing it with force",
+                container_id[:12],
+                exc.reason,
+            )
+            grace = {"timeout": 0}
+        try:
+            with podman_call("remove container"):
+                check("remove container", client.api.delete(path, params={"force": "true", **grace}))
         except EngineNotFound:
             return
 
@@ -237,6 +295,26 @@ class PodmanRuntime:
 
     def events(self) -> AsyncIterator[StateChange]:
         return self.monitor.changes()
+
+    # ------------------------------------------------------------ logs
+
+    async def logs(self, instance: InstanceName, options: LogOptions) -> AsyncGenerator[LogBatch, None]:
+        """The log of the instance's container (implements ``agent.ports.LogSource``)."""
+        try:
+            entries = await run_blocking(self._containers_of, instance)
+        except EngineCallFailed as exc:
+            raise RuntimeLogsFailed(instance, f"cannot list containers: {exc.reason}") from exc
+        if not entries:
+            raise RuntimeLogsFailed(instance, "no container of this workload exists")
+        newest = max(entries, key=lambda entry: str(entry.get("Created") or ""))
+        reading = read_logs(self._connection, instance, [str(newest["Id"])], options)
+        async with contextlib.aclosing(reading) as batches:
+            async for batch in batches:
+                yield batch
+
+    def _containers_of(self, instance: InstanceName) -> list[dict[str, object]]:
+        with podman_call("list containers"):
+            return list_containers(self._connection, self._agent, f"{NAME_LABEL}={instance}")
 
 
 class _PullFailed(Exception):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -33,7 +33,17 @@ import yaml
 
 from ankaios_agent.agent.errors import WorkloadConfigError
 from ankaios_agent.agent.model import InstanceName
+from ankaios_agent.runtimes.podman.names import check_object_name
+from ankaios_agent.runtimes.podman.option_tokens import (
+    MissingValue,
+    NotAnOption,
+    OptionTable,
+    OptionToken,
+    UnknownOption,
+    split_options,
+)
 from ankaios_agent.runtimes.podman.option_values import parse_bool
+from ankaios_agent.runtimes.podman.options import CLI_LOGGING_OPTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +85,10 @@ _PLAY_OPTIONS: Mapping[str, _Option] = MappingProxyType(
         "--replace": _Option(None, _Kind.BOOL),
     }
 )
-_PLAY_SHORT = MappingProxyType({"-q": "--quiet"})
-_PLAY_KINDS: Mapping[str, _Kind] = MappingProxyType({name: opt.kind for name, opt in _PLAY_OPTIONS.items()})
+_PLAY_TABLE = OptionTable(
+    takes_value=MappingProxyType({name: opt.kind is not _Kind.BOOL for name, opt in _PLAY_OPTIONS.items()}),
+    short=MappingProxyType({"-q": "--quiet"}),
+)
 
 # Options of the CLI that the REST service cannot honour, with the reason shown to the user.
 _PLAY_REFUSED: Mapping[str, str] = MappingProxyType(
@@ -93,13 +105,10 @@ _PLAY_REFUSED: Mapping[str, str] = MappingProxyType(
     }
 )
 
-# Global options that only change how the podman CLI itself logs: meaningless over
-# REST, so they are ignored with a warning (the same set as the podman runtime's).
-# Others (e.g. --runtime, which the podman runtime applies to its containers) cannot
-# reach containers made by kube play and are refused.
-_GENERAL_IGNORED: Mapping[str, _Kind] = MappingProxyType(
-    {"--log-level": _Kind.STRING, "--syslog": _Kind.BOOL}
-)
+# Only the CLI's logging flags are accepted (and ignored). Others (e.g. --runtime, which
+# the podman runtime applies to its containers) cannot reach containers made by kube
+# play and are refused.
+_GENERAL_IGNORED = OptionTable(takes_value=CLI_LOGGING_OPTIONS)
 
 
 @dataclass(frozen=True)
@@ -123,7 +132,20 @@ class KubeConfig:
     """``<podName>/<containerName>``: the one container that gets the control interface."""
 
 
-def parse_kube_config(text: str, instance: InstanceName) -> KubeConfig:
+def check_workload_name(instance: InstanceName) -> None:
+    """The instance name must be usable as a Podman volume name: the bookkeeping volumes carry it.
+
+    Checked before anything is created, so a refused name touches no volume or pod.
+    """
+    check_object_name(
+        instance,
+        str(instance),
+        f"{RUNTIME_NAME} workload",
+        "its bookkeeping volumes are named after it; rename the workload",
+    )
+
+
+def parse_kube_config(instance: InstanceName, text: str) -> KubeConfig:
     """Parse and validate a podman-kube runtimeConfig.
 
     Raises WorkloadConfigError whose reason names the problem; that text is
@@ -162,7 +184,7 @@ def parse_kube_config(text: str, instance: InstanceName) -> KubeConfig:
         raise fail(f"'controlInterfaceTarget' must be a string '<pod_name>/<container_name>', got {target!r}")
 
     try:
-        _check_general_options(lists["generalOptions"], instance)
+        _check_general_options(instance, lists["generalOptions"])
         play = translate_play_options(lists["playOptions"])
         check_down_options(lists["downOptions"])
     except ValueError as err:
@@ -198,7 +220,8 @@ def translate_play_options(options: Sequence[str]) -> PlayParams:
     query: dict[str, str | list[str]] = {}
     annotations: dict[str, str] = {}
     replace = False
-    for name, value in _tokens(options, _PLAY_KINDS, _PLAY_SHORT, "playOptions", _refuse_play):
+    for token in _tokens(options, _PLAY_TABLE, "playOptions", _refuse_play):
+        name, value = token.name, token.value
         option = _PLAY_OPTIONS[name]
         if name == "--replace":
             replace = _bool_value(name, value, "playOptions")
@@ -234,59 +257,38 @@ def check_down_options(options: Sequence[str]) -> None:
     def refuse(name: str) -> ValueError:
         return ValueError(f"downOptions: unsupported option {name} (Podman 4.3's kube down takes none)")
 
-    _tokens(options, {}, {}, "downOptions", refuse)
+    list(_tokens(options, OptionTable(takes_value=MappingProxyType({})), "downOptions", refuse))
 
 
-def _check_general_options(options: Sequence[str], instance: InstanceName) -> None:
+def _check_general_options(instance: InstanceName, options: Sequence[str]) -> None:
     def refuse(name: str) -> ValueError:
         return ValueError(
             f"generalOptions: unsupported option {name} (the agent talks to the Podman service; "
             "only --log-level and --syslog are accepted, and ignored)"
         )
 
-    for name, value in _tokens(options, _GENERAL_IGNORED, {}, "generalOptions", refuse):
-        if _GENERAL_IGNORED[name] is _Kind.BOOL:
-            _bool_value(name, value, "generalOptions")
-        else:
-            _required(name, value)
-        logger.warning("workload %s: generalOptions %s has no effect over the REST API", instance, name)
+    for token in _tokens(options, _GENERAL_IGNORED, "generalOptions", refuse):
+        if not _GENERAL_IGNORED.takes_value[token.name]:
+            _bool_value(token.name, token.value, "generalOptions")
+        logger.warning(
+            "workload %s: generalOptions %s has no effect over the Podman REST API; ignored",
+            instance,
+            token.name,
+        )
 
 
 def _tokens(
-    options: Sequence[str],
-    kinds: Mapping[str, _Kind],
-    short: Mapping[str, str],
-    key: str,
-    refuse: Callable[[str], ValueError],
-) -> list[tuple[str, str | None]]:
-    """Split CLI-style options into (long name, value) pairs.
-
-    A value comes from ``--opt=value`` or, for options taking one, the next
-    item. Bool flags take a value only with ``=``, as in pflag. The first
-    option not in ``kinds`` raises ``refuse(name)``.
-    """
-    result: list[tuple[str, str | None]] = []
-    index = 0
-    while index < len(options):
-        item = options[index]
-        index += 1
-        if not item.startswith("-") or item in ("-", "--"):
-            raise ValueError(f"{key}: unexpected argument {item!r} (options must start with '-')")
-        name, sep, inline = item.partition("=")
-        name = short.get(name, name)
-        kind = kinds.get(name)
-        if kind is None:
-            raise refuse(name)
-        if sep:
-            result.append((name, inline))
-        elif kind is _Kind.BOOL:
-            result.append((name, None))
-        elif index < len(options):
-            result.append((name, options[index]))
-            index += 1
-        else:
-            raise ValueError(f"{key}: option {name} needs a value")
-    return result
+    options: Sequence[str], table: OptionTable, key: str, refuse: Callable[[str], ValueError]
+) -> Iterator[OptionToken]:
+    """The options of the ``key`` list; the first option not in ``table`` raises ``refuse(name)``."""
+    try:
+        yield from split_options(options, table)
+    except NotAnOption as err:
+        raise ValueError(f"{key}: unexpected argument {err.word!r} (options must start with '-')") from None
+    except UnknownOption as err:
+        raise refuse(err.word) from None
+    except MissingValue as err:
+        raise ValueError(f"{key}: option {err.word} needs a value") from None
 
 
 def _bool_value(name: str, value: str | None, key: str) -> bool:

@@ -13,6 +13,12 @@ that name exists already" and for "no such pod", so the runtime never asks
 what such a failure meant: it looks at the pods before and after acting
 (``pods``, ``pod_exists``).
 
+Names and ids are data: each goes into a path as one quoted segment
+(``names.segment``) and into queries only through ``params``, so a name holding
+``?``, ``/`` or ``#`` addresses nothing but the object of exactly that name.
+The name filter of the volume listing is a regular expression, so the agent
+name in it is escaped.
+
 Endpoints (libpod API of Podman 4.3)::
 
     POST   /libpod/play/kube            body = manifest; query = translated playOptions
@@ -32,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +48,7 @@ from podman.api.client import APIResponse
 from ankaios_agent.agent.errors import EngineCallFailed, EngineNotFound
 from ankaios_agent.runtimes.podman.client import PodmanConnection
 from ankaios_agent.runtimes.podman.engine_errors import check, podman_call
+from ankaios_agent.runtimes.podman.names import segment
 from ankaios_agent.runtimes.podman_kube.bookkeeping import CONFIG_SUFFIX, DATA_LABEL
 from ankaios_agent.runtimes.podman_kube.states import ListedContainer
 
@@ -52,6 +60,14 @@ class KubePlayFailed(EngineCallFailed):
 
     def __init__(self, reason: str, pod_ids: list[str]) -> None:
         super().__init__("play kube", reason)
+        self.pod_ids = pod_ids
+
+
+class KubeDownIncomplete(EngineCallFailed):
+    """Kube down answered success but could not stop or remove some pods (e.g. paused ones)."""
+
+    def __init__(self, reason: str, pod_ids: list[str]) -> None:
+        super().__init__("kube down", reason)
         self.pod_ids = pod_ids
 
 
@@ -91,13 +107,28 @@ class KubeApi:
         return pod_ids
 
     def down(self, manifest: str) -> None:
-        """Tear down what ``manifest`` describes (fails if one of its pods is missing)."""
-        self._call("delete", "/play/kube", data=manifest.encode())
+        """Tear down what ``manifest`` describes (fails if one of its pods is missing).
+
+        Podman answers 200 even when it could not stop or remove a pod, with the errors in
+        the per-pod reports; those raise KubeDownIncomplete naming the pods left behind.
+        """
+        body = self._json(self._call("delete", "/play/kube", data=manifest.encode()))
+        failed: dict[str, list[str]] = {}
+        if isinstance(body, dict):
+            for report in body.get("StopReport") or []:
+                if isinstance(report, dict) and report.get("Errs"):
+                    failed.setdefault(str(report.get("Id")), []).extend(map(str, report["Errs"]))
+            for report in body.get("RmReport") or []:
+                if isinstance(report, dict) and report.get("Err"):
+                    failed.setdefault(str(report.get("Id")), []).append(str(report["Err"]))
+        if failed:
+            texts = "; ".join(" ".join(" ".join(errs).split()) for errs in failed.values())
+            raise KubeDownIncomplete(f"kube down left {len(failed)} pods behind: {texts}", list(failed))
 
     def remove_pod(self, pod_id: str) -> None:
         """Stop and remove a pod by id; already gone is success."""
         with contextlib.suppress(EngineNotFound):
-            self._call("delete", f"/pods/{pod_id}", params={"force": "true"})
+            self._call("delete", f"/pods/{segment(pod_id)}", params={"force": "true"})
 
     def pods(self) -> list[Pod]:
         """Every pod Podman has (id and name)."""
@@ -108,7 +139,7 @@ class KubeApi:
 
     def pod_exists(self, pod_id: str) -> bool:
         try:
-            self._call("get", f"/pods/{pod_id}/exists")
+            self._call("get", f"/pods/{segment(pod_id)}/exists")
         except EngineNotFound:
             return False
         return True
@@ -123,12 +154,12 @@ class KubeApi:
     def remove_volume(self, name: str) -> None:
         """Already gone is success."""
         with contextlib.suppress(EngineNotFound):
-            self._call("delete", f"/volumes/{name}")
+            self._call("delete", f"/volumes/{segment(name)}")
 
     def read_volume(self, name: str) -> Volume | None:
         """The volume's data label; None when there is no such volume."""
         try:
-            body = self._json(self._call("get", f"/volumes/{name}/json"))
+            body = self._json(self._call("get", f"/volumes/{segment(name)}/json"))
         except EngineNotFound:
             return None
         labels = body.get("Labels") if isinstance(body, dict) else None
@@ -137,7 +168,7 @@ class KubeApi:
 
     def config_volumes(self, agent: str) -> list[str]:
         """Names of volumes ending in ``.<agent>.config`` (the reference's listing filter)."""
-        pattern = f".{agent}{CONFIG_SUFFIX}$"
+        pattern = re.escape(f".{agent}{CONFIG_SUFFIX}") + "$"
         body = self._json(
             self._call("get", "/volumes/json", params={"filters": json.dumps({"name": [pattern]})})
         )

@@ -16,8 +16,11 @@ exists removes nothing: that pod existed before, so it is not ours.
 Delete: kube down with the stored manifest (generalOptions are not used), then
 remove the ``.pods`` and ``.config`` volumes. Already gone is success: when
 kube down fails and one of the recorded pods no longer exists, the remaining
-ones are removed by id. A workload with a control interface gets it in the one
-container its ``controlInterfaceTarget`` names (``control_mount``).
+ones are removed by id; pods kube down reports it could not remove (paused
+ones) are removed by id with force. A workload with files is refused for good
+(ConfigMaps are the kube way). A workload with access rules (v1.0.1) gets its
+control interface in the one container its ``controlInterfaceTarget`` names
+(``control_mount``); other kube workloads get no control-interface mount.
 
 Podman 4.3 answers a failed play or down with 500 whatever the cause, so what
 happened is found out by looking at the pods, not by reading Podman's text.
@@ -25,10 +28,10 @@ happened is found out by looking at the pods, not by reading Podman's text.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import yaml
 
@@ -38,21 +41,26 @@ from ankaios_agent.agent.errors import (
     EngineUnreachable,
     RuntimeCreateFailed,
     RuntimeDeleteFailed,
+    RuntimeLogsFailed,
     RuntimeUnavailable,
     WorkloadConfigError,
 )
-from ankaios_agent.agent.model import InstanceName, WorkloadSpec
-from ankaios_agent.agent.ports import OwnedWorkload, StateChange
+from ankaios_agent.agent.model import InstanceName
+from ankaios_agent.agent.ports import CreateRequest, LogBatch, LogOptions, OwnedWorkload, StateChange
 from ankaios_agent.runtimes.podman.client import PodmanConnection
+from ankaios_agent.runtimes.podman.logs import read_logs
 from ankaios_agent.runtimes.podman.monitor_core import MonitorTimings
 from ankaios_agent.runtimes.podman_kube import bookkeeping
 from ankaios_agent.runtimes.podman_kube.bookkeeping import BookkeepingError
-from ankaios_agent.runtimes.podman_kube.config import RUNTIME_NAME, parse_kube_config
+from ankaios_agent.runtimes.podman_kube.config import RUNTIME_NAME, check_workload_name, parse_kube_config
 from ankaios_agent.runtimes.podman_kube.control_mount import ControlMountError, inject_control_interface
-from ankaios_agent.runtimes.podman_kube.kube_api import KubeApi, KubePlayFailed, Pod
+from ankaios_agent.runtimes.podman_kube.kube_api import KubeApi, KubeDownIncomplete, KubePlayFailed, Pod
+from ankaios_agent.runtimes.podman_kube.logs import workload_containers
 from ankaios_agent.runtimes.podman_kube.monitor import KubeMonitor
 
 logger = logging.getLogger(__name__)
+
+FILES_NOT_SUPPORTED = "Workload files are not supported for podman-kube runtime. Use ConfigMaps instead."
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,7 @@ class PodmanKubeRuntime:
     """Runtime ``podman-kube`` of one agent (implements agent.ports.Runtime)."""
 
     name = RUNTIME_NAME
+    reuses_containers = False  # a restart plays the manifest again
 
     def __init__(
         self,
@@ -81,18 +90,23 @@ class PodmanKubeRuntime:
     ) -> None:
         """``connection`` and ``timings`` are shared with the podman runtime (PodmanTimings.monitor)."""
         self._agent = agent_name
+        self._connection = connection
         self._api = KubeApi(connection)
         self._monitor = KubeMonitor(self._api, connection, timings)
         self._played: dict[InstanceName, _Played] = {}
         self._deleting: set[InstanceName] = set()
 
-    async def create(self, spec: WorkloadSpec, control_dir: Path | None) -> str:
+    async def create(self, request: CreateRequest) -> str:
+        spec, control_dir = request.spec, request.control_dir
         instance = spec.instance
         if spec.runtime != RUNTIME_NAME:
             raise WorkloadConfigError(
                 instance, f"runtime {spec.runtime!r} given to the {RUNTIME_NAME} runtime"
             )
-        config = parse_kube_config(spec.runtime_config, instance)
+        check_workload_name(instance)
+        if spec.files:
+            raise WorkloadConfigError(instance, FILES_NOT_SUPPORTED)
+        config = parse_kube_config(instance, spec.runtime_config)
         manifest = config.manifest
         # Only a workload with access rules (v1.0.1) gets the FIFOs into a kube container; the
         # v0.3.1 dialect gives kube workloads no control-interface mount.
@@ -203,15 +217,40 @@ class PodmanKubeRuntime:
     def events(self) -> AsyncIterator[StateChange]:
         return self._monitor.events()
 
+    async def logs(self, instance: InstanceName, options: LogOptions) -> AsyncGenerator[LogBatch, None]:
+        """The merged log of the workload containers of the instance's pods (``agent.ports.LogSource``)."""
+        try:
+            played = self._played.get(instance) or await self._read_played(instance)
+            pod_ids = played.pod_ids if played is not None else None
+            containers = await run_blocking(workload_containers, self._connection, pod_ids or ())
+        except (EngineCallFailed, BookkeepingError, ValueError) as err:
+            raise RuntimeLogsFailed(instance, f"cannot find the pods' containers: {err}") from err
+        if not containers:
+            raise RuntimeLogsFailed(instance, "the workload's pods have no containers")
+        async with contextlib.aclosing(read_logs(self._connection, instance, containers, options)) as batches:
+            async for batch in batches:
+                yield batch
+
     # --- helpers ------------------------------------------------------------------------
 
     async def _tear_down(
         self, instance: InstanceName, manifest: str, pod_ids: Sequence[str] | None, *, quiet: bool
     ) -> None:
-        """kube down; pods already gone are success, leftovers are removed by id."""
+        """kube down; pods already gone are success, leftovers are removed by id.
+
+        Pods kube down could not remove (a paused pod) are removed by id with force, so a
+        delete completes whenever Podman is reachable.
+        """
+        leftovers: list[str] | None
         try:
             await run_blocking(self._api.down, manifest)
             return
+        except KubeDownIncomplete as err:
+            if quiet:
+                logger.debug("workload %s: kube down before play: %s", instance, err.reason)
+                return
+            logger.warning("workload %s: %s; removing them with force", instance, err.reason)
+            leftovers = err.pod_ids
         except EngineCallFailed as err:
             if quiet:
                 logger.debug("workload %s: kube down before play: %s", instance, err.reason)

@@ -1,4 +1,5 @@
-"""End to end: the agent IMAGE against the host's Podman and the server double (issue 7).
+"""End to end: the agent IMAGE against the host's Podman and the server double (README.md "Two commands on a
+fresh Debian 12 machine").
 
 Runs only when ``ANK_E2E_IMAGE`` names a built agent image (``.ci/run`` builds
 ``localhost/ank-agent:ci`` and sets it). The deployment is the documented one
@@ -8,7 +9,8 @@ path inside and outside, so host Podman can mount each workload's FIFO folder. T
 container runs as the image's unprivileged user; the socket is made group-accessible to
 that user's group, which is the documented way to run it non-root.
 
-One workload probes the control interface from inside its container (spec §8): it writes
+One workload probes the control interface from inside its container (behaviour "Control interface:
+layout"): it writes
 a length-delimited ``ToServer{request{completeStateRequest}}`` to ``output`` and dumps the
 ``FromServer`` it reads back from ``input`` as hex on its stdout, which the test decodes.
 """
@@ -230,7 +232,8 @@ async def _running_while_agent_lives(server: ServerDouble, agent_name: str, cont
 async def test_agent_image_runs_workload_and_relays_control_interface(
     host_podman: HostPodman, server: ServerDouble, agent_name: str
 ) -> None:
-    """Issue 7: image + host Podman + server double → Running(Ok) and a control-interface round trip."""
+    """README.md "Two commands on a fresh Debian 12 machine": image + host Podman + server double →
+    Running(Ok) and a control-interface round trip."""
     agent_container = f"ank-e2e-agent-{agent_name}"
     run = str(host_podman.run_folder)
     try:
@@ -252,7 +255,8 @@ async def test_agent_image_runs_workload_and_relays_control_interface(
                 f"workload logs:\n{workload_logs}"
             )
 
-        # The agent strips its "<workload>@" prefix on the way back (spec §8.5).
+        # The agent strips its "<workload>@" prefix on the way back (behaviour "Control interface: requests
+        # and responses").
         assert reply.WhichOneof("FromServerEnum") == "response"
         assert reply.response.requestId == REQUEST_ID
         assert WORKLOAD in reply.response.completeState.desiredState.workloads

@@ -14,16 +14,15 @@ import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from ankaios_agent.agent.app import AgentManager, run_agent
 from ankaios_agent.agent.blocking import run_blocking
 from ankaios_agent.agent.cli import setup_logging
 from ankaios_agent.agent.config import AgentConfig, parse_args
-from ankaios_agent.agent.fakes import FakeControlInterfaces, FakeRuntime
+from ankaios_agent.agent.fakes import FakeControlInterfaceHost, FakeRuntime
 from ankaios_agent.agent.manager import Manager
-from ankaios_agent.agent.model import InstanceName, WorkloadSpec
-from ankaios_agent.agent.ports import MessageSink
+from ankaios_agent.agent.model import InstanceName
+from ankaios_agent.agent.ports import CreateRequest, MessageSink
 from ankaios_agent.agent.timings import AgentTimings
 
 
@@ -34,6 +33,8 @@ class HangingRuntime(FakeRuntime):
         super().__init__(name="podman")
         self._never = threading.Event()
         self.parked: list[str] = []
+        # Set once a call is parked: the server sees nothing of it, so a test cannot wait for it there.
+        self.some_call_parked = threading.Event()
 
     def release(self) -> None:
         """Let every parked call return (an in-process test cleaning up its threads)."""
@@ -41,12 +42,13 @@ class HangingRuntime(FakeRuntime):
 
     def _park(self, what: str, workload: str) -> None:
         self.parked.append(f"{what} {workload}")
+        self.some_call_parked.set()
         print(f"{what} blocked {workload}", flush=True)
         self._never.wait()
 
-    async def create(self, spec: WorkloadSpec, control_dir: Path | None) -> str:
-        await run_blocking(self._park, "create", spec.name)
-        return await super().create(spec, control_dir)
+    async def create(self, request: CreateRequest) -> str:
+        await run_blocking(self._park, "create", request.spec.name)
+        return await super().create(request)
 
     async def delete(self, instance: InstanceName) -> None:
         await run_blocking(self._park, "delete", instance.workload)
@@ -56,7 +58,7 @@ class HangingRuntime(FakeRuntime):
 @asynccontextmanager
 async def hanging_factory(config: AgentConfig, sink: MessageSink) -> AsyncIterator[AgentManager]:
     manager = Manager(
-        config.name, {"podman": HangingRuntime()}, FakeControlInterfaces(), sink, AgentTimings()
+        config.name, {"podman": HangingRuntime()}, FakeControlInterfaceHost(), sink, AgentTimings()
     )
     yield manager
 

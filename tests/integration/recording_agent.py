@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from ankaios_agent.agent.app import AgentManager, ManagerFactory, run_agent
 from ankaios_agent.agent.cli import setup_logging
 from ankaios_agent.agent.config import AgentConfig, parse_args
+from ankaios_agent.agent.lifecycle_rules import Dialect
 from ankaios_agent.agent.model import FromServerMessage
 from ankaios_agent.agent.ports import MessageSink
 
@@ -23,6 +24,7 @@ from ankaios_agent.agent.ports import MessageSink
 class RecordingManager:
     def __init__(self, out: list[str] | None = None, fail_run: bool = False) -> None:
         self.calls: list[str] = [] if out is None else out
+        self.dialects: list[Dialect] = []
         self.fail_run = fail_run
         self.run_cancelled = False
 
@@ -33,7 +35,8 @@ class RecordingManager:
     async def handle(self, msg: FromServerMessage) -> None:
         self._record(f"handle {type(msg).__name__}")
 
-    async def on_connected(self) -> None:
+    async def on_connected(self, dialect: Dialect = Dialect.V0_3) -> None:
+        self.dialects.append(dialect)
         self._record("on_connected")
 
     async def run(self) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from ankaios_agent.agent.app import AgentManager, AppTimings, run_agent
 from ankaios_agent.agent.config import AgentConfig, parse_args
-from ankaios_agent.agent.fakes import FakeControlInterfaces
+from ankaios_agent.agent.fakes import FakeControlInterfaceHost
 from ankaios_agent.agent.manager import Manager
 from ankaios_agent.agent.ports import MessageSink
 from ankaios_agent.agent.timings import AgentTimings
@@ -169,13 +169,14 @@ async def test_stop_does_not_wait_for_a_hanging_engine_call(agent_name: str, tmp
 
     @asynccontextmanager
     async def factory(config: AgentConfig, sink: MessageSink) -> AsyncIterator[AgentManager]:
-        yield Manager(config.name, {"podman": runtime}, FakeControlInterfaces(), sink, AgentTimings())
+        yield Manager(config.name, {"podman": runtime}, FakeControlInterfaceHost(), sink, AgentTimings())
 
     config = parse_args(["-n", agent_name, "-s", server.address, "-r", str(tmp_path)], {})
     stop = asyncio.Event()
     task = asyncio.create_task(run_agent(config, factory, stop=stop))
     try:
-        await server.wait_until(lambda: runtime.parked == ["create stuck"])
+        assert await asyncio.to_thread(runtime.some_call_parked.wait, 30)
+        assert runtime.parked == ["create stuck"]
         stop.set()
         assert await asyncio.wait_for(task, 5) == 0
         assert runtime.parked == ["create stuck"]  # still parked: nobody waited for it

@@ -22,6 +22,7 @@ from ankaios_agent.agent.config import parse_args
 from ankaios_agent.agent.conversion import execution_state_from_proto
 from ankaios_agent.agent.errors import RuntimeCreateFailed, RuntimeDeleteFailed
 from ankaios_agent.agent.model import AGENT_REQUEST_PREFIX, InstanceName, WorkloadSpec
+from ankaios_agent.agent.ports import CreateRequest
 from ankaios_agent.agent.wiring import assemble
 from ankaios_agent.control_interface.framing import frame
 from ankaios_agent.proto import ankaios_pb2 as pb
@@ -103,7 +104,8 @@ BAD_NAMES = {
 async def test_bad_configs_and_names_fail_once_with_a_clear_message_and_others_keep_running(
     podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
 ) -> None:
-    """spec §6.2/§6.3 and README "Bad input": StartingFailed naming the problem, then final."""
+    """behaviour "Workload loop: create and retry" and README "Bad input": StartingFailed naming the problem,
+    then final."""
     workloads = {"good": podman(agent_name, GOOD), "odd-runtime": podman(agent_name, GOOD, "dockerx")}
     workloads |= {name: podman(agent_name, config) for name, (config, _) in BAD_CONFIGS.items()}
     workloads |= {name: podman(agent_name, GOOD) for name in BAD_NAMES}
@@ -243,7 +245,7 @@ async def test_podman_outage_errors_say_podman_is_unreachable(
     podman_env.stop_service()
     try:
         with pytest.raises(RuntimeCreateFailed, match="cannot reach Podman"):
-            await runtime.create(spec, None)
+            await runtime.create(CreateRequest(spec))
         with pytest.raises(RuntimeDeleteFailed, match="cannot reach Podman"):
             await runtime.delete(instance)
     finally:
@@ -254,7 +256,8 @@ async def test_podman_outage_errors_say_podman_is_unreachable(
 async def test_sigkilled_agent_adopts_its_running_workloads(
     podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
 ) -> None:
-    """spec §4.2/§6.7: the real process killed with SIGKILL (no clean-up at all) and started again
+    """behaviour "Resume and adoption": the real process killed with SIGKILL (no clean-up at all) and started
+    again
     adopts the running container (same id, never restarted) and reports it Running again."""
     state = pb.State(apiVersion="v0.1", workloads={"keep": podman(agent_name, GOOD)})
     server = ServerDouble(state)
@@ -289,8 +292,9 @@ async def test_workload_deleted_while_podman_is_down_is_removed_once_it_is_back(
     podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
 ) -> None:
     """Review finding: a delete that failed because Podman was unreachable was never retried, so the
-    container kept running with no owner until the next server reconnect; spec §6.5 DeleteFailed is
-    still reported, then the delete is retried until the container is gone (Removed)."""
+    container kept running with no owner until the next server reconnect; DeleteFailed is still
+    reported (behaviour "Workload loop: delete"), then the delete is retried until the container is
+    gone (Removed)."""
     workloads = {"gone": podman(agent_name, GOOD), "stay": podman(agent_name, GOOD)}
     async with running_agent(podman_env, agent_name, tmp_path, workloads) as server:
         for name in workloads:
@@ -306,3 +310,39 @@ async def test_workload_deleted_while_podman_is_down_is_removed_once_it_is_back(
         containers = podman_env.containers(f"agent={agent_name}")
         assert [str(c["Labels"]["name"]).split(".")[0] for c in containers] == ["stay"]  # type: ignore[index]
         await server.wait_for_state("stay", "Running(Ok)", timeout=SLOW)
+
+
+async def test_env_file_naming_a_fifo_fails_that_workload_and_blocks_nothing(
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
+) -> None:
+    """An --env-file that is a FIFO nobody writes to would hang a blocking open for ever; it is
+    refused as not a regular file while the other workload starts and the server stream lives
+    (the server double shares the agent's event loop, so a blocked loop would stall both)."""
+    fifo = tmp_path / "env.fifo"
+    os.mkfifo(fifo)
+    trap = f"image: {IMAGE}\ncommandOptions: ['--env-file', '{fifo}']\ncommandArgs: ['true']\n"
+    workloads = {"fifo-env": podman(agent_name, trap), "good": podman(agent_name, GOOD)}
+    async with running_agent(podman_env, agent_name, tmp_path / "run", workloads) as server:
+        await server.wait_for_state("good", "Running(Ok)", timeout=SLOW)
+        await server.wait_until(lambda: FINAL in display_of(server, "fifo-env"), timeout=SLOW)
+        failures = [s for s in reported(server, agent_name, "fifo-env") if "StartingFailed" in s]
+        assert failures[0] == (
+            f"Pending(StartingFailed)/podman option '--env-file': env file '{fifo}' is not a regular file"
+        )
+        assert display_of(server, "good") == ["Running(Ok)/"]
+
+
+@pytest.mark.root  # rootless Podman on cgroup v1 cannot pause (no freezer delegation)
+async def test_deleting_a_paused_workload_reports_removed(
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
+) -> None:
+    """Podman refuses to stop a paused container; the delete still completes (forced removal), the
+    server gets Removed and no container is left."""
+    workloads = {"frozen": podman(agent_name, GOOD)}
+    async with running_agent(podman_env, agent_name, tmp_path, workloads) as server:
+        await server.wait_for_state("frozen", "Running(Ok)", timeout=SLOW)
+        podman_env.podman("pause", *podman_env.container_ids(f"agent={agent_name}"))
+        await server.delete_workload("frozen")
+        await server.wait_until(lambda: not server.state_of("frozen"), timeout=SLOW)
+        assert not any(s.startswith("Stopping(DeleteFailed)") for s in reported(server, agent_name, "frozen"))
+        assert podman_env.containers(f"agent={agent_name}") == []

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,7 @@ from ankaios_agent.proto import ankaios_pb2 as pb
 from tests.integration.conftest import RecordingHandler, RunningConnection
 from tests.server_double import ServerDouble, state_from_yaml
 from tests.server_double.state import API_VERSION
+from tests.support.doubles import Double
 
 Connect = Callable[[str], RunningConnection]
 
@@ -35,7 +37,7 @@ def _state(agent: str, n: int, state: ExecutionState | None = None) -> WorkloadS
     return WorkloadState(InstanceName(f"w{n}", agent, "id"), state or ExecutionState.running())
 
 
-def _kinds(msgs: list[pb.ToServer]) -> list[str | None]:
+def _kinds(msgs: Sequence[Any]) -> list[str | None]:
     return [m.WhichOneof("ToServerEnum") for m in msgs]
 
 
@@ -49,11 +51,22 @@ async def test_hello_is_the_first_message(server: ServerDouble, connect: Connect
     assert _kinds(server.received[agent_name]) == ["agentHello", "updateWorkloadState"]
 
 
+async def test_hello_is_the_first_message_in_either_dialect(
+    any_server: Double, connect_any: Connect, agent_name: str
+) -> None:
+    """Probing sends each dialect's hello first; the accepted call then carries the queued state."""
+    conn_ = connect_any(agent_name)
+    conn_.outbox.send(_state(agent_name, 1))
+    await any_server.wait_until(lambda: len(any_server.received.get(agent_name, [])) >= 2)
+    assert _kinds(any_server.received[agent_name]) == ["agentHello", "updateWorkloadState"]
+
+
 async def test_outgoing_messages_keep_their_order(
-    server: ServerDouble, connect: Connect, agent_name: str
+    any_server: Double, connect_any: Connect, agent_name: str
 ) -> None:
     """The outbox keeps order; one WorkloadState per message, as the reference sends them."""
-    conn_ = connect(agent_name)
+    server = any_server
+    conn_ = connect_any(agent_name)
     await server.wait_for_agent(agent_name)
     for n in range(200):
         conn_.outbox.send(_state(agent_name, n))
@@ -155,8 +168,8 @@ async def test_own_desired_state_request_round_trip(
 
 
 async def test_reconnects_after_server_restart_and_outbox_survives(
-    server: ServerDouble,
-    connect: Connect,
+    any_server: Double,
+    connect_any: Connect,
     agent_name: str,
     recorder: RecordingHandler,
     caplog: pytest.LogCaptureFixture,
@@ -164,8 +177,9 @@ async def test_reconnects_after_server_restart_and_outbox_survives(
     """The server is down 10 s and back on the same port; the agent reconnects
     (prints the delay), sends a fresh hello, then everything queued while it was away, in order;
     the outage is logged once, not once per retry."""
+    server = any_server
     caplog.set_level(logging.DEBUG, logger="ankaios_agent.agent.connection")
-    conn_ = connect(agent_name)
+    conn_ = connect_any(agent_name)
     await server.wait_for_agent(agent_name)
     conn_.outbox.send(_state(agent_name, 0))
     await server.wait_until(lambda: len(server.received[agent_name]) == 2)
@@ -229,12 +243,13 @@ async def test_unreachable_server_is_logged_once_and_retried(
 
 
 async def test_cancelling_run_makes_server_mark_agent_disconnected(
-    server: ServerDouble, connect: Connect, agent_name: str
+    any_server: Double, connect_any: Connect, agent_name: str
 ) -> None:
     """Cancel the stream (no Goodbye, no half-close) ->
     AgentDisconnected for the agent's workloads, forwarded to the other agents."""
-    conn_ = connect(agent_name)
-    watcher = connect(agent_name + "_watcher")
+    server = any_server
+    conn_ = connect_any(agent_name)
+    watcher = connect_any(agent_name + "_watcher")
     await server.wait_for_agent(agent_name)
     await server.wait_for_agent(agent_name + "_watcher")
     conn_.outbox.send(_state(agent_name, 1))

@@ -11,6 +11,7 @@ import yaml
 from ankaios_agent.agent.errors import WorkloadConfigError
 from ankaios_agent.agent.lifecycle_rules import Dialect
 from ankaios_agent.agent.model import AccessRules, Operation, State, StateRule
+from ankaios_agent.agent.ports import CreateRequest
 from ankaios_agent.control_interface import ControlInterfaceHost
 from tests.integration.test_kube_runtime import LONG, Kube, is_, kube, kube_spec, pod_manifest, watching
 
@@ -33,7 +34,7 @@ async def test_only_the_target_container_gets_the_fifos(kube: Kube, tmp_path: Pa
     runtime = kube.runtime()
     try:
         async with watching(runtime) as watch:
-            await runtime.create(spec, folder)
+            await runtime.create(CreateRequest(spec, folder))
             await watch.wait_for(spec.instance, is_(State.RUNNING_OK))
         fifos = kube.env.podman(
             "exec",
@@ -59,5 +60,5 @@ async def test_missing_target_is_a_config_error(kube: Kube, tmp_path: Path) -> N
     with pytest.raises(
         WorkloadConfigError, match=r"Control interface target not specified in runtime config\."
     ):
-        await kube.runtime().create(spec, tmp_path)
+        await kube.runtime().create(CreateRequest(spec, tmp_path))
     assert kube.pod_ids(f"notarget-{kube.suffix}") == []

@@ -20,10 +20,11 @@ import yaml
 
 from ankaios_agent.agent.errors import RuntimeCreateFailed, RuntimeDeleteFailed, WorkloadConfigError
 from ankaios_agent.agent.model import ExecutionState, InstanceName, State, WorkloadSpec
-from ankaios_agent.agent.ports import StateChange
+from ankaios_agent.agent.ports import CreateRequest, StateChange
 from ankaios_agent.runtimes.podman.client import PodmanConnection
 from ankaios_agent.runtimes.podman.monitor import MonitorTimings
 from ankaios_agent.runtimes.podman_kube import PodmanKubeRuntime
+from ankaios_agent.runtimes.podman_kube.kube_api import KubeApi
 from tests.support.podman_env import IMAGE, PodmanEnv
 
 pytestmark = pytest.mark.podman
@@ -174,7 +175,7 @@ async def test_single_container_pod_runs_and_is_deleted_with_its_volumes(kube: K
     runtime = kube.runtime()
     spec = kube_spec(kube.agent, "single", pod_manifest(kube.pod_name("single"), kube.env.image, ("c", LONG)))
     async with watching(runtime) as watch:
-        runtime_id = await runtime.create(spec, None)
+        runtime_id = await runtime.create(CreateRequest(spec))
         pod_ids = kube.pod_ids(f"single-{kube.suffix}")
         assert runtime_id == pod_ids[0]
         change = await watch.wait_for(spec.instance, is_(State.RUNNING_OK))
@@ -201,7 +202,7 @@ async def test_multi_container_pod_reports_the_failing_exit_code(kube: Kube) -> 
     )
     spec = kube_spec(kube.agent, "multi", manifest)
     async with watching(runtime) as watch:
-        runtime_id = await runtime.create(spec, None)
+        runtime_id = await runtime.create(CreateRequest(spec))
         await watch.wait_for(spec.instance, is_(State.RUNNING_OK))
         change = await watch.wait_for(spec.instance, is_(State.FAILED_EXEC_FAILED, "Exit code: '3'"))
         assert change.runtime_id == runtime_id
@@ -215,7 +216,7 @@ async def test_pod_whose_containers_exit_zero_succeeds(kube: Kube) -> None:
     manifest = pod_manifest(kube.pod_name("ok"), kube.env.image, ("a", "sleep 1"), ("b", "sleep 2"))
     spec = kube_spec(kube.agent, "ok", manifest)
     async with watching(runtime) as watch:
-        await runtime.create(spec, None)
+        await runtime.create(CreateRequest(spec))
         await watch.wait_for(spec.instance, is_(State.SUCCEEDED_OK, ""))
         await runtime.delete(spec.instance)
 
@@ -224,7 +225,7 @@ async def test_new_runtime_adopts_existing_workload_after_agent_restart(kube: Ku
     """A new runtime object finds the workload from its volumes and follows it."""
     first = kube.runtime()
     spec = kube_spec(kube.agent, "adopt", pod_manifest(kube.pod_name("adopt"), kube.env.image, ("c", LONG)))
-    runtime_id = await first.create(spec, None)
+    runtime_id = await first.create(CreateRequest(spec))
 
     second = kube.runtime()  # the agent restarted: nothing in memory
     owned = await second.list_owned()
@@ -244,7 +245,7 @@ async def test_adoption_with_unreadable_pod_list_reports_succeeded(kube: Kube) -
     """A missing pod list after resume means Succeeded(Ok); delete still works."""
     first = kube.runtime()
     spec = kube_spec(kube.agent, "nopods", pod_manifest(kube.pod_name("nopods"), kube.env.image, ("c", LONG)))
-    await first.create(spec, None)
+    await first.create(CreateRequest(spec))
     kube.env.podman("volume", "rm", f"{spec.instance}.pods")
 
     second = kube.runtime()
@@ -264,10 +265,10 @@ async def test_recreate_after_delete_gets_a_new_pod_id(kube: Kube) -> None:
         kube.agent, "again", pod_manifest(kube.pod_name("again"), kube.env.image, ("c", "exit 1"))
     )
     async with watching(runtime) as watch:
-        old_id = await runtime.create(spec, None)
+        old_id = await runtime.create(CreateRequest(spec))
         await watch.wait_for(spec.instance, is_(State.FAILED_EXEC_FAILED, "Exit code: '1'"), old_id)
         await runtime.delete(spec.instance)
-        new_id = await runtime.create(spec, None)
+        new_id = await runtime.create(CreateRequest(spec))
         assert new_id != old_id
         await watch.wait_for(spec.instance, is_(State.FAILED_EXEC_FAILED, "Exit code: '1'"), new_id)
         await runtime.delete(spec.instance)
@@ -278,7 +279,7 @@ async def test_pod_removed_behind_the_agents_back_is_unknown(kube: Kube) -> None
     runtime = kube.runtime()
     spec = kube_spec(kube.agent, "gone", pod_manifest(kube.pod_name("gone"), kube.env.image, ("c", LONG)))
     async with watching(runtime) as watch:
-        await runtime.create(spec, None)
+        await runtime.create(CreateRequest(spec))
         await watch.wait_for(spec.instance, is_(State.RUNNING_OK))
         kube.env.podman("pod", "rm", "--force", f"gone-{kube.suffix}")
         await watch.wait_for(spec.instance, is_(State.FAILED_UNKNOWN, "unknown container state"))
@@ -293,7 +294,7 @@ async def test_unplayable_manifest_fails_and_leaves_nothing_behind(kube: Kube) -
     spec = kube_spec(kube.agent, "noimage", manifest)
     for _ in range(2):
         with pytest.raises(RuntimeCreateFailed) as info:
-            await runtime.create(spec, None)
+            await runtime.create(CreateRequest(spec))
         assert "ank-no-such-image" in info.value.reason
         assert kube.pod_ids(f"noimage-{kube.suffix}") == []
         assert kube.volumes() == {}
@@ -331,7 +332,7 @@ async def test_manifest_podman_rejects_is_a_create_error_with_its_text(
     manifest = yaml.safe_dump({**document, "metadata": {"name": name}})
     spec = kube_spec(kube.agent, "bad", manifest)
     with pytest.raises(RuntimeCreateFailed) as info:
-        await runtime.create(spec, None)
+        await runtime.create(CreateRequest(spec))
     assert expected in info.value.reason
     assert kube.pod_ids(name) == []
     assert kube.volumes() == {}
@@ -344,7 +345,7 @@ async def test_play_clashing_with_a_foreign_pod_leaves_that_pod_alone(kube: Kube
     runtime = kube.runtime()
     spec = kube_spec(kube.agent, "clash", pod_manifest(name, kube.env.image, ("c", LONG)))
     with pytest.raises(RuntimeCreateFailed) as info:
-        await runtime.create(spec, None)
+        await runtime.create(CreateRequest(spec))
     assert "already exists" in info.value.reason
     assert len(kube.pod_ids(name)) == 1
     assert kube.volumes() == {}
@@ -367,7 +368,7 @@ async def test_bad_config_is_refused_before_touching_podman(
     instance = InstanceName(workload="bad", agent=kube.agent, id="0")
     spec = WorkloadSpec(instance=instance, runtime="podman-kube", runtime_config=runtime_config)
     with pytest.raises(WorkloadConfigError) as info:
-        await runtime.create(spec, None)
+        await runtime.create(CreateRequest(spec))
     assert expected in info.value.reason
     assert kube.volumes() == {}
 
@@ -383,7 +384,7 @@ async def test_play_options_reach_podman(kube: Kube) -> None:
         playOptions=["--start=false", "--annotation", "ank=yes", "--no-hosts"],
     )
     async with watching(runtime) as watch:
-        await runtime.create(spec, None)
+        await runtime.create(CreateRequest(spec))
         await watch.wait_for(spec.instance, is_(State.PENDING_STARTING, "starting container"))
         container = kube.env.inspect(f"nostart-{kube.suffix}-c")
         config = container["Config"]
@@ -397,7 +398,7 @@ async def test_exit_during_a_podman_service_outage_is_reported_when_it_is_back(k
     runtime = kube.runtime()
     spec = kube_spec(kube.agent, "outage", pod_manifest(kube.pod_name("outage"), kube.env.image, ("c", LONG)))
     async with watching(runtime) as watch:
-        await runtime.create(spec, None)
+        await runtime.create(CreateRequest(spec))
         await watch.wait_for(spec.instance, is_(State.RUNNING_OK))
         kube.env.stop_service()
         try:
@@ -417,7 +418,7 @@ async def test_replace_play_option_tears_down_a_pod_of_the_same_name_first(kube:
     runtime = kube.runtime()
     manifest = pod_manifest(name, kube.env.image, ("c", LONG))
     spec = kube_spec(kube.agent, "repl", manifest, playOptions=["--replace"])
-    runtime_id = await runtime.create(spec, None)
+    runtime_id = await runtime.create(CreateRequest(spec))
     assert kube.pod_ids(name) == [runtime_id]
     assert runtime_id not in old
     await runtime.delete(spec.instance)
@@ -428,7 +429,7 @@ async def test_delete_while_podman_is_unreachable_fails_and_keeps_everything(kub
     first = kube.runtime()
     name = kube.pod_name("down")
     spec = kube_spec(kube.agent, "down", pod_manifest(name, kube.env.image, ("c", LONG)))
-    await first.create(spec, None)
+    await first.create(CreateRequest(spec))
     second = kube.runtime()  # nothing in memory: delete must read the bookkeeping volumes
     kube.env.stop_service()
     try:
@@ -440,4 +441,64 @@ async def test_delete_while_podman_is_unreachable_fails_and_keeps_everything(kub
     assert set(kube.volumes()) == {f"{spec.instance}.config", f"{spec.instance}.pods"}
     await second.delete(spec.instance)
     assert kube.pod_ids(name) == []
+    assert kube.volumes() == {}
+
+
+async def test_workload_name_podman_cannot_take_is_refused_and_touches_no_other_workload(
+    kube: Kube,
+) -> None:
+    """A name outside Podman's object-name rule is a WorkloadConfigError naming the rule, raised
+    before any call: a name crafted to end a REST path early (``?``) leaves ``cache`` intact."""
+    runtime = kube.runtime()
+    cache = kube_spec(kube.agent, "cache", pod_manifest(kube.pod_name("cache"), kube.env.image, ("c", LONG)))
+    await runtime.create(CreateRequest(cache))
+    volumes_before = kube.volumes()
+    pods_before = kube.pod_ids(f"cache-{kube.suffix}")
+    manifest = pod_manifest(kube.pod_name("evil"), kube.env.image, ("c", LONG))
+    for workload in ("cache?", f"{cache.instance}.config?", "a b", "-x", "cache#"):
+        spec = kube_spec(kube.agent, workload, manifest)
+        with pytest.raises(WorkloadConfigError) as info:
+            await runtime.create(CreateRequest(spec))
+        assert "is not accepted by Podman (only letters, digits, '_', '.' and '-'" in info.value.reason
+        assert repr(str(spec.instance)) in info.value.reason
+        await runtime.delete(spec.instance)  # a delete of the refused workload finds nothing of cache's
+    assert kube.volumes() == volumes_before
+    assert kube.pod_ids(f"cache-{kube.suffix}") == pods_before
+    assert kube.pod_ids(f"evil-{kube.suffix}") == []
+    await runtime.delete(cache.instance)
+    assert kube.volumes() == {}
+
+
+async def test_names_and_ids_are_one_path_segment_in_every_rest_call(kube: Kube) -> None:
+    """A name holding ``?``, ``#`` or ``/`` addresses only the object of exactly that name: the
+    volume and the pod of ``cache`` stay, whatever is appended to their names."""
+    runtime = kube.runtime()
+    cache = kube_spec(kube.agent, "cache", pod_manifest(kube.pod_name("cache"), kube.env.image, ("c", LONG)))
+    pod_id = await runtime.create(CreateRequest(cache))
+    volume = f"{cache.instance}.config"
+    volumes_before = kube.volumes()
+    api = KubeApi(kube.connection)
+    for tail in ("?x", "#x", "/../x", "?force=true"):
+        assert await asyncio.to_thread(api.read_volume, volume + tail) is None
+        await asyncio.to_thread(api.remove_volume, volume + tail)
+        await asyncio.to_thread(api.remove_pod, pod_id + tail)
+    assert kube.volumes() == volumes_before
+    assert kube.pod_ids(f"cache-{kube.suffix}") == [pod_id]
+    read = await asyncio.to_thread(api.read_volume, volume)
+    assert read is not None and read.data == b64_no_pad(cache.runtime_config)
+    await runtime.delete(cache.instance)
+
+
+@pytest.mark.root  # rootless Podman on cgroup v1 cannot pause (no freezer delegation)
+async def test_delete_of_a_paused_pod_completes(kube: Kube) -> None:
+    """A pod whose containers are paused is still torn down: pods and volumes are gone."""
+    runtime = kube.runtime()
+    spec = kube_spec(kube.agent, "frozen", pod_manifest(kube.pod_name("frozen"), kube.env.image, ("c", LONG)))
+    async with watching(runtime) as watch:
+        await runtime.create(CreateRequest(spec))
+        await watch.wait_for(spec.instance, is_(State.RUNNING_OK))
+        kube.env.podman("pod", "pause", f"frozen-{kube.suffix}")
+        await watch.wait_for(spec.instance, is_(State.FAILED_UNKNOWN))
+        await runtime.delete(spec.instance)
+    assert kube.pod_ids(f"frozen-{kube.suffix}") == []
     assert kube.volumes() == {}

@@ -1,7 +1,8 @@
 """End to end: the manager with the real podman runtime, control interfaces and the server double.
 
 Dependencies, restart policies, retry limit, reconnect without restarts, agent restart
-with adoption, and a lost Removed sent again.
+with adoption, and a lost Removed sent again. What both dialects share runs against both
+server doubles (``dialect``), with the agent probing like ``--protocol auto``.
 """
 
 # ruff: noqa: I001  (the skip guard below must run before these imports)
@@ -38,6 +39,15 @@ from tests.server_double import ServerDouble  # noqa: E402
 from tests.server_double.state import key_of, state_from_yaml  # noqa: E402
 from ankaios_agent.proto import ankaios_pb2 as pb  # noqa: E402
 from tests.support.podman_env import IMAGE, PodmanEnv  # noqa: E402
+from tests.integration.conftest import PROBING  # noqa: E402
+from tests.support.doubles import (  # noqa: E402
+    DIALECTS,
+    Dialect,
+    Double,
+    make_double,
+    replace_desired_quietly,
+    set_desired,
+)
 
 pytestmark = pytest.mark.podman
 
@@ -56,7 +66,7 @@ def _sleeper(name: str, agent: str, extra: str = "", cmd: str = '["sleep", "1000
 
 
 class RunningAgent:
-    def __init__(self, server: ServerDouble, name: str, folder: Path, env: PodmanEnv) -> None:
+    def __init__(self, server: Double, name: str, folder: Path, env: PodmanEnv) -> None:
         args = ["-n", name, "-s", server.address, "-r", str(folder), "--podman-socket", env.socket_url]
         self.config = parse_args(args, {})
         self.stop = asyncio.Event()
@@ -83,8 +93,9 @@ def _ids_by_workload(env: PodmanEnv, agent: str) -> dict[str, str]:
     return found
 
 
+@pytest.mark.parametrize("dialect", DIALECTS)
 async def test_dependencies_restart_and_reconnect_without_restart(
-    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None, dialect: Dialect
 ) -> None:
     workloads = (
         _sleeper("db", agent_name)
@@ -97,7 +108,7 @@ async def test_dependencies_restart_and_reconnect_without_restart(
         + _sleeper("web", agent_name, "    dependencies:\n      job: ADD_COND_SUCCEEDED\n")
     )
     (tmp_path / f"{agent_name}_io").mkdir()
-    server = ServerDouble(state_from_yaml(_state(agent_name, workloads)))
+    server = make_double(dialect, _state(agent_name, workloads))
     await server.start()
     agent = RunningAgent(server, agent_name, tmp_path, podman_env)
     try:
@@ -140,7 +151,7 @@ class FastAgent:
         self.tasks: list[asyncio.Task[None]] = []
 
     @classmethod
-    async def start(cls, server: ServerDouble, name: str, folder: Path, env: PodmanEnv) -> FastAgent:
+    async def start(cls, server: Double, name: str, folder: Path, env: PodmanEnv) -> FastAgent:
         agent = cls(name)
         io_folder = folder / f"{name}_io"
         io_folder.mkdir(exist_ok=True)
@@ -156,6 +167,7 @@ class FastAgent:
             agent.manager.handle,
             agent.manager.on_connected,
             ConnectionTimings(connect_timeout=5.0),
+            dialects=PROBING,
         )
         agent.tasks = [asyncio.create_task(agent.manager.run()), asyncio.create_task(connection.run())]
         return agent
@@ -172,9 +184,9 @@ class FastAgent:
 
 @contextlib.asynccontextmanager
 async def _fast_setup(
-    env: PodmanEnv, agent_name: str, folder: Path, workloads: str
-) -> AsyncIterator[tuple[ServerDouble, FastAgent]]:
-    server = ServerDouble(state_from_yaml(_state(agent_name, workloads)))
+    env: PodmanEnv, agent_name: str, folder: Path, workloads: str, dialect: Dialect = "v0.3.1"
+) -> AsyncIterator[tuple[Any, FastAgent]]:
+    server = make_double(dialect, _state(agent_name, workloads))
     await server.start()
     agent = await FastAgent.start(server, agent_name, folder, env)
     try:
@@ -184,7 +196,7 @@ async def _fast_setup(
         await server.stop()
 
 
-def _info_of(server: ServerDouble, workload: str) -> list[str]:
+def _info_of(server: Double, workload: str) -> list[str]:
     return [f"{s.display}/{s.info}" for s in server.state_of(workload)]
 
 
@@ -206,14 +218,15 @@ async def test_retry_limit_then_fixed_by_update(
         await server.wait_until(lambda: len(server.state_of("app")) == 1, timeout=SLOW)
 
 
+@pytest.mark.parametrize("dialect", DIALECTS)
 async def test_restart_policy_on_failure_keeps_one_container(
-    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None, dialect: Dialect
 ) -> None:
     """A crashing ON_FAILURE workload is restarted, one container at a time."""
     crash = _sleeper(
         "crash", agent_name, "    restartPolicy: ON_FAILURE\n", '["sh", "-c", "sleep 0.3; exit 3"]'
     )
-    async with _fast_setup(podman_env, agent_name, tmp_path, crash) as (server, _agent):
+    async with _fast_setup(podman_env, agent_name, tmp_path, crash, dialect) as (server, _agent):
 
         def restarts() -> int:
             return sum(
@@ -224,34 +237,44 @@ async def test_restart_policy_on_failure_keeps_one_container(
                 and ws.executionState.WhichOneof("ExecutionStateEnum") == "stopping"
             )
 
-        await server.wait_until(lambda: restarts() >= 3, timeout=SLOW)
-        assert len(podman_env.container_ids(f"agent={agent_name}")) == 1
+        # Sampled throughout the restarts rather than once: between a restart's delete and its
+        # create there is no container at all, so a single look may land in that gap.
+        counts: list[int] = []
+
+        async def sample() -> None:
+            while restarts() < 6:
+                ids = await asyncio.to_thread(podman_env.container_ids, f"agent={agent_name}")
+                counts.append(len(ids))
+
+        sampler = asyncio.create_task(sample())
+        await server.wait_until(lambda: restarts() >= 6, timeout=SLOW)
+        await sampler
+        assert max(counts) == 1, counts
 
 
+@pytest.mark.parametrize("dialect", DIALECTS)
 async def test_pending_delete_and_update_with_pending_create(
-    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None, dialect: Dialect
 ) -> None:
     """Stopping(WaitingToStop) while a dependent runs; WaitingToStart for an update whose
     new dependency is missing, with the old instance removed at once."""
     workloads = _sleeper("backend", agent_name) + _sleeper(
         "frontend", agent_name, "    dependencies:\n      backend: ADD_COND_RUNNING\n"
     )
-    async with _fast_setup(podman_env, agent_name, tmp_path, workloads) as (server, _agent):
+    async with _fast_setup(podman_env, agent_name, tmp_path, workloads, dialect) as (server, _agent):
         await server.wait_for_state("frontend", "Running(Ok)", timeout=SLOW)
         await server.delete_workload("backend")
         await server.wait_for_state("backend", "Stopping(WaitingToStop)", timeout=SLOW)
-        changed = state_from_yaml(
-            _state(
+        changed = _state(
+            agent_name,
+            _sleeper(
+                "frontend",
                 agent_name,
-                _sleeper(
-                    "frontend",
-                    agent_name,
-                    "    dependencies:\n      gate: ADD_COND_RUNNING\n",
-                    '["sleep", "999"]',
-                ),
-            )
+                "    dependencies:\n      gate: ADD_COND_RUNNING\n",
+                '["sleep", "999"]',
+            ),
         )
-        await server.set_desired(changed)
+        await set_desired(server, changed)
         await server.wait_until(lambda: not server.state_of("backend"), timeout=SLOW)
         await server.wait_until(
             lambda: [s.display for s in server.state_of("frontend")] == ["Pending(WaitingToStart)"],
@@ -274,15 +297,16 @@ async def test_hundred_workloads_reach_running(
         assert len(podman_env.container_ids(f"agent={agent_name}")) == 100
 
 
+@pytest.mark.parametrize("dialect", DIALECTS)
 async def test_dependency_across_two_agents(
-    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None, dialect: Dialect
 ) -> None:
     """A workload waits for ADD_COND_FAILED of a workload on another agent."""
     other = f"{agent_name}x"
     workloads = _sleeper("fails", other, cmd='["sh", "-c", "sleep 0.5; exit 1"]') + _sleeper(
         "after", agent_name, "    dependencies:\n      fails: ADD_COND_FAILED\n"
     )
-    async with _fast_setup(podman_env, agent_name, tmp_path, workloads) as (server, _agent):
+    async with _fast_setup(podman_env, agent_name, tmp_path, workloads, dialect) as (server, _agent):
         await server.wait_for_state("after", "Pending(WaitingToStart)", timeout=SLOW)
         second = await FastAgent.start(server, other, tmp_path, podman_env)
         try:
@@ -293,25 +317,27 @@ async def test_dependency_across_two_agents(
             podman_env.remove_by_label(f"agent={other}")
 
 
+@pytest.mark.parametrize("dialect", DIALECTS)
 async def test_server_restarted_with_changed_state_reconciles_without_restarting_the_rest(
-    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None, dialect: Dialect
 ) -> None:
     """While the agent was away one workload was deleted,
     one changed and one added; after the reconnect exactly those change, the unchanged one keeps
     its container."""
     workloads = "".join(_sleeper(name, agent_name) for name in ("keep", "gone", "changed"))
-    async with _fast_setup(podman_env, agent_name, tmp_path, workloads) as (server, _agent):
+    async with _fast_setup(podman_env, agent_name, tmp_path, workloads, dialect) as (server, _agent):
         for name in ("keep", "gone", "changed"):
             await server.wait_for_state(name, "Running(Ok)", timeout=SLOW)
         before = _ids_by_workload(podman_env, agent_name)
 
-        changed = state_from_yaml(
-            _state(agent_name, _sleeper("changed", agent_name, cmd='["sleep", "999"]')
-                   + _sleeper("added", agent_name))
-        )  # fmt: skip
-        del server.desired.workloads["gone"]
-        for name, workload in changed.workloads.items():
-            server.desired.workloads[name].CopyFrom(workload)
+        after_restart = _state(
+            agent_name,
+            _sleeper("keep", agent_name)
+            + _sleeper("changed", agent_name, cmd='["sleep", "999"]')
+            + _sleeper("added", agent_name),
+        )
+        changed = state_from_yaml(after_restart)
+        replace_desired_quietly(server, after_restart)
         await server.restart(down_for=1.0)
 
         new_id = hashlib.sha256(changed.workloads["changed"].runtimeConfig.encode()).hexdigest()

@@ -1,4 +1,5 @@
-"""The server double behaves like the v0.3.1 ank-server (spec §1.7, §1.7a, §1.8).
+"""The server double behaves like the v0.3.1 ank-server (behaviour "Session", "Requests and responses",
+"Delete conditions").
 
 These tests talk to it with a raw gRPC client, so they pin the double itself,
 independent of the agent's connection code.
@@ -104,7 +105,7 @@ async def agents(
 async def test_hello_reply_other_states_first_then_own_workloads(
     agents: OpenAgent, double: ServerDouble
 ) -> None:
-    """Spec §1.7 item 2: updateWorkloadState of others (incl. Pending(Initial), NotScheduled),
+    """behaviour "Session": updateWorkloadState of others (incl. Pending(Initial), NotScheduled),
     then one updateWorkload with this agent's workloads and no deletions."""
     async with agents("A") as a:
         first = await a.read()
@@ -129,7 +130,7 @@ async def test_hello_reply_other_states_first_then_own_workloads(
 
 
 async def test_no_update_workload_for_an_agent_without_workloads(agents: OpenAgent) -> None:
-    """Spec §1.7 item 2: nothing assigned -> no UpdateWorkload at all after the hello."""
+    """behaviour "Session": nothing assigned -> no UpdateWorkload at all after the hello."""
     async with agents("C") as c:
         first = await c.read()
         assert first.HasField("updateWorkloadState")
@@ -137,7 +138,7 @@ async def test_no_update_workload_for_an_agent_without_workloads(agents: OpenAge
 
 
 async def test_states_are_forwarded_to_other_agents_only(agents: OpenAgent, double: ServerDouble) -> None:
-    """Spec §1.7 items 3 and 5: stored by full instance name, forwarded to others, never back."""
+    """behaviour "Session": stored by full instance name, forwarded to others, never back."""
     async with agents("A") as a, agents("B") as b:
         await a.read(), await a.read(), await b.read(), await b.read()
         await a.send_state("db", "A", pb.ExecutionState(running=pb.RUNNING_OK), instance_id("image: db"))
@@ -148,14 +149,14 @@ async def test_states_are_forwarded_to_other_agents_only(agents: OpenAgent, doub
 
 
 async def test_removed_deletes_the_entry(agents: OpenAgent, double: ServerDouble) -> None:
-    """Spec §1.7 item 5: Removed deletes the stored state."""
+    """behaviour "Session": Removed deletes the stored state."""
     async with agents("A") as a:
         await a.send_state("db", "A", pb.ExecutionState(removed=pb.REMOVED), instance_id("image: db"))
         await double.wait_until(lambda: not double.state_of("db"))
 
 
 async def test_stream_error_marks_agent_disconnected(agents: OpenAgent, double: ServerDouble) -> None:
-    """Spec §1.7 item 5: a failed stream -> AgentDisconnected for all the agent's states."""
+    """behaviour "Session": a failed stream -> AgentDisconnected for all the agent's states."""
     async with agents("B") as b:
         async with agents("A") as a:
             await a.send_state("db", "A", pb.ExecutionState(running=pb.RUNNING_OK), instance_id("image: db"))
@@ -166,7 +167,7 @@ async def test_stream_error_marks_agent_disconnected(agents: OpenAgent, double: 
 
 
 async def test_clean_end_does_not_mark_disconnected(double: ServerDouble) -> None:
-    """Spec §1.7 item 5: a clean end of the request stream only stops reading."""
+    """behaviour "Session": a clean end of the request stream only stops reading."""
     agent = RawAgent(double.address, "A")
     try:
         await agent.hello()
@@ -180,7 +181,7 @@ async def test_clean_end_does_not_mark_disconnected(double: ServerDouble) -> Non
 
 
 async def test_empty_first_message_is_invalid_argument(double: ServerDouble) -> None:
-    """Spec §1.7 item 5: an empty first message ends the call with INVALID_ARGUMENT "Empty"."""
+    """behaviour "Session": an empty first message ends the call with INVALID_ARGUMENT "Empty"."""
     agent = RawAgent(double.address, "A")
     try:
         await agent.call.write(pb.ToServer())
@@ -201,7 +202,8 @@ async def _request(agent: RawAgent, request: pb.Request) -> pb.Response:
 
 
 async def test_complete_state_request_ignores_field_mask(agents: OpenAgent) -> None:
-    """Spec §1.7a: the whole CompleteState, whatever the fieldMask; the request id comes back as sent."""
+    """behaviour "Requests and responses": the whole CompleteState, whatever the fieldMask; the request id
+    comes back as sent."""
     async with agents("A") as a:
         request = pb.Request(requestId="wl@1", completeStateRequest=pb.CompleteStateRequest(fieldMask=["x"]))
         response = await _request(a, request)
@@ -212,7 +214,8 @@ async def test_complete_state_request_ignores_field_mask(agents: OpenAgent) -> N
 
 
 async def test_update_with_mask_sends_delete_conditions(agents: OpenAgent, double: ServerDouble) -> None:
-    """Spec §1.7a and §1.8: masked update; db's delete carries {web: NOT_PENDING_NOR_RUNNING}."""
+    """behaviour "Requests and responses", "Delete conditions": masked update; db's delete carries {web:
+    NOT_PENDING_NOR_RUNNING}."""
     async with agents("A") as a:
         await a.read(), await a.read()
         new = pb.CompleteState(desiredState=pb.State(apiVersion="v0.1", workloads={}))
@@ -232,7 +235,7 @@ async def test_update_with_mask_sends_delete_conditions(agents: OpenAgent, doubl
 
 
 async def test_changed_workload_is_delete_plus_add(agents: OpenAgent, double: ServerDouble) -> None:
-    """Spec §1.6: a change (even restartPolicy only) is sent as delete(old) + add(new)."""
+    """behaviour "Instance names": a change (even restartPolicy only) is sent as delete(old) + add(new)."""
     async with agents("A") as a:
         await a.read(), await a.read()
         desired = pb.State()
@@ -257,7 +260,8 @@ async def test_changed_workload_is_delete_plus_add(agents: OpenAgent, double: Se
     ],
 )
 async def test_update_errors(agents: OpenAgent, yaml_text: str, error: str | None) -> None:
-    """Spec §1.7a: a cycle or a wrong apiVersion -> Error{message}; the state is unchanged."""
+    """behaviour "Requests and responses": a cycle or a wrong apiVersion -> Error{message}; the state is
+    unchanged."""
     async with agents("A") as a:
         new = pb.CompleteState(desiredState=state_from_yaml(yaml_text))
         if error is None:
@@ -273,7 +277,7 @@ async def test_update_errors(agents: OpenAgent, yaml_text: str, error: str | Non
 async def test_delete_workload_without_agent_sends_removed_to_agents(
     agents: OpenAgent, double: ServerDouble
 ) -> None:
-    """Spec §1.7 item 3: deleting a workload without agent -> Removed states to the agents."""
+    """behaviour "Session": deleting a workload without agent -> Removed states to the agents."""
     async with agents("A") as a:
         await a.read(), await a.read()
         await double.delete_workload("nowhere")

@@ -18,6 +18,9 @@ import grpc
 import grpc.aio
 import pytest
 
+from ankaios_agent.agent.connection import ConnectionTimings, open_channel
+from ankaios_agent.agent.tls import TlsMaterial as AgentTlsMaterial
+from ankaios_agent.agent.tls_bridge import TlsBridge
 from ankaios_agent.proto import ank_base_pb2 as base
 from ankaios_agent.proto import grpc_api_pb2 as api
 from ankaios_agent.proto import grpc_api_pb2_grpc as api_grpc
@@ -25,6 +28,7 @@ from tests.server_double_v1 import ServerDoubleV1, StateError, TlsMaterial, load
 from tests.server_double_v1.state import instance_id
 from tests.support.certs import SERVER_NAME, Identity, Pki
 from tests.support.certs import main as certs_main
+from tests.support.tls_terminator import TlsTerminator
 
 STATE = """
 apiVersion: v1
@@ -973,6 +977,25 @@ async def test_grpcio_refuses_ed25519_server_keys() -> None:
             await _first_answer(_tls_channel(double.address, ed.ca.cert, ed.agent), "A")
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
         assert double.hellos == {}
+
+
+async def test_the_agents_tls_bridge_reaches_a_server_with_ed25519_keys() -> None:
+    """What grpcio's TLS cannot, the agent's OpenSSL bridge can: with the reference setup's Ed25519
+    keys everywhere, the double (plain, behind an OpenSSL terminator) answers with its ServerHello."""
+    ed = Pki.create(key_type="ed25519")
+    server = ServerDoubleV1(state_from_yaml(STATE))
+    port = await server.start()
+    agent_tls = AgentTlsMaterial(ed.ca.cert, ed.agent.cert, ed.agent.key)
+    try:
+        async with (
+            TlsTerminator(port, ed.server.cert, ed.server.key, ed.ca.cert) as terminator,
+            TlsBridge(terminator.address, agent_tls, connect_timeout=5) as bridge,
+        ):
+            answer = await _first_answer(open_channel(terminator.address, ConnectionTimings(), bridge), "A")
+            assert {w.instanceName.workloadName for w in answer.serverHello.addedWorkloads} == {"db", "web"}
+        assert len(terminator.peer_certificates) == 1  # the agent's certificate passed the handshake
+    finally:
+        await server.stop()
 
 
 async def test_server_certificate_carries_the_fixed_server_name(pki: Pki) -> None:

@@ -1,4 +1,8 @@
-"""The server connection over real mutual TLS on loopback, and the servers it must refuse."""
+"""The server connection over real mutual TLS on loopback, and the servers it must refuse.
+
+Two kinds of TLS server: the grpcio server double with grpc's own TLS (ECDSA leaves
+only: BoringSSL cannot sign or verify Ed25519 handshakes), and a plain double behind
+an OpenSSL terminator, which handles the Ed25519 keys Ankaios installations use."""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -17,11 +23,14 @@ from ankaios_agent.agent.config import parse_args
 from ankaios_agent.agent.connection import ConnectionTimings, ServerConnection, open_channel
 from ankaios_agent.agent.outbox import Outbox
 from ankaios_agent.agent.tls import TlsMaterial
+from ankaios_agent.agent.tls_bridge import TlsBridge
 from ankaios_agent.proto import ankaios_pb2_grpc as pb_grpc
 from tests.integration.conftest import RecordingHandler
+from tests.integration.test_keepalive import FreezableProxy
 from tests.server_double import ServerDouble
 from tests.server_double.server import SERVER_OPTIONS
-from tests.support.tls_files import Issued, Pki, issue, make_ca, make_pki, write
+from tests.support.tls_files import Issued, Pki, issue, make_ca, make_pki
+from tests.support.tls_terminator import TlsTerminator, server_context
 
 
 class TlsServerDouble(ServerDouble):
@@ -54,8 +63,28 @@ def _material(pki: Pki) -> TlsMaterial:
 
 
 @contextlib.asynccontextmanager
+async def _terminated(
+    server_cert: Issued, client_ca: Issued
+) -> AsyncIterator[tuple[ServerDouble, TlsTerminator]]:
+    """A plain server double behind an OpenSSL TLS terminator (any key type, Ed25519 too)."""
+    server = ServerDouble()
+    port = await server.start()
+    try:
+        async with TlsTerminator(
+            port, server_cert.cert_pem, server_cert.key_pem, client_ca.cert_pem
+        ) as terminator:
+            yield server, terminator
+    finally:
+        await server.stop()
+
+
+def _dns_names(peer: dict[str, Any]) -> list[str]:
+    return [value for kind, value in peer.get("subjectAltName", ()) if kind == "DNS"]
+
+
+@contextlib.asynccontextmanager
 async def _running(
-    server: ServerDouble, name: str, tls: TlsMaterial | None, recorder: RecordingHandler
+    server: ServerDouble | TlsTerminator, name: str, tls: TlsMaterial | None, recorder: RecordingHandler
 ) -> AsyncIterator[ServerConnection]:
     connection = ServerConnection(
         server.address,
@@ -102,33 +131,15 @@ async def test_connects_over_mutual_tls_verifying_ank_server(
 
 @pytest.mark.parametrize(
     ("server_kind", "agent_kind"),
-    [
-        ("ec", "ec"),
-        ("ec", "ed25519"),  # the reference's test certificates use Ed25519 for the agent
-        pytest.param(
-            "ed25519",
-            "ed25519",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="grpcio's BoringSSL offers no Ed25519 signature algorithm for the server's "
-                "handshake signature (NO_COMMON_SIGNATURE_ALGORITHMS); passes once grpcio supports it",
-            ),
-        ),
-    ],
+    [("ec", "ec"), ("ec", "ed25519"), ("ed25519", "ed25519")],
 )
 async def test_tls_handshake_with_an_openssl_server(
     tmp_path: Path, server_kind: str, agent_kind: str
 ) -> None:
     """Against a TLS stack that verifies Ed25519 (OpenSSL here; the Rust server uses rustls), the
-    agent completes the mutual-TLS handshake with the key types the reference's setup uses."""
+    agent's channel completes the mutual-TLS handshake with the reference setup's key types."""
     pki = make_pki(tmp_path, server_kind=server_kind, agent_kind=agent_kind)
-    server_cert = write(tmp_path / "server.pem", pki.server.cert_pem)
-    server_key = write(tmp_path / "server-key.pem", pki.server.key_pem)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(server_cert, server_key)
-    context.load_verify_locations(cadata=pki.ca.cert_pem.decode())
-    context.verify_mode = ssl.CERT_REQUIRED
-    context.set_alpn_protocols(["h2"])
+    context = server_context(pki.server.cert_pem, pki.server.key_pem, pki.ca.cert_pem)
     handshakes: asyncio.Queue[object] = asyncio.Queue()
 
     async def accepted(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -136,16 +147,130 @@ async def test_tls_handshake_with_an_openssl_server(
         writer.close()
 
     listener = await asyncio.start_server(accepted, "127.0.0.1", 0, ssl=context)
-    port = listener.sockets[0].getsockname()[1]
-    channel = open_channel(f"127.0.0.1:{port}", _material(pki), ConnectionTimings())
-    ready = asyncio.create_task(channel.channel_ready())
+    address = f"127.0.0.1:{listener.sockets[0].getsockname()[1]}"
+    async with TlsBridge(address, _material(pki), connect_timeout=5) as bridge:
+        channel = open_channel(address, ConnectionTimings(), bridge)
+        ready = asyncio.create_task(channel.channel_ready())
+        try:
+            peer = await asyncio.wait_for(handshakes.get(), 5)
+            assert peer is not None  # the agent presented its certificate
+        finally:
+            ready.cancel()
+            await channel.close()
+            listener.close()
+
+
+@pytest.mark.parametrize("kind", ["ed25519", "ec"])
+async def test_connects_to_an_openssl_tls_server(
+    tmp_path: Path, agent_name: str, recorder: RecordingHandler, kind: str
+) -> None:
+    """A whole session with a server that signs with Ed25519 (as the reference's setup) or ECDSA."""
+    pki = make_pki(tmp_path, kind=kind)
+    async with _terminated(pki.server, pki.ca) as (server, terminator):
+        async with _running(terminator, agent_name, _material(pki), recorder) as connection:
+            await server.wait_for_agent(agent_name, timeout=10)
+            await recorder.wait_until(lambda: recorder.connected_calls == 1)
+            assert connection.connected
+        assert _dns_names(terminator.peer_certificates[-1]) == ["*"]  # the agent's certificate
+
+
+async def test_reconnects_through_the_bridge_after_the_server_restarts(
+    tmp_path: Path, agent_name: str, recorder: RecordingHandler
+) -> None:
+    """The bridge outlives sessions: a lost stream reconnects through it like a plain one."""
+    pki = make_pki(tmp_path)
+    async with (
+        _terminated(pki.server, pki.ca) as (server, terminator),
+        _running(terminator, agent_name, _material(pki), recorder) as connection,
+    ):
+        await recorder.wait_until(lambda: recorder.connected_calls == 1)
+        await server.restart()
+        await recorder.wait_until(lambda: recorder.connected_calls == 2, within=10)
+        assert connection.sessions == 2
+
+
+@pytest.mark.parametrize(
+    ("wrong", "check"),
+    [
+        ("ca", "signed by the CA given to the agent"),
+        ("san", "names ank-server as DNS subjectAltName"),
+        ("agent-ca", "the server refused the agent's certificate"),
+    ],
+)
+async def test_an_openssl_tls_server_that_does_not_match_is_refused(
+    *,
+    tmp_path: Path,
+    agent_name: str,
+    recorder: RecordingHandler,
+    caplog: pytest.LogCaptureFixture,
+    wrong: str,
+    check: str,
+) -> None:
+    """Ed25519 everywhere: a server of another CA, a server certificate without ank-server, or a
+    server that does not trust the agent's CA: no session, retries go on, one warning says why."""
+    pki = make_pki(tmp_path)
+    server_cert, client_ca = pki.server, pki.ca
+    if wrong == "ca":
+        server_cert = issue(make_ca("foreign-ca"), "ank-server", ["ank-server"], server=True)
+    elif wrong == "san":
+        server_cert = issue(pki.ca, "localhost", ["localhost", "127.0.0.1"], server=True)
+    else:
+        client_ca = make_ca("foreign-agent-ca")
+    caplog.set_level(logging.DEBUG, logger="ankaios_agent.agent")
+    async with _terminated(server_cert, client_ca) as (server, terminator):
+        async with _running(terminator, agent_name, _material(pki), recorder) as connection:
+            await _wait_for_attempts(caplog, 3)
+            assert connection.sessions == 0
+            assert recorder.connected_calls == 0
+        assert server.received == {}  # the hello never reached the server
+    bridge_warnings = [r.getMessage() for r in caplog.records if r.name.endswith("tls_bridge")]
+    warned = [m for m in bridge_warnings if "TLS connection to server" in m]
+    assert warned and check in warned[0]
+    tls_warnings = [
+        r for r in caplog.records if r.name.endswith("tls_bridge") and r.levelno == logging.WARNING
+    ]
+    assert len(tls_warnings) == 1  # once per kind, not per retry
+    unreachable = [r.getMessage() for r in caplog.records if "not reachable" in r.getMessage()]
+    assert len(unreachable) == 1 and check in unreachable[0]
+
+
+async def test_the_test_server_refuses_a_client_without_certificate(tmp_path: Path) -> None:
+    """The terminator really demands a client certificate: a TLS client without one gets no data."""
+    pki = make_pki(tmp_path)
+    async with _terminated(pki.server, pki.ca) as (server, terminator):
+        context = ssl.create_default_context(cadata=pki.ca.cert_pem.decode())
+        context.set_alpn_protocols(["h2"])
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", terminator.port, ssl=context, server_hostname="ank-server"
+        )
+        try:
+            writer.write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, not a byte answered
+        finally:
+            writer.close()
+        assert terminator.peer_certificates == []
+        assert server.received == {}
+
+
+def _modes_and_files(socket_path: Path) -> tuple[int, int, list[str]]:
+    return (
+        stat.S_IMODE(socket_path.parent.stat().st_mode),
+        stat.S_IMODE(socket_path.stat().st_mode),
+        [p.name for p in socket_path.parent.iterdir()],
+    )
+
+
+async def test_the_bridge_socket_is_private_and_removed_at_close(tmp_path: Path) -> None:
+    """Only the agent's user may use its identity through the bridge; the key is never left on disk."""
+    pki = make_pki(tmp_path)
+    bridge = TlsBridge("127.0.0.1:1", _material(pki), connect_timeout=1)
+    await bridge.open()
+    socket_path = Path(bridge.target.removeprefix("unix:"))
     try:
-        peer = await asyncio.wait_for(handshakes.get(), 5)
-        assert peer is not None  # the agent presented its certificate
+        assert _modes_and_files(socket_path) == (0o700, 0o600, [socket_path.name])
     finally:
-        ready.cancel()
-        await channel.close()
-        listener.close()
+        await bridge.close()
+    assert not await asyncio.to_thread(socket_path.parent.exists)
 
 
 async def test_settings_from_the_command_line_reach_the_server(
@@ -166,6 +291,26 @@ async def test_settings_from_the_command_line_reach_the_server(
             await server.wait_for_agent(agent_name, timeout=10)
     finally:
         await server.stop()
+
+
+async def test_pem_contents_of_a_config_file_reach_an_ed25519_server(
+    tmp_path: Path, agent_name: str, recorder: RecordingHandler
+) -> None:
+    """``*_pem_content`` in the config file, Ed25519 keys: the texts read at startup make the session."""
+    pki = make_pki(tmp_path / "certs")
+    async with _terminated(pki.server, pki.ca) as (server, terminator):
+        conf = tmp_path / "agent.conf"
+        conf.write_text(
+            f"version = 'v1'\nname = '{agent_name}'\nserver_url = 'https://{terminator.address}'\n"
+            f"ca_pem_content = '''{pki.ca.cert_pem.decode()}'''\n"
+            f"crt_pem_content = '''{pki.agent.cert_pem.decode()}'''\n"
+            f"key_pem_content = '''{pki.agent.key_pem.decode()}'''\n"
+        )
+        config = parse_args(["-x", str(conf)], {}, default_config=tmp_path / "none")
+        assert config.tls is not None
+        async with _running(terminator, agent_name, config.tls, recorder):
+            await server.wait_for_agent(agent_name, timeout=10)
+        assert _dns_names(terminator.peer_certificates[-1]) == ["*"]
 
 
 @pytest.mark.parametrize("wrong", ["ca", "san"])
@@ -208,3 +353,38 @@ async def test_a_tls_server_refuses_a_plain_agent(
         assert server.received == {}
     finally:
         await server.stop()
+
+
+async def test_keepalive_detects_a_dead_server_through_the_bridge(
+    tmp_path: Path, agent_name: str, recorder: RecordingHandler
+) -> None:
+    """Keepalive pings cross the bridge to the server: a TLS server that stops answering (half-open
+    TCP behind the bridge) ends the session, and the agent reconnects through the same bridge."""
+    pki = make_pki(tmp_path)
+    timings = ConnectionTimings(keepalive_time_ms=1000, keepalive_timeout_ms=1000)
+    async with _terminated(pki.server, pki.ca) as (_server, terminator):
+        proxy = FreezableProxy(terminator.port)
+        port = await proxy.start()
+        connection = ServerConnection(
+            f"127.0.0.1:{port}",
+            agent_name,
+            Outbox(),
+            recorder.handle,
+            recorder.on_connected,
+            timings,
+            tls=_material(pki),
+        )
+        task = asyncio.create_task(connection.run())
+        try:
+            await recorder.wait_until(lambda: recorder.connected_calls == 1)
+            proxy.frozen.set()
+            async with asyncio.timeout(30):
+                while connection.connected:  # noqa: ASYNC110 (poll: the connection has no state event)
+                    await asyncio.sleep(0.05)
+            proxy.frozen.clear()  # new connections relay again
+            await recorder.wait_until(lambda: recorder.connected_calls == 2, within=10)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await proxy.close()

@@ -1,6 +1,6 @@
 """A protocol-faithful stand-in for the v0.3.1 ank-server, on a loopback port.
 
-What it does, as the real server (spec §1.7, §1.7a, §1.8):
+What it does, as the real server (behaviour "Session", "Requests and responses", "Delete conditions"):
 
 * the first message of a ConnectAgent call must be AgentHello (an empty one
   ends the call with INVALID_ARGUMENT "Empty"); a second hello with the same
@@ -238,7 +238,7 @@ class ServerDouble(pb_grpc.AgentConnectionServicer):
             while True:
                 msg = await context.read()
                 if msg is grpc.aio.EOF:
-                    break  # clean end: stop reading, keep the response stream (spec §1.7 item 5)
+                    break  # clean end: stop reading, keep the response stream (behaviour "Session")
                 self.received[agent].append(msg)
                 await self._handle(agent, msg)
             await writer
@@ -290,12 +290,12 @@ class ServerDouble(pb_grpc.AgentConnectionServicer):
         self._notify()
 
     async def _request(self, agent: str, request: pb.Request) -> None:
-        # The server's own "<agent>@" layer goes on and comes off again (spec §1.7 item 5).
+        # The server's own "<agent>@" layer goes on and comes off again (behaviour "Session").
         request_id = f"{agent}@{request.requestId}"
         response = pb.Response(requestId=request_id.split("@", 1)[1])
         content = request.WhichOneof("RequestContent")
         if content == "completeStateRequest":
-            # v0.3.1 ignores fieldMask (spec §1.7a).
+            # v0.3.1 ignores fieldMask (behaviour "Requests and responses").
             response.completeState.CopyFrom(self.complete_state())
         elif content == "updateStateRequest":
             try:

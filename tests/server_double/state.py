@@ -1,7 +1,7 @@
 """Pure state logic of the server double: desired state, state table, delete graph.
 
-Mirrors what the v0.3.1 ank-server does (spec §1.6-1.8) with no I/O, so the
-gRPC part in ``server.py`` only moves messages.
+Mirrors what the v0.3.1 ank-server does (behaviour "Instance names", "Session", "Delete
+conditions") with no I/O, so the gRPC part in ``server.py`` only moves messages.
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ def load_state(path: Path) -> pb.State:
 
 
 def apply_update(current: pb.State, new: pb.CompleteState, mask: Iterable[str]) -> pb.State:
-    """The desired state after an UpdateStateRequest (spec §1.7a). Raises StateError."""
+    """The desired state after an UpdateStateRequest (behaviour "Requests and responses"). Raises
+    StateError."""
     paths = list(mask)
     if not paths:
         result = pb.State()
@@ -170,7 +171,7 @@ class Diff:
 
 
 def diff(old: pb.State, new: pb.State) -> Diff:
-    """Changed workloads are delete(old) + add(new), whatever changed (spec §1.6)."""
+    """Changed workloads are delete(old) + add(new), whatever changed (behaviour "Instance names")."""
     result = Diff()
     for name in sorted(set(old.workloads) | set(new.workloads)):
         before = old.workloads.get(name)
@@ -185,7 +186,8 @@ def diff(old: pb.State, new: pb.State) -> Diff:
 
 
 class DeleteGraph:
-    """Spec §1.8: Y gets {X: DEL_COND_NOT_PENDING_NOR_RUNNING} when X is added with Y: ADD_COND_RUNNING."""
+    """behaviour "Delete conditions": Y gets {X: DEL_COND_NOT_PENDING_NOR_RUNNING} when X is added with Y:
+    ADD_COND_RUNNING."""
 
     def __init__(self) -> None:
         self._graph: dict[str, dict[str, int]] = {}

@@ -66,6 +66,7 @@ from tests.server_double_v1.campaigns import LogCampaigns
 from tests.server_double_v1.events import events_since
 from tests.server_double_v1.state import (
     API_VERSION,
+    SUPPORTED_MAJOR,
     DeleteGraph,
     Instance,
     StateError,
@@ -161,6 +162,9 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
         self.sent: dict[str, list[api.FromServer]] = {}
         self.hellos: dict[str, list[api.AgentHello]] = {}
         self.refusals: list[Refusal] = []
+        # The protocol major version this server accepts; a test sets another one to play a
+        # server of another release (and sets it back to play its upgrade).
+        self.supported_major = SUPPORTED_MAJOR
         self.disconnects: dict[str, int] = {}
         self.clean_ends: dict[str, int] = {}
         self._reset_states()
@@ -362,7 +366,7 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
         agent = hello.agentName
         self.received.setdefault(agent, []).append(first)
         self.hellos.setdefault(agent, []).append(hello)
-        if not protocol_version_supported(hello.protocolVersion):
+        if not protocol_version_supported(hello.protocolVersion, self.supported_major):
             logger.info(
                 "Refused connection from agent '%s' due to unsupported version: '%s'",
                 agent,
@@ -372,7 +376,7 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
                 context,
                 agent,
                 grpc.StatusCode.FAILED_PRECONDITION,
-                unsupported_version_message(hello.protocolVersion),
+                unsupported_version_message(hello.protocolVersion, self.supported_major),
             )
         refusal = peer.name_refusal(agent, dns_names) if self._tls is not None else None
         if refusal is not None:

@@ -78,13 +78,13 @@ def view(es: base.ExecutionState) -> StateView:
     return StateView(str(node.get("state", "")), node.get("subState"), str(node.get("additionalInfo", "")))
 
 
-def protocol_version_supported(version: str) -> bool:
+def protocol_version_supported(version: str, major: int = SUPPORTED_MAJOR) -> bool:
     match = _SEMVER.match(version)
-    return match is not None and int(match.group(1)) == SUPPORTED_MAJOR
+    return match is not None and int(match.group(1)) == major
 
 
-def unsupported_version_message(version: str) -> str:
-    return f"Unsupported protocol version '{version}'. Currently supported '{SUPPORTED_MAJOR}'"
+def unsupported_version_message(version: str, major: int = SUPPORTED_MAJOR) -> str:
+    return f"Unsupported protocol version '{version}'. Currently supported '{major}'"
 
 
 # --- ids and names -------------------------------------------------------------

@@ -53,3 +53,19 @@ def workload_names(double: Double) -> set[str]:
     if isinstance(double, ServerDoubleV1):
         return set(double.desired.workloads.workloads)
     return set(double.desired.workloads)
+
+
+async def set_desired(double: Double, manifest: str) -> None:
+    """Replace the whole desired state (like ``ank set state`` with an empty mask) and tell the agents."""
+    if isinstance(double, ServerDoubleV1):
+        await double.set_desired(v1_state_from_yaml(manifest))
+    else:
+        await double.set_desired(v0_state_from_yaml(manifest))
+
+
+def replace_desired_quietly(double: Double, manifest: str) -> None:
+    """Replace the desired state without telling anyone: what a server finds after its restart."""
+    if isinstance(double, ServerDoubleV1):
+        double.desired.CopyFrom(v1_state_from_yaml(manifest))
+    else:
+        double.desired.CopyFrom(v0_state_from_yaml(manifest))

@@ -97,7 +97,7 @@ class PodmanEnv:
         """The pid of the running service (benchmarks read its CPU time)."""
         if self._service is None:
             raise PodmanUnavailable("the private podman service is not running")
-        return self._service.process.pid
+        return self._service.pid
 
     def stop_service(self) -> None:
         """Stop the private service (tests of reconnect behaviour use this too)."""

@@ -5,9 +5,11 @@ Shaped like an Ankaios installation: the server certificate names ``ank-server``
 Ed25519 keys by default. Files are written with mode 0600.
 
 grpcio's TLS stack (BoringSSL) does not verify Ed25519 handshake signatures:
-an agent cannot connect to a server with an Ed25519 key, and the grpcio server
-double cannot accept an agent with one. Tests that connect to the double give
-both leaves EC keys (``server_kind``, ``agent_kind``); the CA may stay Ed25519.
+a grpcio server double with its own TLS cannot use an Ed25519 key nor accept an
+agent with one, so tests of it give both leaves EC keys (``server_kind``,
+``agent_kind``; the CA may stay Ed25519). With Ed25519 leaves, put a plain double
+behind ``tests.support.tls_terminator.TlsTerminator`` (OpenSSL) instead; the
+agent itself makes its TLS with OpenSSL and handles both.
 """
 
 from __future__ import annotations

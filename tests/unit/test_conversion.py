@@ -1,4 +1,4 @@
-"""Protobuf <-> domain conversion (spec §1.5, §1.4, §11.18/19/28)."""
+"""Protobuf <-> domain conversion (behaviour "Decoding", "Wire contract")."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ AGENT = "agent_A"
 INST = InstanceName("nginx", AGENT, "abc")
 WIRE_INST = pb.WorkloadInstanceName(workloadName="nginx", agentName=AGENT, id="abc")
 
-# Every State with the oneof member and number it must have on the wire (spec §1.3).
+# Every State with the oneof member and number it must have on the wire (behaviour "Wire contract").
 WIRE_OF_STATE = {
     State.AGENT_DISCONNECTED: ("agentDisconnected", 0),
     State.PENDING_INITIAL: ("pending", 0),
@@ -62,7 +62,7 @@ def test_every_state_is_in_the_table() -> None:
 
 @pytest.mark.parametrize("state", list(State))
 def test_every_state_encodes_with_its_oneof_member_set_explicitly(state: State) -> None:
-    """Spec §1.4/§11.18: the oneof case is set even for value 0, and survives the wire."""
+    """behaviour "Wire contract": the oneof case is set even for value 0, and survives the wire."""
     field, number = WIRE_OF_STATE[state]
     wire = conversion.execution_state_to_proto(ExecutionState(state, "info"))
     decoded = pb.ExecutionState.FromString(wire.SerializeToString())
@@ -73,13 +73,13 @@ def test_every_state_encodes_with_its_oneof_member_set_explicitly(state: State) 
 
 @pytest.mark.parametrize("state", list(State))
 def test_every_state_round_trips(state: State) -> None:
-    """Spec §1.5: decoding what we encode gives the same state and info back."""
+    """behaviour "Decoding": decoding what we encode gives the same state and info back."""
     original = ExecutionState(state, "x")
     assert conversion.execution_state_from_proto(conversion.execution_state_to_proto(original)) == original
 
 
 def test_running_ok_is_on_the_wire_bytes() -> None:
-    """Spec §1.4: `running = RUNNING_OK = 0` must still be encoded (field 4, varint 0)."""
+    """behaviour "Wire contract": `running = RUNNING_OK = 0` must still be encoded (field 4, varint 0)."""
     wire = conversion.execution_state_to_proto(ExecutionState.running())
     assert wire.SerializeToString() == b"\x20\x00"
 
@@ -100,14 +100,14 @@ def test_running_ok_is_on_the_wire_bytes() -> None:
     ],
 )
 def test_unknown_substates_are_normalised(field: str, number: int, expected: State) -> None:
-    """Spec §1.5: unknown substate integers map to the documented fallback."""
+    """behaviour "Decoding": unknown substate integers map to the documented fallback."""
     wire = pb.ExecutionState(additionalInfo="i")
     setattr(wire, field, number)
     assert conversion.execution_state_from_proto(wire) == ExecutionState(expected, "i")
 
 
 def test_execution_state_without_oneof_is_failed_unknown_keeping_info() -> None:
-    """Spec §1.5: no oneof member -> Failed(Unknown), additionalInfo kept."""
+    """behaviour "Decoding": no oneof member -> Failed(Unknown), additionalInfo kept."""
     state = conversion.execution_state_from_proto(pb.ExecutionState(additionalInfo="kept"))
     assert state == ExecutionState(State.FAILED_UNKNOWN, "kept")
 
@@ -117,7 +117,7 @@ def _from_server_states(*states: pb.WorkloadState) -> pb.FromServer:
 
 
 def test_workload_state_without_execution_state_is_unknown_with_reference_text() -> None:
-    """Spec §1.5: 'Cannot covert, proceeding with unknown' (typo kept)."""
+    """behaviour "Decoding": 'Cannot covert, proceeding with unknown' (typo kept)."""
     msg = conversion.from_server(_from_server_states(pb.WorkloadState(instanceName=WIRE_INST)), AGENT)
     assert msg == UpdateWorkloadState(
         (WorkloadState(INST, ExecutionState(State.FAILED_UNKNOWN, "Cannot covert, proceeding with unknown")),)
@@ -127,7 +127,7 @@ def test_workload_state_without_execution_state_is_unknown_with_reference_text()
 def test_workload_state_without_instance_name_is_dropped_with_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Spec §11.28: the entry is dropped, the other entries are kept."""
+    """behaviour "Decoding": the entry is dropped, the other entries are kept."""
     good = pb.WorkloadState(instanceName=WIRE_INST, executionState=pb.ExecutionState(running=pb.RUNNING_OK))
     bad = pb.WorkloadState(executionState=pb.ExecutionState(running=pb.RUNNING_OK))
     with caplog.at_level(logging.WARNING):
@@ -150,7 +150,7 @@ def _added(**overrides: object) -> pb.AddedWorkload:
 
 
 def test_update_workload_decodes_every_field() -> None:
-    """Spec §1.2: AddedWorkload and DeletedWorkload, every enum value of the conditions."""
+    """behaviour "Wire contract": AddedWorkload and DeletedWorkload, every enum value of the conditions."""
     wire = pb.FromServer(
         updateWorkload=pb.UpdateWorkload(
             addedWorkloads=[_added()],
@@ -209,7 +209,7 @@ def test_every_restart_policy_decodes(policy: int) -> None:
 def test_one_bad_entry_drops_the_whole_update_workload_with_warning(
     bad: pb.UpdateWorkload, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Spec §1.5/§11.19: the whole UpdateWorkload goes; the warning names the workload."""
+    """behaviour "Decoding": the whole UpdateWorkload goes; the warning names the workload."""
     with caplog.at_level(logging.WARNING, logger="ankaios_agent.agent.conversion"):
         assert conversion.from_server(pb.FromServer(updateWorkload=bad), AGENT) is None
     record = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -220,14 +220,14 @@ def test_one_bad_entry_drops_the_whole_update_workload_with_warning(
 
 
 def test_from_server_without_content_is_dropped(caplog: pytest.LogCaptureFixture) -> None:
-    """Spec §1.5: FromServer with no oneof member is dropped."""
+    """behaviour "Decoding": FromServer with no oneof member is dropped."""
     with caplog.at_level(logging.WARNING):
         assert conversion.from_server(pb.FromServer(), AGENT) is None
     assert "without content" in caplog.text
 
 
 def test_response_without_content_is_dropped() -> None:
-    """Spec §1.5: Response without content is dropped."""
+    """behaviour "Decoding": Response without content is dropped."""
     assert conversion.from_server(pb.FromServer(response=pb.Response(requestId="wl@1")), AGENT) is None
 
 
@@ -243,7 +243,7 @@ def test_response_body_is_opaque_bytes_without_request_id() -> None:
 
 
 def test_response_complete_state_is_normalised_like_the_reference() -> None:
-    """Spec §1.5: startupState and desiredState always set, unknown substates normalised."""
+    """behaviour "Decoding": startupState and desiredState always set, unknown substates normalised."""
     bad_state = pb.ExecutionState(pending=5)
     wire = pb.Response(
         requestId="wl@1",
@@ -260,7 +260,7 @@ def test_response_complete_state_is_normalised_like_the_reference() -> None:
 
 
 def test_response_complete_state_with_invalid_enum_is_dropped() -> None:
-    """Spec §1.5: a CompleteState holding a Workload with an invalid enum drops the response."""
+    """behaviour "Decoding": a CompleteState holding a Workload with an invalid enum drops the response."""
     state = pb.State(workloads={"w": pb.Workload(agent="x", restartPolicy=9)})
     wire = pb.Response(requestId="wl@1", completeState=pb.CompleteState(desiredState=state))
     assert conversion.from_server(pb.FromServer(response=wire), AGENT) is None
@@ -271,7 +271,7 @@ def _own_request_response(**content: object) -> pb.FromServer:
 
 
 def test_answer_to_own_request_becomes_desired_state_of_this_agent_only() -> None:
-    """DESIGN decision 2: only this agent's workloads, id = sha256(runtimeConfig)."""
+    """behaviour "Reconciliation after a hello": only this agent's workloads, id = sha256(runtimeConfig)."""
     desired = pb.State(
         apiVersion="v0.1",
         workloads={
@@ -322,12 +322,12 @@ def test_own_desired_state_with_invalid_enum_reports_error_naming_workload() -> 
 
 
 def test_agent_hello() -> None:
-    """Spec §1.7: ToServer{agentHello{agentName}}."""
+    """behaviour "Session": ToServer{agentHello{agentName}}."""
     assert conversion.agent_hello("n1") == pb.ToServer(agentHello=pb.AgentHello(agentName="n1"))
 
 
 def test_workload_state_is_sent_one_per_message() -> None:
-    """Spec §1.7 item 4: exactly one WorkloadState per updateWorkloadState."""
+    """behaviour "Session": exactly one WorkloadState per updateWorkloadState."""
     wire = conversion.to_server(WorkloadState(INST, ExecutionState.removed()))
     assert list(wire.updateWorkloadState.workloadStates) == [
         pb.WorkloadState(instanceName=WIRE_INST, executionState=pb.ExecutionState(removed=pb.REMOVED))
@@ -373,7 +373,8 @@ def test_control_request_without_content_raises_conversion_error() -> None:
 
 
 def test_desired_state_request_asks_for_desired_workloads() -> None:
-    """DESIGN decision 2: CompleteStateRequest with fieldMask desiredState.workloads."""
+    """behaviour "Reconciliation after a hello": CompleteStateRequest with fieldMask
+    desiredState.workloads."""
     wire = conversion.to_server(DesiredStateRequest(request_id=AGENT_REQUEST_PREFIX + "1"))
     assert wire == pb.ToServer(
         request=pb.Request(

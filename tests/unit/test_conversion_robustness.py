@@ -1,4 +1,4 @@
-"""Decoding never raises, whatever the server sends (spec §1.5: drop, don't crash)."""
+"""Decoding never raises, whatever the server sends (behaviour "Decoding": drop, don't crash)."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def from_server(draw: st.DrawFn) -> pb.FromServer:
 @settings(max_examples=300, deadline=None)
 @given(from_server())
 def test_decoding_any_from_server_never_raises(wire: pb.FromServer) -> None:
-    """Spec §1.5: every input gives a domain message or None (dropped and logged)."""
+    """behaviour "Decoding": every input gives a domain message or None (dropped and logged)."""
     result = conversion.from_server(wire, "me")
     assert result is None or isinstance(
         result, UpdateWorkload | UpdateWorkloadState | Response | DesiredState

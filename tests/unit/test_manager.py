@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaces, FakeRuntime
+from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaceHost, FakeRuntime
 from ankaios_agent.agent.manager import DesiredStateQuery, Manager
 from ankaios_agent.agent.model import (
     AGENT_REQUEST_PREFIX,
@@ -47,7 +47,7 @@ from tests.unit.lifecycle_support import (
 class Agent:
     manager: Manager
     runtime: FakeRuntime
-    ci: FakeControlInterfaces
+    ci: FakeControlInterfaceHost
     sink: WaitingSink
     clock: FakeClock
 
@@ -79,7 +79,7 @@ class Agent:
 @pytest.fixture
 async def agent() -> AsyncIterator[Agent]:
     runtime = FakeRuntime()
-    ci = FakeControlInterfaces()
+    ci = FakeControlInterfaceHost()
     sink = WaitingSink()
     clock = FakeClock()
     manager = Manager(AGENT, {"podman": runtime}, ci, sink, AgentTimings(), clock=clock)
@@ -478,7 +478,7 @@ async def test_broken_event_stream_is_subscribed_again(agent: Agent) -> None:
 async def test_run_returns_after_shutdown() -> None:
     """Shutdown ends run() normally, so a supervising TaskGroup sees no error."""
     manager = Manager(
-        AGENT, {"podman": FakeRuntime()}, FakeControlInterfaces(), WaitingSink(), AgentTimings()
+        AGENT, {"podman": FakeRuntime()}, FakeControlInterfaceHost(), WaitingSink(), AgentTimings()
     )
     run = asyncio.create_task(manager.run())
     await settle()
@@ -488,7 +488,7 @@ async def test_run_returns_after_shutdown() -> None:
 
 async def test_run_without_runtimes_lasts_until_shutdown() -> None:
     """run() is supervised with FIRST_COMPLETED: it must not end early, even with no runtime."""
-    manager = Manager(AGENT, {}, FakeControlInterfaces(), WaitingSink(), AgentTimings())
+    manager = Manager(AGENT, {}, FakeControlInterfaceHost(), WaitingSink(), AgentTimings())
     run = asyncio.create_task(manager.run())
     await settle()
     assert not run.done()

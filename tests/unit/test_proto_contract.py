@@ -1,4 +1,4 @@
-"""proto/ankaios.proto against the v0.3.1 wire contract, field by field (spec §1.2-1.4).
+"""proto/ankaios.proto against the v0.3.1 wire contract, field by field (behaviour "Wire contract").
 
 The expected tables below are transcribed from the spec, not from the .proto,
 so a drift in either shows up here.
@@ -156,14 +156,14 @@ def _describe(message: Descriptor) -> list[tuple[int, str, int, str | None, str,
 
 
 def test_package_and_syntax_are_v031() -> None:
-    """Spec §1.1: proto3, package ankaios."""
+    """behaviour "Wire contract": proto3, package ankaios."""
     file_proto = descriptor_pb2.FileDescriptorProto.FromString(pb.DESCRIPTOR.serialized_pb)
     assert file_proto.package == "ankaios"
     assert file_proto.syntax == "proto3"
 
 
 def test_every_message_matches_spec_field_by_field() -> None:
-    """Spec §1.2 and §1.4: names, numbers, types, labels, maps and oneofs of every message."""
+    """behaviour "Wire contract": names, numbers, types, labels, maps and oneofs of every message."""
     actual = {name: _describe(d) for name, d in pb.DESCRIPTOR.message_types_by_name.items()}
     assert set(actual) == set(MESSAGES)
     for name, expected in MESSAGES.items():
@@ -171,13 +171,13 @@ def test_every_message_matches_spec_field_by_field() -> None:
 
 
 def test_no_proto3_optional_fields() -> None:
-    """Spec §1.2: v0.3.1 has no synthetic oneofs; every oneof is a real group."""
+    """behaviour "Wire contract": v0.3.1 has no synthetic oneofs; every oneof is a real group."""
     for message in pb.DESCRIPTOR.message_types_by_name.values():
         assert [o.name for o in message.oneofs if o.name.startswith("_")] == []
 
 
 def test_every_enum_matches_spec() -> None:
-    """Spec §1.3: every enum value name and number, including the gaps at 3-7."""
+    """behaviour "Wire contract": every enum value name and number, including the gaps at 3-7."""
     actual = {
         name: {v.name: v.number for v in enum.values}
         for name, enum in pb.DESCRIPTOR.enum_types_by_name.items()
@@ -186,7 +186,8 @@ def test_every_enum_matches_spec() -> None:
 
 
 def test_services_and_streaming_flags() -> None:
-    """Spec §1.1: AgentConnection.ConnectAgent and CliConnection.ConnectCli, both bidi streams."""
+    """behaviour "Wire contract": AgentConnection.ConnectAgent and CliConnection.ConnectCli, both bidi
+    streams."""
     services = {
         s.name: [
             (m.name, m.input_type.name, m.output_type.name, m.client_streaming, m.server_streaming)
@@ -202,7 +203,7 @@ def test_services_and_streaming_flags() -> None:
 
 
 def test_enum_names_live_at_package_scope() -> None:
-    """Spec §1.4: module-level constants such as RUNNING_OK exist in the generated code."""
+    """behaviour "Wire contract": module-level constants such as RUNNING_OK exist in the generated code."""
     for values in ENUMS.values():
         for name, number in values.items():
             assert getattr(pb, name) == number

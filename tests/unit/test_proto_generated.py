@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_committed_generated_code_matches_a_fresh_generation() -> None:
-    """Issue 2 item 2: a test fails when the committed files differ from a fresh generation."""
+    """behaviour "Wire contract": a test fails when the committed files differ from a fresh generation."""
     pytest.importorskip(
         "grpc_tools.protoc", reason="grpcio-tools (dev extra) is not installed; cannot regenerate"
     )

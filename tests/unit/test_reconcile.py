@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ankaios_agent.agent.model import AddCondition, DeleteCondition, DeleteRequest, ExecutionState
 from ankaios_agent.agent.ports import OwnedWorkload
 from ankaios_agent.agent.reconcile import Leftover, Removal, plan_added, plan_desired
@@ -132,3 +134,44 @@ def test_managed_identical_spec_with_other_queued_spec_becomes_update_of_the_que
     queue = {"a": UpdateCreate(spec("a", "2"), delete("a", "1"))}
     plan = plan_added([spec("a", "1")], {"a": spec("a", "1")}, queue.get, {})
     assert plan.operations == [Update(spec("a", "1"), DeleteRequest(inst("a", "2")))]
+
+
+# --- ended containers started again (only for the runtimes the caller names) ---------------
+
+SUCCEEDED = ExecutionState.succeeded()
+FAILED = ExecutionState.exec_failed(1)
+
+REUSE_CASES = [
+    # case, leftover, reusable runtimes, reused?, removal (report_states) or None
+    ("succeeded, same instance, reusable runtime", leftover("a", state=SUCCEEDED), {"podman"}, True, None),
+    ("succeeded but the runtime cannot start it again", leftover("a", state=SUCCEEDED), set(), False, False),
+    ("failed, same instance", leftover("a", state=FAILED), {"podman"}, False, False),
+    ("succeeded, other id", leftover("a", "0", state=SUCCEEDED), {"podman"}, False, True),
+    (
+        "succeeded on another runtime",
+        leftover("a", state=SUCCEEDED, runtime="podman-kube"),
+        {"podman", "podman-kube"},
+        False,
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "found", "reusable", "reused", "removal"), REUSE_CASES, ids=[c[0] for c in REUSE_CASES]
+)
+def test_an_ended_leftover_is_reused_only_when_everything_matches(
+    case: str, found: Leftover, reusable: set[str], reused: bool, removal: bool | None
+) -> None:
+    plan = plan_added([spec("a")], {}, {}.get, {"a": [found]}, reusable)
+    assert plan.operations == [Create(spec("a"))]
+    assert plan.adopt == []
+    assert plan.reuse == ([(spec("a"), found)] if reused else [])
+    assert plan.remove == ([] if removal is None else [Removal(found, report_states=removal)])
+
+
+def test_desired_state_passes_the_reusable_runtimes_on() -> None:
+    found = leftover("a", state=SUCCEEDED)
+    plan = plan_desired([spec("a")], {}, {}, {"a": [found]}, {"podman"})
+    assert plan.reuse == [(spec("a"), found)] and plan.remove == []
+    assert plan_desired([spec("a")], {}, {}, {"a": [found]}).reuse == []

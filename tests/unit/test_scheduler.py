@@ -1,4 +1,5 @@
-"""The dependency scheduler, rule by rule (spec §5.1-§5.5, §11 items 6, 7, 25)."""
+"""The dependency scheduler, rule by rule (behaviour "Scheduler: store and queue", "Scheduler: conditions",
+"Scheduler: new operations", "Scheduler: re-evaluation", "Scheduler: waiting states", "Instance names")."""
 
 from __future__ import annotations
 
@@ -28,12 +29,13 @@ def lookup(**states: ExecutionState) -> StateLookup:
     return states.get
 
 
-# --- §5.2 AddCondition ----------------------------------------------------------------
+# --- behaviour "Scheduler: conditions" AddCondition
 
 
 @pytest.mark.parametrize("condition", list(AddCondition))
 def test_add_condition_missing_dependency_is_not_fulfilled(condition: AddCondition) -> None:
-    """spec §5.2: a dependency that is not in the store does not fulfil an add condition."""
+    """behaviour "Scheduler: conditions": a dependency that is not in the store does not fulfil an add
+    condition."""
     assert not add_condition_met(condition, None)
 
 
@@ -49,23 +51,24 @@ def test_add_condition_missing_dependency_is_not_fulfilled(condition: AddConditi
 def test_add_condition_needs_exactly_its_substate(
     condition: AddCondition, fulfilling: State, state: State
 ) -> None:
-    """spec §5.2: RUNNING=Running(Ok), SUCCEEDED=Succeeded(Ok), FAILED=Failed(ExecFailed) only."""
+    """behaviour "Scheduler: conditions": RUNNING=Running(Ok), SUCCEEDED=Succeeded(Ok),
+    FAILED=Failed(ExecFailed) only."""
     assert add_condition_met(condition, ExecutionState(state)) is (state is fulfilling)
 
 
 def test_add_condition_failed_is_not_met_by_lost_or_unknown() -> None:
-    """spec §5.2, §11 item 6: only Failed(ExecFailed) counts as FAILED."""
+    """behaviour "Scheduler: conditions": only Failed(ExecFailed) counts as FAILED."""
     assert not add_condition_met(AddCondition.FAILED, ExecutionState.lost())
     assert not add_condition_met(AddCondition.FAILED, ExecutionState.unknown("x"))
     assert add_condition_met(AddCondition.FAILED, ExecutionState.exec_failed(3))
 
 
 def test_add_condition_ignores_additional_info() -> None:
-    """spec §5.2: substates are compared exactly, additionalInfo is ignored."""
+    """behaviour "Scheduler: conditions": substates are compared exactly, additionalInfo is ignored."""
     assert add_condition_met(AddCondition.RUNNING, ExecutionState(State.RUNNING_OK, "whatever"))
 
 
-# --- §5.2 DeleteCondition -------------------------------------------------------------------
+# --- behaviour "Scheduler: conditions" DeleteCondition
 
 _DELETE_TABLE = {
     # state: (DEL_COND_RUNNING, DEL_COND_NOT_PENDING_NOR_RUNNING)
@@ -88,39 +91,41 @@ _DELETE_TABLE = {
 
 
 def test_delete_table_covers_every_state() -> None:
-    """spec §5.2: the table below names every state except Removed (which deletes the entry)."""
+    """behaviour "Scheduler: conditions": the table below names every state except Removed (which deletes the
+    entry)."""
     assert set(_DELETE_TABLE) == set(State) - {State.REMOVED}
 
 
 @pytest.mark.parametrize("condition", list(DeleteCondition))
 def test_delete_condition_missing_dependent_is_fulfilled(condition: DeleteCondition) -> None:
-    """spec §5.2: a dependent that is not in the store fulfils every delete condition."""
+    """behaviour "Scheduler: conditions": a dependent that is not in the store fulfils every delete
+    condition."""
     assert delete_condition_met(condition, None)
 
 
 @pytest.mark.parametrize(("state", "expected"), _DELETE_TABLE.items())
 def test_delete_condition_running_table(state: State, expected: tuple[bool, bool]) -> None:
-    """spec §5.2: DEL_COND_RUNNING column."""
+    """behaviour "Scheduler: conditions": DEL_COND_RUNNING column."""
     assert delete_condition_met(DeleteCondition.RUNNING, ExecutionState(state)) is expected[0]
 
 
 @pytest.mark.parametrize(("state", "expected"), _DELETE_TABLE.items())
 def test_delete_condition_not_pending_nor_running_table(state: State, expected: tuple[bool, bool]) -> None:
-    """spec §5.2: DEL_COND_NOT_PENDING_NOR_RUNNING column."""
+    """behaviour "Scheduler: conditions": DEL_COND_NOT_PENDING_NOR_RUNNING column."""
     assert delete_condition_met(DeleteCondition.NOT_PENDING_NOR_RUNNING, ExecutionState(state)) is expected[1]
 
 
 @pytest.mark.parametrize("condition", list(DeleteCondition))
 def test_waiting_to_start_fulfils_every_delete_condition(condition: DeleteCondition) -> None:
-    """spec §5.2, §11 item 6: the special case that prevents deadlocks."""
+    """behaviour "Scheduler: conditions": the special case that prevents deadlocks."""
     assert delete_condition_met(condition, WAITING_TO_START)
 
 
-# --- §5.3 new operations ---------------------------------------------------------------------
+# --- behaviour "Scheduler: new operations" new operations
 
 
 def test_create_without_dependencies_is_ready() -> None:
-    """spec §5.3: an empty condition map means ready."""
+    """behaviour "Scheduler: new operations": an empty condition map means ready."""
     scheduler = Scheduler()
     decision = scheduler.schedule([Create(spec("a"))], lookup())
     assert decision.ready == [Create(spec("a"))]
@@ -129,14 +134,15 @@ def test_create_without_dependencies_is_ready() -> None:
 
 
 def test_create_with_met_dependency_is_ready() -> None:
-    """spec §5.3: add fulfilled -> ready Create."""
+    """behaviour "Scheduler: new operations": add fulfilled -> ready Create."""
     a = spec("a", deps={"b": AddCondition.RUNNING})
     decision = Scheduler().schedule([Create(a)], lookup(b=ExecutionState.running()))
     assert decision.ready == [Create(a)]
 
 
 def test_create_with_unmet_dependency_waits_to_start() -> None:
-    """spec §5.3, §5.5: queue Create and report Pending(WaitingToStart) for the new instance."""
+    """behaviour "Scheduler: new operations", "Scheduler: waiting states": queue Create and report
+    Pending(WaitingToStart) for the new instance."""
     scheduler = Scheduler()
     a = spec("a", "7", deps={"b": AddCondition.RUNNING})
     decision = scheduler.schedule([Create(a)], lookup())
@@ -146,13 +152,14 @@ def test_create_with_unmet_dependency_waits_to_start() -> None:
 
 
 def test_update_with_both_conditions_met_is_ready() -> None:
-    """spec §5.3: add and delete fulfilled -> ready Update."""
+    """behaviour "Scheduler: new operations": add and delete fulfilled -> ready Update."""
     op = Update(spec("a", "2"), delete("a", "1"))
     assert Scheduler().schedule([op], lookup()).ready == [op]
 
 
 def test_update_with_pending_create_deletes_old_now() -> None:
-    """spec §5.3: delete fulfilled, add not -> WaitingToStart[new], queue UpdateCreate,
+    """behaviour "Scheduler: new operations": delete fulfilled, add not -> WaitingToStart[new], queue
+    UpdateCreate,
     ready UpdateDeleteOnly."""
     scheduler = Scheduler()
     new = spec("a", "2", deps={"b": AddCondition.SUCCEEDED})
@@ -165,7 +172,7 @@ def test_update_with_pending_create_deletes_old_now() -> None:
 
 @pytest.mark.parametrize("add_met", [True, False])
 def test_update_with_pending_delete_waits_to_stop_under_old_name(add_met: bool) -> None:
-    """spec §5.3: delete not fulfilled (add either way) -> queue UpdateDelete,
+    """behaviour "Scheduler: new operations": delete not fulfilled (add either way) -> queue UpdateDelete,
     Stopping(WaitingToStop)[old]."""
     scheduler = Scheduler()
     new = spec("a", "2", deps={"b": AddCondition.RUNNING})
@@ -180,13 +187,14 @@ def test_update_with_pending_delete_waits_to_stop_under_old_name(add_met: bool) 
 
 
 def test_delete_with_met_conditions_is_ready() -> None:
-    """spec §5.3: delete fulfilled -> ready Delete."""
+    """behaviour "Scheduler: new operations": delete fulfilled -> ready Delete."""
     op = Delete(delete("a", deps={"c": DeleteCondition.NOT_PENDING_NOR_RUNNING}))
     assert Scheduler().schedule([op], lookup(c=ExecutionState.succeeded())).ready == [op]
 
 
 def test_pending_delete_waits_to_stop() -> None:
-    """spec §5.3, §5.5: delete not fulfilled -> queue Delete, report Stopping(WaitingToStop)."""
+    """behaviour "Scheduler: new operations", "Scheduler: waiting states": delete not fulfilled -> queue
+    Delete, report Stopping(WaitingToStop)."""
     scheduler = Scheduler()
     request = delete("a", deps={"c": DeleteCondition.NOT_PENDING_NOR_RUNNING})
     decision = scheduler.schedule([Delete(request)], lookup(c=ExecutionState.running()))
@@ -195,14 +203,14 @@ def test_pending_delete_waits_to_stop() -> None:
 
 
 def test_update_delete_only_is_never_queued() -> None:
-    """spec §5.3: UpdateDeleteOnly from outside is ignored with a warning."""
+    """behaviour "Scheduler: new operations": UpdateDeleteOnly from outside is ignored with a warning."""
     scheduler = Scheduler()
     decision = scheduler.schedule([UpdateDeleteOnly(delete("a"))], lookup())
     assert decision.ready == [] and decision.report == [] and len(scheduler) == 0
 
 
 def test_new_queued_entry_replaces_older_entry_of_same_name() -> None:
-    """spec §5.1, §11 item 7: the queue is keyed by workload name."""
+    """behaviour "Scheduler: store and queue", "Instance names": the queue is keyed by workload name."""
     scheduler = Scheduler()
     scheduler.schedule([Create(spec("a", "1", deps={"b": AddCondition.RUNNING}))], lookup())
     newer = spec("a", "2", deps={"b": AddCondition.RUNNING})
@@ -212,7 +220,8 @@ def test_new_queued_entry_replaces_older_entry_of_same_name() -> None:
 
 
 def test_new_operation_drops_queued_entry_for_that_name() -> None:
-    """spec §11 item 25: a ready Delete removes the stale queued Create, so it can never run later."""
+    """behaviour "Scheduler: new operations": a ready Delete removes the stale queued Create, so it can never
+    run later."""
     scheduler = Scheduler()
     scheduler.schedule([Create(spec("a", deps={"b": AddCondition.RUNNING}))], lookup())
     decision = scheduler.schedule([Delete(delete("a"))], lookup())
@@ -223,7 +232,7 @@ def test_new_operation_drops_queued_entry_for_that_name() -> None:
 
 
 def test_immediate_update_drops_queued_create() -> None:
-    """spec §11 item 25: an immediately executed Update also drops the queued entry."""
+    """behaviour "Scheduler: new operations": an immediately executed Update also drops the queued entry."""
     scheduler = Scheduler()
     scheduler.schedule([Create(spec("a", "1", deps={"b": AddCondition.RUNNING}))], lookup())
     op = Update(spec("a", "2"), delete("a", "1"))
@@ -231,11 +240,11 @@ def test_immediate_update_drops_queued_create() -> None:
     assert len(scheduler) == 0
 
 
-# --- §5.4 re-evaluation ----------------------------------------------------------------------
+# --- behaviour "Scheduler: re-evaluation" re-evaluation
 
 
 def test_queued_create_becomes_ready_without_report() -> None:
-    """spec §5.4: Create, add now fulfilled -> ready Create, no state."""
+    """behaviour "Scheduler: re-evaluation": Create, add now fulfilled -> ready Create, no state."""
     scheduler = Scheduler()
     a = spec("a", deps={"b": AddCondition.RUNNING})
     scheduler.schedule([Create(a)], lookup())
@@ -245,7 +254,8 @@ def test_queued_create_becomes_ready_without_report() -> None:
 
 
 def test_still_waiting_entries_stay_silently() -> None:
-    """spec §5.4: WaitingToStart / WaitingToStop are reported only when an entry is first queued."""
+    """behaviour "Scheduler: re-evaluation": WaitingToStart / WaitingToStop are reported only when an entry is
+    first queued."""
     scheduler = Scheduler()
     scheduler.schedule(
         [
@@ -260,7 +270,8 @@ def test_still_waiting_entries_stay_silently() -> None:
 
 
 def test_update_create_becomes_update_when_add_met() -> None:
-    """spec §5.4: UpdateCreate, add fulfilled -> ready Update(spec, D), no state."""
+    """behaviour "Scheduler: re-evaluation": UpdateCreate, add fulfilled -> ready Update(spec, D), no
+    state."""
     scheduler = Scheduler()
     new, old = spec("a", "2", deps={"b": AddCondition.RUNNING}), delete("a", "1")
     scheduler.schedule([Update(new, old)], lookup())
@@ -269,7 +280,7 @@ def test_update_create_becomes_update_when_add_met() -> None:
 
 
 def test_update_delete_becomes_update_when_both_met() -> None:
-    """spec §5.4: UpdateDelete, add and delete fulfilled -> ready Update."""
+    """behaviour "Scheduler: re-evaluation": UpdateDelete, add and delete fulfilled -> ready Update."""
     scheduler = Scheduler()
     new = spec("a", "2")
     old = delete("a", "1", deps={"c": DeleteCondition.NOT_PENDING_NOR_RUNNING})
@@ -279,7 +290,8 @@ def test_update_delete_becomes_update_when_both_met() -> None:
 
 
 def test_update_delete_to_update_create_transition_reports_waiting_to_start() -> None:
-    """spec §5.4: UpdateDelete with delete met but add not -> UpdateCreate + ready UpdateDeleteOnly,
+    """behaviour "Scheduler: re-evaluation": UpdateDelete with delete met but add not -> UpdateCreate + ready
+    UpdateDeleteOnly,
     and Pending(WaitingToStart) for the new instance even during re-evaluation."""
     scheduler = Scheduler()
     new = spec("a", "2", deps={"b": AddCondition.RUNNING})
@@ -292,7 +304,7 @@ def test_update_delete_to_update_create_transition_reports_waiting_to_start() ->
 
 
 def test_queued_delete_becomes_ready() -> None:
-    """spec §5.4: Delete, delete now fulfilled -> ready Delete, no state."""
+    """behaviour "Scheduler: re-evaluation": Delete, delete now fulfilled -> ready Delete, no state."""
     scheduler = Scheduler()
     request = delete("a", deps={"c": DeleteCondition.NOT_PENDING_NOR_RUNNING})
     scheduler.schedule([Delete(request)], lookup(c=ExecutionState.running()))
@@ -301,7 +313,8 @@ def test_queued_delete_becomes_ready() -> None:
 
 
 def test_ready_list_is_new_operations_then_reevaluated_ones() -> None:
-    """spec §5.3: the ready list is the new ready operations followed by the re-evaluated ones."""
+    """behaviour "Scheduler: new operations": the ready list is the new ready operations followed by the re-
+    evaluated ones."""
     scheduler = Scheduler()
     waiting = spec("w", deps={"b": AddCondition.RUNNING})
     scheduler.schedule([Create(waiting)], lookup())
@@ -311,7 +324,8 @@ def test_ready_list_is_new_operations_then_reevaluated_ones() -> None:
 
 
 def test_dependency_on_unknown_workload_waits_forever() -> None:
-    """spec §5.6: a dependency on a workload that exists nowhere is never fulfilled."""
+    """behaviour "States of other agents": a dependency on a workload that exists nowhere is never
+    fulfilled."""
     scheduler = Scheduler()
     scheduler.schedule([Create(spec("a", deps={"ghost": AddCondition.RUNNING}))], lookup())
     for _ in range(3):

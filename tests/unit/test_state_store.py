@@ -1,4 +1,5 @@
-"""The state store and the stopping hysteresis (spec §9.2, §9.3, §5.1, §5.6)."""
+"""The state store and the stopping hysteresis (behaviour "State reporting and hysteresis", "Scheduler: store
+and queue", "States of other agents")."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ PASSING = [
 
 
 def test_hysteresis_tables_match_spec() -> None:
-    """spec §9.2: exactly these stored and incoming states take part."""
+    """behaviour "State reporting and hysteresis": exactly these stored and incoming states take part."""
     assert {State.STOPPING_REQUESTED_AT_RUNTIME, State.STOPPING_WAITING_TO_STOP} == HOLDING
     assert {s.state for s in SUPPRESSED_STATES} == SUPPRESSED
 
@@ -36,12 +37,13 @@ def test_hysteresis_tables_match_spec() -> None:
 @pytest.mark.parametrize("held", HELD)
 @pytest.mark.parametrize("incoming", SUPPRESSED_STATES)
 def test_stopping_hysteresis_keeps_stored_state(held: ExecutionState, incoming: ExecutionState) -> None:
-    """spec §9.2: while stopping, Running/Succeeded/Failed are replaced by the stored state."""
+    """behaviour "State reporting and hysteresis": while stopping, Running/Succeeded/Failed are replaced by
+    the stored state."""
     assert next_state(held, incoming) == held
 
 
 def test_hysteresis_keeps_stored_additional_info() -> None:
-    """spec §9.2: the replacement includes the stored additionalInfo."""
+    """behaviour "State reporting and hysteresis": the replacement includes the stored additionalInfo."""
     held = ExecutionState(State.STOPPING_REQUESTED_AT_RUNTIME, "note")
     assert next_state(held, ExecutionState.running()) == held
 
@@ -49,7 +51,7 @@ def test_hysteresis_keeps_stored_additional_info() -> None:
 @pytest.mark.parametrize("held", HELD)
 @pytest.mark.parametrize("incoming", PASSING)
 def test_hysteresis_lets_other_states_through(held: ExecutionState, incoming: ExecutionState) -> None:
-    """spec §9.2: Removed, Pending(*), Stopping(*) pass."""
+    """behaviour "State reporting and hysteresis": Removed, Pending(*), Stopping(*) pass."""
     assert next_state(held, incoming) == incoming
 
 
@@ -57,12 +59,13 @@ def test_hysteresis_lets_other_states_through(held: ExecutionState, incoming: Ex
 def test_no_hysteresis_unless_stored_state_is_stopping_requested_or_waiting(
     stored: ExecutionState | None,
 ) -> None:
-    """spec §9.2: every other combination lets the incoming state through."""
+    """behaviour "State reporting and hysteresis": every other combination lets the incoming state through."""
     assert next_state(stored, ExecutionState.exec_failed(1)) == ExecutionState.exec_failed(1)
 
 
 def test_own_state_is_stored_after_hysteresis_and_returned_for_sending() -> None:
-    """spec §9.1 steps 1-2: the replaced state is what gets stored and sent (§11 item 8)."""
+    """behaviour "State reporting and hysteresis": the replaced state is what gets stored and sent (behaviour
+    "State reporting and hysteresis")."""
     store = StateStore()
     store.apply_own(WorkloadState(inst("a"), ExecutionState.waiting_to_stop()))
     sent = store.apply_own(WorkloadState(inst("a"), ExecutionState.running()))
@@ -71,7 +74,8 @@ def test_own_state_is_stored_after_hysteresis_and_returned_for_sending() -> None
 
 
 def test_removed_deletes_the_entry() -> None:
-    """spec §5.1: Removed deletes the key, for own and other agents' workloads."""
+    """behaviour "Scheduler: store and queue": Removed deletes the key, for own and other agents'
+    workloads."""
     store = StateStore()
     store.apply_own(WorkloadState(inst("a"), ExecutionState.running()))
     store.store_others([WorkloadState(inst("b", agent="other"), ExecutionState.running())])
@@ -82,7 +86,7 @@ def test_removed_deletes_the_entry() -> None:
 
 
 def test_other_agents_states_skip_hysteresis_and_are_not_own() -> None:
-    """spec §5.6: stored by workload name for conditions only; never sent back."""
+    """behaviour "States of other agents": stored by workload name for conditions only; never sent back."""
     store = StateStore()
     store.store_others([WorkloadState(inst("b", agent="other"), ExecutionState.waiting_to_stop())])
     store.store_others([WorkloadState(inst("b", agent="other"), ExecutionState.running())])
@@ -91,7 +95,7 @@ def test_other_agents_states_skip_hysteresis_and_are_not_own() -> None:
 
 
 def test_own_states_lists_last_state_per_workload() -> None:
-    """DESIGN decision 2: what is re-sent after a reconnect."""
+    """behaviour "Reconciliation after a hello": what is re-sent after a reconnect."""
     store = StateStore()
     store.apply_own(WorkloadState(inst("b", "1"), ExecutionState.starting()))
     store.apply_own(WorkloadState(inst("a", "1"), ExecutionState.running()))
@@ -103,7 +107,8 @@ def test_own_states_lists_last_state_per_workload() -> None:
 
 
 def test_hysteresis_ignores_another_agents_state_of_the_same_name() -> None:
-    """spec §5.6, §9.2: other agents' states are used only for conditions, never for the hysteresis.
+    """behaviour "States of other agents", "State reporting and hysteresis": other agents' states are used
+    only for conditions, never for the hysteresis.
     A workload moving here from agent B: B's Stopping(RequestedAtRuntime) must not turn this agent's
     Running(Ok) into a Stopping state."""
     store = StateStore()

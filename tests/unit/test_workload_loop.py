@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from ankaios_agent.agent.errors import RuntimeDeleteFailed, RuntimeUnavailable, WorkloadConfigError
-from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaces, FakeRuntime
+from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaceHost, FakeRuntime
 from ankaios_agent.agent.model import (
     AccessRules,
     ExecutionState,
@@ -43,7 +43,7 @@ def failed(reason: str) -> ExecutionState:
 @dataclass
 class Harness:
     runtime: FakeRuntime
-    ci: FakeControlInterfaces
+    ci: FakeControlInterfaceHost
     sink: WaitingSink
     clock: FakeClock
     timings: AgentTimings
@@ -73,7 +73,7 @@ class Harness:
 
 
 async def make_harness(clock: FakeClock, timings: AgentTimings) -> AsyncIterator[Harness]:
-    h = Harness(FakeRuntime(), FakeControlInterfaces(), WaitingSink(), clock, timings)
+    h = Harness(FakeRuntime(), FakeControlInterfaceHost(), WaitingSink(), clock, timings)
     router = asyncio.create_task(h.route_events())
     await settle()
     yield h

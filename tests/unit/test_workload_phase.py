@@ -35,6 +35,7 @@ LEGAL = [
     ("update after giving up", P.GAVE_UP, E.REPLACING, P.IDLE),
     ("update of a running instance", P.RUNNING, E.REPLACING, P.RUNNING),
     ("update or restart cancels a pending restart", P.RESTART_WAIT, E.REPLACING, P.RUNNING),
+    ("restart starts the ended container again", P.RESTART_WAIT, E.REUSING, P.IDLE),
     # the old instance of an update or restart
     ("old instance removed", P.RUNNING, E.REMOVED, P.IDLE),
     ("no old instance to remove", P.IDLE, E.REMOVED, P.IDLE),

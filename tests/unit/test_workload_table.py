@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Collection
 
 import pytest
 
-from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaces, FakeRuntime
+from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaceHost, FakeRuntime
 from ankaios_agent.agent.model import ExecutionState, WorkloadState
 from ankaios_agent.agent.ports import OwnedWorkload, StateChange
 from ankaios_agent.agent.timings import AgentTimings
@@ -22,7 +22,7 @@ class Setup:
 
     def __init__(self) -> None:
         self.runtime = FakeRuntime()
-        self.ci = FakeControlInterfaces()
+        self.ci = FakeControlInterfaceHost()
         self.sink = WaitingSink()
         self.table = WorkloadTable(self._new_loop)
 

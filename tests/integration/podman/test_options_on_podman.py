@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ankaios_agent.agent.model import ExecutionState
+from ankaios_agent.agent.ports import CreateRequest
 from tests.integration.podman.conftest import Harness
 
 pytestmark = pytest.mark.podman
@@ -90,7 +91,7 @@ async def test_options_are_visible_in_the_containers_inspect_data(harness: Harne
     """Every supported option, table-driven, checked where Podman exposes it."""
     options = [token for row in TABLE for token in row[0]]
     instance = harness.instance()
-    cid = await harness.runtime.create(harness.spec(instance, ["-c", "sleep 30"], options), None)
+    cid = await harness.runtime.create(CreateRequest(harness.spec(instance, ["-c", "sleep 30"], options)))
     data = harness.env.inspect(cid)
     failed = [name for _, name, check in TABLE if not check(data)]
     assert failed == []
@@ -101,7 +102,7 @@ async def test_root_only_options_are_visible_in_the_containers_inspect_data(harn
     """--init, --device, --memory and --cpus reach the container (root only, see ROOT_ONLY_TABLE)."""
     options = [token for row in ROOT_ONLY_TABLE for token in row[0]]
     instance = harness.instance()
-    cid = await harness.runtime.create(harness.spec(instance, ["-c", "sleep 30"], options), None)
+    cid = await harness.runtime.create(CreateRequest(harness.spec(instance, ["-c", "sleep 30"], options)))
     data = harness.env.inspect(cid)
     failed = [name for _, name, check in ROOT_ONLY_TABLE if not check(data)]
     assert failed == []
@@ -118,7 +119,7 @@ async def test_host_namespaces_privileged_and_rm(harness: Harness) -> None:
     host_ipc = os.readlink("/proc/self/ns/ipc")
     options = ["--ipc", "host", "--pid=host", "--privileged", "--rm"]
     script = f'test "$(readlink /proc/self/ns/ipc)" = "{host_ipc}" && sleep 2'
-    cid = await harness.runtime.create(harness.spec(instance, ["sh", "-c", script], options), None)
+    cid = await harness.runtime.create(CreateRequest(harness.spec(instance, ["sh", "-c", script], options)))
     hc = host(harness.env.inspect(cid))
     assert (hc["PidMode"], hc["Privileged"], hc["AutoRemove"]) == ("host", True, True)
     await harness.recorder.wait_state(instance, ExecutionState.succeeded())
@@ -131,6 +132,6 @@ async def test_env_file_and_user_name_reach_the_process(harness: Harness, tmp_pa
     instance = harness.instance()
     script = 'test "$GREETING" = hello'
     await harness.runtime.create(
-        harness.spec(instance, ["sh", "-c", script], ["--env-file", str(env_file)]), None
+        CreateRequest(harness.spec(instance, ["sh", "-c", script], ["--env-file", str(env_file)]))
     )
     await harness.recorder.wait_state(instance, ExecutionState.succeeded())

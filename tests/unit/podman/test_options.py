@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,13 @@ import pytest
 from ankaios_agent.agent.errors import WorkloadConfigError
 from ankaios_agent.agent.model import InstanceName
 from ankaios_agent.runtimes.podman.option_values import parse_duration_ns, parse_size
-from ankaios_agent.runtimes.podman.options import CreateOptions, translate, translate_general
+from ankaios_agent.runtimes.podman.options import (
+    ENV_FILE_MAX_BYTES,
+    CreateOptions,
+    read_env_files,
+    translate,
+    translate_general,
+)
 
 INSTANCE = InstanceName("wl", "agent_A", "1")
 AGENT_LABELS = {"name": "wl.1.agent_A", "agent": "agent_A"}
@@ -104,6 +112,7 @@ CASES: list[tuple[tuple[str, ...], dict[str, object]]] = [
     (("-i",), {"stdin": True}),
     (("--interactive",), {"stdin": True}),
     (("-it",), {"terminal": True, "stdin": True}),
+    (("-it=false",), {"terminal": False, "stdin": True}),
     (("--pod", "mypod"), {"pod": "mypod"}),
     (("--ipc", "host"), {"ipcns": {"nsmode": "host"}}),
     (("--ipc=shareable",), {"ipcns": {"nsmode": "shareable"}}),
@@ -189,7 +198,78 @@ def test_env_without_value_takes_the_agents_environment(monkeypatch: pytest.Monk
 def test_env_file_is_read_at_create(tmp_path: Path) -> None:
     env_file = tmp_path / "vars.env"
     env_file.write_text("# comment\n\nA=1\nB=two words\n")
-    assert spec_of("--env-file", str(env_file))["env"] == {"A": "1", "B": "two words"}
+    opts = translate(INSTANCE, ["--env-file", str(env_file)])
+    assert opts.env_files == [str(env_file)]
+    assert read_env_files(INSTANCE, opts.env_files) == {"A": "1", "B": "two words"}
+
+
+def test_env_option_wins_over_env_file_as_with_the_cli(tmp_path: Path) -> None:
+    first, second = tmp_path / "first.env", tmp_path / "second.env"
+    first.write_text("A=file1\nB=file1\nC=file1\n")
+    second.write_text("B=file2\n")
+    opts = translate(INSTANCE, ["-e", "A=option", "--env-file", str(first), f"--env-file={second}"])
+    assert read_env_files(INSTANCE, opts.env_files) == {"A": "file1", "B": "file2", "C": "file1"}
+    assert opts.env == {"A": "option"}
+
+
+def test_translation_never_opens_the_env_file(tmp_path: Path) -> None:
+    """Translation runs on the event loop; a FIFO named there must not be opened by it."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert translate(INSTANCE, ["--env-file", str(fifo)]).env_files == [str(fifo)]
+
+
+def _fifo(tmp_path: Path) -> str:
+    os.mkfifo(tmp_path / "fifo")
+    return str(tmp_path / "fifo")
+
+
+def _sparse_gib(tmp_path: Path) -> str:
+    path = tmp_path / "huge.env"
+    with path.open("wb") as stream:
+        stream.truncate(1024**3)
+    return str(path)
+
+
+def _just_over_limit(tmp_path: Path) -> str:
+    path = tmp_path / "big.env"
+    path.write_bytes(b"A=" + b"x" * (ENV_FILE_MAX_BYTES - 2) + b"\n")
+    return str(path)
+
+
+def _latin1(tmp_path: Path) -> str:
+    path = tmp_path / "latin1.env"
+    path.write_bytes("A=caf\xe9\n".encode("latin-1"))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("make_path", "message"),
+    [
+        (lambda tmp: "/nonexistent/ank.env", "cannot read env file '/nonexistent/ank.env'"),
+        (_fifo, "is not a regular file"),
+        (lambda tmp: "/dev/zero", "env file '/dev/zero' is not a regular file"),
+        (str, "is not a regular file"),
+        (_sparse_gib, f"is larger than the limit of {ENV_FILE_MAX_BYTES} bytes"),
+        (_just_over_limit, f"is larger than the limit of {ENV_FILE_MAX_BYTES} bytes"),
+        (_latin1, "is not UTF-8 text"),
+    ],
+)
+def test_unusable_env_file_is_a_config_error_naming_it(
+    tmp_path: Path, make_path: Callable[[Path], str], message: str
+) -> None:
+    """Only a regular file of at most 1 MiB is read; a FIFO or a device never blocks the read."""
+    path = make_path(tmp_path)
+    with pytest.raises(WorkloadConfigError) as info:
+        read_env_files(INSTANCE, [path])
+    assert info.value.reason.startswith("podman option '--env-file': ")
+    assert message in info.value.reason
+
+
+def test_env_file_at_the_limit_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "limit.env"
+    path.write_bytes(b"A=" + b"x" * (ENV_FILE_MAX_BYTES - 3) + b"\n")
+    assert read_env_files(INSTANCE, [str(path)]) == {"A": "x" * (ENV_FILE_MAX_BYTES - 3)}
 
 
 def test_restart_is_refused_because_the_agent_owns_restarts() -> None:
@@ -218,7 +298,7 @@ def test_restart_is_refused_because_the_agent_owns_restarts() -> None:
         (["--mount", "type=bind,target=/x"], "needs source="),
         (["--mount", "type=nfs,target=/x"], "unsupported mount type 'nfs'"),
         (["--health-interval", "soon"], "invalid duration 'soon'"),
-        (["--env-file", "/nonexistent/ank.env"], "cannot read env file"),
+        (["--env-file="], "'--env-file': needs a file path"),
         (["--userns", "bogus"], "unsupported namespace mode 'bogus'"),
     ],
 )
@@ -244,6 +324,8 @@ def test_general_log_level_is_ignored_runtime_is_applied_others_refused(
     assert "has no effect" in caplog.text
     with pytest.raises(WorkloadConfigError, match="generalOptions '--root'"):
         translate_general(INSTANCE, ["--root", "/x"], CreateOptions())
+    with pytest.raises(WorkloadConfigError, match="'--log-level' needs a value"):
+        translate_general(INSTANCE, ["--log-level"], CreateOptions())
 
 
 def test_size_and_duration_parsers() -> None:

@@ -21,14 +21,14 @@ def config_text(**fields: object) -> str:
 
 def reason_of(text: str) -> str:
     with pytest.raises(WorkloadConfigError) as info:
-        parse_kube_config(text, INSTANCE)
+        parse_kube_config(INSTANCE, text)
     assert info.value.instance == INSTANCE
     return info.value.reason
 
 
 def test_minimal_config_has_empty_option_lists() -> None:
     """Only manifest is required; the option lists default to []."""
-    config = parse_kube_config(config_text(), INSTANCE)
+    config = parse_kube_config(INSTANCE, config_text())
     assert config.manifest == MANIFEST
     assert (config.general_options, config.play_options, config.down_options) == ((), (), ())
     assert dict(config.play.query) == {}
@@ -37,12 +37,12 @@ def test_minimal_config_has_empty_option_lists() -> None:
 
 def test_unknown_keys_are_ignored() -> None:
     """Unknown keys are ignored."""
-    assert parse_kube_config(config_text(somethingElse=[1, 2]), INSTANCE).manifest == MANIFEST
+    assert parse_kube_config(INSTANCE, config_text(somethingElse=[1, 2])).manifest == MANIFEST
 
 
 def test_null_option_list_counts_as_empty() -> None:
     """A key present with no value (YAML null) is the default."""
-    assert parse_kube_config(config_text(playOptions=None), INSTANCE).play_options == ()
+    assert parse_kube_config(INSTANCE, config_text(playOptions=None)).play_options == ()
 
 
 @pytest.mark.parametrize(
@@ -130,6 +130,8 @@ def test_replace_is_kept_for_the_runtime_not_sent_as_a_parameter() -> None:
         (["--frobnicate"], "unsupported option --frobnicate"),
         (["--network"], "playOptions: option --network needs a value"),
         (["--start=maybe"], "--start takes true or false, got 'maybe'"),
+        (["-q=maybe"], "--quiet takes true or false, got 'maybe'"),
+        (["-qx"], "unsupported option -x"),
         (["--annotation", "novalue"], "--annotation needs key=value"),
         (["host"], "unexpected argument 'host'"),
         (["-"], "unexpected argument '-'"),
@@ -149,7 +151,7 @@ def test_down_options_are_refused_because_kube_down_takes_none() -> None:
 
 def test_cli_only_general_options_are_ignored_others_refused(caplog: pytest.LogCaptureFixture) -> None:
     """GeneralOptions: logging flags of the CLI are ignored with a warning naming the workload."""
-    config = parse_kube_config(config_text(generalOptions=["--log-level", "debug", "--syslog"]), INSTANCE)
+    config = parse_kube_config(INSTANCE, config_text(generalOptions=["--log-level", "debug", "--syslog"]))
     assert config.general_options == ("--log-level", "debug", "--syslog")
     assert "web.abc.agent_A" in caplog.text
     assert "generalOptions --log-level" in caplog.text

@@ -1,0 +1,442 @@
+"""Reading container logs from Podman's REST ``/containers/{id}/logs`` endpoint.
+
+Each log being read has its own thread (a follow can block for hours, which
+must not occupy a worker of the shared executor) that holds one streaming
+response open, takes Podman's multiplexed frames apart (8-byte header: stream
+1 = stdout, 2 = stderr, then a big-endian payload length), joins each stream's
+partial frames and cuts them into lines at ``\\n`` (a ``\\r`` stays, invalid
+UTF-8 becomes U+FFFD; a last line without ``\\n`` is delivered at the end).
+
+Lines travel to the event loop through :class:`LineChannel`, which holds at
+most ``buffer_bytes`` of text: when the loop side does not take them, the
+thread stops reading and Podman's socket fills up, so a slow consumer slows the
+reading instead of growing memory. Closing the iterator stops the thread at
+once, also while Podman sends nothing: the socket is shut down under it.
+
+The request options map to the REST parameters Podman 4.3 accepts:
+``follow=true``; ``tail=<n>`` (negative means every line, absent is ``all``);
+``since``/``until`` passed as given, parsed by Podman like the CLI's (RFC 3339,
+Unix time or a duration); ``stdout=true&stderr=true`` always.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import socket
+import threading
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
+
+from podman import PodmanClient
+
+from ankaios_agent.agent.errors import RuntimeLogsFailed
+from ankaios_agent.agent.model import InstanceName
+from ankaios_agent.agent.ports import LogBatch, LogOptions
+from ankaios_agent.runtimes.podman.client import PodmanConnection
+from ankaios_agent.runtimes.podman.engine_errors import translate
+
+logger = logging.getLogger(__name__)
+
+UNTERMINATED_LIMIT = 50 * 1024 * 1024
+"""Bytes of one stream without a line feed after which that stream is given up."""
+
+OVERSIZED_LINE_NOTICE = "The previous log message exceeded the maximum 50 MB size. Closing the log campaign."
+
+DEFAULT_BUFFER_BYTES = 1024 * 1024
+DEFAULT_TAKE_BYTES = 64 * 1024
+"""About how much text one batch holds, so that handling one batch never holds the loop for long."""
+
+_HEADER = 8
+_STDOUT, _STDERR = 1, 2
+
+
+def rest_params(options: LogOptions) -> dict[str, str]:
+    """The query of ``GET /containers/{id}/logs`` for ``options``."""
+    params = {"stdout": "true", "stderr": "true"}
+    if options.follow:
+        params["follow"] = "true"
+    if options.tail is not None:
+        params["tail"] = str(options.tail) if options.tail >= 0 else "all"
+    if options.since is not None:
+        params["since"] = options.since
+    if options.until is not None:
+        params["until"] = options.until
+    return params
+
+
+class LineSplitter:
+    """Podman's frames in, complete lines out, for both streams of one container (pure).
+
+    With ``timestamps`` every frame starts with its record's time and a space
+    (``timestamps=true`` on the request; Podman gives whole seconds there). The
+    time is taken off, and for the last few seconds seen the splitter counts
+    the bytes it took per stream, so that after :meth:`resume` a second read
+    starting at :attr:`resume_time` delivers only what is new. Bytes are
+    counted, not records: Podman does not always cut a long line into the same
+    partial records when it reads the file again. Several seconds are kept
+    because a follow that Podman ends early may close with a few records from
+    further on in the file.
+    """
+
+    def __init__(
+        self, unterminated_limit: int = UNTERMINATED_LIMIT, *, timestamps: bool = False, window: int = 4
+    ) -> None:
+        self._raw = bytearray()
+        self._pending = {_STDOUT: bytearray(), _STDERR: bytearray()}
+        self._closed: set[int] = set()
+        self._limit = unterminated_limit
+        self._timestamps = timestamps
+        self._window = window
+        self._recent: dict[bytes, dict[int, int]] = {}
+        self._last_stamp = b""
+        self._skip_time = -1
+        self._skip = {_STDOUT: 0, _STDERR: 0}
+
+    @property
+    def resume_time(self) -> bytes:
+        """Where a second read has to start (Podman's time text; empty: nothing taken yet)."""
+        return min(self._recent, key=timestamp_ns) if self._recent else b""
+
+    def resume(self) -> None:
+        """From here on drop what was taken already: records older than ``resume_time`` and, from
+        there on, as many bytes per stream as were taken since."""
+        if self._recent:
+            self._skip_time = timestamp_ns(self.resume_time)
+            self._skip = {
+                stream: sum(counts[stream] for counts in self._recent.values()) for stream in self._skip
+            }
+
+    def feed(self, data: bytes) -> list[str]:
+        """Take the next bytes of the response body; return the lines they complete."""
+        self._raw += data
+        lines: list[str] = []
+        offset = 0
+        while len(self._raw) - offset >= _HEADER:
+            size = int.from_bytes(self._raw[offset + 4 : offset + 8], "big")
+            end = offset + _HEADER + size
+            if len(self._raw) < end:
+                break
+            stream = self._raw[offset]
+            if stream not in self._pending:
+                stream = _STDOUT  # stdin echo or an unknown stream: treat as output, as a terminal would
+            payload = self._raw[offset + _HEADER : end]
+            if self._timestamps:
+                payload = self._new_part(stream, payload)
+            if payload:
+                self._take(stream, payload, lines)
+            offset = end
+        del self._raw[:offset]
+        return lines
+
+    def finish(self) -> list[str]:
+        """The unterminated rest of each stream, as a last line of its own."""
+        lines = [_decode(rest) for rest in self._pending.values() if rest]
+        for rest in self._pending.values():
+            rest.clear()
+        return lines
+
+    def _new_part(self, stream: int, payload: bytearray) -> bytearray:
+        """The record's text without its time, less what an earlier read delivered."""
+        space = payload.find(b" ")
+        stamp, text = bytes(payload[:space]), payload[space + 1 :]
+        if stamp != self._last_stamp:
+            self._last_stamp = stamp
+            if stamp not in self._recent:
+                self._recent[stamp] = {_STDOUT: 0, _STDERR: 0}
+                if len(self._recent) > self._window:
+                    del self._recent[min(self._recent, key=timestamp_ns)]
+        self._recent[stamp][stream] += len(text)
+        if self._skip_time >= 0:
+            if timestamp_ns(stamp) < self._skip_time:
+                return bytearray()
+            cut = min(self._skip[stream], len(text))
+            self._skip[stream] -= cut
+            if not any(self._skip.values()):
+                self._skip_time = -1
+            return text[cut:]
+        return text
+
+    def _take(self, stream: int, payload: bytes | bytearray, lines: list[str]) -> None:
+        if stream in self._closed:
+            return
+        pending = self._pending[stream]
+        pending += payload
+        cut = pending.rfind(b"\n")
+        if cut >= 0:
+            lines.extend(_decode(line) for line in bytes(pending[:cut]).split(b"\n"))
+            del pending[: cut + 1]
+        if len(pending) > self._limit:
+            pending.clear()
+            self._closed.add(stream)
+            lines.append(OVERSIZED_LINE_NOTICE)
+
+
+def timestamp_ns(stamp: bytes) -> int:
+    """Nanoseconds since the epoch of an RFC 3339 time as Podman writes it (fraction optional)."""
+    text = stamp.decode("ascii", errors="replace")
+    try:
+        whole, _, rest = text.partition(".")
+        if rest:
+            digits = len(rest) - len(rest.lstrip("0123456789"))
+            fraction, zone = rest[:digits], rest[digits:]
+        else:
+            fraction, zone = "", whole[19:]
+            whole = whole[:19]
+        moment = datetime.datetime.fromisoformat(whole + (zone.replace("Z", "+00:00") or "+00:00"))
+    except ValueError:
+        return 0
+    return int(moment.timestamp()) * 1_000_000_000 + int((fraction + "000000000")[:9])
+
+
+def _since_text(ns: int) -> str:
+    """An RFC 3339 time with nanoseconds, in UTC, that Podman's ``since`` accepts."""
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{fraction:09d}Z"
+
+
+def _decode(data: bytes | bytearray) -> str:
+    return bytes(data).decode("utf-8", errors="replace")
+
+
+class LineChannel:
+    """Lines from reader threads to one consumer on the event loop, holding at most ``capacity`` bytes.
+
+    Producers block in :meth:`put` while the channel is full (one batch larger
+    than the whole capacity is let through on its own, so nothing is stuck).
+    The consumer is woken through ``call_soon_threadsafe`` only when the
+    channel turns non-empty, so a fast log costs the loop one callback per
+    take, not one per line.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, producers: int, capacity: int) -> None:
+        self._loop = loop
+        self._cond = threading.Condition()
+        self._lines: list[str] = []
+        self._bytes = 0
+        self._capacity = capacity
+        self._producers = producers
+        self._errors: list[str] = []
+        self._closed = False
+        self._ready = asyncio.Event()
+
+    # --- producer side (reader threads) ---------------------------------------------
+
+    def put(self, lines: Sequence[str]) -> bool:
+        """Queue ``lines``; False when the consumer has gone and the reader should stop."""
+        size = sum(len(line) for line in lines) + len(lines)
+        with self._cond:
+            while not self._closed and self._bytes > 0 and self._bytes + size > self._capacity:
+                self._cond.wait()
+            if self._closed:
+                return False
+            was_empty = not self._lines
+            self._lines.extend(lines)
+            self._bytes += size
+        if was_empty:
+            self._wake()
+        return True
+
+    def done(self, error: str | None = None) -> None:
+        """One producer has finished (``error``: why it could not read)."""
+        with self._cond:
+            self._producers -= 1
+            if error is not None:
+                self._errors.append(error)
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(RuntimeError):  # loop already closed at shutdown
+            self._loop.call_soon_threadsafe(self._ready.set)
+
+    # --- consumer side (event loop) ---------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def take(self, max_bytes: int = DEFAULT_TAKE_BYTES) -> tuple[LogBatch, bool]:
+        """Wait for lines; return those queued first (about ``max_bytes`` of them, at least one)
+        and whether every producer has finished and nothing is left."""
+        while True:
+            with self._cond:
+                count = size = 0
+                for line in self._lines:
+                    if count and size + len(line) + 1 > max_bytes:
+                        break
+                    size += len(line) + 1
+                    count += 1
+                lines = self._lines[:count]
+                del self._lines[:count]
+                self._bytes -= size
+                finished = self._producers <= 0 and not self._lines
+                if not self._lines:
+                    self._ready.clear()
+                if lines:
+                    self._cond.notify_all()
+            if lines or finished:
+                return tuple(lines), finished
+            await self._ready.wait()
+
+    def errors(self) -> list[str]:
+        with self._cond:
+            return list(self._errors)
+
+    def close(self) -> None:
+        """The consumer stops: release blocked producers (they see ``put`` return False)."""
+        with self._cond:
+            self._closed = True
+            self._lines = []
+            self._bytes = 0
+            self._cond.notify_all()
+
+
+@dataclass
+class _Reader:
+    """One container's log, read in its own thread into a shared channel."""
+
+    connection: PodmanConnection
+    container_id: str
+    params: dict[str, str]
+    channel: LineChannel
+    label: str
+    stop: threading.Event
+    _sock: socket.socket | None = None
+
+    def run(self) -> None:
+        error: str | None = None
+        client = self.connection.stream_client()
+        splitter = LineSplitter(timestamps=True)
+        try:
+            error = self._read(client, self.params, splitter)
+            if error is None and self.params.get("follow") and not self.stop.is_set():
+                # Podman 4.3 ends a follow as soon as the container has stopped, before it has
+                # sent the last records of the file; a plain read from the last record on
+                # delivers the rest. A container removed meanwhile has no rest to read.
+                catch_up = {k: v for k, v in self.params.items() if k not in ("follow", "tail")}
+                if splitter.resume_time:
+                    catch_up["since"] = _since_text(timestamp_ns(splitter.resume_time) - 1_000)
+                elif "tail" in self.params:
+                    catch_up["tail"] = self.params["tail"]
+                logger.debug(
+                    "log of %s: follow ended after %s; reading the rest with %s",
+                    self.label,
+                    splitter.resume_time.decode(errors="replace"),
+                    catch_up,
+                )
+                splitter.resume()
+                if self._read(client, catch_up, splitter) is not None:
+                    logger.debug("log of %s: nothing more after the follow ended", self.label)
+            rest = splitter.finish()
+            if rest and not self.stop.is_set():
+                self.channel.put(rest)
+        except Exception as exc:
+            if not self.stop.is_set():
+                translated = translate("read a log", exc)
+                error = translated.reason if translated is not None else str(exc)
+        finally:
+            with contextlib.suppress(Exception):
+                client.close()  # type: ignore[no-untyped-call]
+            self.channel.done(error)
+
+    def _read(self, client: PodmanClient, params: dict[str, str], splitter: LineSplitter) -> str | None:
+        """One logs response into the channel; Podman's refusal text, or None."""
+        response = client.api.get(
+            f"/containers/{self.container_id}/logs", params={**params, "timestamps": "true"}, stream=True
+        )
+        try:
+            if response.status_code >= 400:
+                return _refusal(response)
+            self._sock = _socket_of(response)
+            if self.stop.is_set():
+                return None
+            for chunk in response.iter_content(chunk_size=None):
+                lines = splitter.feed(chunk)
+                if lines and not self.channel.put(lines):
+                    return None
+                if self.stop.is_set():
+                    return None
+            return None
+        finally:
+            self._sock = None
+            response.close()
+
+    def interrupt(self) -> None:
+        """Unblock a read in progress (called from the loop thread)."""
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def _refusal(response: object) -> str:
+    text = ""
+    with contextlib.suppress(Exception):
+        body = response.json()  # type: ignore[attr-defined]
+        if isinstance(body, dict):
+            text = str(body.get("message") or body.get("cause") or "")
+    status = getattr(response, "status_code", "?")
+    return text or f"Podman answered HTTP {status}"
+
+
+def _socket_of(response: object) -> socket.socket | None:
+    """The socket under a streaming requests response (urllib3 2.x), to interrupt blocking reads."""
+    raw = getattr(response, "raw", None)
+    connection = getattr(raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+async def read_logs(
+    connection: PodmanConnection,
+    instance: InstanceName,
+    container_ids: Sequence[str],
+    options: LogOptions,
+    *,
+    buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+) -> AsyncGenerator[LogBatch, None]:
+    """Batches of lines of the containers' logs, merged, until every one has ended.
+
+    Raises RuntimeLogsFailed (after yielding what was read) when no container
+    log could be read at all; a failure of some of several containers is logged.
+    """
+    channel = LineChannel(asyncio.get_running_loop(), len(container_ids), buffer_bytes)
+    stop = threading.Event()
+    params = rest_params(options)
+    readers = [
+        _Reader(connection, cid, params, channel, f"{instance.workload}/{cid[:12]}", stop)
+        for cid in container_ids
+    ]
+    threads = [threading.Thread(target=r.run, name=f"ank-logs-{r.label}", daemon=True) for r in readers]
+    for thread in threads:
+        thread.start()
+    try:
+        finished = not readers
+        while not finished:
+            batch, finished = await channel.take()
+            if batch:
+                yield batch
+        errors = channel.errors()
+        if errors and len(errors) == len(readers):
+            raise RuntimeLogsFailed(instance, "; ".join(errors))
+        for error in errors:
+            logger.warning("workload %s: one container's log could not be read: %s", instance, error)
+    finally:
+        stop.set()
+        channel.close()
+        for reader in readers:
+            reader.interrupt()
+
+
+__all__ = [
+    "DEFAULT_BUFFER_BYTES",
+    "OVERSIZED_LINE_NOTICE",
+    "UNTERMINATED_LIMIT",
+    "LineChannel",
+    "LineSplitter",
+    "read_logs",
+    "rest_params",
+]
