@@ -11,7 +11,6 @@ then runs, and, after the agent was killed with SIGKILL and started again
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import subprocess
@@ -46,11 +45,6 @@ if _MISSING is not None:
         raise RuntimeError(f"the ankaios-sdk test must run here, but {_MISSING}")
     pytestmark = [pytest.mark.podman, pytest.mark.skip(reason=f"ankaios-sdk client image: {_MISSING}")]
 
-# The agent speaks v1.0.1 to its server only once its session layer has the dialect catalogue.
-needs_v1_sessions = pytest.mark.skipif(
-    importlib.util.find_spec("ankaios_agent.agent.dialects") is None,
-    reason="this agent's connection does not speak Ankaios v1.0.1 yet",
-)
 
 SLEEPER = f"image: {IMAGE}\ncommandArgs: ['sh', '-c', 'trap \"exit 0\" TERM; sleep 1000 & wait']\n"
 
@@ -110,7 +104,6 @@ async def start_agent(command: list[str], log: Path) -> asyncio.subprocess.Proce
         return await asyncio.create_subprocess_exec(*command, stdout=out, stderr=subprocess.STDOUT)
 
 
-@needs_v1_sessions
 async def test_sdk_connects_reads_is_refused_updates_and_reconnects_after_agent_restart(
     podman_env: PodmanEnv, agent_name: str, tmp_path: Path
 ) -> None:
