@@ -61,6 +61,7 @@ from ankaios_agent.agent.errors import ControlInterfaceError, RuntimeFailure, Wo
 from ankaios_agent.agent.lifecycle_rules import LifecycleRules, RulesHolder
 from ankaios_agent.agent.model import (
     NO_MORE_RETRIES,
+    AccessRules,
     ExecutionState,
     InstanceName,
     RestartPolicy,
@@ -182,6 +183,7 @@ class WorkloadLoop:
         self._runtime_id: str | None = None
         self._control_dir: Path | None = None
         self._control_folder: str | None = None
+        self._control_rules: AccessRules | None = None
         self._retry_count = 1
         self._retry_number = 0  # the retry scheduled last when retrying forever; 0: none yet
         self._timer: asyncio.Task[None] | None = None
@@ -316,18 +318,21 @@ class WorkloadLoop:
     async def _prepare_control_dir(self, spec: WorkloadSpec) -> str | None:
         """Make sure the FIFO folder of ``spec`` exists; returns an error text or None."""
         folder = spec.instance.folder_name
-        if self._control_dir is not None and self._control_folder == folder:
+        rules = spec.control_interface_access
+        if self._control_dir is not None and (self._control_folder, self._control_rules) == (folder, rules):
             return None
         try:
-            self._control_dir = await self._ci.ensure(spec.instance)
+            self._control_dir = await self._ci.ensure_for(spec)
         except ControlInterfaceError as err:
             return err.reason
         self._control_folder = folder
+        self._control_rules = rules
         return None
 
     async def _release_control_dir(self) -> None:
         self._control_dir = None
         self._control_folder = None
+        self._control_rules = None
         try:
             await self._ci.remove(self.name)
         except ControlInterfaceError as err:
@@ -507,7 +512,13 @@ class WorkloadLoop:
     # --- update and delete --------------------------------------------------------------------
 
     async def _update(self, new: WorkloadSpec | None, old: InstanceName | None) -> None:
-        if new is None or (self._control_folder not in (None, new.instance.folder_name)):
+        # Like the reference, the old control interface goes before the old container when the
+        # new instance needs another one (new id or other access rules).
+        if new is None or (
+            self._control_folder is not None
+            and (self._control_folder, self._control_rules)
+            != (new.instance.folder_name, new.control_interface_access)
+        ):
             await self._release_control_dir()
         current = self._spec
         if current is not None:

@@ -68,7 +68,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ankaios_agent.agent.model import REQUEST_ID_SEPARATOR, Request, Response
-from ankaios_agent.control_interface.codec import Codec, Dropped, DropReason, Rejected
+from ankaios_agent.control_interface.codec import (
+    Accepted,
+    Answered,
+    Closed,
+    Codec,
+    Decoded,
+    Dropped,
+    DropReason,
+    Rejected,
+    ResponseGate,
+)
 from ankaios_agent.control_interface.fifo import INPUT_FIFO, OUTPUT_FIFO, ControlFolder, FileId
 from ankaios_agent.control_interface.framing import MAX_FRAME_SIZE, CorruptStream, FrameDecoder
 
@@ -165,6 +175,14 @@ class RelayCounters:
     """Responses for a control interface closed because a FIFO was replaced."""
     closed_replaced_fifo: int = 0
     """1 once the control interface was closed because a FIFO was replaced."""
+    writers_left: int = 0
+    """Times every writer had closed ``output`` (EOF seen)."""
+    requests_answered: int = 0
+    """Answered by the agent itself (denied by the access rules, or not acceptable)."""
+    handshakes_accepted: int = 0
+    handshakes_refused: int = 0
+    responses_dropped_session_closed: int = 0
+    """Responses for a workload whose handshake failed (its session is closed)."""
 
 
 class Relay:
@@ -208,6 +226,7 @@ class Relay:
         self._held: collections.deque[bytes] = collections.deque()
         self._reading = False
         self._expiry_timer: asyncio.TimerHandle | None = None
+        self._releasing = False
         # writer half
         self._in_fd: int | None = None
         self._in_timer: asyncio.TimerHandle | None = None
@@ -216,8 +235,13 @@ class Relay:
         self._in_error: int | None = None
         # Encoded frames for input; the first one may be partly written (``_offset`` bytes).
         self._pending: collections.deque[bytes] = collections.deque()
+        # Beside each pending frame: what to tell the server if the frame is dropped undelivered.
+        self._on_drop: collections.deque[Request | None] = collections.deque()
+        self._cancelled: set[str] = set()
         self._offset = 0
         self._flush_scheduled = False
+        # Responses that arrived before the workload's handshake was accepted (encoded).
+        self._before_handshake: collections.deque[bytes] = collections.deque()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -241,6 +265,8 @@ class Relay:
         self._close_input()
         undelivered = len(self._pending)
         self._pending.clear()
+        self._on_drop.clear()
+        self._before_handshake.clear()
         self._offset = 0
         self._held.clear()
         self._in_flight.clear()
@@ -366,9 +392,17 @@ class Relay:
 
     def _release(self) -> None:
         """Handle held frames while slots are free, then resume reading if within the share."""
-        held = self._held
-        while held and len(self._in_flight) < self._settings.max_in_flight and self._running:
-            self._handle_frame(held.popleft())
+        if self._releasing:
+            # A response routed from inside forward(): the loop below goes on by itself, and
+            # recursing here would nest one level per held frame.
+            return
+        self._releasing = True
+        try:
+            held = self._held
+            while held and len(self._in_flight) < self._settings.max_in_flight and self._running:
+                self._handle_frame(held.popleft())
+        finally:
+            self._releasing = False
         if self._running:
             self._update_reading()
 
@@ -395,6 +429,8 @@ class Relay:
                 return
 
     def _on_output_eof(self) -> None:
+        self.counters.writers_left += 1
+        self._codec.writer_left()
         if self._decoder.pending:
             self.counters.truncated_frames += 1
             log.warning(
@@ -428,16 +464,47 @@ class Relay:
                 err.reason,
                 self.counters.corrupt_streams,
             )
+            self._held.extend(frames)
+            self._release()
+            # Asked only now: the complete frames before the corrupt point may hold the hello.
+            answer = self._codec.stream_corrupt()
+            if answer is not None:
+                self._handle_result(answer)
+            return
         self._held.extend(frames)
         self._release()
 
     def _handle_frame(self, payload: bytes) -> None:
-        result = self._codec.decode(payload)
+        self._handle_result(self._codec.decode(payload))
+
+    def _handle_result(self, result: Decoded) -> None:
         if isinstance(result, Dropped):
             self._count_drop(result)
             return
         if isinstance(result, Rejected):
             self._reject(result)
+            return
+        if isinstance(result, Answered):
+            self._answer(result)
+            return
+        if isinstance(result, Accepted):
+            self.counters.handshakes_accepted += 1
+            self._queue_frame(result.frame)
+            while self._before_handshake:
+                self._queue_frame(self._before_handshake.popleft())
+            return
+        if isinstance(result, Closed):
+            self.counters.handshakes_refused += 1
+            self._queue_frame(result.frame)
+            dropped = len(self._before_handshake)
+            self._before_handshake.clear()
+            self.counters.responses_dropped_session_closed += dropped
+            if dropped:
+                log.warning(
+                    "workload %s: %d response(s) dropped: its control interface session was closed",
+                    self.workload,
+                    dropped,
+                )
             return
         request = replace(result, request_id=self._prefix + result.request_id)
         try:
@@ -448,6 +515,34 @@ class Relay:
             return
         self.counters.requests_forwarded += 1
         self._in_flight.append(time.monotonic())
+
+    def _notify_server_of_drop(self, request: Request) -> None:
+        """Tell the server once per request id (e.g. stop a log stream nobody reads)."""
+        if request.request_id in self._cancelled:
+            return
+        self._cancelled.add(request.request_id)
+        log.info(
+            "workload %s: log entries for request %r could not be delivered; stopping that log collection",
+            self.workload,
+            request.request_id,
+        )
+        try:
+            self._forward(replace(request, request_id=self._prefix + request.request_id))
+        except Exception:
+            self.counters.forward_failures += 1
+            log.exception("workload %s: cancelling request %r failed", self.workload, request.request_id)
+
+    def _answer(self, answered: Answered) -> None:
+        self.counters.requests_answered += 1
+        if _worth_logging(self.counters.requests_answered):
+            log.info(
+                "workload %s: request answered by the agent, not sent to the server: %s "
+                "(%d answered so far, logged again at twice that count)",
+                self.workload,
+                answered.reason,
+                self.counters.requests_answered,
+            )
+        self._queue_frame(answered.frame)
 
     def _reject(self, rejected: Rejected) -> None:
         self.counters.requests_rejected += 1
@@ -496,12 +591,32 @@ class Relay:
             self._in_flight.popleft()
             if self._running and (self._held or not self._reading):
                 self._release()
-        self._queue_frame(self._codec.encode_response(response))
+        gate = self._codec.gate
+        if gate is ResponseGate.PASS:
+            self._queue_frame(self._codec.encode_response(response), self._codec.on_undelivered(response))
+        elif gate is ResponseGate.HOLD:
+            if len(self._before_handshake) >= self._settings.buffer_size:
+                self._before_handshake.popleft()
+                self.counters.responses_dropped_buffer_full += 1
+            self._before_handshake.append(self._codec.encode_response(response))
+        else:
+            self.counters.responses_dropped_session_closed += 1
+            if _worth_logging(self.counters.responses_dropped_session_closed):
+                log.warning(
+                    "workload %s: response %r dropped: its control interface session is closed (%d so far)",
+                    self.workload,
+                    response.request_id,
+                    self.counters.responses_dropped_session_closed,
+                )
 
-    def _queue_frame(self, data: bytes) -> None:
+    def _queue_frame(self, data: bytes, on_drop: Request | None = None) -> None:
         in_flight = 1 if self._offset else 0  # a frame cut in the middle can never be dropped
         if len(self._pending) - in_flight >= self._settings.buffer_size:
             del self._pending[in_flight]
+            notice = self._on_drop[in_flight]
+            del self._on_drop[in_flight]
+            if notice is not None:
+                self._notify_server_of_drop(notice)
             self.counters.responses_dropped_buffer_full += 1
             if _worth_logging(self.counters.responses_dropped_buffer_full):
                 log.warning(
@@ -513,6 +628,7 @@ class Relay:
                     self.counters.responses_dropped_buffer_full,
                 )
         self._pending.append(data)
+        self._on_drop.append(on_drop)
         if not self._running:
             return
         if self._in_fd is not None:
@@ -612,6 +728,7 @@ class Relay:
             self._offset += written
             while pending and self._offset >= len(pending[0]):
                 self._offset -= len(pending.popleft())
+                self._on_drop.popleft()
                 self.counters.responses_written += 1
             if short:
                 # The pipe is full: wait for the workload to read instead of spinning on EAGAIN.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -10,7 +11,15 @@ import pytest
 
 from ankaios_agent.agent.errors import RuntimeDeleteFailed, RuntimeUnavailable, WorkloadConfigError
 from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaceHost, FakeRuntime
-from ankaios_agent.agent.model import ExecutionState, RestartPolicy, WorkloadSpec, WorkloadState
+from ankaios_agent.agent.model import (
+    AccessRules,
+    ExecutionState,
+    Operation,
+    RestartPolicy,
+    StateRule,
+    WorkloadSpec,
+    WorkloadState,
+)
 from ankaios_agent.agent.ports import StateChange
 from ankaios_agent.agent.timings import AgentTimings
 from ankaios_agent.agent.workload_loop import WorkloadLoop
@@ -225,6 +234,19 @@ async def test_update_with_same_folder_keeps_control_interface(h: Harness) -> No
     loop.commands.update(spec("a", "1", restart=RestartPolicy.ALWAYS), inst("a", "1"))
     await h.sink.wait_for(lambda: len(h.sink.trace("a")) == 6)
     assert h.ci.removed == []
+
+
+async def test_update_with_other_access_rules_replaces_control_interface(h: Harness) -> None:
+    """Same instance, other rules: the old control interface goes before the old container,
+    and the new instance asks for one again with its own rules."""
+    loop = h.loop("a")
+    loop.commands.create(spec("a", "1"))
+    await h.sink.wait_for_state("a", RUNNING)
+    rules = AccessRules(allow=(StateRule(Operation.READ, ("*",)),))
+    loop.commands.update(dataclasses.replace(spec("a", "1"), control_interface_access=rules), inst("a", "1"))
+    await h.sink.wait_for(lambda: len(h.sink.trace("a")) == 6)
+    assert h.ci.removed == ["a"]
+    assert h.ci.ensured == [inst("a", "1"), inst("a", "1")]
 
 
 async def test_update_delete_only_then_update_reports_old_name_twice(h: Harness) -> None:
