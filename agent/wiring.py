@@ -41,7 +41,15 @@ async def assemble(config: AgentConfig, sink: MessageSink) -> AsyncIterator[Agen
         control_interfaces = ControlInterfaceHost(config.io_folder, forward=sink.send, backlog=backlog)
         # The one cell that says which dialect's lifecycle rules apply; sessions switch it.
         rules = RulesHolder()
-        yield Manager(config.name, runtimes, control_interfaces, sink, AgentTimings(), rules=rules)
+        yield Manager(
+            config.name,
+            runtimes,
+            control_interfaces,
+            sink,
+            AgentTimings(),
+            rules=rules,
+            run_folder=config.io_folder,
+        )
     finally:
         # Stops the private Podman service if discovery started one; containers keep running.
         await run_blocking(connection.close)

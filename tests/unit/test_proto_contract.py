@@ -1,6 +1,6 @@
 """proto/ankaios.proto against the v0.3.1 wire contract, field by field (behaviour "Wire contract").
 
-The expected tables below are transcribed from the spec, not from the .proto,
+The expected tables below are written down from the v0.3.1 wire contract, not read from the .proto,
 so a drift in either shows up here.
 """
 
