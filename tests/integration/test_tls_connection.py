@@ -47,7 +47,7 @@ class TlsServerDouble(ServerDouble):
 
     async def start(self, port: int = 0) -> int:
         server = grpc.aio.server(options=SERVER_OPTIONS)
-        pb_grpc.add_AgentConnectionServicer_to_server(self, server)  # type: ignore[no-untyped-call]
+        pb_grpc.add_AgentConnectionServicer_to_server(self, server)
         bound: int = server.add_secure_port(f"127.0.0.1:{port}", self._credentials)
         await server.start()
         self._server, self._port, self._stopping = server, bound, False

@@ -425,9 +425,11 @@ async def test_other_restarts_replace_the_container(
         await h.sink.wait_for_state("a", RUNNING)
         runtime_id = h.runtime.container("a").runtime_id
         h.runtime.exit("a", code)
-        await h.sink.wait_for(
-            lambda h=h: len(h.runtime.created("a")) == 2 and h.sink.trace("a")[-1] == ("1", RUNNING)
-        )
+
+        def replaced(h: Harness = h) -> bool:
+            return len(h.runtime.created("a")) == 2 and h.sink.trace("a")[-1] == ("1", RUNNING)
+
+        await h.sink.wait_for(replaced)
         assert [s for _, s in h.sink.trace("a")[3:]] == [STOPPING_REQUESTED, REMOVED, STARTING, RUNNING]
         assert h.runtime.reused() == []
         assert h.runtime.container("a").runtime_id != runtime_id
