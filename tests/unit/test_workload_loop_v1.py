@@ -14,6 +14,7 @@ import pytest
 
 from ankaios_agent.agent.errors import WorkloadConfigError
 from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaceHost, FakeRuntime
+from ankaios_agent.agent.instance_folder import folder_name_is_safe
 from ankaios_agent.agent.lifecycle_rules import V0_3_RULES, V1_RULES, RulesHolder
 from ankaios_agent.agent.model import (
     ExecutionState,
@@ -25,7 +26,7 @@ from ankaios_agent.agent.model import (
     WorkloadState,
 )
 from ankaios_agent.agent.timings import AgentTimings
-from ankaios_agent.agent.workload_loop import WorkloadLoop, folder_name_is_safe
+from ankaios_agent.agent.workload_loop import WorkloadLoop
 from tests.support.lifecycle import WaitingSink, settle
 from tests.unit.lifecycle_support import (
     NO_MORE_RETRIES,
