@@ -52,7 +52,8 @@ from ankaios_agent.control_interface.authorizer import Authorizer
 from ankaios_agent.control_interface.codec import Codec
 from ankaios_agent.control_interface.codec_v0_3_1 import CodecV0_3_1
 from ankaios_agent.control_interface.codec_v1 import CodecV1
-from ankaios_agent.control_interface.relay import Relay, RelayCounters, RelaySettings
+from ankaios_agent.control_interface.relay import Relay
+from ankaios_agent.control_interface.relay_settings import RelayCounters, RelaySettings
 
 log = logging.getLogger(__name__)
 

@@ -155,7 +155,7 @@ async def test_abusive_workloads_leave_the_agent_and_the_others_unaffected(
         await wait_until(lambda: ids().count("flood@flood") == FLOOD and "beyond-rules@within" in ids())
         assert set(ids()) == {"good@good-1", "flood@flood", "beyond-rules@within"}
 
-        def counters(name: str):  # type: ignore[no-untyped-def]
+        def counters(name: str):
             found = host.counters(name)
             assert found is not None
             return found

@@ -20,6 +20,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import pytest
@@ -77,7 +78,10 @@ async def _connection(
             await task
 
 
-async def _started(double: Double, port: int = 0) -> Double:
+AnyDouble = TypeVar("AnyDouble", ServerDouble, ServerDoubleV1)
+
+
+async def _started(double: AnyDouble, port: int = 0) -> AnyDouble:
     await double.start(port)
     return double
 
@@ -384,6 +388,7 @@ async def test_empty_server_hello_after_a_server_restart_removes_everything(
 ) -> None:
     (tmp_path / f"{agent_name}_io").mkdir()
     server = make_double("v1.0.1", _state(agent_name, _sleeper("a", agent_name) + _sleeper("b", agent_name)))
+    assert isinstance(server, ServerDoubleV1)
     await server.start()
     agent = RunningAgent(server, agent_name, tmp_path, podman_env)
     try:

@@ -36,7 +36,7 @@ from tests.server_double_v1 import ServerDoubleV1, state_from_yaml
 from tests.support.podman_env import IMAGE, PodmanEnv
 from tests.support.sdk_image import ensure_sdk_image, missing_reason
 
-pytestmark = pytest.mark.podman
+pytestmark: list[pytest.MarkDecorator] = [pytest.mark.podman]
 
 SLOW = 120.0
 _MISSING = missing_reason()

@@ -95,7 +95,8 @@ def test_protocol_major(version: str, major: int | None) -> None:
 
 def test_sdk_hello_is_accepted_with_the_exact_frame() -> None:
     c = codec()
-    assert c.gate is ResponseGate.HOLD
+    gate_before_hello = c.gate
+    assert gate_before_hello is ResponseGate.HOLD
     result = c.decode(bytes.fromhex("0a07120531 2e302e30".replace(" ", "")))
     assert isinstance(result, Accepted)
     assert result.frame == bytes.fromhex("022200")

@@ -411,18 +411,25 @@ async def test_restart_back_off_doubles_from_one_second_up_to_the_cap(manual: Ha
     h.loop("a").commands.create(spec("a", restart=RestartPolicy.ON_FAILURE))
     for expected_delay in (None, 1.0, 2.0, 4.0, 4.0):
         runs = len(h.runtime.created("a"))
+
+        def created_again(runs: int = runs) -> bool:
+            return len(h.runtime.created("a")) == runs + 1
+
+        def slept(delay: float | None = expected_delay) -> bool:
+            return h.clock.sleeps[-1:] == [delay]
+
         await h.sink.wait_for(lambda: h.sink.trace("a")[-1] == ("1", RUNNING))
         h.runtime.exit("a", 1)
         if expected_delay is None:
-            await h.sink.wait_for(lambda runs=runs: len(h.runtime.created("a")) == runs + 1)
+            await h.sink.wait_for(created_again)
             assert h.clock.sleeps == []
             continue
-        await h.sink.wait_for(lambda d=expected_delay: h.clock.sleeps[-1:] == [d])
+        await h.sink.wait_for(slept)
         await settle()
         assert len(h.runtime.created("a")) == runs  # still waiting, exit state still shown
         assert h.sink.trace("a")[-1] == ("1", ExecutionState.exec_failed(1))
         h.clock.advance(expected_delay)
-        await h.sink.wait_for(lambda runs=runs: len(h.runtime.created("a")) == runs + 1)
+        await h.sink.wait_for(created_again)
     assert h.clock.sleeps == [1.0, 2.0, 4.0, 4.0]
 
 
@@ -567,10 +574,12 @@ async def test_phase_follows_create_retry_restart_and_delete(manual: Harness) ->
     h = manual
     h.runtime.fail_creates("a", "busy")
     loop = h.loop("a")
-    assert loop.phase is Phase.IDLE
+    phase_before_create = loop.phase
+    assert phase_before_create is Phase.IDLE
     loop.commands.create(spec("a", restart=RestartPolicy.ALWAYS))
     await h.sink.wait_for_state("a", RUNNING)  # the immediate retry worked
-    assert loop.phase is Phase.RUNNING
+    phase_after_retry = loop.phase
+    assert phase_after_retry is Phase.RUNNING
     h.clock.advance(1)
     h.runtime.exit("a", 0)
     await h.sink.wait_for_state("a", ExecutionState.succeeded())
