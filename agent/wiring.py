@@ -38,7 +38,12 @@ async def assemble(config: AgentConfig, sink: MessageSink) -> AsyncIterator[Agen
             runtime.name: runtime for runtime in (podman, kube) if runtime.name in config.runtimes
         }
         backlog = sink.queued_requests if isinstance(sink, Outbox) else None
-        control_interfaces = ControlInterfaceHost(config.io_folder, forward=sink.send, backlog=backlog)
+        control_interfaces = ControlInterfaceHost(
+            config.io_folder,
+            forward=sink.send,
+            backlog=backlog,
+            strict_authorization=config.strict_authorization,
+        )
         # The one cell that says which dialect's lifecycle rules apply; sessions switch it.
         rules = RulesHolder()
         yield Manager(

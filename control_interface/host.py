@@ -21,12 +21,13 @@ session starts; it applies to control interfaces made from then on):
   FIFOs instead of hanging). Changed rules replace the control interface: the
   old one goes first, then the new one is made with fresh FIFOs.
 
-Authorization runs in strict mode: a ``*`` in a request cannot slip past a
-deny rule that names what it would expand to, an allow pattern reaches up to
-the parents of its subtree only when it is ``*`` itself, and a log rule is
-searched to its end. A client that follows the documented rule semantics sees
-the same decisions as with the reference agent; only requests that relied on
-the reference's matching accidents are decided by the rules as written.
+Authorization decides as the reference agent does, quirks included, because
+what a workload can observe must not change with the agent it runs under
+(behaviour "v1.0.1: authorization"). One of those quirks is a hole: a ``*`` in
+a request slips past a deny rule that names what it would expand to. The
+opt-in strict mode (``--strict-authorization``) closes it: a request ``*``
+meets every deny segment, an allow pattern reaches up to the parents of its
+subtree only when it is ``*`` itself, and a log rule is searched to its end.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class ControlInterfaceHost:
         backlog: Callable[[str], int] | None = None,
         *,
         dialect: Dialect = Dialect.V0_3,
-        strict_authorization: bool = True,
+        strict_authorization: bool = False,
     ) -> None:
         """``backlog(workload)``: how many of its requests still wait to be written to the server
         (``Outbox.queued_requests``); without it a request counts as written once forwarded.

@@ -290,3 +290,38 @@ async def test_log_entries_nobody_reads_stop_their_collection_once(
     assert base.Request.FromString(cancel.body).WhichOneof("RequestContent") == "logsCancelRequest"
     assert forwarded.queue.empty()  # once per collection, not once per dropped entry
     writer.close()
+
+
+@pytest.mark.parametrize(("strict", "forwarded_expected"), [(False, True), (True, False)])
+async def test_request_wildcard_past_a_deny_rule_only_in_the_reference_mode(
+    tmp_path: Path, strict: bool, forwarded_expected: bool
+) -> None:
+    """By default the agent decides as the reference does, hole included: with allow
+    ``desiredState.workloads`` and deny ``desiredState.workloads.secret`` the mask
+    ``desiredState.workloads.*`` is forwarded. ``--strict-authorization`` refuses it."""
+    forwarded = Forwarded()
+    cis = ControlInterfaceHost(tmp_path / "agent_A_io", forwarded, SETTINGS, strict_authorization=strict)
+    cis.use_dialect(Dialect.V1)
+    rules = AccessRules(
+        allow=(StateRule(Operation.READ, ("desiredState.workloads",)),),
+        deny=(StateRule(Operation.READ, ("desiredState.workloads.secret",)),),
+    )
+    try:
+        folder = await cis.ensure_for(spec(rules=rules))
+        assert folder is not None
+        reader, writer = V1InputReader(folder), OutputWriter(folder)
+        writer.write(hello())
+        assert (await reader.next_message()).WhichOneof("FromAnkaiosEnum") == "controlInterfaceAccepted"
+        writer.write(get_state("w", "desiredState.workloads.*"))
+        if forwarded_expected:
+            request = await forwarded.queue.get()
+            assert request.request_id == "wl@w"
+        else:
+            denied = await reader.next_message()
+            assert denied.response.requestId == "w"
+            assert denied.response.error.message == "Access denied"
+            assert forwarded.queue.empty()
+        writer.close()
+        reader.close()
+    finally:
+        await cis.close()

@@ -412,3 +412,30 @@ def test_cli_logs_notices_and_tls_errors_are_one_line_exit_2(
     assert cli.main(["-n", "a+b", "-r", str(blocker)]) == 1
     err = capsys.readouterr().err
     assert "WARNING" in err and "v1.0.1 server does not expect" in err
+
+
+# --- v1.0.1 control interface: strict authorization is opt-in ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "file_line", "expected"),
+    [
+        ([], {}, "", False),  # the reference's decisions by default
+        (["--strict-authorization"], {}, "", True),
+        ([], {"ANKAGENT_STRICT_AUTHORIZATION": "true"}, "", True),
+        ([], {"ANKAGENT_STRICT_AUTHORIZATION": "false"}, "strict_authorization = true", False),
+        ([], {}, "strict_authorization = true", True),
+        (["--strict-authorization"], {"ANKAGENT_STRICT_AUTHORIZATION": "false"}, "", True),
+    ],
+)
+def test_strict_authorization_sources(
+    tmp_path: Path, argv: list[str], env: dict[str, str], file_line: str, expected: bool
+) -> None:
+    conf = _conf(tmp_path, f"version = 'v1'\nname = 'a'\n{file_line}\n")
+    assert parse(argv, env, default=conf).strict_authorization is expected
+
+
+def test_strict_authorization_in_the_file_must_be_a_boolean(tmp_path: Path) -> None:
+    conf = _conf(tmp_path, "version = 'v1'\nname = 'a'\nstrict_authorization = 'yes'\n")
+    with pytest.raises(UsageError, match="strict_authorization"):
+        parse([], default=conf)
