@@ -6,6 +6,8 @@ CI_WORK=$CI_ROOT/.ci/work
 CI_VENV=$CI_WORK/venv
 CI_CONTAINERS_CONF=$CI_WORK/containers.conf
 CI_WHEELHOUSE=$CI_WORK/wheelhouse
+CI_SDK_WHEELHOUSE=$CI_WORK/sdk-wheels
+CI_SDK_VERSION=1.0.1
 # Local images built by CI (no registry is reachable from CI).
 CI_BASE_IMAGE=${ANK_BASE_IMAGE:-localhost/ank-base:bookworm}
 CI_AGENT_IMAGE=${ANK_AGENT_IMAGE:-localhost/ank-agent:ci}

@@ -62,6 +62,7 @@ DEFAULT_RUN_FOLDER = "/tmp/ankaios/"
 LOG_LEVEL_ENV = "ANKAGENT_LOG_LEVEL"
 PROTOCOL_ENV = "ANKAGENT_PROTOCOL"
 INSECURE_ENV = "ANKAGENT_INSECURE"
+STRICT_AUTHORIZATION_ENV = "ANKAGENT_STRICT_AUTHORIZATION"
 PEM_ENV = {"ca_pem": "ANKAGENT_CA_PEM", "crt_pem": "ANKAGENT_CRT_PEM", "key_pem": "ANKAGENT_KEY_PEM"}
 RUST_LOG_ENV = "RUST_LOG"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -100,6 +101,8 @@ class AgentConfig:
     protocol: ProtocolChoice = ProtocolChoice.AUTO
     tls: TlsMaterial | None = None  # None: plain HTTP/2
     insecure: bool = False  # plain HTTP/2 was asked for explicitly (--insecure / ANKAGENT_INSECURE)
+    # v1.0.1 control interface: close the reference's deny-rule hole (off: decide as the reference).
+    strict_authorization: bool = False
     tags: tuple[tuple[str, str], ...] = ()  # sent in a v1.0.1 AgentHello; v0.3.1 has no tags
     runtimes: tuple[str, ...] = SUPPORTED_RUNTIMES
     config_file: Path | None = None
@@ -257,6 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"plain HTTP/2 without TLS; an https:// URL becomes http:// (${INSECURE_ENV}=true|false; "
         "config: insecure)",
     )
+    parser.add_argument(
+        "--strict-authorization",
+        action="store_const",
+        const=True,
+        default=None,
+        help="v1.0.1 control interface: a '*' in a request cannot pass a deny rule (the reference lets it; "
+        f"${STRICT_AUTHORIZATION_ENV}=true|false; config: strict_authorization)",
+    )
     for item, label in (("ca", "CA certificate"), ("crt", "agent certificate"), ("key", "agent private key")):
         parser.add_argument(
             f"--{item}_pem",
@@ -329,6 +340,7 @@ def parse_args(
         protocol=protocol,
         tls=tls,
         insecure=insecure,
+        strict_authorization=_strict_authorization(args, env, file),
         tags=_tags(args, file),
         runtimes=_runtimes(file, notices),
         config_file=file.path if file is not None else None,
@@ -414,6 +426,16 @@ def _insecure(args: argparse.Namespace, env: Mapping[str, str], file: FileSettin
     if INSECURE_ENV in env:
         return parse_bool(env[INSECURE_ENV], INSECURE_ENV)
     return bool(file is not None and file.insecure)
+
+
+def _strict_authorization(
+    args: argparse.Namespace, env: Mapping[str, str], file: FileSettings | None
+) -> bool:
+    if args.strict_authorization is not None:
+        return True
+    if STRICT_AUTHORIZATION_ENV in env:
+        return parse_bool(env[STRICT_AUTHORIZATION_ENV], STRICT_AUTHORIZATION_ENV)
+    return bool(file is not None and file.strict_authorization)
 
 
 def _tls(args: argparse.Namespace, env: Mapping[str, str], file: FileSettings | None) -> TlsMaterial | None:

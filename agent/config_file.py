@@ -37,6 +37,7 @@ class FileSettings:
     server_url: str | None = None
     run_folder: str | None = None
     insecure: bool | None = None
+    strict_authorization: bool | None = None
     runtimes: tuple[str, ...] | None = None
     tags: tuple[tuple[str, str], ...] | None = None
     ca_pem: str | None = None
@@ -90,8 +91,9 @@ def settings_from(document: dict[str, Any], path: Path) -> FileSettings:
     for key in _STRING_KEYS:
         if key in document:
             values[key] = _expect(document[key], str, key, path, "a string")
-    if "insecure" in document:
-        values["insecure"] = _expect(document["insecure"], bool, "insecure", path, "true or false")
+    for key in ("insecure", "strict_authorization"):
+        if key in document:
+            values[key] = _expect(document[key], bool, key, path, "true or false")
     if "runtimes" in document:
         items = _expect(document["runtimes"], list, "runtimes", path, "an array of strings")
         values["runtimes"] = tuple(

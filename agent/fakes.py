@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ankaios_agent.agent.errors import ControlInterfaceError, RuntimeCreateFailed, RuntimeDeleteFailed
+from ankaios_agent.agent.lifecycle_rules import Dialect
 from ankaios_agent.agent.model import (
     DesiredStateRequest,
     ExecutionState,
@@ -279,6 +280,7 @@ class FakeControlInterfaceHost:
     ensured: list[InstanceName] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     routed: list[Response] = field(default_factory=list)
+    dialects: list[Dialect] = field(default_factory=list)
     closed: bool = False
 
     async def ensure(self, instance: InstanceName) -> Path:
@@ -288,6 +290,13 @@ class FakeControlInterfaceHost:
         path = self.base / instance.folder_name
         self.folders[instance.workload] = path
         return path
+
+    def use_dialect(self, dialect: Dialect) -> None:
+        self.dialects.append(dialect)
+
+    async def ensure_for(self, spec: WorkloadSpec) -> Path | None:
+        """Every workload gets a folder, whatever its rules (the v0.3.1 way)."""
+        return await self.ensure(spec.instance)
 
     async def remove(self, workload: str) -> None:
         self.removed.append(workload)

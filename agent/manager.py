@@ -211,6 +211,7 @@ class Manager:
             self._session_rules[dialect] = session
         self._session = session
         self._rules.use(session.lifecycle)
+        self._ci.use_dialect(dialect)
         session.start()
 
     async def on_session_ended(self, clean: bool) -> None:

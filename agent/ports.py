@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from ankaios_agent.agent.lifecycle_rules import Dialect
 from ankaios_agent.agent.model import (
     ExecutionState,
     InstanceName,
@@ -39,12 +40,18 @@ class MessageSink(Protocol):
 class ControlInterfaceHost(Protocol):
     """The per-workload FIFO folders and their relays (``control_interface.ControlInterfaceHost``)."""
 
-    async def ensure(self, instance: InstanceName) -> Path:
-        """Create the folder and FIFOs if missing, start the relay; raises ControlInterfaceError."""
+    async def ensure_for(self, spec: WorkloadSpec) -> Path | None:
+        """Give ``spec`` the control interface its dialect and access rules call for: create the
+        folder and FIFOs if missing and start the relay; return the folder to mount, None when
+        the workload gets none. Raises ControlInterfaceError."""
         ...
 
     async def remove(self, workload: str) -> None:
         """Stop the relay of ``workload`` and remove its FIFOs and folder."""
+        ...
+
+    def use_dialect(self, dialect: Dialect) -> None:
+        """A session of ``dialect`` started: control interfaces made from now on follow its rules."""
         ...
 
     def route(self, response: Response) -> None:

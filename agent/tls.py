@@ -20,6 +20,8 @@ so that whatever OpenSSL refuses is found at startup too.
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import os
 import ssl
 import stat
@@ -28,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ankaios_agent.agent.errors import UsageError
+
+logger = logging.getLogger(__name__)
 
 SERVER_NAME = "ank-server"
 _BEGIN_CERT = b"-----BEGIN CERTIFICATE-----"
@@ -152,7 +156,45 @@ def client_context(material: TlsMaterial) -> ssl.SSLContext:
                 out.write(data)
         # An encrypted key fails here instead of prompting on the terminal for a passphrase.
         context.load_cert_chain(cert_file, key_file, password=lambda: b"")
+    if not _present_own_certificate_only(context):
+        logger.warning(
+            "cannot stop OpenSSL from sending the CA certificate along with the agent certificate; "
+            "an Ankaios v1.0.1 server refuses such a client as 'Ambiguous agent certificates provided!'"
+        )
     return context
+
+
+# OpenSSL's SSL_CTRL_MODE and SSL_MODE_NO_AUTO_CHAIN (ssl.h, stable since OpenSSL 1.0.2).
+_SSL_CTRL_MODE = 33
+_SSL_MODE_NO_AUTO_CHAIN = 0x8
+
+
+def _present_own_certificate_only(context: ssl.SSLContext) -> bool:
+    """Make the handshake carry the agent's certificate alone; False if that cannot be done.
+
+    With no chain configured, OpenSSL completes the client's chain from the trust
+    store, so the server would receive the CA as a second certificate; an Ankaios
+    v1.0.1 server refuses any client that sends more than one. Python's ``ssl``
+    has no switch for OpenSSL's "no auto chain" mode, so it is set on the
+    context's ``SSL_CTX`` through the ``_ssl`` module's own OpenSSL. The pointer
+    is CPython's (the first field after the object header); it is used only if
+    OpenSSL reports the very options Python reports for this context.
+    """
+    try:
+        libssl = ctypes.CDLL(ssl._ssl.__file__)  # type: ignore[attr-defined]
+        get_options, ctrl = libssl.SSL_CTX_get_options, libssl.SSL_CTX_ctrl
+    except (OSError, AttributeError):
+        return False
+    get_options.restype, get_options.argtypes = ctypes.c_uint64, [ctypes.c_void_p]
+    ctrl.restype, ctrl.argtypes = (
+        ctypes.c_long,
+        [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p],
+    )
+    ssl_ctx = ctypes.c_void_p.from_address(id(context) + object.__basicsize__).value
+    if not ssl_ctx or get_options(ssl_ctx) != int(context.options):
+        return False
+    mode = ctrl(ssl_ctx, _SSL_CTRL_MODE, _SSL_MODE_NO_AUTO_CHAIN, None)
+    return bool(mode & _SSL_MODE_NO_AUTO_CHAIN)
 
 
 def _read(source: PemSource, what: str, *, is_key: bool) -> bytes:

@@ -39,13 +39,25 @@ async def assemble(config: AgentConfig, sink: MessageSink) -> AsyncIterator[Agen
             runtime.name: runtime for runtime in (podman, kube) if runtime.name in config.runtimes
         }
         backlog = sink.queued_requests if isinstance(sink, Outbox) else None
-        control_interfaces = ControlInterfaceHost(config.io_folder, forward=sink.send, backlog=backlog)
+        control_interfaces = ControlInterfaceHost(
+            config.io_folder,
+            forward=sink.send,
+            backlog=backlog,
+            strict_authorization=config.strict_authorization,
+        )
         # The one cell that says which dialect's lifecycle rules apply; sessions switch it.
         rules = RulesHolder()
         # Log collections wait for the writer instead of growing the outbox (states never wait).
         log_sink = OutboxLogSink(sink) if isinstance(sink, Outbox) else None
         yield Manager(
-            config.name, runtimes, control_interfaces, sink, AgentTimings(), rules=rules, log_sink=log_sink
+            config.name,
+            runtimes,
+            control_interfaces,
+            sink,
+            AgentTimings(),
+            rules=rules,
+            run_folder=config.io_folder,
+            log_sink=log_sink,
         )
     finally:
         # Stops the private Podman service if discovery started one; containers keep running.

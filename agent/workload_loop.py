@@ -56,9 +56,9 @@ import logging
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
-from ankaios_agent.agent.blocking import run_blocking
-from ankaios_agent.agent.errors import ControlInterfaceError, RuntimeFailure, WorkloadConfigError
-from ankaios_agent.agent.lifecycle_rules import LifecycleRules, RulesHolder
+from ankaios_agent.agent.errors import RuntimeFailure, WorkloadConfigError
+from ankaios_agent.agent.instance_folder import Clean, InstanceFolders
+from ankaios_agent.agent.lifecycle_rules import RulesHolder
 from ankaios_agent.agent.model import (
     NO_MORE_RETRIES,
     ExecutionState,
@@ -89,8 +89,9 @@ from ankaios_agent.agent.workload_commands import (
     UpdateCommand,
     WorkloadCommands,
 )
-from ankaios_agent.agent.workload_file_writer import FileMount, remove_files, write_files
-from ankaios_agent.agent.workload_files import FILES_FOLDER, WorkloadFileError, plan_files
+from ankaios_agent.agent.workload_control_dir import ControlDir
+from ankaios_agent.agent.workload_file_writer import FileMount
+from ankaios_agent.agent.workload_files import WorkloadFileError
 from ankaios_agent.agent.workload_phase import WAITING, Event, Phase, next_phase
 
 log = logging.getLogger(__name__)
@@ -121,11 +122,6 @@ def removed_without_running(
     return old is not None and old not in (current, new)
 
 
-def folder_name_is_safe(name: str) -> bool:
-    """Whether ``name`` is one plain entry of the run folder (no separator, no ``..``, no NUL)."""
-    return name not in ("", ".", "..") and "/" not in name and "\0" not in name
-
-
 def internal_error_text(err: BaseException) -> str:
     """The StartingFailed / DeleteFailed text of a bug in the agent (never the workload's fault)."""
     return f"internal error of the agent ({type(err).__name__}: {err}); see the agent's log"
@@ -135,14 +131,6 @@ class _Attempt(enum.Enum):
     CREATED = enum.auto()
     RETRYABLE = enum.auto()
     FINAL = enum.auto()
-
-
-class _Clean(enum.Enum):
-    """What of an instance's folder goes once its container is gone."""
-
-    NOTHING = enum.auto()
-    FILES = enum.auto()
-    FOLDER = enum.auto()
 
 
 class WorkloadLoop:
@@ -163,10 +151,8 @@ class WorkloadLoop:
     ) -> None:
         self.name = name
         self._rules = rules if rules is not None else RulesHolder()
-        # Where each instance's folder ``<workload>.<id>`` lives; None: nowhere to write files.
-        self._run_folder = run_folder
+        self._folders = InstanceFolders(name, run_folder, self._rules)
         self._runtimes = runtimes
-        self._ci = control_interfaces
         self._reporter = reporter
         self._timings = timings
         self._clock = clock
@@ -180,8 +166,7 @@ class WorkloadLoop:
         self._spec: WorkloadSpec | None = None
         self._runtime: Runtime | None = None
         self._runtime_id: str | None = None
-        self._control_dir: Path | None = None
-        self._control_folder: str | None = None
+        self._control_dir = ControlDir(name, control_interfaces)
         self._retry_count = 1
         self._retry_number = 0  # the retry scheduled last when retrying forever; 0: none yet
         self._timer: asyncio.Task[None] | None = None
@@ -311,32 +296,6 @@ class WorkloadLoop:
         await self._clock.sleep(delay)
         self._queue.put_nowait(command)
 
-    # --- control interface ---------------------------------------------------------
-
-    async def _prepare_control_dir(self, spec: WorkloadSpec) -> str | None:
-        """Make sure the FIFO folder of ``spec`` exists; returns an error text or None."""
-        folder = spec.instance.folder_name
-        if self._control_dir is not None and self._control_folder == folder:
-            return None
-        try:
-            self._control_dir = await self._ci.ensure(spec.instance)
-        except ControlInterfaceError as err:
-            return err.reason
-        self._control_folder = folder
-        return None
-
-    async def _release_control_dir(self) -> None:
-        self._control_dir = None
-        self._control_folder = None
-        try:
-            await self._ci.remove(self.name)
-        except ControlInterfaceError as err:
-            log.warning("workload %s: could not remove its control interface: %s", self.name, err.reason)
-        except Exception:
-            log.exception(
-                "workload %s: internal error of the agent removing its control interface", self.name
-            )
-
     # --- create and retry ---------------------------------------------------------------
 
     async def _create(self, reuse_id: str | None = None) -> None:
@@ -375,7 +334,7 @@ class WorkloadLoop:
         runtime = self._runtime_for(spec)
         wrote_files = False
         try:
-            problem = await self._prepare_control_dir(spec)
+            problem = await self._control_dir.prepare(spec)
             if problem is not None:
                 log.error("workload %s: control interface unusable: %s", self.name, problem)
                 self._give_up(spec, ExecutionState.starting_failed(problem))
@@ -383,24 +342,24 @@ class WorkloadLoop:
             if not rules.retry_forever:
                 self._report(spec.instance, ExecutionState.starting())
             mounts: tuple[FileMount, ...] = ()
-            if self._writes_files(rules, runtime):
+            if self._folders.writes_files(rules, runtime):
                 wrote_files = True
                 try:
-                    mounts = await self._write_files(spec)
+                    mounts = await self._folders.write_files(spec)
                 except WorkloadFileError as err:
                     log.error("workload %s: %s", self.name, err.state_info)
                     self._give_up(spec, ExecutionState.files_failed(err.reason))
                     return _Attempt.FINAL
-            request = CreateRequest(spec, self._control_dir, mounts, reuse_id)
+            request = CreateRequest(spec, self._control_dir.path, mounts, reuse_id)
             runtime_id = await runtime.create(request)
         except WorkloadConfigError as err:
             log.error("workload %s: cannot be started as given: %s", self.name, err.reason)
-            await self._forget_files(spec.instance, wrote_files)
+            await self._folders.forget_files(spec.instance, wrote_files)
             self._give_up(spec, ExecutionState.starting_failed(err.reason))
             return _Attempt.FINAL
         except RuntimeFailure as err:
             log.warning("workload %s: create failed: %s", self.name, err)
-            await self._forget_files(spec.instance, wrote_files)
+            await self._folders.forget_files(spec.instance, wrote_files)
             self._move(Event.CREATE_FAILED)
             reason = str(err) or type(err).__name__
             if rules.retry_forever:
@@ -414,7 +373,7 @@ class WorkloadLoop:
             log.exception(
                 "workload %s: internal error of the agent while creating %s", self.name, spec.instance
             )
-            await self._forget_files(spec.instance, wrote_files)
+            await self._folders.forget_files(spec.instance, wrote_files)
             self._give_up(spec, ExecutionState.starting_failed(internal_error_text(err)))
             return _Attempt.FINAL
         self._runtime = runtime
@@ -449,48 +408,6 @@ class WorkloadLoop:
             return self._runtime_id
         return None
 
-    # --- the instance's folder -----------------------------------------------------------
-
-    def _writes_files(self, rules: LifecycleRules, runtime: Runtime) -> bool:
-        # A workload nobody can run gets nothing written for it.
-        return rules.workload_folder and not isinstance(runtime, UnsupportedRuntime)
-
-    def _instance_folder(self, instance: InstanceName) -> Path | None:
-        """``<run>/<workload>.<id>``; None without a run folder or for a name that would leave it."""
-        name = instance.folder_name
-        if self._run_folder is None or not folder_name_is_safe(name):
-            return None
-        return self._run_folder / name
-
-    async def _write_files(self, spec: WorkloadSpec) -> tuple[FileMount, ...]:
-        """(Re)write every file of ``spec``, each time from nothing; raises WorkloadFileError."""
-        folder = self._instance_folder(spec.instance)
-        if folder is None:
-            if not spec.files:
-                return ()
-            where = (
-                "the agent has no run folder to write it to"
-                if self._run_folder is None
-                else f"the workload name {spec.name!r} cannot be a folder name"
-            )
-            raise WorkloadFileError(spec.files[0].mount_point, where)
-        return await run_blocking(write_files, folder / FILES_FOLDER, plan_files(spec.files))
-
-    async def _forget_files(self, instance: InstanceName, wrote: bool) -> None:
-        """After a failed create: no file of it stays behind (the next attempt writes them anew)."""
-        if wrote:
-            await self._clean(instance, _Clean.FILES)
-
-    async def _clean(self, instance: InstanceName, what: _Clean) -> None:
-        folder = self._instance_folder(instance)
-        if what is _Clean.NOTHING or folder is None or not self._rules.current.workload_folder:
-            return
-        target = folder / FILES_FOLDER if what is _Clean.FILES else folder
-        try:
-            await run_blocking(remove_files, target)
-        except OSError as err:
-            log.warning("workload %s: could not remove %s: %s", self.name, target, err)
-
     # --- resume -------------------------------------------------------------------------
 
     async def _resume(self, spec: WorkloadSpec, runtime_id: str, state: ExecutionState) -> None:
@@ -498,7 +415,7 @@ class WorkloadLoop:
         self._runtime = self._runtimes[spec.runtime]  # adopted from that very runtime's list
         self._move(Event.ADOPTED)
         self._runtime_id = runtime_id
-        problem = await self._prepare_control_dir(spec)
+        problem = await self._control_dir.prepare(spec)
         if problem is not None:
             log.warning("workload %s: adopted without control interface: %s", self.name, problem)
         log.info("workload %s: adopted running %s (runtime id %s)", self.name, spec.instance, runtime_id)
@@ -507,12 +424,14 @@ class WorkloadLoop:
     # --- update and delete --------------------------------------------------------------------
 
     async def _update(self, new: WorkloadSpec | None, old: InstanceName | None) -> None:
-        if new is None or (self._control_folder not in (None, new.instance.folder_name)):
-            await self._release_control_dir()
+        # Like the reference, the old control interface goes before the old container when the
+        # new instance needs another one (new id or other access rules).
+        if self._control_dir.is_replaced_by(new):
+            await self._control_dir.release()
         current = self._spec
         if current is not None:
             # The files go once the old container is gone; the whole folder when the id changes.
-            clean = _Clean.FOLDER if new is not None and new.instance != current.instance else _Clean.FILES
+            clean = Clean.FOLDER if new is not None and new.instance != current.instance else Clean.FILES
             if not await self._stop_instance(current.instance, clean=clean):
                 self._move(Event.KEPT)
                 return  # the old instance stays, the new spec is not applied
@@ -524,9 +443,9 @@ class WorkloadLoop:
             await self._create()
 
     async def _delete(self, old: InstanceName) -> None:
-        await self._release_control_dir()
+        await self._control_dir.release()
         current = self._spec
-        await self._delete_for_good(old if current is None else current.instance, _Clean.FOLDER)
+        await self._delete_for_good(old if current is None else current.instance, Clean.FOLDER)
         self._report_also_removed(old, current, None)
         log.info("workload %s: deleted", self.name)
 
@@ -538,9 +457,9 @@ class WorkloadLoop:
         self._silent = not report_states
         log.info("removing leftover %s from runtime %s", owned.instance, runtime)
         # A silent removal makes way for the same instance: its folder is about to be used again.
-        await self._delete_for_good(owned.instance, _Clean.FOLDER if report_states else _Clean.FILES)
+        await self._delete_for_good(owned.instance, Clean.FOLDER if report_states else Clean.FILES)
 
-    async def _delete_for_good(self, instance: InstanceName, clean: _Clean) -> None:
+    async def _delete_for_good(self, instance: InstanceName, clean: Clean) -> None:
         """Delete ``instance`` and keep retrying until it works, e.g. once Podman is back.
 
         Giving up would leave the container running with no loop owning it until the next
@@ -561,7 +480,7 @@ class WorkloadLoop:
         *,
         report_requested: bool = True,
         quiet: bool = False,
-        clean: _Clean = _Clean.NOTHING,
+        clean: Clean = Clean.NOTHING,
     ) -> bool:
         """Stopping(RequestedAtRuntime) -> runtime delete -> (folder clean-up) -> Removed, for ``instance``.
 
@@ -594,7 +513,7 @@ class WorkloadLoop:
         self._runtime_id = None
         self._last_observed = None
         self._running_since = None
-        await self._clean(instance, clean)
+        await self._folders.clean(instance, clean)
         self._report(instance, ExecutionState.removed())
         return True
 

@@ -72,7 +72,7 @@ class EchoServicer(pb_grpc.AgentConnectionServicer):
 
 async def run_server() -> None:
     server = grpc.aio.server()
-    pb_grpc.add_AgentConnectionServicer_to_server(EchoServicer(), server)  # type: ignore[no-untyped-call]
+    pb_grpc.add_AgentConnectionServicer_to_server(EchoServicer(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     print(port, flush=True)
@@ -243,7 +243,7 @@ async def run_agent(pings: int, total: int, window: int, rounds: int) -> int:
     relay_cpu: list[float] = []
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            call = pb_grpc.AgentConnectionStub(channel).ConnectAgent()  # type: ignore[no-untyped-call]
+            call = pb_grpc.AgentConnectionStub(channel).ConnectAgent()
             agent = AgentSide(call)
             tasks = [asyncio.create_task(agent.writer()), asyncio.create_task(agent.reader())]
             with tempfile.TemporaryDirectory(prefix="ank-bench-") as tmp:

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ankaios_agent.agent.model import InstanceName, Request, ToServerMessage
+from ankaios_agent.agent.model import InstanceName, Request, ToServerMessageV1
 from ankaios_agent.agent.outbox import Outbox
 from ankaios_agent.control_interface import ControlInterfaceHost
 from ankaios_agent.control_interface.framing import frame
@@ -65,7 +65,7 @@ class TimedOutbox(Outbox):
         super().__init__(warn_above=10**9)
         self.arrivals: dict[str, float] = {}
 
-    def send(self, msg: ToServerMessage) -> None:
+    def send(self, msg: ToServerMessageV1) -> None:
         if isinstance(msg, Request) and msg.request_id.startswith("polite@"):
             self.arrivals[msg.request_id] = time.perf_counter()
         super().send(msg)

@@ -107,6 +107,7 @@ def floor_read(
     with PodmanClient(base_url=url) as client:
         container = client.containers.get(name)
         frames = container.logs(stream=True, follow=follow)
+        assert not isinstance(frames, bytes), "stream=True yields the log frame by frame"
         started.set()
         lines = size = 0
         for frame in frames:

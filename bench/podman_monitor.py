@@ -129,8 +129,8 @@ async def exit_latency(env: PodmanEnv, exits: int) -> None:
     reference: dict[str, int] = {}
     done = asyncio.Event()
 
-    def observe(change: StateChange, event: PodmanEvent | None) -> None:
-        if event is not None and event.action == "died":
+    def observe(change: StateChange, event: object | None) -> None:
+        if isinstance(event, PodmanEvent) and event.action == "died":
             died_ns[change.runtime_id] = event.time_ns
         if change.state.state in (State.SUCCEEDED_OK, State.FAILED_EXEC_FAILED):
             ours.setdefault(change.runtime_id, time.time_ns())
@@ -178,7 +178,7 @@ async def create_to_running(env: PodmanEnv, runs: int) -> None:
     runtime = PodmanRuntime(PodmanConnection(env.socket_url), agent)
     running: dict[str, asyncio.Event] = {}
 
-    def observe(change: StateChange, _event: PodmanEvent | None) -> None:
+    def observe(change: StateChange, _event: object | None) -> None:
         if change.state == ExecutionState.running():
             running.setdefault(change.instance.workload, asyncio.Event()).set()
 

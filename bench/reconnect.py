@@ -21,12 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ankaios_agent.agent.connection import ServerConnection
 from ankaios_agent.agent.lifecycle_rules import Dialect
-from ankaios_agent.agent.model import FromServerMessage
+from ankaios_agent.agent.model import FromServerMessageV1
 from ankaios_agent.agent.outbox import Outbox
 from tests.server_double import ServerDouble
 
 
-async def _ignore(_msg: FromServerMessage) -> None:
+async def _ignore(_msg: FromServerMessageV1) -> None:
     return None
 
 

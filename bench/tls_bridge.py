@@ -43,7 +43,7 @@ import grpc.aio
 from ankaios_agent.agent.connection import ConnectionTimings, open_channel
 from ankaios_agent.agent.tls import TlsMaterial
 from ankaios_agent.agent.tls_bridge import TlsBridge
-from tests.support.tls_files import Pki, make_pki
+from tests.support.certs import PkiFiles, write_pki
 from tests.support.tls_terminator import TlsTerminator
 
 SERVICE = "bench.Echo"
@@ -87,12 +87,12 @@ def _serve(ports: Any, cert: bytes, key: bytes, ca: bytes, plain: bool) -> None:
 
 
 @contextlib.contextmanager
-def _server_process(pki: Pki, *, plain: bool) -> Any:
+def _server_process(pki: PkiFiles, *, plain: bool) -> Any:
     ctx = multiprocessing.get_context("spawn")
     ports = ctx.Queue()
     process = ctx.Process(
         target=_serve,
-        args=(ports, pki.server.cert_pem, pki.server.key_pem, pki.ca.cert_pem, plain),
+        args=(ports, pki.server.cert, pki.server.key, pki.ca.cert, plain),
         daemon=True,
     )
     process.start()
@@ -156,8 +156,8 @@ async def main(calls: int, mib: int) -> None:
     timings = ConnectionTimings()
     rows: list[tuple[str, Figures]] = []
     with tempfile.TemporaryDirectory() as folder:
-        ec = make_pki(Path(folder, "ec"), kind="ec")
-        ec_tls = TlsMaterial(ec.ca.cert_pem, ec.agent.cert_pem, ec.agent.key_pem)
+        ec = write_pki(Path(folder, "ec"), key_type="ecdsa")
+        ec_tls = TlsMaterial(ec.ca.cert, ec.agent.cert, ec.agent.key)
         with _server_process(ec, plain=False) as port:
             address = f"127.0.0.1:{port}"
             rows.append(
@@ -169,11 +169,11 @@ async def main(calls: int, mib: int) -> None:
             async with TlsBridge(address, ec_tls, connect_timeout=10) as bridge:
                 figures = await _measure(lambda: open_channel(address, timings, bridge), calls, mib)
                 rows.append(("bridge, ECDSA", figures))
-        ed = make_pki(Path(folder, "ed"), kind="ed25519")
-        ed_tls = TlsMaterial(ed.ca.cert_pem, ed.agent.cert_pem, ed.agent.key_pem)
+        ed = write_pki(Path(folder, "ed"), key_type="ed25519")
+        ed_tls = TlsMaterial(ed.ca.cert, ed.agent.cert, ed.agent.key)
         with _server_process(ed, plain=True) as port:
             async with (
-                TlsTerminator(port, ed.server.cert_pem, ed.server.key_pem, ed.ca.cert_pem) as terminator,
+                TlsTerminator(port, ed.server.cert, ed.server.key, ed.ca.cert) as terminator,
                 TlsBridge(terminator.address, ed_tls, connect_timeout=10) as bridge,
             ):
                 figures = await _measure(

@@ -8,6 +8,6 @@ codec.
 from ankaios_agent.control_interface.codec import Codec
 from ankaios_agent.control_interface.codec_v0_3_1 import CodecV0_3_1
 from ankaios_agent.control_interface.host import ControlInterfaceHost
-from ankaios_agent.control_interface.relay import RelayCounters, RelaySettings
+from ankaios_agent.control_interface.relay_settings import RelayCounters, RelaySettings
 
 __all__ = ["Codec", "CodecV0_3_1", "ControlInterfaceHost", "RelayCounters", "RelaySettings"]

@@ -26,6 +26,14 @@ class DropReason(enum.Enum):
     EMPTY = "empty ToServer message"
     REQUEST_WITHOUT_CONTENT = "request without updateStateRequest or completeStateRequest"
     UNDECODABLE = "not a valid ToServer protobuf message"
+    EMPTY_TO_ANKAIOS = "empty ToAnkaios message"
+    UNDECODABLE_TO_ANKAIOS = "not a valid ToAnkaios protobuf message"
+    REPEATED_HELLO = "another hello on an already accepted control interface"
+    BEFORE_HELLO = (
+        "frame before the hello of a control interface that outlived an agent restart "
+        "(left over from the previous agent)"
+    )
+    AFTER_CLOSE = "frame on a closed control interface (it reopens when the workload closes output)"
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,42 @@ class Rejected:
     reason: str
 
 
-Decoded = Request | Dropped | Rejected
+@dataclass(frozen=True)
+class Answered:
+    """A frame the agent answers itself (e.g. a denied request): ``frame`` goes to ``input``."""
+
+    frame: bytes
+    reason: str
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The handshake succeeded: ``frame`` goes first, then the responses held until now."""
+
+    frame: bytes
+
+
+@dataclass(frozen=True)
+class Closed:
+    """The handshake failed: ``frame`` is the last one written; further frames are ignored
+    and responses dropped until the workload's writer closes ``output``."""
+
+    frame: bytes
+    reason: str
+
+
+Decoded = Request | Dropped | Rejected | Answered | Accepted | Closed
+
+
+class ResponseGate(enum.Enum):
+    """What the relay does with a server response right now."""
+
+    PASS = "pass"
+    """Write it (after what is already queued)."""
+    HOLD = "hold"
+    """Keep it until the handshake is accepted (bounded like the write queue)."""
+    DROP = "drop"
+    """The control interface is closed: drop it (counted)."""
 
 
 class Codec(Protocol):
@@ -61,4 +104,22 @@ class Codec(Protocol):
 
     def encode_error(self, request_id: str, message: str) -> bytes:
         """One complete ``input`` frame answering ``request_id`` with an error."""
+        ...
+
+    def stream_corrupt(self) -> Decoded | None:
+        """The byte stream lost its frame boundaries; what to answer, if anything."""
+        ...
+
+    def writer_left(self) -> None:
+        """Every writer closed ``output`` (EOF): a later writer may be a new process."""
+        ...
+
+    @property
+    def gate(self) -> ResponseGate:
+        """Whether server responses may be written to ``input`` now."""
+        ...
+
+    def on_undelivered(self, response: Response) -> Request | None:
+        """What to send the server (id without the routing prefix) if ``response`` is dropped
+        before the workload read it, e.g. a cancel of the log stream it belongs to."""
         ...

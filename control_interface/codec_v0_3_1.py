@@ -18,8 +18,8 @@ from google.protobuf.message import DecodeError
 
 from ankaios_agent.agent.conversion import control_request_from_proto
 from ankaios_agent.agent.errors import ConversionError
-from ankaios_agent.agent.model import Response
-from ankaios_agent.control_interface.codec import Decoded, Dropped, DropReason, Rejected
+from ankaios_agent.agent.model import Request, Response
+from ankaios_agent.control_interface.codec import Decoded, Dropped, DropReason, Rejected, ResponseGate
 from ankaios_agent.control_interface.framing import encode_varint, frame
 from ankaios_agent.proto import ankaios_pb2 as pb
 
@@ -68,3 +68,16 @@ class CodecV0_3_1:  # noqa: N801 (the version is part of the name)
     def encode_error(self, request_id: str, message: str) -> bytes:
         wire = pb.FromServer(response=pb.Response(requestId=request_id, error=pb.Error(message=message)))
         return frame(wire.SerializeToString())
+
+    def stream_corrupt(self) -> Decoded | None:
+        return None
+
+    def writer_left(self) -> None:
+        """No session state: every writer is served alike."""
+
+    @property
+    def gate(self) -> ResponseGate:
+        return ResponseGate.PASS
+
+    def on_undelivered(self, response: Response) -> Request | None:
+        return None

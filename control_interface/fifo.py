@@ -1,7 +1,9 @@
 """The per-workload control-interface folder and its two FIFOs.
 
-Layout: ``<io_folder>/<workload>.<id>/{input,output}``; the folder is
-bind-mounted at ``/run/ankaios/control_interface`` in the container. Names are
+Layout: ``<io_folder>/<workload>.<id>/{input,output}`` (v0.3.1), or
+``<io_folder>/<workload>.<id>/control_interface/{input,output}`` (v1.0.1, where
+the instance folder also holds the workload's files); the folder holding the
+FIFOs is bind-mounted at ``/run/ankaios/control_interface`` in the container. Names are
 from the workload's point of view: it writes ``output`` and reads ``input``.
 
 Permissions. Nothing here is world-writable: the folder is 0700 and the FIFOs
@@ -34,6 +36,7 @@ the event loop run them through ``agent.blocking.run_blocking``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -54,6 +57,9 @@ OUTPUT_FIFO = "output"
 FOLDER_MODE = 0o700
 FIFO_MODE = 0o600
 
+V1_SUBFOLDER = "control_interface"
+"""Below the instance folder in the v1.0.1 layout."""
+
 
 def check_name_component(workload: str, value: str, what: str) -> None:
     """Refuse a value that cannot be used as one path component below the io folder."""
@@ -64,14 +70,16 @@ def check_name_component(workload: str, value: str, what: str) -> None:
             raise ControlInterfaceError(workload, f"{what} contains {bad!r}, which would leave the io folder")
 
 
-def folder_for(io_folder: Path, instance: InstanceName) -> Path:
-    """The folder of ``instance``, after checking that it stays inside ``io_folder``.
+def folder_for(io_folder: Path, instance: InstanceName, subfolder: str | None = None) -> Path:
+    """The FIFO folder of ``instance``, after checking that it stays inside ``io_folder``.
 
+    ``subfolder``: the FIFOs live one level below the instance folder.
     Raises ControlInterfaceError without touching the file system.
     """
     check_name_component(instance.workload, instance.workload, "workload name")
     check_name_component(instance.workload, instance.id, "workload id")
-    return io_folder / instance.folder_name
+    folder = io_folder / instance.folder_name
+    return folder / subfolder if subfolder else folder
 
 
 FileId = tuple[int, int]
@@ -85,9 +93,11 @@ class ControlFolder:
     path: Path
     input_id: FileId
     output_id: FileId
+    reused: bool = False
+    """Both FIFOs were there already (left by an earlier agent), so a workload may still hold them."""
 
 
-def prepare(io_folder: Path, instance: InstanceName) -> ControlFolder:
+def prepare(io_folder: Path, instance: InstanceName, subfolder: str | None = None) -> ControlFolder:
     """Create (or reuse) the folder and both FIFOs of ``instance``.
 
     Existing FIFOs are reused, so a restarted agent and a still-running
@@ -96,16 +106,28 @@ def prepare(io_folder: Path, instance: InstanceName) -> ControlFolder:
     Raises ControlInterfaceError when something in the way is not a folder /
     FIFO or on any OS error.
     """
-    folder = folder_for(io_folder, instance)
+    folder = folder_for(io_folder, instance, subfolder)
     workload = instance.workload
     try:
         io_folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+        if subfolder:
+            _ensure_parent(workload, folder.parent)
         _ensure_folder(workload, folder)
-        input_id = _ensure_fifo(workload, folder / INPUT_FIFO)
-        output_id = _ensure_fifo(workload, folder / OUTPUT_FIFO)
+        input_id, input_reused = _ensure_fifo(workload, folder / INPUT_FIFO)
+        output_id, output_reused = _ensure_fifo(workload, folder / OUTPUT_FIFO)
     except OSError as err:
         raise ControlInterfaceError(workload, f"cannot prepare {folder}: {err.strerror or err}") from err
-    return ControlFolder(folder, input_id=input_id, output_id=output_id)
+    return ControlFolder(
+        folder, input_id=input_id, output_id=output_id, reused=input_reused and output_reused
+    )
+
+
+def _ensure_parent(workload: str, folder: Path) -> None:
+    """The instance folder: made if missing, never re-moded (the workload's files live there too)."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, FOLDER_MODE)
+    if not stat.S_ISDIR(os.lstat(folder).st_mode):
+        raise ControlInterfaceError(workload, f"{folder} exists and is not a folder")
 
 
 def _ensure_folder(workload: str, folder: Path) -> None:
@@ -125,10 +147,12 @@ def _ensure_folder(workload: str, folder: Path) -> None:
         log.info("workload %s: reusing control interface folder %s", workload, folder)
 
 
-def _ensure_fifo(workload: str, path: Path) -> FileId:
+def _ensure_fifo(workload: str, path: Path) -> tuple[FileId, bool]:
+    reused = False
     try:
         os.mkfifo(path, FIFO_MODE)
     except FileExistsError:
+        reused = True
         info = os.lstat(path)
         if not stat.S_ISFIFO(info.st_mode):
             raise ControlInterfaceError(workload, f"{path} exists and is not a FIFO") from None
@@ -137,13 +161,14 @@ def _ensure_fifo(workload: str, path: Path) -> FileId:
             log.warning("workload %s: %s was not made by this agent; making a new one", workload, path)
             os.unlink(path)
             os.mkfifo(path, FIFO_MODE)
+            reused = False
     info = os.lstat(path)
     if not stat.S_ISFIFO(info.st_mode):
         raise ControlInterfaceError(workload, f"{path} was replaced while it was being made")
     if stat.S_IMODE(info.st_mode) != FIFO_MODE:
         # mkfifo applies the umask; an older agent may have left a looser mode.
         os.chmod(path, FIFO_MODE)
-    return (info.st_dev, info.st_ino)
+    return (info.st_dev, info.st_ino), reused
 
 
 def remove(workload: str, folder: Path) -> None:

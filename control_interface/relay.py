@@ -24,7 +24,7 @@ so a workload that never reads its responses cannot stop its requests:
   has no recoverable frame boundaries, so the rest of that writer's bytes are
   discarded until it closes (EOF), then reading starts afresh.
 
-* **writer** (server → ``input``): responses go into a bounded buffer (oldest
+* **writer** (server → ``input``, ``input_writer.InputWriter``): responses go into a bounded buffer (oldest
   dropped with a warning when full). ``input`` is opened
   ``O_WRONLY|O_NONBLOCK``, which fails with ENXIO while no workload reads it;
   the open is retried on a timer with back-off (fast again as soon as a
@@ -57,114 +57,30 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import errno
-import itertools
 import logging
 import os
-import stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 
 from ankaios_agent.agent.model import REQUEST_ID_SEPARATOR, Request, Response
-from ankaios_agent.control_interface.codec import Codec, Dropped, DropReason, Rejected
-from ankaios_agent.control_interface.fifo import INPUT_FIFO, OUTPUT_FIFO, ControlFolder, FileId
-from ankaios_agent.control_interface.framing import MAX_FRAME_SIZE, CorruptStream, FrameDecoder
+from ankaios_agent.control_interface.codec import (
+    Accepted,
+    Answered,
+    Closed,
+    Codec,
+    Decoded,
+    Dropped,
+    Rejected,
+    ResponseGate,
+)
+from ankaios_agent.control_interface.fifo import INPUT_FIFO, OUTPUT_FIFO, ControlFolder
+from ankaios_agent.control_interface.fifo_open import FifoReplaced, open_fifo
+from ankaios_agent.control_interface.framing import CorruptStream, FrameDecoder
+from ankaios_agent.control_interface.input_writer import InputWriter
+from ankaios_agent.control_interface.relay_settings import RelayCounters, RelaySettings, worth_logging
 
 log = logging.getLogger(__name__)
-
-
-class FifoReplaced(Exception):
-    """The path no longer names the FIFO the agent made (symlink, other file, new inode)."""
-
-
-def _open_fifo(path: Path, mode: int, expected: FileId) -> int:
-    """Open ``path`` non-blocking, never through a symlink, and only if it is the agent's FIFO.
-
-    Raises FifoReplaced when something else sits there, OSError otherwise.
-    """
-    try:
-        fd = os.open(path, mode | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise FifoReplaced(f"{path} is a symbolic link now") from None
-        raise
-    info = os.fstat(fd)
-    if not stat.S_ISFIFO(info.st_mode) or (info.st_dev, info.st_ino) != expected:
-        os.close(fd)
-        raise FifoReplaced(f"{path} is not the FIFO the agent made any more")
-    return fd
-
-
-def _worth_logging(count: int) -> bool:
-    """Log a repeated drop at counts 1, 2, 4, 8, ...: a workload that floods its control
-    interface must not flood the device's log with one warning per message."""
-    return count & (count - 1) == 0
-
-
-_MAX_IOV = 64
-"""Frames per writev call (far below IOV_MAX; a pipe takes at most 64 KiB anyway)."""
-
-
-@dataclass(frozen=True)
-class RelaySettings:
-    """Tunables of every relay (injected, never patched in tests)."""
-
-    buffer_size: int = 1024
-    """Responses waiting for a workload; the oldest is dropped beyond this (the reference queues 1024)."""
-    open_retry_min: float = 0.01
-    """First delay before retrying to open ``input`` (no reader yet), seconds."""
-    open_retry_max: float = 0.5
-    """Cap of the doubling retry delay; also bounds how long a workload blocked in
-    ``open(input)`` waits for the agent while nothing is to be delivered."""
-    read_chunk: int = 65536
-    reads_per_wakeup: int = 16
-    """Bounded work per readiness callback keeps a chatty workload from starving others."""
-    max_frame_size: int = MAX_FRAME_SIZE
-    flush_delay: float = 0.0002
-    """How long a response may wait for others to share its write while more are expected, seconds."""
-    max_in_flight: int = 32
-    """Forwarded requests of one workload still waiting for a response; reading ``output``
-    pauses at this count."""
-    unanswered_after: float = 10.0
-    """A request that was written to the server this long ago without a response no longer
-    counts as in flight (the connection it went out on may be gone), seconds. Requests still
-    queued for the server always count, so a long outage cannot let a workload queue more."""
-
-    def __post_init__(self) -> None:
-        if self.buffer_size < 1:
-            raise ValueError("buffer_size must be at least 1")
-        if self.max_in_flight < 1:
-            raise ValueError("max_in_flight must be at least 1")
-        if self.unanswered_after <= 0:
-            raise ValueError("unanswered_after must be positive")
-        if not 0 < self.open_retry_min <= self.open_retry_max:
-            raise ValueError("need 0 < open_retry_min <= open_retry_max")
-
-
-@dataclass
-class RelayCounters:
-    """What happened on one relay; every drop is also logged with the workload name."""
-
-    requests_forwarded: int = 0
-    requests_dropped: dict[DropReason, int] = field(default_factory=dict)
-    requests_rejected: int = 0
-    """Answered with an error because the server could not have taken them."""
-    requests_unanswered: int = 0
-    """Stopped counting as in flight after ``unanswered_after`` without a response."""
-    read_pauses: int = 0
-    """Times reading ``output`` paused because ``max_in_flight`` requests were waiting."""
-    forward_failures: int = 0
-    truncated_frames: int = 0
-    corrupt_streams: int = 0
-    responses_written: int = 0
-    responses_dropped_buffer_full: int = 0
-    responses_rewritten: int = 0
-    responses_dropped_closed: int = 0
-    """Responses for a control interface closed because a FIFO was replaced."""
-    closed_replaced_fifo: int = 0
-    """1 once the control interface was closed because a FIFO was replaced."""
 
 
 class Relay:
@@ -189,9 +105,7 @@ class Relay:
         self._backlog = backlog
         self._prefix = workload + REQUEST_ID_SEPARATOR
         self._output_path = folder.path / OUTPUT_FIFO
-        self._input_path = folder.path / INPUT_FIFO
         self._output_id = folder.output_id
-        self._input_id = folder.input_id
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = False
         self.closed = False
@@ -208,16 +122,22 @@ class Relay:
         self._held: collections.deque[bytes] = collections.deque()
         self._reading = False
         self._expiry_timer: asyncio.TimerHandle | None = None
+        self._releasing = False
         # writer half
-        self._in_fd: int | None = None
-        self._in_timer: asyncio.TimerHandle | None = None
-        self._in_retry = settings.open_retry_min
-        self._in_waiting_writable = False
-        self._in_error: int | None = None
-        # Encoded frames for input; the first one may be partly written (``_offset`` bytes).
-        self._pending: collections.deque[bytes] = collections.deque()
-        self._offset = 0
-        self._flush_scheduled = False
+        self.input = InputWriter(
+            workload,
+            folder.path / INPUT_FIFO,
+            folder.input_id,
+            settings,
+            self.counters,
+            loop=lambda: self.loop,
+            on_replaced=self._close_for_replaced_fifo,
+            on_undelivered=self._notify_server_of_drop,
+            expecting_more=lambda: bool(self._in_flight),
+        )
+        self._cancelled: set[str] = set()
+        # Responses that arrived before the workload's handshake was accepted (encoded).
+        self._before_handshake: collections.deque[bytes] = collections.deque()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -228,20 +148,19 @@ class Relay:
         self._loop = asyncio.get_running_loop()
         self._running = True
         self._open_output()
-        self._try_open_input()
+        if self._running:  # opening output may have found a replaced FIFO and closed everything
+            self.input.start()
 
     def stop(self) -> int:
         """Stop both halves and close the FIFOs; return how many responses were not delivered."""
         self._running = False
-        for timer in (self._out_timer, self._in_timer, self._expiry_timer):
+        for timer in (self._out_timer, self._expiry_timer):
             if timer is not None:
                 timer.cancel()
-        self._out_timer = self._in_timer = self._expiry_timer = None
+        self._out_timer = self._expiry_timer = None
         self._close_output()
-        self._close_input()
-        undelivered = len(self._pending)
-        self._pending.clear()
-        self._offset = 0
+        undelivered = self.input.stop()
+        self._before_handshake.clear()
         self._held.clear()
         self._in_flight.clear()
         if undelivered:
@@ -276,7 +195,7 @@ class Relay:
         if not self._running:
             return
         try:
-            fd = _open_fifo(self._output_path, os.O_RDONLY, self._output_id)
+            fd = open_fifo(self._output_path, os.O_RDONLY, self._output_id)
         except FifoReplaced as err:
             self._close_for_replaced_fifo(str(err))
             return
@@ -324,7 +243,7 @@ class Relay:
             self.loop.remove_reader(fd)
             self._reading = False
             self.counters.read_pauses += 1
-            if _worth_logging(self.counters.read_pauses):
+            if worth_logging(self.counters.read_pauses):
                 log.info(
                     "workload %s: %d requests are waiting for the server; reading its control interface "
                     "paused until responses arrive (%d pauses so far)",
@@ -366,9 +285,17 @@ class Relay:
 
     def _release(self) -> None:
         """Handle held frames while slots are free, then resume reading if within the share."""
-        held = self._held
-        while held and len(self._in_flight) < self._settings.max_in_flight and self._running:
-            self._handle_frame(held.popleft())
+        if self._releasing:
+            # A response routed from inside forward(): the loop below goes on by itself, and
+            # recursing here would nest one level per held frame.
+            return
+        self._releasing = True
+        try:
+            held = self._held
+            while held and len(self._in_flight) < self._settings.max_in_flight and self._running:
+                self._handle_frame(held.popleft())
+        finally:
+            self._releasing = False
         if self._running:
             self._update_reading()
 
@@ -395,6 +322,8 @@ class Relay:
                 return
 
     def _on_output_eof(self) -> None:
+        self.counters.writers_left += 1
+        self._codec.writer_left()
         if self._decoder.pending:
             self.counters.truncated_frames += 1
             log.warning(
@@ -428,16 +357,47 @@ class Relay:
                 err.reason,
                 self.counters.corrupt_streams,
             )
+            self._held.extend(frames)
+            self._release()
+            # Asked only now: the complete frames before the corrupt point may hold the hello.
+            answer = self._codec.stream_corrupt()
+            if answer is not None:
+                self._handle_result(answer)
+            return
         self._held.extend(frames)
         self._release()
 
     def _handle_frame(self, payload: bytes) -> None:
-        result = self._codec.decode(payload)
+        self._handle_result(self._codec.decode(payload))
+
+    def _handle_result(self, result: Decoded) -> None:
         if isinstance(result, Dropped):
             self._count_drop(result)
             return
         if isinstance(result, Rejected):
             self._reject(result)
+            return
+        if isinstance(result, Answered):
+            self._answer(result)
+            return
+        if isinstance(result, Accepted):
+            self.counters.handshakes_accepted += 1
+            self.input.queue(result.frame)
+            while self._before_handshake:
+                self.input.queue(self._before_handshake.popleft())
+            return
+        if isinstance(result, Closed):
+            self.counters.handshakes_refused += 1
+            self.input.queue(result.frame)
+            dropped = len(self._before_handshake)
+            self._before_handshake.clear()
+            self.counters.responses_dropped_session_closed += dropped
+            if dropped:
+                log.warning(
+                    "workload %s: %d response(s) dropped: its control interface session was closed",
+                    self.workload,
+                    dropped,
+                )
             return
         request = replace(result, request_id=self._prefix + result.request_id)
         try:
@@ -449,9 +409,37 @@ class Relay:
         self.counters.requests_forwarded += 1
         self._in_flight.append(time.monotonic())
 
+    def _notify_server_of_drop(self, request: Request) -> None:
+        """Tell the server once per request id (e.g. stop a log stream nobody reads)."""
+        if request.request_id in self._cancelled:
+            return
+        self._cancelled.add(request.request_id)
+        log.info(
+            "workload %s: log entries for request %r could not be delivered; stopping that log collection",
+            self.workload,
+            request.request_id,
+        )
+        try:
+            self._forward(replace(request, request_id=self._prefix + request.request_id))
+        except Exception:
+            self.counters.forward_failures += 1
+            log.exception("workload %s: cancelling request %r failed", self.workload, request.request_id)
+
+    def _answer(self, answered: Answered) -> None:
+        self.counters.requests_answered += 1
+        if worth_logging(self.counters.requests_answered):
+            log.info(
+                "workload %s: request answered by the agent, not sent to the server: %s "
+                "(%d answered so far, logged again at twice that count)",
+                self.workload,
+                answered.reason,
+                self.counters.requests_answered,
+            )
+        self.input.queue(answered.frame)
+
     def _reject(self, rejected: Rejected) -> None:
         self.counters.requests_rejected += 1
-        if _worth_logging(self.counters.requests_rejected):
+        if worth_logging(self.counters.requests_rejected):
             log.warning(
                 "workload %s: request %r not sent to the server, which could not take it: %s "
                 "(answered with an error; %d rejected so far, logged again at twice that count)",
@@ -460,14 +448,12 @@ class Relay:
                 rejected.reason,
                 self.counters.requests_rejected,
             )
-        self._queue_frame(
-            self._codec.encode_error(rejected.request_id, f"invalid request: {rejected.reason}")
-        )
+        self.input.queue(self._codec.encode_error(rejected.request_id, f"invalid request: {rejected.reason}"))
 
     def _count_drop(self, dropped: Dropped) -> None:
         drops = self.counters.requests_dropped
         drops[dropped.reason] = drops.get(dropped.reason, 0) + 1
-        if not _worth_logging(drops[dropped.reason]):
+        if not worth_logging(drops[dropped.reason]):
             return
         log.warning(
             "workload %s: dropped a message from the control interface: %s%s (%d of this kind so far; "
@@ -478,13 +464,13 @@ class Relay:
             drops[dropped.reason],
         )
 
-    # ---------------------------------------------------------------- writer half
+    # ---------------------------------------------------------------- toward the writer half
 
     def send(self, response: Response) -> None:
         """Queue ``response`` (id already without the routing prefix) for ``input``; never blocks."""
         if self.closed:
             self.counters.responses_dropped_closed += 1
-            if _worth_logging(self.counters.responses_dropped_closed):
+            if worth_logging(self.counters.responses_dropped_closed):
                 log.warning(
                     "workload %s: response %r dropped: its control interface was closed (%d so far)",
                     self.workload,
@@ -496,129 +482,20 @@ class Relay:
             self._in_flight.popleft()
             if self._running and (self._held or not self._reading):
                 self._release()
-        self._queue_frame(self._codec.encode_response(response))
-
-    def _queue_frame(self, data: bytes) -> None:
-        in_flight = 1 if self._offset else 0  # a frame cut in the middle can never be dropped
-        if len(self._pending) - in_flight >= self._settings.buffer_size:
-            del self._pending[in_flight]
-            self.counters.responses_dropped_buffer_full += 1
-            if _worth_logging(self.counters.responses_dropped_buffer_full):
+        gate = self._codec.gate
+        if gate is ResponseGate.PASS:
+            self.input.queue(self._codec.encode_response(response), self._codec.on_undelivered(response))
+        elif gate is ResponseGate.HOLD:
+            if len(self._before_handshake) >= self._settings.buffer_size:
+                self._before_handshake.popleft()
+                self.counters.responses_dropped_buffer_full += 1
+            self._before_handshake.append(self._codec.encode_response(response))
+        else:
+            self.counters.responses_dropped_session_closed += 1
+            if worth_logging(self.counters.responses_dropped_session_closed):
                 log.warning(
-                    "workload %s: %d responses are waiting for the workload to read its control interface "
-                    "input; dropped the oldest (%d dropped so far; logged again at twice that count). "
-                    "The workload should read /run/ankaios/control_interface/input",
+                    "workload %s: response %r dropped: its control interface session is closed (%d so far)",
                     self.workload,
-                    self._settings.buffer_size,
-                    self.counters.responses_dropped_buffer_full,
+                    response.request_id,
+                    self.counters.responses_dropped_session_closed,
                 )
-        self._pending.append(data)
-        if not self._running:
-            return
-        if self._in_fd is not None:
-            if not self._in_waiting_writable and not self._flush_scheduled:
-                # Write at the end of this loop iteration: responses that arrive together
-                # leave in one writev (one wake-up of the workload instead of many).
-                self._flush_scheduled = True
-                if self._in_flight:
-                    # More responses are on their way: gather them into one write (each
-                    # write wakes the workload) at the cost of a fraction of a millisecond.
-                    self.loop.call_later(self._settings.flush_delay, self._flush_input)
-                else:
-                    self.loop.call_soon(self._flush_input)
-        elif self._in_retry > self._settings.open_retry_min:
-            # Something to deliver: stop the slow idle back-off and look for a reader now.
-            if self._in_timer is not None:
-                self._in_timer.cancel()
-            self._in_retry = self._settings.open_retry_min
-            self._try_open_input()
-
-    def _try_open_input(self) -> None:
-        self._in_timer = None
-        if not self._running or self._in_fd is not None:
-            return
-        try:
-            fd = _open_fifo(self._input_path, os.O_WRONLY, self._input_id)
-        except FifoReplaced as err:
-            self._close_for_replaced_fifo(str(err))
-            return
-        except OSError as err:
-            if err.errno != errno.ENXIO:  # ENXIO = no reader yet, the normal case
-                if err.errno != self._in_error:
-                    log.warning(
-                        "workload %s: cannot open %s for writing: %s",
-                        self.workload,
-                        self._input_path,
-                        err.strerror or err,
-                    )
-                self._in_error = err.errno
-                self._in_retry = self._settings.open_retry_max
-            delay = self._in_retry
-            self._in_retry = min(delay * 2, self._settings.open_retry_max)
-            self._in_timer = self.loop.call_later(delay, self._try_open_input)
-            return
-        self._in_error = None
-        self._in_fd = fd
-        self._in_retry = self._settings.open_retry_min
-        # Readable never happens on a write end; the callback fires on EPOLLERR = no reader left.
-        self.loop.add_reader(fd, self._on_input_reader_gone)
-        if self._pending:
-            self._flush_input()
-
-    def _close_input(self) -> None:
-        if self._in_fd is not None:
-            self.loop.remove_reader(self._in_fd)
-            if self._in_waiting_writable:
-                self.loop.remove_writer(self._in_fd)
-                self._in_waiting_writable = False
-            os.close(self._in_fd)
-            self._in_fd = None
-
-    def _on_input_reader_gone(self) -> None:
-        if self._offset:
-            self._offset = 0
-            self.counters.responses_rewritten += 1
-            log.info(
-                "workload %s: reader of input went away mid-response; it is sent again in full "
-                "to the next reader",
-                self.workload,
-            )
-        self._close_input()
-        self._in_retry = self._settings.open_retry_min
-        self._try_open_input()
-
-    def _flush_input(self) -> None:
-        self._flush_scheduled = False
-        fd = self._in_fd
-        if fd is None:
-            return
-        pending = self._pending
-        while pending:
-            buffers: list[bytes | memoryview] = [memoryview(pending[0])[self._offset :]]
-            buffers.extend(itertools.islice(pending, 1, _MAX_IOV))
-            try:
-                written = os.writev(fd, buffers)
-            except BlockingIOError:
-                if not self._in_waiting_writable:
-                    self.loop.add_writer(fd, self._flush_input)
-                    self._in_waiting_writable = True
-                return
-            except OSError as err:
-                if err.errno != errno.EPIPE:
-                    log.warning("workload %s: writing input failed: %s", self.workload, err)
-                self._on_input_reader_gone()
-                return
-            short = written < sum(len(buffer) for buffer in buffers)
-            self._offset += written
-            while pending and self._offset >= len(pending[0]):
-                self._offset -= len(pending.popleft())
-                self.counters.responses_written += 1
-            if short:
-                # The pipe is full: wait for the workload to read instead of spinning on EAGAIN.
-                if not self._in_waiting_writable:
-                    self.loop.add_writer(fd, self._flush_input)
-                    self._in_waiting_writable = True
-                return
-        if self._in_waiting_writable:
-            self.loop.remove_writer(fd)
-            self._in_waiting_writable = False

@@ -99,6 +99,11 @@ def encode_request(request: Request) -> bytes:
     return ctl.ToAnkaios(request=wire).SerializeToString()
 
 
+def logs_cancel_body() -> bytes:
+    """The body (no id) of the agent's own request to stop a log collection nobody reads."""
+    return base.Request(logsCancelRequest=base.LogsCancelRequest()).SerializeToString()
+
+
 def encode_accepted() -> bytes:
     return ctl.FromAnkaios(controlInterfaceAccepted=ctl.ControlInterfaceAccepted()).SerializeToString()
 

@@ -128,6 +128,8 @@ class KubeConfig:
     play_options: tuple[str, ...] = ()
     down_options: tuple[str, ...] = ()
     play: PlayParams = field(default_factory=PlayParams)
+    control_interface_target: str | None = None
+    """``<podName>/<containerName>``: the one container that gets the control interface."""
 
 
 def check_workload_name(instance: InstanceName) -> None:
@@ -177,6 +179,10 @@ def parse_kube_config(instance: InstanceName, text: str) -> KubeConfig:
             raise fail(f"'{key}' must be a list of strings, got {value!r}")
         lists[key] = tuple(value)
 
+    target = data.get("controlInterfaceTarget")
+    if target is not None and not isinstance(target, str):
+        raise fail(f"'controlInterfaceTarget' must be a string '<pod_name>/<container_name>', got {target!r}")
+
     try:
         _check_general_options(instance, lists["generalOptions"])
         play = translate_play_options(lists["playOptions"])
@@ -190,6 +196,7 @@ def parse_kube_config(instance: InstanceName, text: str) -> KubeConfig:
         play_options=lists["playOptions"],
         down_options=lists["downOptions"],
         play=play,
+        control_interface_target=target,
     )
 
 

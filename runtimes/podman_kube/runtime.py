@@ -17,9 +17,10 @@ Delete: kube down with the stored manifest (generalOptions are not used), then
 remove the ``.pods`` and ``.config`` volumes. Already gone is success: when
 kube down fails and one of the recorded pods no longer exists, the remaining
 ones are removed by id; pods kube down reports it could not remove (paused
-ones) are removed by id with force. Kube workloads get no control-interface
-mount, and a workload with files is refused for good (ConfigMaps are the kube
-way).
+ones) are removed by id with force. A workload with files is refused for good
+(ConfigMaps are the kube way). A workload with access rules (v1.0.1) gets its
+control interface in the one container its ``controlInterfaceTarget`` names
+(``control_mount``); other kube workloads get no control-interface mount.
 
 Podman 4.3 answers a failed play or down with 500 whatever the cause, so what
 happened is found out by looking at the pods, not by reading Podman's text.
@@ -52,6 +53,7 @@ from ankaios_agent.runtimes.podman.monitor_core import MonitorTimings
 from ankaios_agent.runtimes.podman_kube import bookkeeping
 from ankaios_agent.runtimes.podman_kube.bookkeeping import BookkeepingError
 from ankaios_agent.runtimes.podman_kube.config import RUNTIME_NAME, check_workload_name, parse_kube_config
+from ankaios_agent.runtimes.podman_kube.control_mount import ControlMountError, inject_control_interface
 from ankaios_agent.runtimes.podman_kube.kube_api import KubeApi, KubeDownIncomplete, KubePlayFailed, Pod
 from ankaios_agent.runtimes.podman_kube.logs import workload_containers
 from ankaios_agent.runtimes.podman_kube.monitor import KubeMonitor
@@ -105,8 +107,14 @@ class PodmanKubeRuntime:
         if spec.files:
             raise WorkloadConfigError(instance, FILES_NOT_SUPPORTED)
         config = parse_kube_config(instance, spec.runtime_config)
-        if control_dir is not None:
-            logger.debug("workload %s: kube workloads get no control-interface mount", instance)
+        manifest = config.manifest
+        # Only a workload with access rules (v1.0.1) gets the FIFOs into a kube container; the
+        # v0.3.1 dialect gives kube workloads no control-interface mount.
+        if control_dir is not None and spec.control_interface_access.needs_control_interface:
+            try:
+                manifest = inject_control_interface(manifest, config.control_interface_target, control_dir)
+            except ControlMountError as err:
+                raise WorkloadConfigError(instance, str(err)) from err
 
         await self._write_volume(
             instance, bookkeeping.config_volume(instance), bookkeeping.encode(spec.runtime_config)
@@ -118,7 +126,7 @@ class PodmanKubeRuntime:
         except EngineCallFailed:
             before = None  # the play will tell what is wrong
         try:
-            pod_ids = await run_blocking(self._api.play, config.manifest, config.play.query)
+            pod_ids = await run_blocking(self._api.play, manifest, config.play.query)
         except EngineCallFailed as err:
             await self._clean_up_failed_play(instance, config.manifest, err, before)
             raise RuntimeCreateFailed(instance, err.reason, err) from err

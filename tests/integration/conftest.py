@@ -13,7 +13,7 @@ from ankaios_agent.agent import dialects
 from ankaios_agent.agent.connection import ConnectionTimings, ServerConnection
 from ankaios_agent.agent.dialects import WireDialect
 from ankaios_agent.agent.lifecycle_rules import Dialect
-from ankaios_agent.agent.model import FromServerMessage
+from ankaios_agent.agent.model import FromServerMessageV1
 from ankaios_agent.agent.outbox import Outbox
 from tests.server_double import ServerDouble
 from tests.support.doubles import DIALECTS, Double, make_double
@@ -23,13 +23,13 @@ class RecordingHandler:
     """Records what the connection hands over, in order, and counts on_connected calls."""
 
     def __init__(self) -> None:
-        self.messages: list[FromServerMessage] = []
+        self.messages: list[FromServerMessageV1] = []
         self.connected_calls = 0
         self.dialects: list[Dialect] = []
         self.events: list[str] = []
         self._changed = asyncio.Event()
 
-    async def handle(self, msg: FromServerMessage) -> None:
+    async def handle(self, msg: FromServerMessageV1) -> None:
         self.messages.append(msg)
         self.events.append(type(msg).__name__)
         self._wake()

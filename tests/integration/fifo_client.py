@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ankaios_agent.control_interface.framing import FrameDecoder, frame
 from ankaios_agent.proto import ankaios_pb2 as pb
+from ankaios_agent.proto import control_api_pb2 as ctl
 
 
 async def wait_until(predicate: Callable[[], bool], step: float = 0.002) -> None:
@@ -59,7 +60,7 @@ class InputReader:
         self._path = folder / "input"
         self.fd: int | None = os.open(self._path, os.O_RDONLY | os.O_NONBLOCK)
         self._decoder = FrameDecoder()
-        self._frames: asyncio.Queue[pb.FromServer] = asyncio.Queue()
+        self._frames: asyncio.Queue[bytes] = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
         if collect:
             self._loop.add_reader(self.fd, self._on_readable)
@@ -78,10 +79,10 @@ class InputReader:
             self._loop.add_reader(self.fd, self._on_readable)
             return
         for payload in self._decoder.feed(data):
-            self._frames.put_nowait(pb.FromServer.FromString(payload))
+            self._frames.put_nowait(payload)
 
     async def next_response(self) -> pb.Response:
-        message = await self._frames.get()
+        message = pb.FromServer.FromString(await self._frames.get())
         assert message.WhichOneof("FromServerEnum") == "response"
         return message.response
 
@@ -98,3 +99,13 @@ class InputReader:
                 self._loop.remove_reader(self.fd)
             os.close(self.fd)
             self.fd = None
+
+
+class V1InputReader(InputReader):
+    """The workload's side of ``input`` in a v1.0.1 session: FromAnkaios frames."""
+
+    async def next_message(self) -> ctl.FromAnkaios:
+        return ctl.FromAnkaios.FromString(await self._frames.get())
+
+    def has_more(self) -> bool:
+        return not self._frames.empty()

@@ -17,7 +17,7 @@ from ankaios_agent.agent.app import AgentManager, ManagerFactory, run_agent
 from ankaios_agent.agent.cli import setup_logging
 from ankaios_agent.agent.config import AgentConfig, parse_args
 from ankaios_agent.agent.lifecycle_rules import Dialect
-from ankaios_agent.agent.model import FromServerMessage
+from ankaios_agent.agent.model import FromServerMessageV1
 from ankaios_agent.agent.ports import MessageSink
 
 
@@ -33,7 +33,7 @@ class RecordingManager:
         self.calls.append(what)
         print(what, flush=True)
 
-    async def handle(self, msg: FromServerMessage) -> None:
+    async def handle(self, msg: FromServerMessageV1) -> None:
         self._record(f"handle {type(msg).__name__}")
 
     async def on_connected(self, dialect: Dialect = Dialect.V0_3) -> None:

@@ -244,7 +244,7 @@ async def test_real_cli_sigterm_exits_0_within_2_s_while_a_pull_hangs(
     try:
         await _wait_connected(server, agent_name, proc)
         # Podman connecting to the silent registry means the pull is in flight.
-        readable = await asyncio.to_thread(select.select, [registry], [], [], 30)
+        readable = await asyncio.to_thread(lambda: select.select([registry], [], [], 30))
         assert readable[0], "Podman never tried to pull the image"
         proc.send_signal(signal.SIGTERM)
         try:

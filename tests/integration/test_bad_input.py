@@ -113,7 +113,11 @@ async def test_bad_configs_and_names_fail_once_with_a_clear_message_and_others_k
         await server.wait_for_state("good", "Running(Ok)", timeout=SLOW)
         expected = {name: text for name, (_, text) in BAD_CONFIGS.items()} | BAD_NAMES
         for name, text in expected.items():
-            await server.wait_until(lambda n=name: FINAL in display_of(server, n), timeout=SLOW)
+
+            def is_final(n: str = name) -> bool:
+                return FINAL in display_of(server, n)
+
+            await server.wait_until(is_final, timeout=SLOW)
             states = reported(server, agent_name, name)
             failures = [s for s in states if s.startswith("Pending(StartingFailed)/")]
             assert len(failures) == 2, (name, states)  # reported once, then final: never retried

@@ -20,7 +20,7 @@ from ankaios_agent.agent.model import (
     DesiredState,
     DesiredStateRequest,
     ExecutionState,
-    FromServerMessage,
+    FromServerMessageV1,
     InstanceName,
     UpdateWorkload,
     UpdateWorkloadState,
@@ -94,7 +94,7 @@ async def test_handler_gets_messages_strictly_in_order_one_at_a_time(
 
     recorder = RecordingHandler()
 
-    async def slow_handle(msg: FromServerMessage) -> None:
+    async def slow_handle(msg: FromServerMessageV1) -> None:
         nonlocal in_flight, overlaps
         in_flight += 1
         overlaps += in_flight > 1
@@ -281,7 +281,7 @@ async def test_stream_loss_never_interrupts_a_handler_call(
     entered = asyncio.Event()
     outcome: list[str] = []
 
-    async def blocking_handle(msg: FromServerMessage) -> None:
+    async def blocking_handle(msg: FromServerMessageV1) -> None:
         entered.set()
         try:
             await release.wait()

@@ -234,11 +234,11 @@ async def test_reader_that_disappears_mid_response_gets_it_again_in_full(
     # Bigger than the pipe buffer, so the write is necessarily cut.
     big = complete_state_body("x" * 300_000)
     first = InputReader(folder, collect=False)
-    await wait_until(lambda: cis._relays["wl"]._in_fd is not None)
+    await wait_until(lambda: cis._relays["wl"].input._in_fd is not None)
     cis.route(Response(request_id="wl@big", body=big))
     counters = cis.counters("wl")
     assert counters is not None
-    await wait_until(lambda: cis._relays["wl"]._offset > 0)  # the pipe is full, the rest waits
+    await wait_until(lambda: cis._relays["wl"].input._offset > 0)  # the pipe is full, the rest waits
     assert first.read_raw(100)
     first.close()
     await wait_until(lambda: counters.responses_rewritten == 1)
@@ -364,9 +364,9 @@ async def test_a_partly_written_response_is_never_dropped_for_a_newer_one(tmp_pa
     folder = await cis.ensure(inst("wl"))
     slow = InputReader(folder, collect=False)
     relay = cis._relays["wl"]
-    await wait_until(lambda: relay._in_fd is not None)
+    await wait_until(lambda: relay.input._in_fd is not None)
     cis.route(Response(request_id="wl@big", body=complete_state_body("x" * 200_000)))
-    await wait_until(lambda: relay._offset > 0)  # cut: the pipe is full
+    await wait_until(lambda: relay.input._offset > 0)  # cut: the pipe is full
     for i in range(5):
         cis.route(Response(request_id=f"wl@{i}", body=complete_state_body("small")))
     counters = cis.counters("wl")

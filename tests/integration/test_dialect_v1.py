@@ -20,6 +20,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import pytest
@@ -77,7 +78,10 @@ async def _connection(
             await task
 
 
-async def _started(double: Double, port: int = 0) -> Double:
+AnyDouble = TypeVar("AnyDouble", ServerDouble, ServerDoubleV1)
+
+
+async def _started(double: AnyDouble, port: int = 0) -> AnyDouble:
     await double.start(port)
     return double
 
@@ -251,15 +255,6 @@ async def _tls_agent(
         await server.stop()
 
 
-# The OpenSSL bridge completes the agent's certificate chain from the configured CA, so the
-# server receives the CA as a second client certificate and refuses it as ambiguous, as a
-# v1.0.1 server does. Strict: these pass again once the agent presents its certificate alone.
-CHAIN_SENT = pytest.mark.xfail(
-    strict=True, reason="the TLS bridge sends the CA certificate along with the agent's certificate"
-)
-
-
-@CHAIN_SENT
 async def test_mtls_agent_is_accepted(pki: Pki, agent_name: str, tmp_path: Path) -> None:
     identity = pki.ca.agent_identity([agent_name])
     async with _tls_agent(pki, agent_name, tmp_path, identity) as (server, proc):
@@ -279,7 +274,6 @@ async def test_mtls_agent_of_a_foreign_ca_is_refused(pki: Pki, agent_name: str, 
         assert agent_name not in server.hellos
 
 
-@CHAIN_SENT
 async def test_mtls_agent_named_otherwise_in_its_certificate_is_refused(
     pki: Pki, agent_name: str, tmp_path: Path
 ) -> None:
@@ -394,6 +388,7 @@ async def test_empty_server_hello_after_a_server_restart_removes_everything(
 ) -> None:
     (tmp_path / f"{agent_name}_io").mkdir()
     server = make_double("v1.0.1", _state(agent_name, _sleeper("a", agent_name) + _sleeper("b", agent_name)))
+    assert isinstance(server, ServerDoubleV1)
     await server.start()
     agent = RunningAgent(server, agent_name, tmp_path, podman_env)
     try:

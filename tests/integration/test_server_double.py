@@ -42,7 +42,7 @@ class RawAgent:
 
     def __init__(self, address: str, name: str) -> None:
         self.channel = grpc.aio.insecure_channel(address)
-        self.call = pb_grpc.AgentConnectionStub(self.channel).ConnectAgent()  # type: ignore[no-untyped-call]
+        self.call = pb_grpc.AgentConnectionStub(self.channel).ConnectAgent()
         self.name = name
 
     async def hello(self) -> None:

@@ -29,25 +29,25 @@ from tests.integration.conftest import RecordingHandler
 from tests.integration.test_keepalive import FreezableProxy
 from tests.server_double import ServerDouble
 from tests.server_double.server import SERVER_OPTIONS
-from tests.support.tls_files import Issued, Pki, issue, make_ca, make_pki
+from tests.support.certs import CertificateAuthority, Identity, KeyType, PkiFiles, write_pki
 from tests.support.tls_terminator import TlsTerminator, server_context
 
 
 class TlsServerDouble(ServerDouble):
     """The server double behind TLS that demands a client certificate from ``client_ca``."""
 
-    def __init__(self, server: Issued, client_ca: Issued) -> None:
+    def __init__(self, server: Identity, client_ca: CertificateAuthority) -> None:
         super().__init__()
         self._credentials = grpc.ssl_server_credentials(
-            [(server.key_pem, server.cert_pem)],
-            root_certificates=client_ca.cert_pem,
+            [(server.key, server.cert)],
+            root_certificates=client_ca.cert,
             require_client_auth=True,
         )
         self.peer_names: list[bytes] = []
 
     async def start(self, port: int = 0) -> int:
         server = grpc.aio.server(options=SERVER_OPTIONS)
-        pb_grpc.add_AgentConnectionServicer_to_server(self, server)  # type: ignore[no-untyped-call]
+        pb_grpc.add_AgentConnectionServicer_to_server(self, server)
         bound: int = server.add_secure_port(f"127.0.0.1:{port}", self._credentials)
         await server.start()
         self._server, self._port, self._stopping = server, bound, False
@@ -58,21 +58,19 @@ class TlsServerDouble(ServerDouble):
         await super().ConnectAgent(request_iterator, context)
 
 
-def _material(pki: Pki) -> TlsMaterial:
-    return TlsMaterial(pki.ca.cert_pem, pki.agent.cert_pem, pki.agent.key_pem)
+def _material(pki: PkiFiles) -> TlsMaterial:
+    return TlsMaterial(pki.ca.cert, pki.agent.cert, pki.agent.key)
 
 
 @contextlib.asynccontextmanager
 async def _terminated(
-    server_cert: Issued, client_ca: Issued
+    server_cert: Identity, client_ca: CertificateAuthority
 ) -> AsyncIterator[tuple[ServerDouble, TlsTerminator]]:
     """A plain server double behind an OpenSSL TLS terminator (any key type, Ed25519 too)."""
     server = ServerDouble()
     port = await server.start()
     try:
-        async with TlsTerminator(
-            port, server_cert.cert_pem, server_cert.key_pem, client_ca.cert_pem
-        ) as terminator:
+        async with TlsTerminator(port, server_cert.cert, server_cert.key, client_ca.cert) as terminator:
             yield server, terminator
     finally:
         await server.stop()
@@ -111,12 +109,12 @@ async def _wait_for_attempts(caplog: pytest.LogCaptureFixture, attempts: int) ->
             await asyncio.sleep(0.05)
 
 
-@pytest.mark.parametrize("ca_kind", ["ec", "ed25519"])
+@pytest.mark.parametrize("ca_kind", ["ecdsa", "ed25519"])
 async def test_connects_over_mutual_tls_verifying_ank_server(
-    tmp_path: Path, agent_name: str, recorder: RecordingHandler, ca_kind: str
+    tmp_path: Path, agent_name: str, recorder: RecordingHandler, ca_kind: KeyType
 ) -> None:
     """The agent dials 127.0.0.1 but verifies the server as ank-server, and presents its certificate."""
-    pki = make_pki(tmp_path, kind=ca_kind, server_kind="ec", agent_kind="ec")
+    pki = write_pki(tmp_path, key_type=ca_kind, server_key_type="ecdsa", agent_key_type="ecdsa")
     server = TlsServerDouble(pki.server, client_ca=pki.ca)
     await server.start()
     try:
@@ -131,15 +129,15 @@ async def test_connects_over_mutual_tls_verifying_ank_server(
 
 @pytest.mark.parametrize(
     ("server_kind", "agent_kind"),
-    [("ec", "ec"), ("ec", "ed25519"), ("ed25519", "ed25519")],
+    [("ecdsa", "ecdsa"), ("ecdsa", "ed25519"), ("ed25519", "ed25519")],
 )
 async def test_tls_handshake_with_an_openssl_server(
-    tmp_path: Path, server_kind: str, agent_kind: str
+    tmp_path: Path, server_kind: KeyType, agent_kind: KeyType
 ) -> None:
     """Against a TLS stack that verifies Ed25519 (OpenSSL here; the Rust server uses rustls), the
     agent's channel completes the mutual-TLS handshake with the reference setup's key types."""
-    pki = make_pki(tmp_path, server_kind=server_kind, agent_kind=agent_kind)
-    context = server_context(pki.server.cert_pem, pki.server.key_pem, pki.ca.cert_pem)
+    pki = write_pki(tmp_path, server_key_type=server_kind, agent_key_type=agent_kind)
+    context = server_context(pki.server.cert, pki.server.key, pki.ca.cert)
     handshakes: asyncio.Queue[object] = asyncio.Queue()
 
     async def accepted(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -160,12 +158,12 @@ async def test_tls_handshake_with_an_openssl_server(
             listener.close()
 
 
-@pytest.mark.parametrize("kind", ["ed25519", "ec"])
+@pytest.mark.parametrize("kind", ["ed25519", "ecdsa"])
 async def test_connects_to_an_openssl_tls_server(
-    tmp_path: Path, agent_name: str, recorder: RecordingHandler, kind: str
+    tmp_path: Path, agent_name: str, recorder: RecordingHandler, kind: KeyType
 ) -> None:
     """A whole session with a server that signs with Ed25519 (as the reference's setup) or ECDSA."""
-    pki = make_pki(tmp_path, kind=kind)
+    pki = write_pki(tmp_path, key_type=kind)
     async with _terminated(pki.server, pki.ca) as (server, terminator):
         async with _running(terminator, agent_name, _material(pki), recorder) as connection:
             await server.wait_for_agent(agent_name, timeout=10)
@@ -178,7 +176,7 @@ async def test_reconnects_through_the_bridge_after_the_server_restarts(
     tmp_path: Path, agent_name: str, recorder: RecordingHandler
 ) -> None:
     """The bridge outlives sessions: a lost stream reconnects through it like a plain one."""
-    pki = make_pki(tmp_path)
+    pki = write_pki(tmp_path)
     async with (
         _terminated(pki.server, pki.ca) as (server, terminator),
         _running(terminator, agent_name, _material(pki), recorder) as connection,
@@ -208,14 +206,16 @@ async def test_an_openssl_tls_server_that_does_not_match_is_refused(
 ) -> None:
     """Ed25519 everywhere: a server of another CA, a server certificate without ank-server, or a
     server that does not trust the agent's CA: no session, retries go on, one warning says why."""
-    pki = make_pki(tmp_path)
+    pki = write_pki(tmp_path)
     server_cert, client_ca = pki.server, pki.ca
     if wrong == "ca":
-        server_cert = issue(make_ca("foreign-ca"), "ank-server", ["ank-server"], server=True)
+        server_cert = CertificateAuthority("foreign-ca", key_type="ed25519").issue(
+            "ank-server", ["ank-server"], server=True
+        )
     elif wrong == "san":
-        server_cert = issue(pki.ca, "localhost", ["localhost", "127.0.0.1"], server=True)
+        server_cert = pki.ca.issue("localhost", ["localhost", "127.0.0.1"], server=True)
     else:
-        client_ca = make_ca("foreign-agent-ca")
+        client_ca = CertificateAuthority("foreign-agent-ca", key_type="ed25519")
     caplog.set_level(logging.DEBUG, logger="ankaios_agent.agent")
     async with _terminated(server_cert, client_ca) as (server, terminator):
         async with _running(terminator, agent_name, _material(pki), recorder) as connection:
@@ -236,9 +236,9 @@ async def test_an_openssl_tls_server_that_does_not_match_is_refused(
 
 async def test_the_test_server_refuses_a_client_without_certificate(tmp_path: Path) -> None:
     """The terminator really demands a client certificate: a TLS client without one gets no data."""
-    pki = make_pki(tmp_path)
+    pki = write_pki(tmp_path)
     async with _terminated(pki.server, pki.ca) as (server, terminator):
-        context = ssl.create_default_context(cadata=pki.ca.cert_pem.decode())
+        context = ssl.create_default_context(cadata=pki.ca.cert.decode())
         context.set_alpn_protocols(["h2"])
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", terminator.port, ssl=context, server_hostname="ank-server"
@@ -262,7 +262,7 @@ def _modes_and_files(socket_path: Path) -> tuple[int, int, list[str]]:
 
 async def test_the_bridge_socket_is_private_and_removed_at_close(tmp_path: Path) -> None:
     """Only the agent's user may use its identity through the bridge; the key is never left on disk."""
-    pki = make_pki(tmp_path)
+    pki = write_pki(tmp_path)
     bridge = TlsBridge("127.0.0.1:1", _material(pki), connect_timeout=1)
     await bridge.open()
     socket_path = Path(bridge.target.removeprefix("unix:"))
@@ -277,7 +277,7 @@ async def test_settings_from_the_command_line_reach_the_server(
     tmp_path: Path, agent_name: str, recorder: RecordingHandler
 ) -> None:
     """--ca_pem/--crt_pem/--key_pem and an https:// URL: the files read at startup make the channel."""
-    pki = make_pki(tmp_path, server_kind="ec", agent_kind="ec")
+    pki = write_pki(tmp_path, server_key_type="ecdsa", agent_key_type="ecdsa")
     server = TlsServerDouble(pki.server, client_ca=pki.ca)
     port = await server.start()
     config = parse_args(
@@ -297,14 +297,14 @@ async def test_pem_contents_of_a_config_file_reach_an_ed25519_server(
     tmp_path: Path, agent_name: str, recorder: RecordingHandler
 ) -> None:
     """``*_pem_content`` in the config file, Ed25519 keys: the texts read at startup make the session."""
-    pki = make_pki(tmp_path / "certs")
+    pki = write_pki(tmp_path / "certs")
     async with _terminated(pki.server, pki.ca) as (server, terminator):
         conf = tmp_path / "agent.conf"
         conf.write_text(
             f"version = 'v1'\nname = '{agent_name}'\nserver_url = 'https://{terminator.address}'\n"
-            f"ca_pem_content = '''{pki.ca.cert_pem.decode()}'''\n"
-            f"crt_pem_content = '''{pki.agent.cert_pem.decode()}'''\n"
-            f"key_pem_content = '''{pki.agent.key_pem.decode()}'''\n"
+            f"ca_pem_content = '''{pki.ca.cert.decode()}'''\n"
+            f"crt_pem_content = '''{pki.agent.cert.decode()}'''\n"
+            f"key_pem_content = '''{pki.agent.key.decode()}'''\n"
         )
         config = parse_args(["-x", str(conf)], {}, default_config=tmp_path / "none")
         assert config.tls is not None
@@ -318,11 +318,13 @@ async def test_refuses_a_server_it_cannot_verify(
     tmp_path: Path, agent_name: str, recorder: RecordingHandler, caplog: pytest.LogCaptureFixture, wrong: str
 ) -> None:
     """A server certificate from another CA, or not issued for ank-server: no session, retries go on."""
-    pki = make_pki(tmp_path, server_kind="ec", agent_kind="ec")
+    pki = write_pki(tmp_path, server_key_type="ecdsa", agent_key_type="ecdsa")
     if wrong == "ca":
-        server_cert = issue(make_ca("foreign-ca"), "ank-server", ["ank-server"], server=True, kind="ec")
+        server_cert = CertificateAuthority("foreign-ca", key_type="ed25519").issue(
+            "ank-server", ["ank-server"], server=True, key_type="ecdsa"
+        )
     else:
-        server_cert = issue(pki.ca, "localhost", ["localhost", "127.0.0.1"], server=True, kind="ec")
+        server_cert = pki.ca.issue("localhost", ["localhost", "127.0.0.1"], server=True, key_type="ecdsa")
     server = TlsServerDouble(server_cert, client_ca=pki.ca)
     await server.start()
     caplog.set_level(logging.DEBUG, logger="ankaios_agent.agent.connection")
@@ -342,7 +344,7 @@ async def test_refuses_a_server_it_cannot_verify(
 async def test_a_tls_server_refuses_a_plain_agent(
     tmp_path: Path, agent_name: str, recorder: RecordingHandler, caplog: pytest.LogCaptureFixture
 ) -> None:
-    pki = make_pki(tmp_path, server_kind="ec", agent_kind="ec")
+    pki = write_pki(tmp_path, server_key_type="ecdsa", agent_key_type="ecdsa")
     server = TlsServerDouble(pki.server, client_ca=pki.ca)
     await server.start()
     caplog.set_level(logging.DEBUG, logger="ankaios_agent.agent.connection")
@@ -360,7 +362,7 @@ async def test_keepalive_detects_a_dead_server_through_the_bridge(
 ) -> None:
     """Keepalive pings cross the bridge to the server: a TLS server that stops answering (half-open
     TCP behind the bridge) ends the session, and the agent reconnects through the same bridge."""
-    pki = make_pki(tmp_path)
+    pki = write_pki(tmp_path)
     timings = ConnectionTimings(keepalive_time_ms=1000, keepalive_timeout_ms=1000)
     async with _terminated(pki.server, pki.ca) as (_server, terminator):
         proxy = FreezableProxy(terminator.port)

@@ -127,7 +127,7 @@ class ServerDouble(pb_grpc.AgentConnectionServicer):
     async def start(self, port: int = 0) -> int:
         """Listen on ``port`` (0: any free port) and return the port."""
         server = grpc.aio.server(options=SERVER_OPTIONS)
-        pb_grpc.add_AgentConnectionServicer_to_server(self, server)  # type: ignore[no-untyped-call]
+        pb_grpc.add_AgentConnectionServicer_to_server(self, server)
         bound: int = server.add_insecure_port(f"{self._host}:{port}")
         if bound == 0:
             raise OSError(f"cannot listen on {self._host}:{port}")

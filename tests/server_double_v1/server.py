@@ -186,7 +186,7 @@ class ServerDoubleV1(api_grpc.AgentConnectionServicer):
     async def start(self, port: int = 0) -> int:
         """Listen on ``port`` (0: any free port) and return the port."""
         server = grpc.aio.server(options=SERVER_OPTIONS)
-        api_grpc.add_AgentConnectionServicer_to_server(self, server)  # type: ignore[no-untyped-call]
+        api_grpc.add_AgentConnectionServicer_to_server(self, server)
         target = f"{self._host}:{port}"
         if self._tls is None:
             bound: int = server.add_insecure_port(target)

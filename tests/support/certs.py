@@ -6,14 +6,19 @@ that fixed name whatever host they dial) with EKU serverAuth, and agent
 certificates with EKU clientAuth whose DNS names list the agent names they may
 use (``*`` for any).
 
-Keys are ECDSA P-256 unless asked for Ed25519. The Ankaios system tests use
-Ed25519, but grpcio's TLS stack does not offer Ed25519 signature algorithms,
-so a grpcio server with an Ed25519 key fails every handshake
-(NO_COMMON_SIGNATURE_ALGORITHMS); ``key_type="ed25519"`` exists to show that.
-``CertificateAuthority`` can also
-issue a certificate without any subjectAltName and lives side by side with a
-second, unrelated CA, so tests can present a foreign or an incomplete client
-identity.
+Keys are ECDSA P-256 unless asked for Ed25519; a CA can issue leaves of the
+other key type. The Ankaios system tests use Ed25519, but grpcio's TLS stack
+(BoringSSL) does not offer Ed25519 signature algorithms, so a grpcio server with
+an Ed25519 key, or one asked to accept an agent with such a key, fails every
+handshake (NO_COMMON_SIGNATURE_ALGORITHMS); ``key_type="ed25519"`` exists to show
+that, and to test the agent, which makes its TLS with OpenSSL and handles both
+(put a plain double behind ``tests.support.tls_terminator.TlsTerminator`` then).
+``CertificateAuthority`` can also issue a certificate without any subjectAltName
+and lives side by side with a second, unrelated CA, so tests can present a
+foreign or an incomplete client identity.
+
+``write_pki`` puts a CA and an agent identity into files (mode 0600) and gives
+the agent's command-line flags for them.
 """
 
 from __future__ import annotations
@@ -115,9 +120,19 @@ class CertificateAuthority:
         os.chmod(path, 0o600)
         return path
 
-    def issue(self, common_name: str, dns_names: Sequence[str] | None, *, server: bool = False) -> Identity:
-        """A leaf for ``common_name``; ``dns_names=None`` leaves out the subjectAltName extension."""
-        key = _new_key(self._key_type)
+    def issue(
+        self,
+        common_name: str,
+        dns_names: Sequence[str] | None,
+        *,
+        server: bool = False,
+        key_type: KeyType | None = None,
+    ) -> Identity:
+        """A leaf for ``common_name``; ``dns_names=None`` leaves out the subjectAltName extension.
+
+        The leaf's key is of the CA's type unless ``key_type`` says otherwise.
+        """
+        key = _new_key(key_type or self._key_type)
         now = datetime.datetime.now(datetime.UTC)
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = (
@@ -138,13 +153,18 @@ class CertificateAuthority:
         cert = builder.sign(self._key, self._hash)
         return Identity(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
-    def server_identity(self, dns_names: Sequence[str] = (SERVER_NAME,)) -> Identity:
-        return self.issue(SERVER_NAME, dns_names, server=True)
+    def server_identity(
+        self, dns_names: Sequence[str] = (SERVER_NAME,), key_type: KeyType | None = None
+    ) -> Identity:
+        return self.issue(SERVER_NAME, dns_names, server=True, key_type=key_type)
 
     def agent_identity(
-        self, dns_names: Sequence[str] | None = ("*",), common_name: str = "agent"
+        self,
+        dns_names: Sequence[str] | None = ("*",),
+        common_name: str = "agent",
+        key_type: KeyType | None = None,
     ) -> Identity:
-        return self.issue(common_name, dns_names)
+        return self.issue(common_name, dns_names, key_type=key_type)
 
 
 @dataclass(frozen=True)
@@ -161,6 +181,67 @@ class Pki:
         ca = CertificateAuthority(key_type=key_type)
         foreign = CertificateAuthority("ank-foreign-ca", key_type=key_type)
         return cls(ca, ca.server_identity(), ca.agent_identity(), foreign)
+
+
+def write_file(path: Path, data: bytes, mode: int = 0o600) -> Path:
+    path.write_bytes(data)
+    os.chmod(path, mode)
+    return path
+
+
+@dataclass(frozen=True)
+class PkiFiles:
+    """A CA with one server and one agent identity; the CA and the agent's are files in ``folder``."""
+
+    folder: Path
+    ca: CertificateAuthority
+    server: Identity
+    agent: Identity
+
+    @property
+    def ca_pem(self) -> Path:
+        return self.folder / "ca.pem"
+
+    @property
+    def agent_pem(self) -> Path:
+        return self.folder / "agent.pem"
+
+    @property
+    def agent_key(self) -> Path:
+        return self.folder / "agent-key.pem"
+
+    def flags(self) -> list[str]:
+        """The agent's command-line options naming these files."""
+        return [
+            "--ca_pem",
+            str(self.ca_pem),
+            "--crt_pem",
+            str(self.agent_pem),
+            "--key_pem",
+            str(self.agent_key),
+        ]
+
+
+def write_pki(
+    folder: Path,
+    *,
+    server_dns: Sequence[str] = (SERVER_NAME,),
+    key_type: KeyType = "ed25519",
+    server_key_type: KeyType | None = None,
+    agent_key_type: KeyType | None = None,
+) -> PkiFiles:
+    """A fresh CA (Ed25519 unless asked otherwise) and its leaves; writes ca.pem, agent(-key).pem."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ca = CertificateAuthority(key_type=key_type)
+    pki = PkiFiles(
+        folder,
+        ca,
+        ca.server_identity(server_dns, key_type=server_key_type),
+        ca.agent_identity(key_type=agent_key_type),
+    )
+    ca.write(folder)
+    pki.agent.write(folder, "agent")
+    return pki
 
 
 def main(argv: list[str] | None = None) -> int:

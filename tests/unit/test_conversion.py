@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from typing import cast
 
 import pytest
 
@@ -200,7 +201,9 @@ def test_every_restart_policy_decodes(policy: int) -> None:
         pb.UpdateWorkload(addedWorkloads=[_added(), pb.AddedWorkload(runtime="podman")]),
         pb.UpdateWorkload(
             addedWorkloads=[_added()],
-            deletedWorkloads=[pb.DeletedWorkload(instanceName=WIRE_INST, dependencies={"x": 2})],
+            deletedWorkloads=[
+                pb.DeletedWorkload(instanceName=WIRE_INST, dependencies={"x": cast(pb.DeleteCondition, 2)})
+            ],
         ),
         pb.UpdateWorkload(deletedWorkloads=[pb.DeletedWorkload()]),
     ],
@@ -244,7 +247,7 @@ def test_response_body_is_opaque_bytes_without_request_id() -> None:
 
 def test_response_complete_state_is_normalised_like_the_reference() -> None:
     """behaviour "Decoding": startupState and desiredState always set, unknown substates normalised."""
-    bad_state = pb.ExecutionState(pending=5)
+    bad_state = pb.ExecutionState(pending=cast(pb.Pending, 5))
     wire = pb.Response(
         requestId="wl@1",
         completeState=pb.CompleteState(
@@ -261,7 +264,7 @@ def test_response_complete_state_is_normalised_like_the_reference() -> None:
 
 def test_response_complete_state_with_invalid_enum_is_dropped() -> None:
     """behaviour "Decoding": a CompleteState holding a Workload with an invalid enum drops the response."""
-    state = pb.State(workloads={"w": pb.Workload(agent="x", restartPolicy=9)})
+    state = pb.State(workloads={"w": pb.Workload(agent="x", restartPolicy=cast(pb.RestartPolicy, 9))})
     wire = pb.Response(requestId="wl@1", completeState=pb.CompleteState(desiredState=state))
     assert conversion.from_server(pb.FromServer(response=wire), AGENT) is None
 
@@ -312,7 +315,7 @@ def test_answer_to_own_request_with_error_becomes_desired_state_error() -> None:
 
 
 def test_own_desired_state_with_invalid_enum_reports_error_naming_workload() -> None:
-    desired = pb.State(workloads={"mine": pb.Workload(agent=AGENT, restartPolicy=7)})
+    desired = pb.State(workloads={"mine": pb.Workload(agent=AGENT, restartPolicy=cast(pb.RestartPolicy, 7))})
     msg = conversion.from_server(
         _own_request_response(completeState=pb.CompleteState(desiredState=desired)), AGENT
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -54,8 +56,10 @@ def workload_states(draw: st.DrawFn) -> pb.WorkloadState:
 def workloads(draw: st.DrawFn) -> pb.Workload:
     return pb.Workload(
         agent=draw(st.sampled_from(["me", "other", ""])),
-        restartPolicy=draw(ENUM),
-        dependencies=draw(st.dictionaries(TEXT, ENUM, max_size=2)),
+        restartPolicy=cast(pb.RestartPolicy, draw(ENUM)),
+        dependencies={
+            k: cast(pb.AddCondition, v) for k, v in draw(st.dictionaries(TEXT, ENUM, max_size=2)).items()
+        },
         runtime=draw(TEXT),
         runtimeConfig=draw(TEXT),
     )

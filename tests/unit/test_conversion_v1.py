@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import replace
+from typing import cast
 
 import pytest
 
@@ -343,11 +344,11 @@ def test_a_workload_without_a_mandatory_optional_field_is_rejected_by_name(missi
         v1.from_server(_hello_with(wire), AGENT)
 
 
-BAD_WORKLOADS: list[tuple[str, Callable[[base.Workload], None], str]] = [
+BAD_WORKLOADS: list[tuple[str, Callable[[base.Workload], object], str]] = [
     ("restart policy 3", lambda w: setattr(w, "restartPolicy", 3), "restartPolicy has the undefined value 3"),
     (
         "add condition 3",
-        lambda w: w.dependencies.dependencies.__setitem__("db", 3),
+        lambda w: w.dependencies.dependencies.__setitem__("db", cast(base.AddCondition, 3)),
         "add condition on 'db' has the undefined value 3",
     ),
     (
@@ -441,7 +442,7 @@ def test_update_workload_decodes_added_and_deleted_with_delete_conditions() -> N
     [
         (api.DeletedWorkload(), "a deleted workload has no instance name"),
         (
-            api.DeletedWorkload(instanceName=WIRE_INST, dependencies={"a": 2}),
+            api.DeletedWorkload(instanceName=WIRE_INST, dependencies={"a": cast(api.DeleteCondition, 2)}),
             "'nginx': delete condition on 'a'",
         ),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import cast
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -79,7 +80,7 @@ def access_rules(draw: st.DrawFn) -> base.AccessRightsRule:
     rule = base.AccessRightsRule()
     kind = draw(st.sampled_from([None, "state", "log"]))
     if kind == "state":
-        rule.stateRule.operation = draw(ENUM)
+        rule.stateRule.operation = cast(base.ReadWriteEnum, draw(ENUM))
         rule.stateRule.filterMasks.extend(draw(st.lists(TEXT, max_size=2)))
     elif kind == "log":
         rule.logRule.workloadNames.extend(draw(st.lists(TEXT, max_size=2)))
@@ -98,7 +99,8 @@ def workloads(draw: st.DrawFn) -> base.Workload:
         if draw(st.integers(0, 4)):
             setattr(wl, name, draw(value))
     if _maybe(draw):
-        wl.dependencies.dependencies.update(draw(st.dictionaries(TEXT, ENUM, max_size=2)))
+        conditions = draw(st.dictionaries(TEXT, ENUM, max_size=2))
+        wl.dependencies.dependencies.update({k: cast(base.AddCondition, v) for k, v in conditions.items()})
     if _maybe(draw):
         wl.tags.tags.update(draw(st.dictionaries(TEXT, TEXT, max_size=2)))
     if _maybe(draw):

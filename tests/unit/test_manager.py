@@ -71,9 +71,11 @@ class Agent:
 
     async def running(self, *names: str) -> None:
         for name in names:
-            await self.sink.wait_for(
-                lambda n=name: bool(self.sink.trace(n)) and self.sink.trace(n)[-1][1] == RUNNING
-            )
+
+            def is_running(n: str = name) -> bool:
+                return bool(self.sink.trace(n)) and self.sink.trace(n)[-1][1] == RUNNING
+
+            await self.sink.wait_for(is_running)
 
 
 @pytest.fixture
@@ -483,7 +485,8 @@ async def test_run_returns_after_shutdown() -> None:
     run = asyncio.create_task(manager.run())
     await settle()
     await manager.shutdown()
-    assert await asyncio.wait_for(run, 1) is None
+    await asyncio.wait_for(run, 1)
+    assert run.result() is None
 
 
 async def test_run_without_runtimes_lasts_until_shutdown() -> None:
@@ -493,7 +496,8 @@ async def test_run_without_runtimes_lasts_until_shutdown() -> None:
     await settle()
     assert not run.done()
     await manager.shutdown()
-    assert await asyncio.wait_for(run, 1) is None
+    await asyncio.wait_for(run, 1)
+    assert run.result() is None
 
 
 async def test_readd_of_workload_waiting_to_stop_cancels_the_queued_delete(agent: Agent) -> None:

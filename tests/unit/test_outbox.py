@@ -53,9 +53,9 @@ async def test_order_is_kept() -> None:
         outbox.send(msg)
     received = []
     while len(outbox):
-        msg = await outbox.peek()
-        outbox.confirm(msg)
-        received.append(msg)
+        head = await outbox.peek()
+        outbox.confirm(head)
+        received.append(head)
     assert received == sent
 
 

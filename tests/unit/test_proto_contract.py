@@ -1,6 +1,6 @@
 """proto/ankaios.proto against the v0.3.1 wire contract, field by field (behaviour "Wire contract").
 
-The expected tables below are transcribed from the spec, not from the .proto,
+The expected tables below are written down from the v0.3.1 wire contract, not read from the .proto,
 so a drift in either shows up here.
 """
 
@@ -141,14 +141,19 @@ def _describe(message: Descriptor) -> list[tuple[int, str, int, str | None, str,
     for f in sorted(message.fields, key=lambda f: f.number):
         type_name: str | None = None
         label = REP if f.is_repeated else ONE
-        if f.type == MSG and f.message_type.GetOptions().map_entry:
-            label = MAP
-            value = f.message_type.fields_by_name["value"]
-            assert f.message_type.fields_by_name["key"].type == STR
-            type_name = (value.enum_type or value.message_type).name
-        elif f.type == MSG:
-            type_name = f.message_type.name
+        if f.type == MSG:
+            assert f.message_type is not None
+            if f.message_type.GetOptions().map_entry:
+                label = MAP
+                value = f.message_type.fields_by_name["value"]
+                assert f.message_type.fields_by_name["key"].type == STR
+                value_type = value.enum_type or value.message_type
+                assert value_type is not None
+                type_name = value_type.name
+            else:
+                type_name = f.message_type.name
         elif f.type == ENUM:
+            assert f.enum_type is not None
             type_name = f.enum_type.name
         oneof = f.containing_oneof.name if f.containing_oneof else None
         rows.append((f.number, f.name, f.type, type_name, label, oneof))

@@ -14,6 +14,7 @@ from types import ModuleType
 import pytest
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto as F
+from google.protobuf.message import Message
 
 from ankaios_agent.proto import ank_base_pb2, ankaios_pb2, control_api_pb2, grpc_api_pb2
 
@@ -422,7 +423,7 @@ def test_services_and_streaming_flags() -> None:
 
 def test_v1_and_v031_coexist_in_one_process() -> None:
     """Both dialects load side by side: same short names, distinct full names, one descriptor pool."""
-    pairs = [
+    pairs: list[tuple[type[Message], type[Message]]] = [
         (ankaios_pb2.ToServer, grpc_api_pb2.ToServer),
         (ankaios_pb2.ExecutionState, ank_base_pb2.ExecutionState),
         (ankaios_pb2.Request, ank_base_pb2.Request),

@@ -12,11 +12,16 @@ from ankaios_agent.agent.scheduler import (
     Delete,
     QueuedCreate,
     QueuedDelete,
+    QueueEntry,
     Update,
     UpdateCreate,
     UpdateDelete,
 )
 from tests.unit.lifecycle_support import delete, inst, spec
+
+
+def nothing_queued(_name: str) -> QueueEntry | None:
+    return None
 
 
 def leftover(
@@ -29,13 +34,13 @@ def leftover(
 
 def test_managed_identical_spec_is_kept() -> None:
     """The hello-time list does not restart an unchanged workload."""
-    plan = plan_added([spec("a")], {"a": spec("a")}, {}.get, {})
+    plan = plan_added([spec("a")], {"a": spec("a")}, nothing_queued, {})
     assert plan.operations == [] and plan.kept == ["a"]
 
 
 def test_managed_changed_spec_becomes_update_without_delete_conditions() -> None:
     """Update(A, D') with D' = the managed instance, no delete conditions."""
-    plan = plan_added([spec("a", "2")], {"a": spec("a", "1")}, {}.get, {})
+    plan = plan_added([spec("a", "2")], {"a": spec("a", "1")}, nothing_queued, {})
     assert plan.operations == [Update(spec("a", "2"), DeleteRequest(inst("a", "1")))]
 
 
@@ -49,14 +54,14 @@ def test_identical_queued_spec_is_kept() -> None:
 def test_running_leftover_with_same_instance_is_adopted() -> None:
     """Resume, no create."""
     found = leftover("a")
-    plan = plan_added([spec("a")], {}, {}.get, {"a": [found]})
+    plan = plan_added([spec("a")], {}, nothing_queued, {"a": [found]})
     assert plan.adopt == [(spec("a"), found)] and plan.operations == [] and plan.remove == []
 
 
 def test_stopped_leftover_is_removed_silently_then_created() -> None:
     """Same instance but not running -> silent delete, normal create."""
     found = leftover("a", state=ExecutionState.exec_failed(1))
-    plan = plan_added([spec("a")], {}, {}.get, {"a": [found]})
+    plan = plan_added([spec("a")], {}, nothing_queued, {"a": [found]})
     assert plan.remove == [Removal(found, report_states=False)]
     assert plan.operations == [Create(spec("a"))]
 
@@ -64,7 +69,7 @@ def test_stopped_leftover_is_removed_silently_then_created() -> None:
 def test_leftover_with_other_id_is_removed_with_states_then_created() -> None:
     """The old instance gets Stopping/Removed, the new one is created after it."""
     found = leftover("a", "0")
-    plan = plan_added([spec("a", "1")], {}, {}.get, {"a": [found]})
+    plan = plan_added([spec("a", "1")], {}, nothing_queued, {"a": [found]})
     assert plan.remove == [Removal(found, report_states=True)]
     assert plan.operations == [Create(spec("a", "1"))]
 
@@ -72,13 +77,13 @@ def test_leftover_with_other_id_is_removed_with_states_then_created() -> None:
 def test_leftover_on_other_runtime_is_not_adopted() -> None:
     """A match is looked for in the group of the workload's runtime only."""
     found = leftover("a", runtime="podman-kube")
-    plan = plan_added([spec("a")], {}, {}.get, {"a": [found]})
+    plan = plan_added([spec("a")], {}, nothing_queued, {"a": [found]})
     assert plan.adopt == [] and plan.operations == [Create(spec("a"))]
 
 
 def test_unlisted_leftovers_wait_for_the_complete_list() -> None:
     """An UpdateWorkload may be partial: leftovers of other names stay for the DesiredState answer."""
-    plan = plan_added([spec("a")], {}, {}.get, {"z": [leftover("z")]})
+    plan = plan_added([spec("a")], {}, nothing_queued, {"z": [leftover("z")]})
     assert plan.remove == [] and list(plan.leftovers) == ["z"]
 
 
@@ -163,7 +168,7 @@ REUSE_CASES = [
 def test_an_ended_leftover_is_reused_only_when_everything_matches(
     case: str, found: Leftover, reusable: set[str], reused: bool, removal: bool | None
 ) -> None:
-    plan = plan_added([spec("a")], {}, {}.get, {"a": [found]}, reusable)
+    plan = plan_added([spec("a")], {}, nothing_queued, {"a": [found]}, reusable)
     assert plan.operations == [Create(spec("a"))]
     assert plan.adopt == []
     assert plan.reuse == ([(spec("a"), found)] if reused else [])

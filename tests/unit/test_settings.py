@@ -18,7 +18,7 @@ from ankaios_agent.agent.config import (
 )
 from ankaios_agent.agent.config_file import settings_from
 from ankaios_agent.agent.errors import UsageError
-from tests.support.tls_files import make_pki
+from tests.support.certs import write_pki
 
 
 @pytest.fixture
@@ -327,7 +327,7 @@ def test_transport_conflicts_are_refused(
 
 
 def test_tls_from_flags_environment_and_file(tmp_path: Path, no_file: Path) -> None:
-    pki = make_pki(tmp_path / "certs")
+    pki = write_pki(tmp_path / "certs")
     from_flags = parse(["-n", "a", *pki.flags()], default=no_file)
     env = {
         "ANKAGENT_CA_PEM": str(pki.ca_pem),
@@ -338,16 +338,16 @@ def test_tls_from_flags_environment_and_file(tmp_path: Path, no_file: Path) -> N
     conf = _conf(
         tmp_path,
         "version = 'v1'\nname = 'a'\n"
-        f"ca_pem_content = '''{pki.ca.cert_pem.decode()}'''\n"
+        f"ca_pem_content = '''{pki.ca.cert.decode()}'''\n"
         f"crt_pem = '{pki.agent_pem}'\nkey_pem = '{pki.agent_key}'\n",
     )
     from_file = parse(["-x", str(conf)], default=no_file)
     for config in (from_flags, from_env, from_file):
         assert config.tls is not None
         assert (config.tls.ca, config.tls.cert, config.tls.key) == (
-            pki.ca.cert_pem,
-            pki.agent.cert_pem,
-            pki.agent.key_pem,
+            pki.ca.cert,
+            pki.agent.cert,
+            pki.agent.key,
         )
         assert config.server_url == "https://127.0.0.1:25551"
         assert config.dialects == (ProtocolChoice.V1,)
@@ -355,15 +355,15 @@ def test_tls_from_flags_environment_and_file(tmp_path: Path, no_file: Path) -> N
 
 
 def test_flag_pem_path_replaces_the_files_content(tmp_path: Path, no_file: Path) -> None:
-    pki = make_pki(tmp_path / "certs")
+    pki = write_pki(tmp_path / "certs")
     conf = _conf(tmp_path, "version = 'v1'\nname = 'a'\nca_pem_content = 'not a certificate'\n")
     config = parse(["-x", str(conf), *pki.flags()], default=no_file)
-    assert config.tls is not None and config.tls.ca == pki.ca.cert_pem
+    assert config.tls is not None and config.tls.ca == pki.ca.cert
 
 
 @pytest.mark.parametrize("given", [["--ca_pem"], ["--ca_pem", "--key_pem"], ["--crt_pem"]])
 def test_some_but_not_all_pem_files_is_an_error(tmp_path: Path, no_file: Path, given: list[str]) -> None:
-    pki = make_pki(tmp_path / "certs")
+    pki = write_pki(tmp_path / "certs")
     paths = {"--ca_pem": pki.ca_pem, "--crt_pem": pki.agent_pem, "--key_pem": pki.agent_key}
     argv = [part for flag in given for part in (flag, str(paths[flag]))]
     with pytest.raises(UsageError, match=r"missing certificate files.*not given"):
@@ -371,7 +371,7 @@ def test_some_but_not_all_pem_files_is_an_error(tmp_path: Path, no_file: Path, g
 
 
 def test_insecure_and_tls_together_use_tls_with_a_notice(tmp_path: Path, no_file: Path) -> None:
-    pki = make_pki(tmp_path / "certs")
+    pki = write_pki(tmp_path / "certs")
     config = parse(["-n", "a", "-k", *pki.flags()], default=no_file)
     assert config.tls is not None
     assert config.notices == ("--insecure and TLS certificates are both given; using TLS",)
@@ -390,14 +390,14 @@ def test_dialects_a_connection_may_speak(
     tmp_path: Path, no_file: Path, protocol: str, tls: bool, dialects: tuple[ProtocolChoice, ...]
 ) -> None:
     argv = ["-n", "a", "--protocol", protocol]
-    argv += make_pki(tmp_path / "certs").flags() if tls else ["-k"]
+    argv += write_pki(tmp_path / "certs").flags() if tls else ["-k"]
     assert parse(argv, default=no_file).dialects == dialects
 
 
 def test_cli_logs_notices_and_tls_errors_are_one_line_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pki = make_pki(tmp_path / "certs")
+    pki = write_pki(tmp_path / "certs")
     pki.agent_key.chmod(0o644)
     assert cli.main(["-n", "a", *pki.flags()]) == 2
     err = capsys.readouterr().err
@@ -412,3 +412,30 @@ def test_cli_logs_notices_and_tls_errors_are_one_line_exit_2(
     assert cli.main(["-n", "a+b", "-r", str(blocker)]) == 1
     err = capsys.readouterr().err
     assert "WARNING" in err and "v1.0.1 server does not expect" in err
+
+
+# --- v1.0.1 control interface: strict authorization is opt-in ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "file_line", "expected"),
+    [
+        ([], {}, "", False),  # the reference's decisions by default
+        (["--strict-authorization"], {}, "", True),
+        ([], {"ANKAGENT_STRICT_AUTHORIZATION": "true"}, "", True),
+        ([], {"ANKAGENT_STRICT_AUTHORIZATION": "false"}, "strict_authorization = true", False),
+        ([], {}, "strict_authorization = true", True),
+        (["--strict-authorization"], {"ANKAGENT_STRICT_AUTHORIZATION": "false"}, "", True),
+    ],
+)
+def test_strict_authorization_sources(
+    tmp_path: Path, argv: list[str], env: dict[str, str], file_line: str, expected: bool
+) -> None:
+    conf = _conf(tmp_path, f"version = 'v1'\nname = 'a'\n{file_line}\n")
+    assert parse(argv, env, default=conf).strict_authorization is expected
+
+
+def test_strict_authorization_in_the_file_must_be_a_boolean(tmp_path: Path) -> None:
+    conf = _conf(tmp_path, "version = 'v1'\nname = 'a'\nstrict_authorization = 'yes'\n")
+    with pytest.raises(UsageError, match="strict_authorization"):
+        parse([], default=conf)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -10,7 +11,15 @@ import pytest
 
 from ankaios_agent.agent.errors import RuntimeDeleteFailed, RuntimeUnavailable, WorkloadConfigError
 from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaceHost, FakeRuntime
-from ankaios_agent.agent.model import ExecutionState, RestartPolicy, WorkloadSpec, WorkloadState
+from ankaios_agent.agent.model import (
+    AccessRules,
+    ExecutionState,
+    Operation,
+    RestartPolicy,
+    StateRule,
+    WorkloadSpec,
+    WorkloadState,
+)
 from ankaios_agent.agent.ports import StateChange
 from ankaios_agent.agent.timings import AgentTimings
 from ankaios_agent.agent.workload_loop import WorkloadLoop
@@ -227,6 +236,19 @@ async def test_update_with_same_folder_keeps_control_interface(h: Harness) -> No
     assert h.ci.removed == []
 
 
+async def test_update_with_other_access_rules_replaces_control_interface(h: Harness) -> None:
+    """Same instance, other rules: the old control interface goes before the old container,
+    and the new instance asks for one again with its own rules."""
+    loop = h.loop("a")
+    loop.commands.create(spec("a", "1"))
+    await h.sink.wait_for_state("a", RUNNING)
+    rules = AccessRules(allow=(StateRule(Operation.READ, ("*",)),))
+    loop.commands.update(dataclasses.replace(spec("a", "1"), control_interface_access=rules), inst("a", "1"))
+    await h.sink.wait_for(lambda: len(h.sink.trace("a")) == 6)
+    assert h.ci.removed == ["a"]
+    assert h.ci.ensured == [inst("a", "1"), inst("a", "1")]
+
+
 async def test_update_delete_only_then_update_reports_old_name_twice(h: Harness) -> None:
     """UpdateDeleteOnly deletes now; the later update reports the old name again."""
     loop = h.loop("a")
@@ -389,18 +411,25 @@ async def test_restart_back_off_doubles_from_one_second_up_to_the_cap(manual: Ha
     h.loop("a").commands.create(spec("a", restart=RestartPolicy.ON_FAILURE))
     for expected_delay in (None, 1.0, 2.0, 4.0, 4.0):
         runs = len(h.runtime.created("a"))
+
+        def created_again(runs: int = runs) -> bool:
+            return len(h.runtime.created("a")) == runs + 1
+
+        def slept(delay: float | None = expected_delay) -> bool:
+            return h.clock.sleeps[-1:] == [delay]
+
         await h.sink.wait_for(lambda: h.sink.trace("a")[-1] == ("1", RUNNING))
         h.runtime.exit("a", 1)
         if expected_delay is None:
-            await h.sink.wait_for(lambda runs=runs: len(h.runtime.created("a")) == runs + 1)
+            await h.sink.wait_for(created_again)
             assert h.clock.sleeps == []
             continue
-        await h.sink.wait_for(lambda d=expected_delay: h.clock.sleeps[-1:] == [d])
+        await h.sink.wait_for(slept)
         await settle()
         assert len(h.runtime.created("a")) == runs  # still waiting, exit state still shown
         assert h.sink.trace("a")[-1] == ("1", ExecutionState.exec_failed(1))
         h.clock.advance(expected_delay)
-        await h.sink.wait_for(lambda runs=runs: len(h.runtime.created("a")) == runs + 1)
+        await h.sink.wait_for(created_again)
     assert h.clock.sleeps == [1.0, 2.0, 4.0, 4.0]
 
 
@@ -545,10 +574,12 @@ async def test_phase_follows_create_retry_restart_and_delete(manual: Harness) ->
     h = manual
     h.runtime.fail_creates("a", "busy")
     loop = h.loop("a")
-    assert loop.phase is Phase.IDLE
+    phase_before_create = loop.phase
+    assert phase_before_create is Phase.IDLE
     loop.commands.create(spec("a", restart=RestartPolicy.ALWAYS))
     await h.sink.wait_for_state("a", RUNNING)  # the immediate retry worked
-    assert loop.phase is Phase.RUNNING
+    phase_after_retry = loop.phase
+    assert phase_after_retry is Phase.RUNNING
     h.clock.advance(1)
     h.runtime.exit("a", 0)
     await h.sink.wait_for_state("a", ExecutionState.succeeded())

@@ -14,6 +14,7 @@ import pytest
 
 from ankaios_agent.agent.errors import WorkloadConfigError
 from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaceHost, FakeRuntime
+from ankaios_agent.agent.instance_folder import folder_name_is_safe
 from ankaios_agent.agent.lifecycle_rules import V0_3_RULES, V1_RULES, RulesHolder
 from ankaios_agent.agent.model import (
     ExecutionState,
@@ -25,7 +26,7 @@ from ankaios_agent.agent.model import (
     WorkloadState,
 )
 from ankaios_agent.agent.timings import AgentTimings
-from ankaios_agent.agent.workload_loop import WorkloadLoop, folder_name_is_safe
+from ankaios_agent.agent.workload_loop import WorkloadLoop
 from tests.support.lifecycle import WaitingSink, settle
 from tests.unit.lifecycle_support import (
     NO_MORE_RETRIES,
@@ -425,9 +426,11 @@ async def test_other_restarts_replace_the_container(
         await h.sink.wait_for_state("a", RUNNING)
         runtime_id = h.runtime.container("a").runtime_id
         h.runtime.exit("a", code)
-        await h.sink.wait_for(
-            lambda h=h: len(h.runtime.created("a")) == 2 and h.sink.trace("a")[-1] == ("1", RUNNING)
-        )
+
+        def replaced(h: Harness = h) -> bool:
+            return len(h.runtime.created("a")) == 2 and h.sink.trace("a")[-1] == ("1", RUNNING)
+
+        await h.sink.wait_for(replaced)
         assert [s for _, s in h.sink.trace("a")[3:]] == [STOPPING_REQUESTED, REMOVED, STARTING, RUNNING]
         assert h.runtime.reused() == []
         assert h.runtime.container("a").runtime_id != runtime_id

@@ -31,8 +31,8 @@ async def test_exit_is_reported_milliseconds_after_podman_records_it(harness: Ha
     """Exits come from the event stream; prints the latency (not asserted)."""
     latencies: list[float] = []
 
-    def observe(change: StateChange, event: PodmanEvent | None) -> None:
-        if event is not None and event.action == "died" and event.time_ns:
+    def observe(change: StateChange, event: object | None) -> None:
+        if isinstance(event, PodmanEvent) and event.action == "died" and event.time_ns:
             latencies.append((time.time_ns() - event.time_ns) / 1e6)
 
     harness.runtime.monitor.on_change = observe
@@ -109,6 +109,7 @@ def test_discovery_starts_private_service_when_no_socket_answers(tmp_path: Path)
         assert connection.url == f"unix://{run_folder}/podman.sock"
         assert ping(connection.url)
         process = connection.service.process
+        assert process is not None
     finally:
         connection.close()
     assert process.poll() is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,33 +15,36 @@ from tests.integration.podman.conftest import Harness
 
 pytestmark = pytest.mark.podman
 
-Inspect = dict[str, object]
+# Podman's inspect output is untyped JSON; the checks below index into it freely.
+Inspect = dict[str, Any]
 
 
-def config(data: Inspect) -> dict[str, object]:
-    return data["Config"]  # type: ignore[return-value]
+def config(data: Inspect) -> dict[str, Any]:
+    section: dict[str, Any] = data["Config"]
+    return section
 
 
-def host(data: Inspect) -> dict[str, object]:
-    return data["HostConfig"]  # type: ignore[return-value]
+def host(data: Inspect) -> dict[str, Any]:
+    section: dict[str, Any] = data["HostConfig"]
+    return section
 
 
 # (options, description, check on the inspect data). Options are combined into one container;
 # ulimits name nproc too because setting any ulimit here drops the containers.conf defaults.
 TABLE: list[tuple[list[str], str, Callable[[Inspect], bool]]] = [
-    (["-e", "A=1", "--env=B=2"], "env", lambda d: {"A=1", "B=2"} <= set(config(d)["Env"])),  # type: ignore[arg-type]
+    (["-e", "A=1", "--env=B=2"], "env", lambda d: {"A=1", "B=2"} <= set(config(d)["Env"])),
     (["-w", "/tmp"], "workdir", lambda d: config(d)["WorkingDir"] == "/tmp"),
     (["--user=65534"], "user", lambda d: config(d)["User"] == "65534"),
     (["-h", "box"], "hostname", lambda d: config(d)["Hostname"] == "box"),
-    (["-l", "tier=web"], "label", lambda d: config(d)["Labels"]["tier"] == "web"),  # type: ignore[index]
+    (["-l", "tier=web"], "label", lambda d: config(d)["Labels"]["tier"] == "web"),
     (["--read-only"], "read-only", lambda d: host(d)["ReadonlyRootfs"] is True),
-    (["--cap-add", "NET_ADMIN"], "cap-add", lambda d: "CAP_NET_ADMIN" in host(d)["CapAdd"]),  # type: ignore[operator]
-    (["--cap-drop", "CHOWN"], "cap-drop", lambda d: "CAP_CHOWN" in host(d)["CapDrop"]),  # type: ignore[operator]
-    (["--tmpfs", "/scratch:size=1m"], "tmpfs", lambda d: "size=1m" in host(d)["Tmpfs"]["/scratch"]),  # type: ignore[index]
+    (["--cap-add", "NET_ADMIN"], "cap-add", lambda d: "CAP_NET_ADMIN" in host(d)["CapAdd"]),
+    (["--cap-drop", "CHOWN"], "cap-drop", lambda d: "CAP_CHOWN" in host(d)["CapDrop"]),
+    (["--tmpfs", "/scratch:size=1m"], "tmpfs", lambda d: "size=1m" in host(d)["Tmpfs"]["/scratch"]),
     (
         ["--ulimit", "nofile=512:1024", "--ulimit=nproc=100:200"],
         "ulimit",
-        lambda d: {"Name": "RLIMIT_NOFILE", "Soft": 512, "Hard": 1024} in host(d)["Ulimits"],  # type: ignore[operator]
+        lambda d: {"Name": "RLIMIT_NOFILE", "Soft": 512, "Hard": 1024} in host(d)["Ulimits"],
     ),
     (["--stop-signal", "SIGINT"], "stop-signal", lambda d: config(d)["StopSignal"] == 2),
     (["--stop-timeout", "3"], "stop-timeout", lambda d: config(d)["StopTimeout"] == 3),
@@ -56,20 +60,20 @@ TABLE: list[tuple[list[str], str, Callable[[Inspect], bool]]] = [
         ["--security-opt", "no-new-privileges"],
         "security-opt",
         lambda d: "no-new-privileges" in host(d)["SecurityOpt"],
-    ),  # type: ignore[operator]
+    ),
     (["-t", "-i"], "tty+interactive", lambda d: config(d)["Tty"] is True and config(d)["OpenStdin"] is True),
     (
         ["--health-cmd", "true", "--health-interval=30s"],
         "health",
-        lambda d: config(d)["Healthcheck"]["Test"] == ["CMD-SHELL", "true"],  # type: ignore[index]
+        lambda d: config(d)["Healthcheck"]["Test"] == ["CMD-SHELL", "true"],
     ),
     (
         ["--log-driver", "k8s-file", "--log-opt", "max-size=1m"],
         "log",
         lambda d: host(d)["LogConfig"]["Type"] == "k8s-file",
-    ),  # type: ignore[index]
-    (["-v", "/tmp:/hosttmp:ro"], "volume", lambda d: "/tmp:/hosttmp:ro,rprivate,rbind" in host(d)["Binds"]),  # type: ignore[operator]
-    (["--mount", "type=tmpfs,destination=/t2"], "mount", lambda d: "/t2" in host(d)["Tmpfs"]),  # type: ignore[operator]
+    ),
+    (["-v", "/tmp:/hosttmp:ro"], "volume", lambda d: "/tmp:/hosttmp:ro,rprivate,rbind" in host(d)["Binds"]),
+    (["--mount", "type=tmpfs,destination=/t2"], "mount", lambda d: "/t2" in host(d)["Tmpfs"]),
     (["--pull", "missing"], "pull", lambda d: True),
 ]
 # Root only: rootless Podman here cannot exec the bind-mounted catatonit ("stat /run/podman-init:
@@ -82,7 +86,7 @@ ROOT_ONLY_TABLE: list[tuple[list[str], str, Callable[[Inspect], bool]]] = [
     (
         ["--device", "/dev/null:/dev/mynull"],
         "device",
-        lambda d: host(d)["Devices"][0]["PathInContainer"] == "/dev/mynull",  # type: ignore[index]
+        lambda d: host(d)["Devices"][0]["PathInContainer"] == "/dev/mynull",
     ),
 ]
 

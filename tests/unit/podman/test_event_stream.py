@@ -61,7 +61,7 @@ class FlakyConnection(PodmanConnection):
 
     surprises = 1
 
-    def stream_client(self):  # type: ignore[no-untyped-def]
+    def stream_client(self):
         if self.surprises > 0:
             self.surprises -= 1
             raise KeyError("surprise in the stream thread")

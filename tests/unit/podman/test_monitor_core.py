@@ -11,13 +11,14 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 
 from ankaios_agent.agent.model import ExecutionState, InstanceName
 from ankaios_agent.agent.ports import StateChange
 from ankaios_agent.runtimes.podman.client import PodmanConnection
-from ankaios_agent.runtimes.podman.monitor import Monitor, MonitorTimings
+from ankaios_agent.runtimes.podman.monitor import Monitor, MonitorTimings, PodmanEvent
 
 AGENT = "agent_A"
 WL = InstanceName("wl", AGENT, "1")
@@ -79,7 +80,7 @@ async def test_relist_loop_restarts_after_a_surprise_in_the_mapping(caplog: pyte
 
 
 async def test_a_surprise_while_mapping_an_event_is_logged_and_the_next_event_is_handled(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monitor = Monitor(NOWHERE, AGENT, FAST, lister=list)
     seen: list[StateChange] = []
@@ -87,13 +88,13 @@ async def test_a_surprise_while_mapping_an_event_is_logged_and_the_next_event_is
     original = monitor._apply_event
     calls = {"n": 0}
 
-    def flaky(parsed: object) -> None:
+    def flaky(parsed: PodmanEvent) -> None:
         calls["n"] += 1
         if calls["n"] == 1:
             raise TypeError("surprise")
-        original(parsed)  # type: ignore[arg-type]
+        original(parsed)
 
-    monitor._apply_event = flaky  # type: ignore[method-assign]
+    monkeypatch.setattr(monitor, "_apply_event", flaky)
     monitor.event_line(event("c1", "start"))
     monitor.event_line(event("c1", "died", exit_code=4))
     assert seen == [StateChange(WL, "c1", ExecutionState.exec_failed(4))]
@@ -141,26 +142,33 @@ async def test_no_change_is_dropped_however_many_pile_up() -> None:
     assert len({c.runtime_id for c in changes}) == 12_000
 
 
+@dataclass
+class SwitchableListing:
+    """A container listing that can be made to fail as if Podman's socket were gone."""
+
+    entries: list[dict[str, object]]
+    down: bool = False
+
+    def __call__(self) -> list[dict[str, object]]:
+        if self.down:
+            raise ConnectionError("socket gone")
+        return list(self.entries)
+
+
 async def test_recovery_after_a_long_outage_reports_every_state_again() -> None:
     """After Failed(Unknown) was reported, unchanged containers are reported again, vanished ones Lost."""
     now = {"t": 0.0}
-    listing: dict[str, object] = {"down": False, "entries": [entry("c1", "running"), entry("c2", "running")]}
-
-    def lister() -> list[dict[str, object]]:
-        if listing["down"]:
-            raise ConnectionError("socket gone")
-        return list(listing["entries"])  # type: ignore[call-overload]
-
-    monitor = Monitor(NOWHERE, AGENT, MonitorTimings(outage_grace_s=10.0), lambda: now["t"], lister)
+    listing = SwitchableListing([entry("c1", "running"), entry("c2", "running")])
+    monitor = Monitor(NOWHERE, AGENT, MonitorTimings(outage_grace_s=10.0), lambda: now["t"], listing)
     seen: list[StateChange] = []
     monitor.on_change = lambda change, _event: seen.append(change)
     await monitor.relist()
-    listing["down"] = True
+    listing.down = True
     await monitor.relist()
     now["t"] = 11.0
     await monitor.relist()
-    listing["down"] = False
-    listing["entries"] = [entry("c1", "running")]
+    listing.down = False
+    listing.entries = [entry("c1", "running")]
     seen.clear()
     assert await monitor.relist()
     assert sorted((c.runtime_id, c.state.state.name) for c in seen) == [

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from ankaios_agent.agent.model import ExecutionState, InstanceName
 from ankaios_agent.agent.ports import StateChange
 from ankaios_agent.runtimes.podman.client import PodmanConnection
-from ankaios_agent.runtimes.podman.monitor import Monitor, MonitorTimings, PodmanEvent
+from ankaios_agent.runtimes.podman.monitor import Monitor, MonitorTimings
 
 AGENT = "agent_A"
 WL = InstanceName("wl", AGENT, "1")
@@ -48,7 +48,7 @@ def make(podman: FakePodman, clock: Clock) -> tuple[Monitor, list[StateChange]]:
     monitor = Monitor(PodmanConnection("unix:///unused.sock"), AGENT, timings, clock, podman.list)
     seen: list[StateChange] = []
 
-    def observe(change: StateChange, _event: PodmanEvent | None) -> None:
+    def observe(change: StateChange, _event: object | None) -> None:
         seen.append(change)
 
     monitor.on_change = observe
