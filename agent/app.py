@@ -1,9 +1,13 @@
 """The running process: event-loop setup, signals, and supervision of the top-level tasks.
 
-``run_agent`` owns two long-lived tasks and one stop event:
+``run_agent`` owns three long-lived tasks and one stop event:
 
-* the server connection (``agent.connection``), which feeds the manager;
+* the server connection (``agent.connection``), which feeds the manager and
+  tells it how each session ended;
 * the manager's ``run`` (runtime event dispatch);
+* the load reporter (``agent.load_reporter``): the node's CPU and free memory
+  into the outbox every 2 s, connected or not (the outbox keeps only the
+  latest; a v0.3.1 session drops them, that dialect has no such message);
 * SIGTERM / SIGINT set the stop event.
 
 The connection speaks the dialects the settings allow (``--protocol``; with
@@ -38,6 +42,8 @@ from ankaios_agent.agent import dialects
 from ankaios_agent.agent.config import AgentConfig
 from ankaios_agent.agent.connection import ConnectionTimings, ServerConnection
 from ankaios_agent.agent.lifecycle_rules import Dialect
+from ankaios_agent.agent.load_reporter import LoadReporter
+from ankaios_agent.agent.load_status import REPORT_PERIOD_SECONDS
 from ankaios_agent.agent.model import FromServerMessageV1
 from ankaios_agent.agent.outbox import Outbox
 from ankaios_agent.agent.ports import MessageSink
@@ -52,6 +58,8 @@ class AgentManager(Protocol):
 
     async def on_connected(self, dialect: Dialect) -> None: ...
 
+    async def on_session_ended(self, clean: bool) -> None: ...
+
     async def run(self) -> None: ...
 
     async def shutdown(self) -> None: ...
@@ -64,6 +72,7 @@ ManagerFactory = Callable[[AgentConfig, MessageSink], AbstractAsyncContextManage
 class AppTimings:
     shutdown_timeout: float = 1.0  # manager.shutdown(); the whole exit stays well under 2 s
     connection: ConnectionTimings = field(default_factory=ConnectionTimings)
+    load_report_interval: float = REPORT_PERIOD_SECONDS
 
 
 async def run_agent(
@@ -101,7 +110,9 @@ async def _supervise(
         tls=config.tls,
         dialects=dialects.for_choices(config.dialects),
         tags=dict(config.tags),
+        on_session_ended=manager.on_session_ended,
     )
+    reporter = LoadReporter(config.name, outbox.send, interval=timings.load_report_interval)
     logger.info(
         "agent %r starting; server %s (%s, protocol %s), run folder %s",
         config.name,
@@ -112,10 +123,12 @@ async def _supervise(
     )
     conn_task = asyncio.create_task(connection.run(), name="connection")
     manager_task = asyncio.create_task(manager.run(), name="manager")
+    load_task = asyncio.create_task(reporter.run(), name="load-reporter")
     stop_task = asyncio.create_task(stop.wait(), name="stop-signal")
-    await asyncio.wait({conn_task, manager_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({conn_task, manager_task, load_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     exit_code = 0 if stop_task.done() else 1
-    for task in (conn_task, manager_task):
+    load_task.cancel()
+    for task in (conn_task, manager_task, load_task):
         if task.done() and not task.cancelled() and task.exception() is not None:
             logger.error("%s stopped unexpectedly", task.get_name(), exc_info=task.exception())
     stop_task.cancel()
@@ -131,7 +144,7 @@ async def _supervise(
     logger.info("shutting down: closing the server stream (the server marks our workloads AgentDisconnected)")
     for task in (conn_task, manager_task):
         task.cancel()
-    for task in (conn_task, manager_task):
+    for task in (conn_task, manager_task, load_task):
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
     logger.info("agent %r stopped", config.name)

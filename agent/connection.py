@@ -27,7 +27,11 @@ version is found again. A v1.0.1 server that refuses our protocol version
 crash: it is logged once, and the agent retries after ``version_refused_backoff``,
 so an upgraded server is picked up without restarting the agent.
 
-A session ends when the stream ends (cleanly or with an error). ``run`` then
+A session ends when the stream ends (cleanly or with an error), and
+``on_session_ended(clean)`` tells the manager which: a server that closed the
+stream cleanly keeps its log collections (their messages wait in the outbox),
+a stream that broke takes the server's campaigns with it (their queued
+answers are dropped from the outbox). ``run`` then
 reconnects forever with exponential back-off and jitter (tenacity): the first
 retry comes within ~100 ms, the delay is capped at ``max_backoff``. A session
 that stayed up for ``stable_after`` resets the back-off. Connection-state
@@ -90,6 +94,8 @@ _TLS_HINT = (
 
 Handler = Callable[[FromServerMessageV1], Awaitable[None]]
 OnConnected = Callable[[Dialect], Awaitable[None]]
+OnSessionEnded = Callable[[bool], Awaitable[None]]
+"""Called with True when the server closed the stream cleanly, False when it broke."""
 Call: TypeAlias = "grpc.aio.StreamStreamCall[Any, Any]"
 
 # The v1.0.1 server's refusal text: "Unsupported protocol version '<sent>'. Currently supported '<major>'".
@@ -153,6 +159,10 @@ class MessageTooLarge(ServerUnavailable):
     """The stream broke with RESOURCE_EXHAUSTED: a message above a side's limit."""
 
 
+class StreamClosed(ServerUnavailable):
+    """The server ended the response stream cleanly (no error status, no broken transport)."""
+
+
 class DialectUnknown(ServerUnavailable):
     """The server answered UNIMPLEMENTED: it does not speak the dialect that was tried."""
 
@@ -209,6 +219,7 @@ class ServerConnection:
         tls: TlsMaterial | None = None,
         dialects: Sequence[WireDialect] = (dialects.V0_3,),
         tags: Mapping[str, str] | None = None,
+        on_session_ended: OnSessionEnded | None = None,
     ) -> None:
         if not dialects:
             raise ValueError("at least one dialect is needed")
@@ -217,6 +228,7 @@ class ServerConnection:
         self._outbox = outbox
         self._handler = handler
         self._on_connected = on_connected
+        self._on_session_ended = on_session_ended
         self._timings = timings
         self._tls = tls
         self._dialects = tuple(dialects)
@@ -323,6 +335,10 @@ class ServerConnection:
             await self._run_hook(dialect)
             cause = await self._exchange(call, dialect.codec(), first)
             self._mark_lost(cause)
+            clean = isinstance(cause, StreamClosed)
+            if not clean and (dropped := self._outbox.discard_logs()):
+                logger.info("dropped %d queued log messages: the server forgot their requests", dropped)
+            await self._run_end_hook(clean=clean)
             if isinstance(cause, MessageTooLarge):
                 raise cause  # never resets the back-off: the same message comes again
             if time.monotonic() - connected_at >= self._timings.stable_after:
@@ -388,7 +404,7 @@ class ServerConnection:
             return (
                 _failure(writer, self._address)
                 or _failure(reader, self._address)
-                or ServerUnavailable(self._address, "the server closed the stream")
+                or StreamClosed(self._address, "the server closed the stream")
             )
         finally:
             # Reached with both still running only when run() itself is cancelled (shutdown).
@@ -433,6 +449,14 @@ class ServerConnection:
         except Exception:
             # A bug in the hook must not take the connection down; the next session retries it.
             logger.exception("the on-connected hook failed; continuing with the connection")
+
+    async def _run_end_hook(self, *, clean: bool) -> None:
+        if self._on_session_ended is None:
+            return
+        try:
+            await self._on_session_ended(clean)
+        except Exception:
+            logger.exception("the session-ended hook failed; reconnecting anyway")
 
     async def _read_stream(self, call: Call, codec: WireCodec, first: Any) -> None:
         """Hand every message to the handler in order, ``first`` (already read, if any) first."""

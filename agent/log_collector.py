@@ -84,12 +84,15 @@ LogTargetLookup = Callable[[str], LogTarget | Unavailable]
 
 
 def log_target(
-    instance: InstanceName | None, runtime_id: str | None, runtime: object
+    instance: InstanceName | None, has_container: bool, runtime: object
 ) -> LogTarget | Unavailable:
-    """What a lookup answers for a workload of this agent (None: no such workload here)."""
+    """What a lookup answers for a workload of this agent (None: no such workload here).
+
+    ``has_container``: the workload's loop holds a container (or pods) of it now.
+    """
     if instance is None:
         return Unavailable("no such workload on this agent")
-    if not runtime_id:
+    if not has_container:
         return Unavailable("it has no workload ID yet")
     if not isinstance(runtime, LogSource):
         return Unavailable(
@@ -287,33 +290,32 @@ def _cancel(collection: _Collection) -> None:
         task.cancel()
 
 
-class OutboxLogSink:
-    """Adapts a never-blocking outbox to :class:`LogSink`: waits while too much is queued.
+class LogOutbox(Protocol):
+    """What :class:`OutboxLogSink` needs of the outbox (``agent.outbox.Outbox``)."""
 
-    ``pending`` reports how many messages are still waiting to be written (the
-    outbox's ``len``); above ``high_water`` the collector pauses, checking again
-    every ``poll_s``. Everything else in the outbox is never delayed by this.
+    def send(self, msg: LogMessage) -> None: ...
+
+    async def wait_logs_below(self, limit: int) -> None: ...
+
+
+class OutboxLogSink:
+    """Adapts the never-blocking outbox to :class:`LogSink`: waits while too many logs are queued.
+
+    A message is queued only once fewer than ``high_water`` log messages wait
+    for the writer; other messages (states, requests) are never held back by
+    this and queue behind at most ``high_water`` log messages. The wait is the
+    outbox's own signal, so a server that lags costs no wake-ups.
     """
 
-    def __init__(
-        self,
-        send: Callable[[LogMessage], None],
-        pending: Callable[[], int],
-        *,
-        high_water: int = 16,
-        poll_s: float = 0.02,
-    ) -> None:
-        self._send = send
-        self._pending = pending
+    def __init__(self, outbox: LogOutbox, *, high_water: int = 16) -> None:
+        if high_water < 1:
+            raise ValueError("the high-water mark must be at least 1")
+        self._outbox = outbox
         self._high_water = high_water
-        self._poll_s = poll_s
 
     async def put(self, msg: LogMessage) -> None:
-        # The outbox has no "drained" signal; checking is needed only while the server
-        # lags behind, and then costs one wake-up per poll interval.
-        while self._pending() >= self._high_water:  # noqa: ASYNC110
-            await asyncio.sleep(self._poll_s)
-        self._send(msg)
+        await self._outbox.wait_logs_below(self._high_water)
+        self._outbox.send(msg)
 
 
 __all__ = [
@@ -322,6 +324,7 @@ __all__ = [
     "TRUNCATED_SUFFIX",
     "LogCollector",
     "LogMessage",
+    "LogOutbox",
     "LogSink",
     "LogTarget",
     "LogTargetLookup",

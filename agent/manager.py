@@ -5,7 +5,12 @@ It consumes FromServer messages strictly in order:
 * ``UpdateWorkload`` -> operations -> scheduler -> execution on the workload table;
 * ``UpdateWorkloadState`` -> the states of other agents' workloads go into the
   store, and a non-empty batch re-evaluates the queue;
-* ``Response`` -> the control-interface router;
+* ``Response`` -> the control-interface router (also every event of a
+  workload's subscription: the router looks only at the request id);
+* ``LogsRequest`` / ``LogsCancelRequest`` -> the log collector
+  (``agent.log_collector``), which reads the workloads' logs through their
+  runtimes; all collections stop when the server stream breaks with an error
+  (``on_session_ended``) and at shutdown;
 * ``DesiredState`` (v0.3.1: the answer to the agent's own request after each
   hello) or ``ServerHello`` (v1.0.1: the server's list after each hello) ->
   the session rules of the current dialect -> a ``DesiredSnapshot`` -> ``reconcile``.
@@ -42,6 +47,14 @@ from pathlib import Path
 from ankaios_agent.agent import dialects
 from ankaios_agent.agent.errors import RuntimeFailure
 from ankaios_agent.agent.lifecycle_rules import Dialect, RulesHolder
+from ankaios_agent.agent.log_collector import (
+    LogCollector,
+    LogMessage,
+    LogSink,
+    LogTarget,
+    Unavailable,
+    log_target,
+)
 from ankaios_agent.agent.model import (
     DeleteRequest,
     DesiredState,
@@ -81,11 +94,27 @@ from ankaios_agent.agent.session import DesiredStateQuery, SessionRules
 from ankaios_agent.agent.state_store import StateStore
 from ankaios_agent.agent.timings import AgentTimings, Clock, SystemClock
 from ankaios_agent.agent.workload_loop import WorkloadLoop, removed_without_running
+from ankaios_agent.agent.workload_phase import Phase
 from ankaios_agent.agent.workload_table import WorkloadTable
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DesiredStateQuery", "Manager"]
+
+# Loop phases in which the workload's container (or pods) exist, so its log can be read.
+_HAS_CONTAINER = frozenset({Phase.RUNNING, Phase.RESTART_WAIT, Phase.DELETING})
+# How long shutdown waits for the log collections to let go of their runtime streams.
+_LOGS_STOP_TIMEOUT = 0.3
+
+
+class _DirectLogSink:
+    """Log messages straight into a sink that has no back-pressure (tests, embedding)."""
+
+    def __init__(self, sink: MessageSink) -> None:
+        self._sink = sink
+
+    async def put(self, msg: LogMessage) -> None:
+        self._sink.send(msg)
 
 
 class Manager:
@@ -100,6 +129,7 @@ class Manager:
         clock: Clock | None = None,
         rules: RulesHolder | None = None,
         run_folder: Path | None = None,
+        log_sink: LogSink | None = None,
     ) -> None:
         self._agent_name = agent_name
         self._rules = rules if rules is not None else RulesHolder()
@@ -127,12 +157,18 @@ class Manager:
         self._dispatchers: list[asyncio.Task[None]] = []
         self._shutdown: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._logs = LogCollector(self._log_target, log_sink or _DirectLogSink(sink))
 
     # --- public surface ----------------------------------------------------------
 
     @property
     def table(self) -> WorkloadTable:
         return self._table
+
+    @property
+    def logs(self) -> LogCollector:
+        """The running log collections."""
+        return self._logs
 
     @property
     def rules(self) -> RulesHolder:
@@ -161,11 +197,10 @@ class Manager:
                 if snapshot is not None:
                     await self.reconcile(snapshot)
             case LogsRequest():
-                # Nothing is sent for workloads whose logs this agent does not collect.
-                log.info("this agent does not collect logs; ignoring logs request %s", msg.request_id)
+                self._logs.start(msg)
             case LogsCancelRequest():
-                # Sent to every agent whenever any collection ends: not worth more than a debug line.
-                log.debug("ignoring the cancel of logs request %s", msg.request_id)
+                # Sent to every agent whenever any campaign ends; unknown ids are ignored.
+                self._logs.cancel(msg)
 
     async def on_connected(self, dialect: Dialect = Dialect.V0_3) -> None:
         """After each hello: a new session of ``dialect``; its rules say how to get the snapshot."""
@@ -178,6 +213,16 @@ class Manager:
         self._rules.use(session.lifecycle)
         self._ci.use_dialect(dialect)
         session.start()
+
+    async def on_session_ended(self, clean: bool) -> None:
+        """The server stream ended: a broken one took the server's log campaigns with it."""
+        if clean:
+            if self._logs.active:
+                log.info("the server closed the stream cleanly; log collections keep running")
+            return
+        if self._logs.active:
+            log.info("the server stream broke; stopping every log collection")
+        await self._logs.stop_all()
 
     async def run(self) -> None:
         """Route every runtime's state changes to the workload loops until cancelled."""
@@ -410,6 +455,13 @@ class Manager:
             log.info("workload %s is already gone; reporting it removed", request.instance)
             self.report(WorkloadState(request.instance, ExecutionState.removed()))
 
+    def _log_target(self, name: str) -> LogTarget | Unavailable:
+        loop = self._table.loop(name)
+        spec = self._table.specs().get(name)
+        if loop is None or spec is None:
+            return log_target(None, False, None)
+        return log_target(spec.instance, loop.phase in _HAS_CONTAINER, self._runtimes.get(spec.runtime))
+
     def _new_loop(self, name: str, after: Collection[asyncio.Task[None]]) -> WorkloadLoop:
         return WorkloadLoop(
             name,
@@ -456,6 +508,14 @@ class Manager:
     # --- shutdown ---------------------------------------------------------------------------
 
     async def _shut_down(self) -> None:
+        log.info("shutdown: stopping log collections")
+        try:
+            async with asyncio.timeout(_LOGS_STOP_TIMEOUT):
+                await self._logs.stop_all()
+        except TimeoutError:
+            log.warning(
+                "shutdown: log collections did not end within %.1f s; not waiting", _LOGS_STOP_TIMEOUT
+            )
         log.info("shutdown: stopping runtime event dispatch")
         for task in self._dispatchers:
             task.cancel()

@@ -20,7 +20,18 @@ Delivery guarantee, and its honest limits:
   reconnect.
 
 The outbox is unbounded on purpose: blocking producers is what stalls the
-reference agent, and dropping would lose states. Requests of workloads cannot
+reference agent, and dropping would lose states. Two kinds of message are
+bounded here instead:
+
+* load reports coalesce: only the latest ``AgentLoadStatus`` waits (plus the
+  one being written), so hours without a server cost one message, not
+  thousands of stale reports flushed before anything that matters;
+* log messages (``LogEntries``, ``LogsStopped``) are counted, and a log
+  collection waits in :meth:`Outbox.wait_logs_below` until the writer has
+  taken them below its mark, which slows the reading from the runtime instead
+  of growing the queue. When the server stream breaks, the server forgets
+  the campaigns, and the connection drops their queued answers
+  (:meth:`Outbox.discard_logs`) instead of sending them to the next server. Requests of workloads cannot
 grow it without end: each control-interface relay lets only a bounded number
 of its workload's requests wait for the server and stops reading the
 workload's FIFO beyond that, so a flooding workload adds at most that many
@@ -35,7 +46,14 @@ import asyncio
 import collections
 import logging
 
-from ankaios_agent.agent.model import REQUEST_ID_SEPARATOR, Request, ToServerMessageV1
+from ankaios_agent.agent.model import (
+    REQUEST_ID_SEPARATOR,
+    AgentLoadStatus,
+    LogEntries,
+    LogsStopped,
+    Request,
+    ToServerMessageV1,
+)
 from ankaios_agent.agent.ports import MessageSink
 
 __all__ = ["MessageSink", "Outbox"]
@@ -52,12 +70,25 @@ class Outbox:
         self._warn_above = warn_above
         self._warned = False
         self._requests: collections.Counter[str] = collections.Counter()
+        self._logs = 0
+        self._logs_taken = asyncio.Event()
+        self._load: AgentLoadStatus | None = None  # the queued load report, if any
+        self._peeked: ToServerMessageV1 | None = None  # the head the writer holds, if any
 
     def send(self, msg: ToServerMessageV1) -> None:
-        """Queue ``msg`` behind everything already queued. Call on the event loop."""
+        """Queue ``msg`` behind everything already queued. Call on the event loop.
+
+        A load report replaces the one still waiting (it moves to the back, in
+        time order with the rest); one the writer already holds stays.
+        """
+        if isinstance(msg, AgentLoadStatus):
+            self._drop_waiting_load()
+            self._load = msg
         self._queue.append(msg)
         if isinstance(msg, Request):
             self._requests[_workload_of(msg)] += 1
+        elif isinstance(msg, LogEntries | LogsStopped):
+            self._logs += 1
         self._not_empty.set()
         if len(self._queue) > self._warn_above and not self._warned:
             self._warned = True
@@ -70,6 +101,32 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._queue)
 
+    @property
+    def queued_logs(self) -> int:
+        """Log messages not yet written to the server."""
+        return self._logs
+
+    async def wait_logs_below(self, limit: int) -> None:
+        """Return once fewer than ``limit`` log messages wait (at once if that is so already)."""
+        while self._logs >= limit:
+            self._logs_taken.clear()
+            await self._logs_taken.wait()
+
+    def discard_logs(self) -> int:
+        """Drop every queued log message (the server that asked for them is gone); returns how many.
+
+        Call only between sessions, when no writer holds the head.
+        """
+        if not self._logs:
+            return 0
+        kept = [m for m in self._queue if not isinstance(m, LogEntries | LogsStopped)]
+        dropped = len(self._queue) - len(kept)
+        self._queue = collections.deque(kept)
+        self._logs = 0
+        self._peeked = None
+        self._logs_taken.set()
+        return dropped
+
     def queued_requests(self, workload: str) -> int:
         """Control-interface requests of ``workload`` not yet written to the server."""
         return self._requests.get(workload, 0)
@@ -79,7 +136,8 @@ class Outbox:
         while not self._queue:
             self._not_empty.clear()
             await self._not_empty.wait()
-        return self._queue[0]
+        self._peeked = self._queue[0]
+        return self._peeked
 
     def confirm(self, msg: ToServerMessageV1) -> None:
         """Remove ``msg`` from the head once it is written (or deliberately dropped).
@@ -90,7 +148,13 @@ class Outbox:
         if not self._queue or self._queue[0] is not msg:
             raise ValueError("confirm() must be called with the message returned by peek()")
         self._queue.popleft()
-        if isinstance(msg, Request):
+        self._peeked = None
+        if msg is self._load:
+            self._load = None
+        if isinstance(msg, LogEntries | LogsStopped):
+            self._logs -= 1
+            self._logs_taken.set()
+        elif isinstance(msg, Request):
             workload = _workload_of(msg)
             self._requests[workload] -= 1
             if not self._requests[workload]:
@@ -98,6 +162,15 @@ class Outbox:
         if self._warned and len(self._queue) <= self._warn_above // 2:
             self._warned = False
             logger.info("the backlog for the server is down to %d messages", len(self._queue))
+
+    def _drop_waiting_load(self) -> None:
+        old = self._load
+        if old is None or old is self._peeked:
+            return
+        for index, queued in enumerate(self._queue):
+            if queued is old:
+                del self._queue[index]
+                return
 
 
 def _workload_of(request: Request) -> str:

@@ -14,6 +14,7 @@ from ankaios_agent.agent.app import AgentManager
 from ankaios_agent.agent.blocking import run_blocking
 from ankaios_agent.agent.config import AgentConfig
 from ankaios_agent.agent.lifecycle_rules import RulesHolder
+from ankaios_agent.agent.log_collector import OutboxLogSink
 from ankaios_agent.agent.manager import Manager
 from ankaios_agent.agent.outbox import Outbox
 from ankaios_agent.agent.ports import MessageSink, Runtime
@@ -46,6 +47,8 @@ async def assemble(config: AgentConfig, sink: MessageSink) -> AsyncIterator[Agen
         )
         # The one cell that says which dialect's lifecycle rules apply; sessions switch it.
         rules = RulesHolder()
+        # Log collections wait for the writer instead of growing the outbox (states never wait).
+        log_sink = OutboxLogSink(sink) if isinstance(sink, Outbox) else None
         yield Manager(
             config.name,
             runtimes,
@@ -54,6 +57,7 @@ async def assemble(config: AgentConfig, sink: MessageSink) -> AsyncIterator[Agen
             AgentTimings(),
             rules=rules,
             run_folder=config.io_folder,
+            log_sink=log_sink,
         )
     finally:
         # Stops the private Podman service if discovery started one; containers keep running.

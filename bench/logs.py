@@ -22,8 +22,17 @@ It starts its own private Podman service (tests/support/podman_env.py).
    container); a probe task sleeps 5 ms and records how late it wakes. The
    same probe without any follows is the floor. Goal p99 <= 20 ms.
 
-The sink is the seam where the v1 server double can be put in later: anything
-with ``async def put(msg)``.
+3. End to end: the whole agent (``run_agent`` with the production assembly)
+   connected over gRPC on loopback to the v1.0.1 server double, which plays
+   ``ank logs``; the containers are created through the double's desired
+   state. Throughput as in 1 (live follow and the finished log read again),
+   counted where the double receives the agent's log answers, beside
+   podman-py reading the same container from Podman's REST endpoint in the same
+   run; ratio goal >= 0.8. Then ``--follows`` follow requests on busy
+   containers while the probe measures the lag of the one loop (the agent and
+   the double share it, so the figure is pessimistic); goal p99 <= 20 ms.
+   Meanwhile another workload is created: its Running state has to reach the
+   double while the follows run.
 """
 
 from __future__ import annotations
@@ -32,18 +41,26 @@ import argparse
 import asyncio
 import contextlib
 import statistics
+import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from podman import PodmanClient
 
+from ankaios_agent.agent.app import AppTimings, run_agent
+from ankaios_agent.agent.config import parse_args
 from ankaios_agent.agent.log_collector import LogCollector, LogMessage, LogTarget, Unavailable
 from ankaios_agent.agent.model import InstanceName, LogEntries, LogsRequest, LogsStopped, WorkloadSpec
 from ankaios_agent.agent.ports import CreateRequest
+from ankaios_agent.agent.wiring import assemble
+from ankaios_agent.proto import ank_base_pb2 as base
 from ankaios_agent.runtimes.podman.client import PodmanConnection
 from ankaios_agent.runtimes.podman.runtime import PodmanRuntime
+from tests.server_double_v1 import ServerDoubleV1
+from tests.server_double_v1.state import instance_of
 from tests.support.podman_env import PodmanEnv, podman_environment
 
 LINE = "x" * 99  # 100 bytes with the line feed
@@ -219,8 +236,178 @@ async def loop_lag(
         await runtime.delete(instance)
 
 
+# --- end to end through the agent and the v1.0.1 double ------------------------------------------
+
+
+def _workload_yaml(env: PodmanEnv, name: str, agent: str, script: str) -> str:
+    return (
+        f"  {name}:\n    runtime: podman\n    agent: {agent}\n    runtimeConfig: |\n"
+        f"      image: {env.image}\n      commandOptions: ['--network', 'none']\n"
+        f"      commandArgs: ['sh', '-c', {script!r}]\n"
+    )
+
+
+def _name_of(server: ServerDoubleV1, workload: str) -> base.WorkloadInstanceName:
+    found = instance_of(workload, server.rendered_desired.workloads.workloads[workload])
+    return base.WorkloadInstanceName(workloadName=found.workload, agentName=found.agent, id=found.id)
+
+
+def _container_of(server: ServerDoubleV1, workload: str) -> str:
+    found = instance_of(workload, server.rendered_desired.workloads.workloads[workload])
+    return f"{found.workload}.{found.id}.{found.agent}"
+
+
+class _Answers:
+    """What the double received for one log request: lines, text bytes, stop responses."""
+
+    def __init__(self, server: ServerDoubleV1, request_id: str) -> None:
+        self._server = server
+        self._rid = request_id
+        self._seen = 0
+        self.lines = self.chars = self.stops = 0
+
+    def update(self) -> None:
+        responses = self._server.log_responses.get(self._rid, [])
+        for response in responses[self._seen :]:
+            kind = response.WhichOneof("ResponseContent")
+            if kind == "logEntriesResponse":
+                entries = response.logEntriesResponse.logEntries
+                self.lines += len(entries)
+                self.chars += sum(len(e.message) + 1 for e in entries)
+            elif kind == "logsStopResponse":
+                self.stops += 1
+        self._seen = len(responses)
+
+
+async def _answered(server: ServerDoubleV1, answers: _Answers, stops: int = 1) -> float:
+    def done() -> bool:
+        answers.update()
+        return answers.stops >= stops
+
+    await server.wait_until(done, timeout=600)
+    return time.perf_counter()
+
+
+async def _apply(server: ServerDoubleV1, agent: str, yaml: str, *names: str) -> None:
+    await server.apply_manifest(f"apiVersion: v0.1\nworkloads:\n{yaml}")
+    for name in names:
+        await server.wait_for_state(name, "Running(Ok)", timeout=120)
+
+
+async def end_to_end(env: PodmanEnv, args: argparse.Namespace) -> None:
+    agent = f"bench{uuid.uuid4().hex[:6]}"
+    server = ServerDoubleV1()
+    await server.start()
+    folder = Path(tempfile.mkdtemp(prefix="bench-logs-"))
+    (folder / f"{agent}_io").mkdir()
+    config = parse_args(
+        ["-n", agent, "-s", server.address, "-r", str(folder), "--podman-socket", env.socket_url], {}
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_agent(config, assemble, stop=stop, timings=AppTimings()))
+    try:
+        await server.wait_for_agent(agent, timeout=60)
+        await _e2e_throughput(env, server, agent, args.lines, args.rounds)
+        await _e2e_lag(env, server, agent, args)
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 10)
+        await server.stop()
+        env.remove_by_label(f"agent={agent}")
+
+
+async def _e2e_throughput(
+    env: PodmanEnv, server: ServerDoubleV1, agent: str, lines: int, rounds: int
+) -> None:
+    print(f"\n== end to end (agent -> gRPC -> v1.0.1 double): {lines} lines of 100 bytes, {rounds} rounds ==")
+    live_ratios: list[float] = []
+    replay_ratios: list[float] = []
+    for n in range(rounds):
+        name = f"e2e-writer{n}"
+        script = f"trap 'yes {LINE} | head -n {lines}; exit 0' USR1; sleep 600 & wait"
+        await _apply(server, agent, _workload_yaml(env, name, agent, script), name)
+        container = _container_of(server, name)
+        answers = _Answers(server, await server.request_logs([_name_of(server, name)], follow=True))
+        floor: dict[str, float] = {}
+        started = threading.Event()
+        thread = threading.Thread(target=floor_read, args=(env.socket_url, container, floor, started))
+        thread.start()
+        await asyncio.to_thread(started.wait, 30)
+        await asyncio.sleep(0.5)  # both readers are attached before the first line
+        t0 = time.perf_counter()
+        env.podman("kill", "--signal", "USR1", container)
+        ours_s = await _answered(server, answers) - t0
+        await asyncio.to_thread(thread.join, 300)
+        floor_s = floor["finished_at"] - t0
+        print(f"live   agent: {_rate(answers.lines, answers.chars, ours_s)}")
+        print(f"live   floor: {_rate(floor['lines'], floor['bytes'], floor_s)}  (Podman ended it early)")
+        live_ratios.append((answers.lines / ours_s) / (floor["lines"] / floor_s))
+
+        t0 = time.perf_counter()
+        answers = _Answers(server, await server.request_logs([_name_of(server, name)]))
+        ours_s = await _answered(server, answers) - t0
+        floor = {}
+        t0 = time.perf_counter()
+        await asyncio.to_thread(floor_read, env.socket_url, container, floor, threading.Event(), False)
+        floor_s = floor["finished_at"] - t0
+        print(f"replay agent: {_rate(answers.lines, answers.chars, ours_s)}")
+        print(f"replay floor: {_rate(floor['lines'], floor['bytes'], floor_s)}")
+        replay_ratios.append((answers.lines / ours_s) / (floor["lines"] / floor_s))
+        server.log_responses.clear()
+        await server.delete_workload(name)
+        await server.wait_until(lambda name=name: not server.state_of(name), timeout=120)  # type: ignore[misc]
+    print(
+        f"ratio agent/floor (lines/s), median of {rounds}: whole log {statistics.median(replay_ratios):.2f} "
+        f"(goal >= 0.80); live {statistics.median(live_ratios):.2f} (the floor's follow stops early)"
+    )
+
+
+async def _e2e_lag(env: PodmanEnv, server: ServerDoubleV1, agent: str, args: argparse.Namespace) -> None:
+    follows = args.follows
+    print(
+        f"\n== end to end event-loop lag: {follows} follow requests through the agent to the double, "
+        f"each container writing {args.burst} lines every 100 ms, {args.lag_seconds:.0f} s =="
+    )
+    idle = await probe_lag(min(args.lag_seconds, 5.0))
+    containers = max(1, follows // 2)
+    script = f"while :; do yes {LINE} | head -n {args.burst}; sleep 0.1; done"
+    names = [f"e2e-busy{n}" for n in range(containers)]
+    await _apply(server, agent, "".join(_workload_yaml(env, n, agent, script) for n in names), *names)
+    answers = [
+        _Answers(server, await server.request_logs([_name_of(server, names[i % containers])], follow=True))
+        for i in range(follows)
+    ]
+    await asyncio.sleep(1.0)
+    for a in answers:
+        a.update()
+    before, t0 = sum(a.lines for a in answers), time.perf_counter()
+    probe = asyncio.create_task(probe_lag(args.lag_seconds))
+    await asyncio.sleep(args.lag_seconds / 2)
+    other = "e2e-latecomer"
+    asked = time.perf_counter()
+    await _apply(server, agent, _workload_yaml(env, other, agent, "sleep 600"), other)
+    state_s = time.perf_counter() - asked
+    busy = await probe
+    for a in answers:
+        a.update()
+    rate = (sum(a.lines for a in answers) - before) / (time.perf_counter() - t0)
+    still = sum(1 for a in answers if a.stops == 0)
+    print(_lag_line("floor: probe alone", idle))
+    print(_lag_line(f"with {follows} follows (agent + double)", busy))
+    print(f"{'delivered to the double':>42}: {rate:,.0f} lines/s in total  (goal p99 <= 20 ms)")
+    print(
+        f"{'new workload Running(Ok) at the double':>42}: {state_s:.2f} s after the apply, "
+        f"{still} follows still running"
+    )
+    server.log_responses.clear()
+
+
 async def main(args: argparse.Namespace) -> None:
     with podman_environment() as env:
+        if args.only_end_to_end:
+            await end_to_end(env, args)
+            return
         agent = f"bench{uuid.uuid4().hex[:6]}"
         runtime = PodmanRuntime(PodmanConnection(env.socket_url), agent)
         try:
@@ -237,6 +424,7 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             await runtime.close()
             env.remove_by_label(f"agent={agent}")
+        await end_to_end(env, args)
 
 
 if __name__ == "__main__":
@@ -247,5 +435,6 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=2, help="follow requests per container")
     parser.add_argument("--burst", type=int, default=200, help="lines per container per 100 ms")
     parser.add_argument("--lag-seconds", type=float, default=10.0)
+    parser.add_argument("--only-end-to-end", action="store_true", help="only section 3")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main(parser.parse_args()))

@@ -27,6 +27,7 @@ class RecordingManager:
         self.dialects: list[Dialect] = []
         self.fail_run = fail_run
         self.run_cancelled = False
+        self.session_ends: list[bool] = []
 
     def _record(self, what: str) -> None:
         self.calls.append(what)
@@ -38,6 +39,9 @@ class RecordingManager:
     async def on_connected(self, dialect: Dialect = Dialect.V0_3) -> None:
         self.dialects.append(dialect)
         self._record("on_connected")
+
+    async def on_session_ended(self, clean: bool) -> None:
+        self.session_ends.append(clean)
 
     async def run(self) -> None:
         self._record("run")

@@ -9,8 +9,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import grpc
+import grpc.aio
 import pytest
 
+from ankaios_agent.agent import dialects
 from ankaios_agent.agent.connection import ConnectionTimings, ServerConnection
 from ankaios_agent.agent.model import (
     AGENT_REQUEST_PREFIX,
@@ -25,9 +28,11 @@ from ankaios_agent.agent.model import (
 )
 from ankaios_agent.agent.outbox import Outbox
 from ankaios_agent.proto import ankaios_pb2 as pb
-from tests.integration.conftest import RecordingHandler, RunningConnection
+from ankaios_agent.proto import grpc_api_pb2 as api
+from tests.integration.conftest import FAST, RecordingHandler, RunningConnection
 from tests.server_double import ServerDouble, state_from_yaml
 from tests.server_double.state import API_VERSION
+from tests.server_double_v1 import ServerDoubleV1
 from tests.support.doubles import Double
 
 Connect = Callable[[str], RunningConnection]
@@ -409,6 +414,85 @@ async def test_message_above_the_limit_is_one_clear_line_and_a_long_back_off(
         assert connection.sessions == 1
         assert server.disconnects[agent_name] == 1
         assert not task.done()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await server.stop()
+
+
+# --- how a session ended ----------------------------------------------------------------------
+
+
+class _ClosingServer:
+    """A v1.0.1 endpoint that answers the hello with a ServerHello and then ends the call with OK."""
+
+    def __init__(self) -> None:
+        self._api = api
+        self.server = grpc.aio.server()
+        handler = grpc.stream_stream_rpc_method_handler(
+            self._connect,
+            request_deserializer=api.ToServer.FromString,
+            response_serializer=api.FromServer.SerializeToString,
+        )
+        self.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("grpc_api.AgentConnection", {"ConnectAgent": handler}),)
+        )
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.calls = 0
+
+    async def _connect(self, requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        self.calls += 1
+        async for _hello in requests:
+            break
+        yield self._api.FromServer(serverHello=self._api.ServerHello())
+
+
+async def _session_ends(address: str, name: str, recorder: RecordingHandler) -> tuple[list[bool], Any]:
+    ends: list[bool] = []
+
+    async def ended(clean: bool) -> None:
+        ends.append(clean)
+
+    connection = ServerConnection(
+        address,
+        name,
+        Outbox(),
+        recorder.handle,
+        recorder.on_connected,
+        FAST,
+        dialects=(dialects.V1,),
+        on_session_ended=ended,
+    )
+    return ends, asyncio.create_task(connection.run())
+
+
+async def test_a_session_the_server_ends_cleanly_is_reported_clean(
+    agent_name: str, recorder: RecordingHandler
+) -> None:
+    closing = _ClosingServer()
+    await closing.server.start()
+    ends, task = await _session_ends(f"127.0.0.1:{closing.port}", agent_name, recorder)
+    try:
+        await recorder.wait_until(lambda: len(ends) >= 2)
+        assert set(ends) == {True}
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await closing.server.stop(None)
+
+
+async def test_a_broken_session_is_reported_as_broken(agent_name: str, recorder: RecordingHandler) -> None:
+    server = ServerDoubleV1()
+    await server.start()
+    ends, task = await _session_ends(server.address, agent_name, recorder)
+    try:
+        await server.wait_for_agent(agent_name)
+        assert ends == []
+        await server.restart(down_for=0.2)
+        await server.wait_for_agent(agent_name)
+        assert ends == [False]
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

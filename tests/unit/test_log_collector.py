@@ -24,13 +24,16 @@ from ankaios_agent.agent.log_collector import (
     truncate_utf8,
 )
 from ankaios_agent.agent.model import (
+    ExecutionState,
     InstanceName,
     LogEntries,
     LogEntry,
     LogsCancelRequest,
     LogsRequest,
     LogsStopped,
+    WorkloadState,
 )
+from ankaios_agent.agent.outbox import Outbox
 from ankaios_agent.agent.ports import LogBatch, LogOptions
 from ankaios_agent.proto import ank_base_pb2 as base
 from tests.support.lifecycle import settle
@@ -108,7 +111,7 @@ def make(
     table = {WL.workload: WL, OTHER.workload: OTHER} if known is None else known
 
     def lookup(name: str) -> LogTarget | Unavailable:
-        return log_target(table.get(name), "container-id", source)
+        return log_target(table.get(name), True, source)
 
     return LogCollector(lookup, sink), source, sink
 
@@ -196,23 +199,23 @@ def test_truncation_keeps_whole_utf8_characters(text: str, max_bytes: int, expec
 
 
 @pytest.mark.parametrize(
-    ("instance", "runtime_id", "runtime", "reason"),
+    ("instance", "has_container", "runtime", "reason"),
     [
-        (None, "c1", ScriptedSource(), "no such workload on this agent"),
-        (WL, None, ScriptedSource(), "it has no workload ID yet"),
-        (WL, "", ScriptedSource(), "it has no workload ID yet"),
-        (WL, "c1", NoLogsRuntime(), "its runtime 'nologs' cannot read logs"),
+        (None, True, ScriptedSource(), "no such workload on this agent"),
+        (None, False, ScriptedSource(), "no such workload on this agent"),
+        (WL, False, ScriptedSource(), "it has no workload ID yet"),
+        (WL, True, NoLogsRuntime(), "its runtime 'nologs' cannot read logs"),
     ],
 )
 def test_workloads_that_cannot_be_served_are_named_with_the_reason(
-    instance: InstanceName | None, runtime_id: str | None, runtime: object, reason: str
+    instance: InstanceName | None, has_container: bool, runtime: object, reason: str
 ) -> None:
-    assert log_target(instance, runtime_id, runtime) == Unavailable(reason)
+    assert log_target(instance, has_container, runtime) == Unavailable(reason)
 
 
 def test_a_servable_workload_gets_its_own_instance_and_runtime() -> None:
     source = ScriptedSource()
-    assert log_target(WL, "c1", source) == LogTarget(WL, source)
+    assert log_target(WL, True, source) == LogTarget(WL, source)
 
 
 # --- collections -----------------------------------------------------------------------------
@@ -358,12 +361,26 @@ async def test_a_slow_sink_holds_the_collection_back_instead_of_buffering() -> N
 async def test_the_outbox_sink_waits_while_the_outbox_is_above_its_high_water_mark(
     queued: int, sent_at_once: bool
 ) -> None:
-    sent: list[LogMessage] = []
-    backlog = [queued]
-    sink = OutboxLogSink(sent.append, lambda: backlog[0], high_water=16, poll_s=0.001)
+    outbox = Outbox()
+    for n in range(queued):
+        outbox.send(LogsStopped(f"old{n}", WL))
+    outbox.send(WorkloadState(WL, ExecutionState.running()))  # not a log: never counts
+    sink = OutboxLogSink(outbox, high_water=16)
     task = asyncio.create_task(sink.put(LogsStopped("r", WL)))
     await settle(5)
-    assert bool(sent) is sent_at_once
-    backlog[0] = 0
+    assert task.done() is sent_at_once
+    while outbox.queued_logs > 15:  # the writer takes the oldest messages
+        outbox.confirm(await outbox.peek())
     await asyncio.wait_for(task, 5)
-    assert sent == [LogsStopped("r", WL)]
+    sent = [m for m in await _drain(outbox) if isinstance(m, LogsStopped)]
+    assert sent[-1] == LogsStopped("r", WL)
+    assert outbox.queued_logs == 0
+
+
+async def _drain(outbox: Outbox) -> list[object]:
+    taken: list[object] = []
+    while len(outbox):
+        msg = await outbox.peek()
+        outbox.confirm(msg)
+        taken.append(msg)
+    return taken

@@ -6,7 +6,16 @@ import asyncio
 
 import pytest
 
-from ankaios_agent.agent.model import DesiredStateRequest, ExecutionState, InstanceName, WorkloadState
+from ankaios_agent.agent.model import (
+    AgentLoadStatus,
+    DesiredStateRequest,
+    ExecutionState,
+    InstanceName,
+    LogEntries,
+    LogEntry,
+    LogsStopped,
+    WorkloadState,
+)
 from ankaios_agent.agent.outbox import MessageSink, Outbox
 
 
@@ -67,3 +76,73 @@ async def test_backlog_warning_once(caplog: pytest.LogCaptureFixture) -> None:
 def test_outbox_is_a_message_sink() -> None:
     sink: MessageSink = Outbox()
     assert callable(sink.send)
+
+
+def _load(cpu: int) -> AgentLoadStatus:
+    return AgentLoadStatus("a", cpu, 1000)
+
+
+async def _take_all(outbox: Outbox) -> list[object]:
+    taken: list[object] = []
+    while len(outbox):
+        msg = await outbox.peek()
+        outbox.confirm(msg)
+        taken.append(msg)
+    return taken
+
+
+async def test_only_the_latest_load_report_waits() -> None:
+    """Hours without a server leave one load report in the queue, behind the states in time order."""
+    outbox = Outbox()
+    outbox.send(_load(1))
+    outbox.send(_state(1))
+    for cpu in range(2, 2000):
+        outbox.send(_load(cpu))
+    outbox.send(_state(2))
+    outbox.send(_load(2000))
+    assert await _take_all(outbox) == [_state(1), _state(2), _load(2000)]
+
+
+async def test_a_load_report_in_the_writers_hands_is_not_replaced() -> None:
+    outbox = Outbox()
+    outbox.send(_load(1))
+    in_flight = await outbox.peek()
+    outbox.send(_load(2))
+    outbox.send(_load(3))
+    outbox.confirm(in_flight)  # would raise if the head had been removed under the writer
+    assert await _take_all(outbox) == [_load(3)]
+
+
+async def test_log_messages_are_counted_and_waiters_wake_when_the_writer_takes_them() -> None:
+    outbox = Outbox()
+    stop = InstanceName("w", "a", "id")
+    for n in range(3):
+        outbox.send(LogsStopped(f"r{n}", stop))
+    outbox.send(LogEntries("r", (LogEntry(stop, "line"),)))
+    outbox.send(_state(1))
+    assert outbox.queued_logs == 4
+    await asyncio.wait_for(outbox.wait_logs_below(5), 1)  # below already: returns at once
+    waiter = asyncio.create_task(outbox.wait_logs_below(3))
+    await asyncio.sleep(0)
+    outbox.confirm(await outbox.peek())
+    await asyncio.sleep(0)
+    assert not waiter.done()  # 3 still wait
+    outbox.confirm(await outbox.peek())
+    await asyncio.wait_for(waiter, 1)
+    assert outbox.queued_logs == 2
+
+
+async def test_discarding_logs_keeps_everything_else_in_order() -> None:
+    outbox = Outbox()
+    wl = InstanceName("w", "a", "id")
+    outbox.send(_state(1))
+    outbox.send(LogEntries("r", (LogEntry(wl, "line"),)))
+    outbox.send(_state(2))
+    outbox.send(LogsStopped("r", wl))
+    waiter = asyncio.create_task(outbox.wait_logs_below(1))
+    await asyncio.sleep(0)
+    assert outbox.discard_logs() == 2
+    await asyncio.wait_for(waiter, 1)
+    assert outbox.queued_logs == 0
+    assert outbox.discard_logs() == 0
+    assert await _take_all(outbox) == [_state(1), _state(2)]
