@@ -302,3 +302,51 @@ async def test_load_status_arrives_every_period_with_plausible_figures(
         assert all(r.free_memory.free_memory > 0 for r in reports)
         status = server.agents[agent_name].status
         assert status.free_memory.free_memory > 0
+
+
+async def test_a_workload_with_a_log_rule_follows_another_workloads_log_through_its_control_interface(
+    podman_env: PodmanEnv, agent_name: str, tmp_path: Path, cleanup: None
+) -> None:
+    """The whole path: workload -> its control interface -> agent -> server -> the providing
+    agent's collector -> server -> agent -> the workload's ``input``, with the workload's own id."""
+    from ankaios_agent.control_interface.framing import frame  # noqa: PLC0415
+    from ankaios_agent.proto import control_api_pb2 as ctl  # noqa: PLC0415
+    from tests.integration.fifo_client import OutputWriter, V1InputReader  # noqa: PLC0415
+
+    reader_workload = (
+        f"  reader:\n    runtime: podman\n    agent: {agent_name}\n"
+        "    controlInterfaceAccess:\n      allowRules:\n"
+        '        - type: LogRule\n          workloadNames: ["ticker"]\n'
+        f'    runtimeConfig: |\n      image: {IMAGE}\n      commandArgs: ["sleep", "1000"]\n'
+    )
+    async with running(
+        podman_env, agent_name, tmp_path, _workload("ticker", agent_name, TICKER), reader_workload
+    ) as (server, _agent):
+        for name in ("ticker", "reader"):
+            await server.wait_for_state(name, "Running(Ok)", timeout=SLOW)
+        reader_id = _name(server, "reader").id
+        folder = tmp_path / f"{agent_name}_io" / f"reader.{reader_id}" / "control_interface"
+        inbox, outbox = V1InputReader(folder), OutputWriter(folder)
+        try:
+            outbox.write(frame(ctl.ToAnkaios(hello=ctl.Hello(protocolVersion="1.0.1")).SerializeToString()))
+            accepted = await asyncio.wait_for(inbox.next_message(), SLOW)
+            assert accepted.WhichOneof("FromAnkaiosEnum") == "controlInterfaceAccepted"
+            request = base.Request(
+                requestId="follow-1",
+                logsRequest=base.LogsRequest(workloadNames=[_name(server, "ticker")], follow=True),
+            )
+            outbox.write(frame(ctl.ToAnkaios(request=request).SerializeToString()))
+            seen: list[str] = []
+            while len(seen) < 3:
+                message = await asyncio.wait_for(inbox.next_message(), SLOW)
+                assert message.response.requestId == "follow-1"
+                kind = message.response.WhichOneof("ResponseContent")
+                assert kind in ("logsRequestAccepted", "logEntriesResponse"), kind
+                if kind == "logEntriesResponse":
+                    entries = message.response.logEntriesResponse.logEntries
+                    assert {e.workloadName.workloadName for e in entries} == {"ticker"}
+                    seen += [e.message for e in entries]
+            assert all(line.startswith("tick ") for line in seen)
+        finally:
+            outbox.close()
+            inbox.close()
