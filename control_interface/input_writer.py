@@ -114,15 +114,17 @@ class InputWriter:
             return
         if self._in_fd is not None:
             if not self._in_waiting_writable and not self._flush_scheduled:
-                # Write at the end of this loop iteration: responses that arrive together
-                # leave in one writev (one wake-up of the workload instead of many).
+                # Responses that arrive together leave in one writev (one wake-up of the
+                # workload instead of many).
                 self._flush_scheduled = True
                 if self._expecting_more():
                     # More responses are on their way: gather them into one write (each
                     # write wakes the workload) at the cost of a fraction of a millisecond.
                     self._loop().call_later(self._settings.flush_delay, self._flush_input)
                 else:
-                    self._loop().call_soon(self._flush_input)
+                    # The last answer the workload waits for: write it now (a non-blocking
+                    # writev) instead of one more loop iteration later.
+                    self._flush_input()
         elif self._in_retry > self._settings.open_retry_min:
             # Something to deliver: stop the slow idle back-off and look for a reader now.
             if self._in_timer is not None:
