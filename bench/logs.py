@@ -40,7 +40,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -295,24 +297,43 @@ async def _apply(server: ServerDoubleV1, agent: str, yaml: str, *names: str) -> 
 
 
 async def end_to_end(env: PodmanEnv, args: argparse.Namespace) -> None:
+    """Throughput with the agent as its own process (as on a device: the double's work is not
+    charged to the agent's loop), then loop lag with the agent in this process's loop, where
+    a probe can measure it."""
     agent = f"bench{uuid.uuid4().hex[:6]}"
     server = ServerDoubleV1()
     await server.start()
     folder = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     (folder / f"{agent}_io").mkdir()
-    config = parse_args(
-        ["-n", agent, "-s", server.address, "-r", str(folder), "--podman-socket", env.socket_url], {}
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_agent(config, assemble, stop=stop, timings=AppTimings()))
+    argv = ["-n", agent, "-s", server.address, "-r", str(folder), "--podman-socket", env.socket_url]
     try:
-        await server.wait_for_agent(agent, timeout=60)
-        await _e2e_throughput(env, server, agent, args.lines, args.rounds)
-        await _e2e_lag(env, server, agent, args)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ankaios_agent",
+            *argv,
+            "--log-level",
+            "warning",
+            stdin=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            await server.wait_for_agent(agent, timeout=60)
+            await _e2e_throughput(env, server, agent, args.lines, args.rounds)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), 10)
+        stop = asyncio.Event()
+        config = parse_args(argv, {})
+        task = asyncio.create_task(run_agent(config, assemble, stop=stop, timings=AppTimings()))
+        try:
+            await server.wait_for_agent(agent, timeout=60)
+            await _e2e_lag(env, server, agent, args)
+        finally:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 10)
     finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 10)
         await server.stop()
         env.remove_by_label(f"agent={agent}")
 
@@ -320,7 +341,10 @@ async def end_to_end(env: PodmanEnv, args: argparse.Namespace) -> None:
 async def _e2e_throughput(
     env: PodmanEnv, server: ServerDoubleV1, agent: str, lines: int, rounds: int
 ) -> None:
-    print(f"\n== end to end (agent -> gRPC -> v1.0.1 double): {lines} lines of 100 bytes, {rounds} rounds ==")
+    print(
+        f"\n== end to end (agent process -> gRPC -> v1.0.1 double): {lines} lines of 100 bytes, "
+        f"{rounds} rounds =="
+    )
     live_ratios: list[float] = []
     replay_ratios: list[float] = []
     for n in range(rounds):
