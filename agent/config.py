@@ -320,7 +320,7 @@ def parse_args(
 
     protocol = _protocol(args, env, file)
     name = _name(args.name if args.name is not None else _file(file, "name"), protocol, notices)
-    insecure = _insecure(args, env, file)
+    insecure = _switch(args, env, file, "insecure", INSECURE_ENV)
     tls = _tls(args, env, file)
     if tls is not None and insecure:
         notices.append("--insecure and TLS certificates are both given; using TLS")
@@ -340,7 +340,7 @@ def parse_args(
         protocol=protocol,
         tls=tls,
         insecure=insecure,
-        strict_authorization=_strict_authorization(args, env, file),
+        strict_authorization=_switch(args, env, file, "strict_authorization", STRICT_AUTHORIZATION_ENV),
         tags=_tags(args, file),
         runtimes=_runtimes(file, notices),
         config_file=file.path if file is not None else None,
@@ -420,22 +420,15 @@ def _name(name: str | None, protocol: ProtocolChoice, notices: list[str]) -> str
     return name
 
 
-def _insecure(args: argparse.Namespace, env: Mapping[str, str], file: FileSettings | None) -> bool:
-    if args.insecure is not None:
-        return True
-    if INSECURE_ENV in env:
-        return parse_bool(env[INSECURE_ENV], INSECURE_ENV)
-    return bool(file is not None and file.insecure)
-
-
-def _strict_authorization(
-    args: argparse.Namespace, env: Mapping[str, str], file: FileSettings | None
+def _switch(
+    args: argparse.Namespace, env: Mapping[str, str], file: FileSettings | None, key: str, variable: str
 ) -> bool:
-    if args.strict_authorization is not None:
+    """An on/off setting: the flag (only ever turns it on) over the variable over the file."""
+    if getattr(args, key) is not None:
         return True
-    if STRICT_AUTHORIZATION_ENV in env:
-        return parse_bool(env[STRICT_AUTHORIZATION_ENV], STRICT_AUTHORIZATION_ENV)
-    return bool(file is not None and file.strict_authorization)
+    if variable in env:
+        return parse_bool(env[variable], variable)
+    return bool(file is not None and getattr(file, key))
 
 
 def _tls(args: argparse.Namespace, env: Mapping[str, str], file: FileSettings | None) -> TlsMaterial | None:
