@@ -99,7 +99,7 @@ from ankaios_agent.agent.workload_table import WorkloadTable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DesiredStateQuery", "Manager"]
+__all__ = ["Manager"]
 
 # Loop phases in which the workload's container (or pods) exist, so its log can be read.
 _HAS_CONTAINER = frozenset({Phase.RUNNING, Phase.RESTART_WAIT, Phase.DELETING})

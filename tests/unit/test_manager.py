@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaceHost, FakeRuntime
-from ankaios_agent.agent.manager import DesiredStateQuery, Manager
+from ankaios_agent.agent.manager import Manager
 from ankaios_agent.agent.model import (
     AGENT_REQUEST_PREFIX,
     AddCondition,
@@ -26,6 +26,7 @@ from ankaios_agent.agent.model import (
     WorkloadState,
 )
 from ankaios_agent.agent.reconcile import DesiredSnapshot
+from ankaios_agent.agent.session import DesiredStateQuery
 from ankaios_agent.agent.timings import AgentTimings
 from tests.support.lifecycle import WaitingSink, settle
 from tests.unit.lifecycle_support import (
