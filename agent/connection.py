@@ -67,7 +67,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 import grpc.aio
@@ -80,7 +80,9 @@ from ankaios_agent.agent.lifecycle_rules import Dialect
 from ankaios_agent.agent.model import AgentHello, FromServerMessageV1
 from ankaios_agent.agent.outbox import Outbox
 from ankaios_agent.agent.tls import TlsMaterial
-from ankaios_agent.agent.tls_bridge import TlsBridge
+
+if TYPE_CHECKING:
+    from ankaios_agent.agent.tls_bridge import TlsBridge
 
 logger = logging.getLogger(__name__)
 
@@ -266,6 +268,8 @@ class ServerConnection:
         if self._tls is None:
             yield
             return
+        from ankaios_agent.agent.tls_bridge import TlsBridge  # noqa: PLC0415 (only with TLS)
+
         timeout = self._timings.connect_timeout
         async with TlsBridge(self._address, self._tls, connect_timeout=timeout) as bridge:
             self._bridge = bridge

@@ -90,10 +90,15 @@ def _v0_3_codec() -> WireCodec:
 
 @functools.cache
 def _v1_codec() -> WireCodec:
-    from ankaios_agent.agent.dialect_v1 import conversion  # noqa: PLC0415 (loaded when first used)
+    # The hello and the generated modules only: the connection's protocol probe needs no
+    # more, and a server that turns out to speak v0.3.1 never makes the agent load the
+    # v1.0.1 conversion. It is imported with the first message either way.
+    from ankaios_agent.agent.dialect_v1.hello import agent_hello  # noqa: PLC0415 (loaded when first used)
     from ankaios_agent.proto import grpc_api_pb2 as api  # noqa: PLC0415
 
     def from_server(wire: Any, agent_name: str) -> FromServerMessageV1 | None:
+        from ankaios_agent.agent.dialect_v1 import conversion  # noqa: PLC0415
+
         try:
             return conversion.from_server(wire, agent_name)
         except ConversionError as err:
@@ -102,6 +107,8 @@ def _v1_codec() -> WireCodec:
             return None
 
     def to_server(msg: ToServerMessageV1) -> Any | None:
+        from ankaios_agent.agent.dialect_v1 import conversion  # noqa: PLC0415
+
         if isinstance(msg, DesiredStateRequest):
             # Queued by an Ankaios v0.3.1 session before a server swap; the ServerHello replaces it.
             logger.debug("dropping reconciliation request %s: a v1.0.1 server sends its list itself", msg)
@@ -111,7 +118,7 @@ def _v1_codec() -> WireCodec:
     return WireCodec(
         serialize=api.ToServer.SerializeToString,
         deserialize=api.FromServer.FromString,
-        hello=conversion.agent_hello,
+        hello=agent_hello,
         from_server=from_server,
         to_server=to_server,
     )

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
 import shutil
 import stat
 from dataclasses import dataclass
@@ -149,7 +148,7 @@ def _write(root: int, files_dir: Path, planned: PlannedFile) -> FileMount:
 
 
 def _replace(parent: int, name: str, data: bytes) -> None:
-    temporary = f".ank-agent-{secrets.token_hex(8)}.tmp"
+    temporary = f".ank-agent-{os.urandom(8).hex()}.tmp"
     fd = os.open(temporary, _NEW_FILE_FLAGS, FILE_MODE, dir_fd=parent)
     try:
         try:

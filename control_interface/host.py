@@ -49,10 +49,7 @@ from ankaios_agent.agent.model import (
     WorkloadSpec,
 )
 from ankaios_agent.control_interface import fifo
-from ankaios_agent.control_interface.authorizer import Authorizer
 from ankaios_agent.control_interface.codec import Codec
-from ankaios_agent.control_interface.codec_v0_3_1 import CodecV0_3_1
-from ankaios_agent.control_interface.codec_v1 import CodecV1
 from ankaios_agent.control_interface.relay import Relay
 from ankaios_agent.control_interface.relay_settings import RelayCounters, RelaySettings
 
@@ -79,7 +76,7 @@ class ControlInterfaceHost:
         self.io_folder = io_folder
         self._forward = forward
         self._settings = settings or RelaySettings()
-        self._codec: Codec = codec or CodecV0_3_1()
+        self._codec = codec
         self._backlog = backlog
         self._dialect = dialect
         self._strict = strict_authorization
@@ -125,6 +122,10 @@ class ControlInterfaceHost:
             return None
         folder = fifo.folder_for(self.io_folder, instance, fifo.V1_SUBFOLDER)
         strict = self._strict
+        # Each dialect's codec (and the generated modules behind it) is imported when a
+        # control interface first needs it: an agent in one dialect never loads the other's.
+        from ankaios_agent.control_interface.authorizer import Authorizer  # noqa: PLC0415
+        from ankaios_agent.control_interface.codec_v1 import CodecV1  # noqa: PLC0415
 
         def codec_for(prepared: fifo.ControlFolder) -> Codec:
             return CodecV1(workload, Authorizer.from_rules(access, strict=strict), resumed=prepared.reused)
@@ -140,6 +141,10 @@ class ControlInterfaceHost:
         (before any file system access) or when the files cannot be made.
         """
         folder = fifo.folder_for(self.io_folder, instance)
+        if self._codec is None:
+            from ankaios_agent.control_interface.codec_v0_3_1 import CodecV0_3_1  # noqa: PLC0415
+
+            self._codec = CodecV0_3_1()  # stateless: one for every v0.3.1 control interface
         codec = self._codec
         return await self._ensure(instance, folder, None, lambda _prepared: codec, None)
 

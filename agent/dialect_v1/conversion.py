@@ -1,7 +1,7 @@
 """Protobuf <-> domain conversion of the v1.0.1 server stream (grpc_api + ank_base).
 
 Everything the connection receives goes through :func:`from_server`; everything
-it sends through :func:`agent_hello` and :func:`to_server`.
+it sends through :func:`to_server` (the hello is built in ``dialect_v1.hello``).
 
 Decoding is strict, like the v1.0.1 reference: a message that breaks the
 contract anywhere is rejected as a whole with a :class:`ConversionError` that
@@ -36,7 +36,6 @@ from ankaios_agent.agent.model import (
     AccessRule,
     AccessRules,
     AddCondition,
-    AgentHello,
     AgentLoadStatus,
     Base64Content,
     DeleteCondition,
@@ -68,9 +67,6 @@ from ankaios_agent.agent.model import (
 )
 from ankaios_agent.proto import ank_base_pb2 as base
 from ankaios_agent.proto import grpc_api_pb2 as api
-
-PROTOCOL_VERSION = "1.0.1"
-"""Sent in every AgentHello; the server accepts any version with the same major."""
 
 DESIRED_WORKLOADS_MASK = "desiredState.workloads"
 
@@ -458,17 +454,6 @@ def from_server_to_proto(msg: FromServerMessageV1) -> api.FromServer:
 
 
 # --- what the agent sends -------------------------------------------------------------
-
-
-def agent_hello(hello: AgentHello) -> api.ToServer:
-    """The first message of a session; tags are always present, possibly empty."""
-    return api.ToServer(
-        agentHello=api.AgentHello(
-            agentName=hello.agent_name,
-            protocolVersion=PROTOCOL_VERSION,
-            tags=base.Tags(tags=dict(hello.tags)),
-        )
-    )
 
 
 def request_to_proto(request: Request) -> base.Request:

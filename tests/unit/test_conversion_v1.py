@@ -10,6 +10,7 @@ from typing import cast
 import pytest
 
 from ankaios_agent.agent.dialect_v1 import conversion as v1
+from ankaios_agent.agent.dialect_v1.hello import agent_hello
 from ankaios_agent.agent.errors import ConversionError
 from ankaios_agent.agent.model import (
     AGENT_REQUEST_PREFIX,
@@ -637,7 +638,7 @@ def test_what_the_server_sends_round_trips_through_bytes(msg: FromServerMessageV
 
 @pytest.mark.parametrize("tags", [{}, {"location": "online", "x": ""}])
 def test_agent_hello_carries_name_protocol_version_and_always_tags(tags: dict[str, str]) -> None:
-    wire = api.ToServer.FromString(v1.agent_hello(AgentHello(AGENT, tags)).SerializeToString())
+    wire = api.ToServer.FromString(agent_hello(AgentHello(AGENT, tags)).SerializeToString())
     assert wire.WhichOneof("ToServerEnum") == "agentHello"
     assert wire.agentHello.agentName == AGENT
     assert wire.agentHello.protocolVersion == "1.0.1"
