@@ -77,7 +77,13 @@ from ankaios_agent.agent import dialects
 from ankaios_agent.agent.dialects import WireCodec, WireDialect
 from ankaios_agent.agent.errors import ConversionError, ServerUnavailable
 from ankaios_agent.agent.lifecycle_rules import Dialect
-from ankaios_agent.agent.model import AgentHello, FromServerMessageV1
+from ankaios_agent.agent.model import (
+    REQUEST_ID_SEPARATOR,
+    AgentHello,
+    FromServerMessageV1,
+    Request,
+    ToServerMessageV1,
+)
 from ankaios_agent.agent.outbox import Outbox
 from ankaios_agent.agent.tls import TlsMaterial
 
@@ -87,6 +93,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CONNECT_AGENT = dialects.V0_3.method
+SERVER_MESSAGE_LIMIT = 4 * 1024 * 1024
+"""The largest message either Ankaios server decodes (its gRPC default); a larger one ends the stream."""
 
 # Over TLS the reason may only say that the connection closed: say what else to check.
 _TLS_HINT = (
@@ -367,13 +375,12 @@ class ServerConnection:
         for position, dialect in enumerate(self._dialects, start=1):
             codec = dialect.codec()
             logger.debug("trying the %s with server %s", dialect.label, self._address)
-            call: Call = channel.stream_stream(
-                dialect.method, request_serializer=codec.serialize, response_deserializer=codec.deserialize
-            )()
+            # Requests go out as bytes serialized by the writer itself, which sees their size.
+            call: Call = channel.stream_stream(dialect.method, response_deserializer=codec.deserialize)()
             try:
                 with _grpc_errors(self._address):
                     async with asyncio.timeout(self._timings.connect_timeout):
-                        await call.write(codec.hello(self._hello))
+                        await call.write(codec.serialize(codec.hello(self._hello)))
                         await call.wait_for_connection()
                         first = await call.read() if dialect.server_speaks_first else None
                 if first is grpc.aio.EOF:
@@ -494,8 +501,30 @@ class ServerConnection:
                 if wire is None:  # no meaning in this dialect; the codec said so at debug level
                     self._outbox.confirm(msg)
                     continue
-                await call.write(wire)
+                data: bytes = codec.serialize(wire)
+                if len(data) > SERVER_MESSAGE_LIMIT:
+                    # Sent, it would end the session of every workload here, and again after
+                    # each reconnect if it were kept: this one message is dropped instead.
+                    logger.warning(
+                        "not sending %s to the server: it is %d bytes and the server ends the "
+                        "connection on any message over %d bytes",
+                        _describe(msg),
+                        len(data),
+                        SERVER_MESSAGE_LIMIT,
+                    )
+                    self._outbox.confirm(msg)
+                    continue
+                await call.write(data)
                 self._outbox.confirm(msg)
+
+
+def _describe(msg: ToServerMessageV1) -> str:
+    """The message as a person on the device can find it: a workload's request names the workload."""
+    if isinstance(msg, Request):
+        workload, _, request_id = msg.request_id.partition(REQUEST_ID_SEPARATOR)
+        return f"the control-interface request {request_id!r} of workload {workload!r}"
+    kind = type(msg).__name__
+    return f"{'an' if kind[0] in 'AEIOU' else 'a'} {kind} message"
 
 
 def _wait_for(timings: ConnectionTimings) -> Callable[[tenacity.RetryCallState], float]:

@@ -421,6 +421,34 @@ async def test_message_above_the_limit_is_one_clear_line_and_a_long_back_off(
         await server.stop()
 
 
+async def test_an_outgoing_message_above_the_server_limit_is_dropped_and_the_session_stays(
+    any_server: Double, connect_any: Connect, agent_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server ends the stream on any message over 4 MiB, which would cut off every workload
+    of this agent (and again after each reconnect if the message were kept). One such message is
+    dropped with a line that says why; what follows it is sent in the same session."""
+    caplog.set_level(logging.WARNING, logger="ankaios_agent.agent.connection")
+    server = any_server
+    conn_ = connect_any(agent_name)
+    await server.wait_for_agent(agent_name)
+    huge = ExecutionState(ExecutionState.running().state, "x" * (4 * 2**20))
+    conn_.outbox.send(_state(agent_name, 1, huge))
+    conn_.outbox.send(_state(agent_name, 2))
+    await server.wait_until(lambda: len(server.received[agent_name]) >= 2)
+    await asyncio.sleep(0.2)  # a broken stream would show as a disconnect by now
+    names = [
+        m.updateWorkloadState.workloadStates[0].instanceName.workloadName
+        for m in server.received[agent_name][1:]
+    ]
+    assert names == ["w2"]
+    assert server.disconnects.get(agent_name, 0) == 0
+    assert conn_.connection.sessions == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(
+        "not sending a WorkloadState message" in w and "over 4194304 bytes" in w for w in warnings
+    ), warnings
+
+
 # --- how a session ended ----------------------------------------------------------------------
 
 
