@@ -249,6 +249,30 @@ async def test_reader_that_disappears_mid_response_gets_it_again_in_full(
     second.close()
 
 
+async def test_response_for_a_reader_that_just_left_waits_for_the_next_one(
+    host: tuple[ControlInterfaceHost, Forwarded],
+) -> None:
+    """A write that finds no reader (EPIPE) before the loop saw it leave keeps the response."""
+    cis, _ = host
+    folder = await cis.ensure(inst("wl"))
+    first = InputReader(folder, collect=False)
+    relay = cis._relays["wl"]
+    await wait_until(lambda: relay.input._in_fd is not None)
+    first.close()
+    # No loop iteration in between: the relay still holds the write end and writes at once.
+    cis.route(Response(request_id="wl@late", body=complete_state_body("nginx")))
+    counters = cis.counters("wl")
+    assert counters is not None
+    assert counters.responses_written == 0
+    second = InputReader(folder)
+    response = await second.next_response()
+    assert response.requestId == "late"
+    assert list(response.completeState.desiredState.workloads) == ["nginx"]
+    assert counters.responses_written == 1
+    assert counters.responses_dropped_buffer_full == 0
+    second.close()
+
+
 @pytest.mark.parametrize(
     ("workload", "id_"),
     [("", ID), (".", ID), ("..", ID), ("a/b", ID), ("../../etc", ID), ("nul\0byte", ID), ("ok", "x/../../y")],
