@@ -2,9 +2,10 @@
 
 A response with nothing queued before it and no other one due is written at once from
 the call that brings it; the others, and whatever the pipe cannot take, wait in a
-bounded buffer (the oldest is dropped with a warning when it is full). ``input`` is opened ``O_WRONLY|O_NONBLOCK``, which fails with ENXIO while no
-workload reads it, so the open is retried on a timer with back-off, fast again as soon
-as a response is waiting. Once open, the write end stays open so the workload never
+bounded buffer (the oldest is dropped with a warning when it is full). ``input`` is
+opened ``O_WRONLY|O_NONBLOCK``, which fails with ENXIO while no workload reads it, so
+the open is retried on a timer with back-off, fast again as soon as a response is
+waiting. Once open, the write end stays open so the workload never
 sees EOF while the agent lives; it is watched for readability because epoll reports
 EPOLLERR on a write end whose readers are all gone, and then it is closed at once
 (freeing unread stale bytes with the pipe) until the next reader comes. A frame that a
