@@ -17,6 +17,14 @@ pays for the FIFO hops, framing, the codec and the extra process; the target
 is at most 0.15 ms added at p50 and at least 90 % of the direct throughput,
 both printed beside the direct figures of the same run.
 
+The floor, also measured in every round: the same workload client pings a FIFO
+pair that the agent's loop answers with response frames made in advance (no
+relay, no codec, no server). That is what the two FIFO hops and the two
+process wake-ups cost by themselves, the part of "relay adds" no relay code
+can remove. The CPU the workload process spends per request is printed too:
+on a machine with few cores it competes with the agent and the server, which
+the direct path does not have to share with anyone.
+
 Run from the repository root: ``/work/venv/bin/python -m bench.control_interface``.
 """
 
@@ -117,6 +125,7 @@ def run_workload(folder: Path, pings: int, total: int, window: int) -> None:
     # One thread, like the direct path's single event loop: keep ``window`` requests written
     # and not yet answered, and write the next one whenever an answer arrives.
     start = time.perf_counter()
+    cpu = time.process_time()
     written = 0
     for written in range(min(window, total)):
         os.write(out_fd, request(written))
@@ -127,10 +136,81 @@ def run_workload(folder: Path, pings: int, total: int, window: int) -> None:
             os.write(out_fd, request(written))
             written += 1
     elapsed = time.perf_counter() - start
-    print(json.dumps({"latencies": latencies, "throughput": total / elapsed}), flush=True)
+    cpu = time.process_time() - cpu
+    figures = {"latencies": latencies, "throughput": total / elapsed, "cpu_per_request": cpu / max(total, 1)}
+    print(json.dumps(figures), flush=True)
 
 
 # ----------------------------------------------------------------------------- agent process
+
+
+class FifoEcho:
+    """The floor: a FIFO pair the agent's loop answers frame for frame with canned responses.
+
+    Same client, same FIFOs, same response sizes as the relay, but nothing is decoded
+    or encoded on the agent's side and no server is asked.
+    """
+
+    def __init__(self, folder: Path, pings: int) -> None:
+        folder.mkdir()
+        os.mkfifo(folder / "output")
+        os.mkfifo(folder / "input")
+        self.folder = folder
+        answer = _answer()
+        self._answers = [
+            frame(
+                pb.FromServer(
+                    response=pb.Response(requestId=str(i), completeState=answer)
+                ).SerializeToString()
+            )
+            for i in range(pings)
+        ]
+        self._next = 0
+        self._decoder = FrameDecoder()
+        self._loop = asyncio.get_running_loop()
+        # Read-write: a FIFO opened so never waits for a reader, and the client's blocking
+        # open of its read end returns at once (this end never reads).
+        self._in_fd = os.open(folder / "input", os.O_RDWR | os.O_NONBLOCK)
+        self._out_fd = self._open_output()
+
+    def _open_output(self) -> int:
+        fd = os.open(self.folder / "output", os.O_RDONLY | os.O_NONBLOCK)
+        self._loop.add_reader(fd, self._on_readable)
+        return fd
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self._out_fd, 65536)
+        except BlockingIOError:
+            return
+        if not data:  # the client left: a fresh read end for the next one (no EOF storm)
+            self._loop.remove_reader(self._out_fd)
+            os.close(self._out_fd)
+            self._decoder.reset()
+            self._next = 0
+            self._out_fd = self._open_output()
+            return
+        for _ in self._decoder.feed(data):
+            os.write(self._in_fd, self._answers[self._next])
+            self._next += 1
+
+    def close(self) -> None:
+        self._loop.remove_reader(self._out_fd)
+        os.close(self._out_fd)
+        os.close(self._in_fd)
+
+
+async def run_client(folder: Path, pings: int, total: int, window: int) -> tuple[dict[str, Any], float]:
+    """Run the workload process against ``folder``; its figures and the agent's CPU meanwhile."""
+    cpu = time.process_time()
+    workload = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.control_interface", "--role", "workload",
+        "--folder", str(folder), "--pings", str(pings), "--total", str(total),
+        "--window", str(window), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await workload.communicate()
+    figures: dict[str, Any] = json.loads(out)
+    return figures, time.process_time() - cpu
 
 
 class AgentSide:
@@ -201,30 +281,42 @@ class Figures:
     cpu_per_request: list[float]
 
 
-def report(direct: Figures, relay: Figures, title: str) -> None:
+def report(
+    direct: Figures, relay: Figures, floor: list[float], workload_cpu: list[float], title: str
+) -> None:
     ms = 1000.0
     print(f"{title}\n(latency over all rounds; throughput = median of the rounds)\n")
-    print(f"{'path':42} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'req/s':>9}")
-    for name, figures in (
-        ("direct (agent loop -> server)", direct),
-        ("relay (FIFO client -> relay -> server)", relay),
+    print(f"{'path':46} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'req/s':>9}")
+    for name, lat, throughput in (
+        ("direct (agent loop -> server)", direct.latencies, f"{statistics.median(direct.throughputs):9.0f}"),
+        (
+            "relay (FIFO client -> relay -> server)",
+            relay.latencies,
+            f"{statistics.median(relay.throughputs):9.0f}",
+        ),
+        ("floor (FIFO client -> canned answer, no relay)", floor, f"{'-':>9}"),
     ):
-        lat = figures.latencies
         print(
-            f"{name:42} {percentile(lat, 0.5) * ms:8.3f} {percentile(lat, 0.99) * ms:8.3f} "
-            f"{statistics.fmean(lat) * ms:8.3f} {statistics.median(figures.throughputs):9.0f}"
+            f"{name:46} {percentile(lat, 0.5) * ms:8.3f} {percentile(lat, 0.99) * ms:8.3f} "
+            f"{statistics.fmean(lat) * ms:8.3f} {throughput}"
         )
     added_p50 = (percentile(relay.latencies, 0.5) - percentile(direct.latencies, 0.5)) * ms
     ratio = statistics.median(relay.throughputs) / statistics.median(direct.throughputs)
     per_round = ", ".join(f"{r / d:.0%}" for r, d in zip(relay.throughputs, direct.throughputs, strict=True))
     met = {True: "met", False: "NOT met"}
+    floor_p50 = percentile(floor, 0.5) * ms
     print(f"\nrelay adds {added_p50:.3f} ms at p50 (target <= 0.15 ms): {met[added_p50 <= 0.15]}")
+    print(f"  of which the bare FIFO round trip (the floor) is {floor_p50:.3f} ms")
     print(f"relay throughput / direct = {ratio:.1%} (target >= 90 %): {met[ratio >= 0.9]}")
     print(f"  per round: {per_round}")
     d_cpu, r_cpu = statistics.median(direct.cpu_per_request), statistics.median(relay.cpu_per_request)
     print(
         f"agent process CPU per request (median): direct {d_cpu * 1e6:.0f} us, relayed {r_cpu * 1e6:.0f} us "
         f"(relay adds {(r_cpu - d_cpu) * 1e6:.0f} us)"
+    )
+    print(
+        f"workload process CPU per request (median, requests in flight): "
+        f"{statistics.median(workload_cpu) * 1e6:.0f} us"
     )
 
 
@@ -241,6 +333,8 @@ async def run_agent(pings: int, total: int, window: int, rounds: int) -> int:
     relay_tps: list[float] = []
     direct_cpu: list[float] = []
     relay_cpu: list[float] = []
+    floor_lat: list[float] = []
+    workload_cpu: list[float] = []
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             call = pb_grpc.AgentConnectionStub(channel).ConnectAgent()
@@ -252,27 +346,24 @@ async def run_agent(pings: int, total: int, window: int, rounds: int) -> int:
                 )
                 agent.route = cis.route
                 folder = await cis.ensure(InstanceName("bench", "agent_A", "0" * 64))
+                echo = FifoEcho(Path(tmp) / "floor", pings)
                 await measure_direct(agent, 200, 500, window)  # warm-up
-                # Alternate the two paths in short rounds: load from other processes on
-                # the machine then hits both alike, and medians over rounds are stable.
+                # Alternate the paths in short rounds: load from other processes on the
+                # machine then hits all alike, and medians over rounds are stable.
                 for _ in range(rounds):
                     cpu = time.process_time()
                     lat, tp = await measure_direct(agent, pings, total, window)
                     direct_cpu.append((time.process_time() - cpu) / (pings + total))
                     direct_lat += lat
                     direct_tps.append(tp)
-                    cpu = time.process_time()
-                    workload = await asyncio.create_subprocess_exec(
-                        sys.executable, "-m", "bench.control_interface", "--role", "workload",
-                        "--folder", str(folder), "--pings", str(pings), "--total", str(total),
-                        "--window", str(window), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-                    )  # fmt: skip
-                    out, _ = await workload.communicate()
-                    relay_cpu.append((time.process_time() - cpu) / (pings + total))
-                    relayed = json.loads(out)
+                    relayed, cpu_used = await run_client(folder, pings, total, window)
+                    relay_cpu.append(cpu_used / (pings + total))
                     relay_lat += relayed["latencies"]
                     relay_tps.append(relayed["throughput"])
+                    workload_cpu.append(relayed["cpu_per_request"])
+                    floor_lat += (await run_client(echo.folder, pings, 0, window))[0]["latencies"]
                 counters = cis.counters("bench")
+                echo.close()
                 await cis.close()
             for task in tasks:
                 task.cancel()
@@ -283,6 +374,8 @@ async def run_agent(pings: int, total: int, window: int, rounds: int) -> int:
     report(
         Figures(direct_lat, direct_tps, direct_cpu),
         Figures(relay_lat, relay_tps, relay_cpu),
+        floor_lat,
+        workload_cpu,
         f"{rounds} rounds of: {pings} ping-pong round trips, then {total} requests with {window} in flight",
     )
     if counters is not None:
