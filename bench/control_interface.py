@@ -381,7 +381,8 @@ async def run_agent(pings: int, total: int, window: int, rounds: int) -> int:
     if counters is not None:
         print(
             f"relay counters: forwarded={counters.requests_forwarded} written={counters.responses_written} "
-            f"dropped={sum(counters.requests_dropped.values()) + counters.responses_dropped_buffer_full}"
+            f"dropped={sum(counters.requests_dropped.values()) + counters.responses_dropped_buffer_full} "
+            f"read pauses={counters.read_pauses}"
         )
     return 0
 

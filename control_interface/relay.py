@@ -9,8 +9,8 @@ so a workload that never reads its responses cannot stop its requests:
   codec; only requests the server can take are forwarded, their id prefixed
   ``<workload>@``. A request the server could not convert (it would drop the
   whole agent for it) is answered on ``input`` with an error instead. At most
-  ``max_in_flight`` forwarded requests may wait for their response: beyond
-  that the relay stops reading ``output`` (the workload's writes then block
+  ``max_in_flight`` forwarded requests may wait for their response: when the
+  workload writes more, the relay stops reading ``output`` (the workload's writes then block
   on the full pipe) until responses arrive, so a workload writing in a loop
   while the server is away or slow cannot fill the agent's memory or the
   queue in front of other workloads and state reports. EOF means the last writer left: a partial
@@ -227,20 +227,29 @@ class Relay:
             os.close(self._out_fd)
             self._out_fd = None
 
-    def _over_share(self) -> bool:
-        return bool(self._held) or len(self._in_flight) >= self._settings.max_in_flight
+    def _slots_full(self) -> bool:
+        return len(self._in_flight) >= self._settings.max_in_flight
 
     def _update_reading(self) -> None:
-        """Watch ``output`` exactly while the workload is within its share of requests in flight."""
+        """Watch ``output`` while the workload is within its share of requests in flight.
+
+        Only frames already read and waiting for a slot stop the watch at once. Using up
+        the last slot does not: the watch stops when the workload actually writes more
+        (see :meth:`_on_output_readable`), so a workload that keeps exactly its share in
+        flight costs no epoll change per request.
+        """
         fd = self._out_fd
         if fd is None:
             return
-        want = not self._over_share()
-        if want and not self._reading:
+        if self._held:
+            self._pause_reading()
+        elif not self._reading and not self._slots_full():
             self.loop.add_reader(fd, self._on_output_readable)
             self._reading = True
-        elif not want and self._reading:
-            self.loop.remove_reader(fd)
+
+    def _pause_reading(self) -> None:
+        if self._reading and self._out_fd is not None:
+            self.loop.remove_reader(self._out_fd)
             self._reading = False
             self.counters.read_pauses += 1
             if worth_logging(self.counters.read_pauses):
@@ -251,8 +260,7 @@ class Relay:
                     len(self._in_flight),
                     self.counters.read_pauses,
                 )
-        if not want:
-            self._schedule_expiry()
+        self._schedule_expiry()
 
     def _schedule_expiry(self) -> None:
         if self._expiry_timer is not None or not self._in_flight:
@@ -307,6 +315,11 @@ class Relay:
         if fd is None:
             return
         for _ in range(self._settings.reads_per_wakeup):
+            if self._slots_full():
+                # More from a workload that has its whole share in flight: leave it in the
+                # pipe (its writes block once the pipe is full) until responses free slots.
+                self._pause_reading()
+                return
             try:
                 data = os.read(fd, self._settings.read_chunk)
             except BlockingIOError:

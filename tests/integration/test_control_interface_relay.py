@@ -544,6 +544,34 @@ async def test_reading_pauses_while_too_many_requests_wait_for_the_server(tmp_pa
     await cis.close()
 
 
+async def test_reading_pauses_only_when_a_workload_writes_beyond_its_share(tmp_path: Path) -> None:
+    """Using up the last slot leaves the watch on output alone (no epoll change per request);
+    the next request beyond the share stops reading until a response frees a slot."""
+    forwarded = Forwarded()
+    settings = RelaySettings(open_retry_min=0.001, open_retry_max=0.02, max_in_flight=2)
+    cis = ControlInterfaceHost(tmp_path / "io", forwarded, settings)
+    folder = await cis.ensure(inst("wl"))
+    relay = cis._relays["wl"]
+    writer = OutputWriter(folder)
+    counters = cis.counters("wl")
+    assert counters is not None
+    writer.write(request_frame("q0") + request_frame("q1"))
+    assert [(await forwarded.next()).request_id for _ in range(2)] == ["wl@q0", "wl@q1"]
+    assert counters.read_pauses == 0 and relay._reading
+    cis.route(Response(request_id="wl@q0", body=complete_state_body("r")))
+    writer.write(request_frame("q2"))
+    assert (await forwarded.next()).request_id == "wl@q2"
+    assert counters.read_pauses == 0
+    writer.write(request_frame("q3"))
+    await wait_until(lambda: counters.read_pauses == 1)
+    await asyncio.sleep(0.05)  # give the relay every chance to forward beyond the share
+    assert forwarded.queue.empty()
+    cis.route(Response(request_id="wl@q1", body=complete_state_body("r")))
+    assert (await forwarded.next()).request_id == "wl@q3"
+    writer.close()
+    await cis.close()
+
+
 async def test_requests_without_response_stop_counting_after_a_while(tmp_path: Path) -> None:
     """A server connection that went away with requests on it must not block a workload for good."""
     forwarded = Forwarded()
