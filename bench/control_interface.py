@@ -17,13 +17,20 @@ pays for the FIFO hops, framing, the codec and the extra process; the target
 is at most 0.15 ms added at p50 and at least 90 % of the direct throughput,
 both printed beside the direct figures of the same run.
 
-The floor, also measured in every round: the same workload client pings a FIFO
-pair that the agent's loop answers with response frames made in advance (no
-relay, no codec, no server). That is what the two FIFO hops and the two
-process wake-ups cost by themselves, the part of "relay adds" no relay code
-can remove. The CPU the workload process spends per request is printed too:
-on a machine with few cores it competes with the agent and the server, which
-the direct path does not have to share with anyone.
+Two floors, also measured in every round, with the same workload client and FIFOs:
+
+* floor + server: the agent's loop turns each frame, without parsing it, into the
+  direct path's own request and answers with a response frame made in advance when
+  the server's response is back. That is the FIFO hops, the wake-ups and the extra
+  process around the same server round trip, with none of the relay's work (its
+  parsing, checks, routing and encoding): what any relay over these FIFOs pays, and
+  on a machine with few cores the biggest part of what the relay adds;
+* floor: the same, but answered at once without the server: the bare FIFO round trip.
+
+The agent process's CPU per request is printed for each path (the relay's own work
+is its excess over floor + server), and the workload process's: on a machine with
+few cores it competes with the agent and the server, which the direct path does not
+have to share with anyone.
 
 Run from the repository root: ``/work/venv/bin/python -m bench.control_interface``.
 """
@@ -39,7 +46,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -288,59 +295,59 @@ def percentile(values: list[float], q: float) -> float:
 
 @dataclass
 class Figures:
-    latencies: list[float]
-    throughputs: list[float]
-    cpu_per_request: list[float]
+    latencies: list[float] = field(default_factory=list)
+    throughputs: list[float] = field(default_factory=list)
+    cpu_per_request: list[float] = field(default_factory=list)
+    """Of the agent process, over a whole round."""
+
+    def add(self, latencies: list[float], throughput: float, cpu: float) -> None:
+        self.latencies += latencies
+        self.throughputs.append(throughput)
+        self.cpu_per_request.append(cpu)
 
 
-def report(
-    direct: Figures,
-    relay: Figures,
-    *,
-    floor: list[float],
-    floor_server: list[float],
-    workload_cpu: list[float],
-    title: str,
-) -> None:
+def report(paths: dict[str, Figures], floor: list[float], workload_cpu: list[float], title: str) -> None:
+    direct, relay, around = paths["direct"], paths["relay"], paths["floor+server"]
     ms = 1000.0
-    print(f"{title}\n(latency over all rounds; throughput = median of the rounds)\n")
-    print(f"{'path':50} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'req/s':>9}")
-    for name, lat, throughput in (
-        ("direct (agent loop -> server)", direct.latencies, f"{statistics.median(direct.throughputs):9.0f}"),
-        (
-            "relay (FIFO client -> relay -> server)",
-            relay.latencies,
-            f"{statistics.median(relay.throughputs):9.0f}",
-        ),
-        ("floor (FIFO client -> canned answer, no relay)", floor, f"{'-':>9}"),
-        ("floor + server (FIFO client -> forward -> server)", floor_server, f"{'-':>9}"),
-    ):
+    print(f"{title}\n(latency over all rounds; throughput and CPU = median of the rounds)\n")
+    print(f"{'path':50} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'req/s':>9} {'agent CPU/req':>14}")
+    rows = (
+        ("direct (agent loop -> server)", direct),
+        ("relay (FIFO client -> relay -> server)", relay),
+        ("floor + server (FIFO client -> forward -> server)", around),
+        ("floor (FIFO client -> canned answer, no relay)", Figures(floor)),
+    )
+    for name, figures in rows:
+        lat = figures.latencies
+        rate_text = f"{statistics.median(figures.throughputs):9.0f}" if figures.throughputs else f"{'-':>9}"
+        cpu_text = (
+            f"{statistics.median(figures.cpu_per_request) * 1e6:11.0f} us" if figures.cpu_per_request else ""
+        )
         print(
             f"{name:50} {percentile(lat, 0.5) * ms:8.3f} {percentile(lat, 0.99) * ms:8.3f} "
-            f"{statistics.fmean(lat) * ms:8.3f} {throughput}"
+            f"{statistics.fmean(lat) * ms:8.3f} {rate_text} {cpu_text:>14}"
         )
-    added_p50 = (percentile(relay.latencies, 0.5) - percentile(direct.latencies, 0.5)) * ms
-    ratio = statistics.median(relay.throughputs) / statistics.median(direct.throughputs)
-    per_round = ", ".join(f"{r / d:.0%}" for r, d in zip(relay.throughputs, direct.throughputs, strict=True))
     met = {True: "met", False: "NOT met"}
-    floor_p50 = percentile(floor, 0.5) * ms
+    p50 = {name: percentile(figures.latencies, 0.5) * ms for name, figures in paths.items()}
+    added_p50 = p50["relay"] - p50["direct"]
+    around_p50 = p50["floor+server"] - p50["direct"]
     print(f"\nrelay adds {added_p50:.3f} ms at p50 (target <= 0.15 ms): {met[added_p50 <= 0.15]}")
-    around_server = (percentile(floor_server, 0.5) - percentile(direct.latencies, 0.5)) * ms
-    print(f"  the bare FIFO round trip alone (the floor) takes {floor_p50:.3f} ms;")
     print(
-        f"  the same FIFO hops and client process around the server round trip add {around_server:.3f} ms, "
-        f"so the relay's own work adds {added_p50 - around_server:.3f} ms"
+        f"  the FIFO hops and the client process around the same server round trip, with none of the "
+        f"relay's work, add {around_p50:.3f} ms (the bare FIFO round trip alone: "
+        f"{percentile(floor, 0.5) * ms:.3f} ms);\n  the relay's own work: {added_p50 - around_p50:.3f} ms"
     )
+    rate = {name: statistics.median(figures.throughputs) for name, figures in paths.items()}
+    ratio = rate["relay"] / rate["direct"]
+    per_round = ", ".join(f"{r / d:.0%}" for r, d in zip(relay.throughputs, direct.throughputs, strict=True))
     print(f"relay throughput / direct = {ratio:.1%} (target >= 90 %): {met[ratio >= 0.9]}")
     print(f"  per round: {per_round}")
-    d_cpu, r_cpu = statistics.median(direct.cpu_per_request), statistics.median(relay.cpu_per_request)
+    print(f"  floor + server throughput / direct = {rate['floor+server'] / rate['direct']:.1%}")
+    cpu = {name: statistics.median(figures.cpu_per_request) * 1e6 for name, figures in paths.items()}
     print(
-        f"agent process CPU per request (median): direct {d_cpu * 1e6:.0f} us, relayed {r_cpu * 1e6:.0f} us "
-        f"(relay adds {(r_cpu - d_cpu) * 1e6:.0f} us)"
-    )
-    print(
-        f"workload process CPU per request (median, requests in flight): "
-        f"{statistics.median(workload_cpu) * 1e6:.0f} us"
+        f"agent process CPU per request: relay adds {cpu['relay'] - cpu['direct']:.0f} us over direct, "
+        f"{cpu['relay'] - cpu['floor+server']:.0f} us over floor + server (its own work); the workload "
+        f"process spends {statistics.median(workload_cpu) * 1e6:.0f} us per request in flight"
     )
 
 
@@ -351,15 +358,10 @@ async def run_agent(pings: int, total: int, window: int, rounds: int) -> int:
     )  # fmt: skip
     assert server.stdout is not None
     port = int((await server.stdout.readline()).decode())
-    direct_lat: list[float] = []
-    relay_lat: list[float] = []
-    direct_tps: list[float] = []
-    relay_tps: list[float] = []
-    direct_cpu: list[float] = []
-    relay_cpu: list[float] = []
-    floor_lat: list[float] = []
-    floor_server_lat: list[float] = []
+    paths = {"direct": Figures(), "relay": Figures(), "floor+server": Figures()}
+    floor: list[float] = []
     workload_cpu: list[float] = []
+    requests = pings + total
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             call = pb_grpc.AgentConnectionStub(channel).ConnectAgent()
@@ -372,30 +374,25 @@ async def run_agent(pings: int, total: int, window: int, rounds: int) -> int:
                 agent.route = cis.route
                 folder = await cis.ensure(InstanceName("bench", "agent_A", "0" * 64))
                 echo = FifoEcho(Path(tmp) / "floor", pings)
-                echo_server = FifoEcho(Path(tmp) / "floor-server", pings, agent.forward)
+                around = FifoEcho(Path(tmp) / "floor-server", requests, agent.forward)
                 await measure_direct(agent, 200, 500, window)  # warm-up
                 # Alternate the paths in short rounds: load from other processes on the
                 # machine then hits all alike, and medians over rounds are stable.
                 for _ in range(rounds):
                     cpu = time.process_time()
                     lat, tp = await measure_direct(agent, pings, total, window)
-                    direct_cpu.append((time.process_time() - cpu) / (pings + total))
-                    direct_lat += lat
-                    direct_tps.append(tp)
+                    paths["direct"].add(lat, tp, (time.process_time() - cpu) / requests)
                     relayed, cpu_used = await run_client(folder, pings, total, window)
-                    relay_cpu.append(cpu_used / (pings + total))
-                    relay_lat += relayed["latencies"]
-                    relay_tps.append(relayed["throughput"])
+                    paths["relay"].add(relayed["latencies"], relayed["throughput"], cpu_used / requests)
                     workload_cpu.append(relayed["cpu_per_request"])
-                    floor_lat += (await run_client(echo.folder, pings, 0, window))[0]["latencies"]
-                    agent.route = echo_server.route
-                    floor_server_lat += (await run_client(echo_server.folder, pings, 0, window))[0][
-                        "latencies"
-                    ]
+                    agent.route = around.route
+                    echoed, cpu_used = await run_client(around.folder, pings, total, window)
                     agent.route = cis.route
+                    paths["floor+server"].add(echoed["latencies"], echoed["throughput"], cpu_used / requests)
+                    floor += (await run_client(echo.folder, pings, 0, window))[0]["latencies"]
                 counters = cis.counters("bench")
                 echo.close()
-                echo_server.close()
+                around.close()
                 await cis.close()
             for task in tasks:
                 task.cancel()
@@ -404,13 +401,10 @@ async def run_agent(pings: int, total: int, window: int, rounds: int) -> int:
         await server.wait()
 
     report(
-        Figures(direct_lat, direct_tps, direct_cpu),
-        Figures(relay_lat, relay_tps, relay_cpu),
-        floor=floor_lat,
-        floor_server=floor_server_lat,
-        workload_cpu=workload_cpu,
-        title=f"{rounds} rounds of: {pings} ping-pong round trips, "
-        f"then {total} requests with {window} in flight",
+        paths,
+        floor,
+        workload_cpu,
+        f"{rounds} rounds of: {pings} ping-pong round trips, then {total} requests with {window} in flight",
     )
     if counters is not None:
         print(
