@@ -17,6 +17,21 @@ pays for the FIFO hops, framing, the codec and the extra process; the target
 is at most 0.15 ms added at p50 and at least 90 % of the direct throughput,
 both printed beside the direct figures of the same run.
 
+Two floors, also measured in every round, with the same workload client and FIFOs:
+
+* floor + server: the agent's loop turns each frame, without parsing it, into the
+  direct path's own request and answers with a response frame made in advance when
+  the server's response is back. That is the FIFO hops, the wake-ups and the extra
+  process around the same server round trip, with none of the relay's work (its
+  parsing, checks, routing and encoding): what any relay over these FIFOs pays, and
+  on a machine with few cores the biggest part of what the relay adds;
+* floor: the same, but answered at once without the server: the bare FIFO round trip.
+
+The agent process's CPU per request is printed for each path (the relay's own work
+is its excess over floor + server), and the workload process's: on a machine with
+few cores it competes with the agent and the server, which the direct path does not
+have to share with anyone.
+
 Run from the repository root: ``/work/venv/bin/python -m bench.control_interface``.
 """
 
@@ -31,7 +46,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +132,7 @@ def run_workload(folder: Path, pings: int, total: int, window: int) -> None:
     # One thread, like the direct path's single event loop: keep ``window`` requests written
     # and not yet answered, and write the next one whenever an answer arrives.
     start = time.perf_counter()
+    cpu = time.process_time()
     written = 0
     for written in range(min(window, total)):
         os.write(out_fd, request(written))
@@ -127,10 +143,93 @@ def run_workload(folder: Path, pings: int, total: int, window: int) -> None:
             os.write(out_fd, request(written))
             written += 1
     elapsed = time.perf_counter() - start
-    print(json.dumps({"latencies": latencies, "throughput": total / elapsed}), flush=True)
+    cpu = time.process_time() - cpu
+    figures = {"latencies": latencies, "throughput": total / elapsed, "cpu_per_request": cpu / max(total, 1)}
+    print(json.dumps(figures), flush=True)
 
 
 # ----------------------------------------------------------------------------- agent process
+
+
+class FifoEcho:
+    """The floor: a FIFO pair the agent's loop answers frame for frame with canned responses.
+
+    Same client, same FIFOs, same response sizes as the relay, but nothing is decoded
+    or encoded on the agent's side. With ``forward``, each frame first becomes a direct
+    request to the server (as the direct path makes it) and its response, handed to
+    :meth:`route`, releases the canned answer: the FIFO hops and the extra process around
+    the same server round trip, without the relay's parsing, checks and bookkeeping.
+    """
+
+    def __init__(self, folder: Path, pings: int, forward: Callable[[Request], None] | None = None) -> None:
+        self._forward = forward
+        folder.mkdir()
+        os.mkfifo(folder / "output")
+        os.mkfifo(folder / "input")
+        self.folder = folder
+        answer = _answer()
+        self._answers = [
+            frame(
+                pb.FromServer(
+                    response=pb.Response(requestId=str(i), completeState=answer)
+                ).SerializeToString()
+            )
+            for i in range(pings)
+        ]
+        self._next = 0
+        self._decoder = FrameDecoder()
+        self._loop = asyncio.get_running_loop()
+        # Read-write: a FIFO opened so never waits for a reader, and the client's blocking
+        # open of its read end returns at once (this end never reads).
+        self._in_fd = os.open(folder / "input", os.O_RDWR | os.O_NONBLOCK)
+        self._out_fd = self._open_output()
+
+    def _open_output(self) -> int:
+        fd = os.open(self.folder / "output", os.O_RDONLY | os.O_NONBLOCK)
+        self._loop.add_reader(fd, self._on_readable)
+        return fd
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self._out_fd, 65536)
+        except BlockingIOError:
+            return
+        if not data:  # the client left: a fresh read end for the next one (no EOF storm)
+            self._loop.remove_reader(self._out_fd)
+            os.close(self._out_fd)
+            self._decoder.reset()
+            self._next = 0
+            self._out_fd = self._open_output()
+            return
+        for _ in self._decoder.feed(data):
+            if self._forward is None:
+                os.write(self._in_fd, self._answers[self._next])
+            else:
+                content = CompleteStateRequest(FIELD_MASK)
+                self._forward(Request(request_id=f"floor:{self._next}", content=content))
+            self._next += 1
+
+    def route(self, response: Response) -> None:
+        """Where the server's response goes instead of the relay: the canned answer it numbers."""
+        os.write(self._in_fd, self._answers[int(response.request_id.rpartition(":")[2])])
+
+    def close(self) -> None:
+        self._loop.remove_reader(self._out_fd)
+        os.close(self._out_fd)
+        os.close(self._in_fd)
+
+
+async def run_client(folder: Path, pings: int, total: int, window: int) -> tuple[dict[str, Any], float]:
+    """Run the workload process against ``folder``; its figures and the agent's CPU meanwhile."""
+    cpu = time.process_time()
+    workload = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.control_interface", "--role", "workload",
+        "--folder", str(folder), "--pings", str(pings), "--total", str(total),
+        "--window", str(window), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await workload.communicate()
+    figures: dict[str, Any] = json.loads(out)
+    return figures, time.process_time() - cpu
 
 
 class AgentSide:
@@ -196,35 +295,59 @@ def percentile(values: list[float], q: float) -> float:
 
 @dataclass
 class Figures:
-    latencies: list[float]
-    throughputs: list[float]
-    cpu_per_request: list[float]
+    latencies: list[float] = field(default_factory=list)
+    throughputs: list[float] = field(default_factory=list)
+    cpu_per_request: list[float] = field(default_factory=list)
+    """Of the agent process, over a whole round."""
+
+    def add(self, latencies: list[float], throughput: float, cpu: float) -> None:
+        self.latencies += latencies
+        self.throughputs.append(throughput)
+        self.cpu_per_request.append(cpu)
 
 
-def report(direct: Figures, relay: Figures, title: str) -> None:
+def report(paths: dict[str, Figures], floor: list[float], workload_cpu: list[float], title: str) -> None:
+    direct, relay, around = paths["direct"], paths["relay"], paths["floor+server"]
     ms = 1000.0
-    print(f"{title}\n(latency over all rounds; throughput = median of the rounds)\n")
-    print(f"{'path':42} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'req/s':>9}")
-    for name, figures in (
+    print(f"{title}\n(latency over all rounds; throughput and CPU = median of the rounds)\n")
+    print(f"{'path':50} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'req/s':>9} {'agent CPU/req':>14}")
+    rows = (
         ("direct (agent loop -> server)", direct),
         ("relay (FIFO client -> relay -> server)", relay),
-    ):
+        ("floor + server (FIFO client -> forward -> server)", around),
+        ("floor (FIFO client -> canned answer, no relay)", Figures(floor)),
+    )
+    for name, figures in rows:
         lat = figures.latencies
-        print(
-            f"{name:42} {percentile(lat, 0.5) * ms:8.3f} {percentile(lat, 0.99) * ms:8.3f} "
-            f"{statistics.fmean(lat) * ms:8.3f} {statistics.median(figures.throughputs):9.0f}"
+        rate_text = f"{statistics.median(figures.throughputs):9.0f}" if figures.throughputs else f"{'-':>9}"
+        cpu_text = (
+            f"{statistics.median(figures.cpu_per_request) * 1e6:11.0f} us" if figures.cpu_per_request else ""
         )
-    added_p50 = (percentile(relay.latencies, 0.5) - percentile(direct.latencies, 0.5)) * ms
-    ratio = statistics.median(relay.throughputs) / statistics.median(direct.throughputs)
-    per_round = ", ".join(f"{r / d:.0%}" for r, d in zip(relay.throughputs, direct.throughputs, strict=True))
+        print(
+            f"{name:50} {percentile(lat, 0.5) * ms:8.3f} {percentile(lat, 0.99) * ms:8.3f} "
+            f"{statistics.fmean(lat) * ms:8.3f} {rate_text} {cpu_text:>14}"
+        )
     met = {True: "met", False: "NOT met"}
+    p50 = {name: percentile(figures.latencies, 0.5) * ms for name, figures in paths.items()}
+    added_p50 = p50["relay"] - p50["direct"]
+    around_p50 = p50["floor+server"] - p50["direct"]
     print(f"\nrelay adds {added_p50:.3f} ms at p50 (target <= 0.15 ms): {met[added_p50 <= 0.15]}")
+    print(
+        f"  the FIFO hops and the client process around the same server round trip, with none of the "
+        f"relay's work, add {around_p50:.3f} ms (the bare FIFO round trip alone: "
+        f"{percentile(floor, 0.5) * ms:.3f} ms);\n  the relay's own work: {added_p50 - around_p50:.3f} ms"
+    )
+    rate = {name: statistics.median(figures.throughputs) for name, figures in paths.items()}
+    ratio = rate["relay"] / rate["direct"]
+    per_round = ", ".join(f"{r / d:.0%}" for r, d in zip(relay.throughputs, direct.throughputs, strict=True))
     print(f"relay throughput / direct = {ratio:.1%} (target >= 90 %): {met[ratio >= 0.9]}")
     print(f"  per round: {per_round}")
-    d_cpu, r_cpu = statistics.median(direct.cpu_per_request), statistics.median(relay.cpu_per_request)
+    print(f"  floor + server throughput / direct = {rate['floor+server'] / rate['direct']:.1%}")
+    cpu = {name: statistics.median(figures.cpu_per_request) * 1e6 for name, figures in paths.items()}
     print(
-        f"agent process CPU per request (median): direct {d_cpu * 1e6:.0f} us, relayed {r_cpu * 1e6:.0f} us "
-        f"(relay adds {(r_cpu - d_cpu) * 1e6:.0f} us)"
+        f"agent process CPU per request: relay adds {cpu['relay'] - cpu['direct']:.0f} us over direct, "
+        f"{cpu['relay'] - cpu['floor+server']:.0f} us over floor + server (its own work); the workload "
+        f"process spends {statistics.median(workload_cpu) * 1e6:.0f} us per request in flight"
     )
 
 
@@ -235,12 +358,10 @@ async def run_agent(pings: int, total: int, window: int, rounds: int) -> int:
     )  # fmt: skip
     assert server.stdout is not None
     port = int((await server.stdout.readline()).decode())
-    direct_lat: list[float] = []
-    relay_lat: list[float] = []
-    direct_tps: list[float] = []
-    relay_tps: list[float] = []
-    direct_cpu: list[float] = []
-    relay_cpu: list[float] = []
+    paths = {"direct": Figures(), "relay": Figures(), "floor+server": Figures()}
+    floor: list[float] = []
+    workload_cpu: list[float] = []
+    requests = pings + total
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             call = pb_grpc.AgentConnectionStub(channel).ConnectAgent()
@@ -252,27 +373,26 @@ async def run_agent(pings: int, total: int, window: int, rounds: int) -> int:
                 )
                 agent.route = cis.route
                 folder = await cis.ensure(InstanceName("bench", "agent_A", "0" * 64))
+                echo = FifoEcho(Path(tmp) / "floor", pings)
+                around = FifoEcho(Path(tmp) / "floor-server", requests, agent.forward)
                 await measure_direct(agent, 200, 500, window)  # warm-up
-                # Alternate the two paths in short rounds: load from other processes on
-                # the machine then hits both alike, and medians over rounds are stable.
+                # Alternate the paths in short rounds: load from other processes on the
+                # machine then hits all alike, and medians over rounds are stable.
                 for _ in range(rounds):
                     cpu = time.process_time()
                     lat, tp = await measure_direct(agent, pings, total, window)
-                    direct_cpu.append((time.process_time() - cpu) / (pings + total))
-                    direct_lat += lat
-                    direct_tps.append(tp)
-                    cpu = time.process_time()
-                    workload = await asyncio.create_subprocess_exec(
-                        sys.executable, "-m", "bench.control_interface", "--role", "workload",
-                        "--folder", str(folder), "--pings", str(pings), "--total", str(total),
-                        "--window", str(window), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-                    )  # fmt: skip
-                    out, _ = await workload.communicate()
-                    relay_cpu.append((time.process_time() - cpu) / (pings + total))
-                    relayed = json.loads(out)
-                    relay_lat += relayed["latencies"]
-                    relay_tps.append(relayed["throughput"])
+                    paths["direct"].add(lat, tp, (time.process_time() - cpu) / requests)
+                    relayed, cpu_used = await run_client(folder, pings, total, window)
+                    paths["relay"].add(relayed["latencies"], relayed["throughput"], cpu_used / requests)
+                    workload_cpu.append(relayed["cpu_per_request"])
+                    agent.route = around.route
+                    echoed, cpu_used = await run_client(around.folder, pings, total, window)
+                    agent.route = cis.route
+                    paths["floor+server"].add(echoed["latencies"], echoed["throughput"], cpu_used / requests)
+                    floor += (await run_client(echo.folder, pings, 0, window))[0]["latencies"]
                 counters = cis.counters("bench")
+                echo.close()
+                around.close()
                 await cis.close()
             for task in tasks:
                 task.cancel()
@@ -281,14 +401,16 @@ async def run_agent(pings: int, total: int, window: int, rounds: int) -> int:
         await server.wait()
 
     report(
-        Figures(direct_lat, direct_tps, direct_cpu),
-        Figures(relay_lat, relay_tps, relay_cpu),
+        paths,
+        floor,
+        workload_cpu,
         f"{rounds} rounds of: {pings} ping-pong round trips, then {total} requests with {window} in flight",
     )
     if counters is not None:
         print(
             f"relay counters: forwarded={counters.requests_forwarded} written={counters.responses_written} "
-            f"dropped={sum(counters.requests_dropped.values()) + counters.responses_dropped_buffer_full}"
+            f"dropped={sum(counters.requests_dropped.values()) + counters.responses_dropped_buffer_full} "
+            f"read pauses={counters.read_pauses}"
         )
     return 0
 

@@ -60,10 +60,24 @@ class CodecV0_3_1:  # noqa: N801 (the version is part of the name)
 
     def encode_response(self, response: Response) -> bytes:
         request_id = response.request_id.encode("utf-8")
+        body = response.body
         # Protobuf allows fields in any order, so the id can simply precede the body's fields;
-        # the body never carries an id of its own (the conversion clears it).
-        inner = _RESPONSE_REQUEST_ID_TAG + encode_varint(len(request_id)) + request_id + response.body
-        return frame(_FROM_SERVER_RESPONSE_TAG + encode_varint(len(inner)) + inner)
+        # the body never carries an id of its own (the conversion clears it). One join copies
+        # the body once, however deep the nesting.
+        id_length = encode_varint(len(request_id))
+        inner_length = 1 + len(id_length) + len(request_id) + len(body)
+        response_length = encode_varint(inner_length)
+        return b"".join(
+            (
+                encode_varint(1 + len(response_length) + inner_length),
+                _FROM_SERVER_RESPONSE_TAG,
+                response_length,
+                _RESPONSE_REQUEST_ID_TAG,
+                id_length,
+                request_id,
+                body,
+            )
+        )
 
     def encode_error(self, request_id: str, message: str) -> bytes:
         wire = pb.FromServer(response=pb.Response(requestId=request_id, error=pb.Error(message=message)))

@@ -207,7 +207,8 @@ class CodecV1:
     def _request(self, request: WorkloadRequest) -> Decoded:
         request_id = request.request.request_id
         decision = self.authorizer.decide(authorized_request(request))
-        log.debug("%s (request id %r)", decision.describe(self.workload), request_id)
+        if log.isEnabledFor(logging.DEBUG):  # describing a decision costs more than deciding it
+            log.debug("%s (request id %r)", decision.describe(self.workload), request_id)
         if not decision.allowed:
             return Answered(self.encode_error(request_id, auth.ACCESS_DENIED), f"denied: {decision.reason}")
         if not request.forwardable:
@@ -218,10 +219,24 @@ class CodecV1:
         request_id = response.request_id.encode("utf-8")
         # The body is the server's Response without its id, passed through byte for byte; the id
         # (field 1) goes in front of the body's fields, which is also the canonical field order.
-        inner = response.body
+        # One join copies the body once, however deep the nesting.
+        body = response.body
         if request_id:  # proto3 leaves an empty string out
-            inner = _RESPONSE_REQUEST_ID_TAG + encode_varint(len(request_id)) + request_id + inner
-        return frame(_FROM_ANKAIOS_RESPONSE_TAG + encode_varint(len(inner)) + inner)
+            id_length = encode_varint(len(request_id))
+            parts: tuple[bytes, ...] = (_RESPONSE_REQUEST_ID_TAG, id_length, request_id, body)
+            inner_length = 1 + len(id_length) + len(request_id) + len(body)
+        else:
+            parts = (body,)
+            inner_length = len(body)
+        response_length = encode_varint(inner_length)
+        return b"".join(
+            (
+                encode_varint(1 + len(response_length) + inner_length),
+                _FROM_ANKAIOS_RESPONSE_TAG,
+                response_length,
+                *parts,
+            )
+        )
 
     def encode_error(self, request_id: str, message: str) -> bytes:
         return frame(control_codec.encode_error_response(request_id, message))

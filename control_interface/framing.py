@@ -15,10 +15,18 @@ MAX_FRAME_SIZE = 4 * 1024 * 1024
 _MAX_VARINT_BYTES = 10
 
 
+_ONE_BYTE = tuple(bytes((value,)) for value in range(0x80))
+"""Every varint of one byte, made once: most lengths and ids on the relay's path are below 128."""
+
+
 def encode_varint(value: int) -> bytes:
     """Encode a non-negative integer as a protobuf base-128 varint."""
+    if 0 <= value < 0x80:
+        return _ONE_BYTE[value]
     if value < 0:
         raise ValueError(f"varint must be non-negative, got {value}")
+    if value < 0x4000:
+        return bytes((value & 0x7F | 0x80, value >> 7))
     out = bytearray()
     while True:
         byte = value & 0x7F

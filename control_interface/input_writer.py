@@ -1,9 +1,11 @@
 """The writer half of a relay: responses from the server into the workload's ``input`` FIFO.
 
-Responses wait in a bounded buffer (the oldest is dropped with a warning when it is
-full). ``input`` is opened ``O_WRONLY|O_NONBLOCK``, which fails with ENXIO while no
-workload reads it, so the open is retried on a timer with back-off, fast again as soon
-as a response is waiting. Once open, the write end stays open so the workload never
+A response with nothing queued before it and no other one due is written at once from
+the call that brings it; the others, and whatever the pipe cannot take, wait in a
+bounded buffer (the oldest is dropped with a warning when it is full). ``input`` is
+opened ``O_WRONLY|O_NONBLOCK``, which fails with ENXIO while no workload reads it, so
+the open is retried on a timer with back-off, fast again as soon as a response is
+waiting. Once open, the write end stays open so the workload never
 sees EOF while the agent lives; it is watched for readability because epoll reports
 EPOLLERR on a write end whose readers are all gone, and then it is closed at once
 (freeing unread stale bytes with the pipe) until the next reader comes. A frame that a
@@ -91,6 +93,18 @@ class InputWriter:
 
     def queue(self, data: bytes, on_drop: Request | None = None) -> None:
         """Add one encoded frame for ``input``; ``on_drop`` is what to tell the server if it is dropped."""
+        fd = self._in_fd
+        if fd is not None and not self._pending and not self._flush_scheduled and not self._expecting_more():
+            # Nothing waits in front of it and no other response is due: one non-blocking write
+            # straight from here, the common case of a workload waiting for its one answer.
+            try:
+                written = os.write(fd, data)
+            except OSError:
+                written = 0  # full pipe or reader gone: the buffered path below deals with both
+            if written == len(data):
+                self._counters.responses_written += 1
+                return
+            self._offset = written
         in_flight = 1 if self._offset else 0  # a frame cut in the middle can never be dropped
         if len(self._pending) - in_flight >= self._settings.buffer_size:
             del self._pending[in_flight]
@@ -207,7 +221,7 @@ class InputWriter:
                     log.warning("workload %s: writing input failed: %s", self._workload, err)
                 self._on_input_reader_gone()
                 return
-            short = written < sum(len(buffer) for buffer in buffers)
+            short = written < sum(map(len, buffers))
             self._offset += written
             while pending and self._offset >= len(pending[0]):
                 self._offset -= len(pending.popleft())

@@ -249,6 +249,30 @@ async def test_reader_that_disappears_mid_response_gets_it_again_in_full(
     second.close()
 
 
+async def test_response_for_a_reader_that_just_left_waits_for_the_next_one(
+    host: tuple[ControlInterfaceHost, Forwarded],
+) -> None:
+    """A write that finds no reader (EPIPE) before the loop saw it leave keeps the response."""
+    cis, _ = host
+    folder = await cis.ensure(inst("wl"))
+    first = InputReader(folder, collect=False)
+    relay = cis._relays["wl"]
+    await wait_until(lambda: relay.input._in_fd is not None)
+    first.close()
+    # No loop iteration in between: the relay still holds the write end and writes at once.
+    cis.route(Response(request_id="wl@late", body=complete_state_body("nginx")))
+    counters = cis.counters("wl")
+    assert counters is not None
+    assert counters.responses_written == 0
+    second = InputReader(folder)
+    response = await second.next_response()
+    assert response.requestId == "late"
+    assert list(response.completeState.desiredState.workloads) == ["nginx"]
+    assert counters.responses_written == 1
+    assert counters.responses_dropped_buffer_full == 0
+    second.close()
+
+
 @pytest.mark.parametrize(
     ("workload", "id_"),
     [("", ID), (".", ID), ("..", ID), ("a/b", ID), ("../../etc", ID), ("nul\0byte", ID), ("ok", "x/../../y")],
@@ -516,6 +540,34 @@ async def test_reading_pauses_while_too_many_requests_wait_for_the_server(tmp_pa
         seen.append((await forwarded.next()).request_id)
         assert forwarded.queue.empty()
     assert seen == [f"flood@q{i}" for i in range(10)]
+    writer.close()
+    await cis.close()
+
+
+async def test_reading_pauses_only_when_a_workload_writes_beyond_its_share(tmp_path: Path) -> None:
+    """Using up the last slot leaves the watch on output alone (no epoll change per request);
+    the next request beyond the share stops reading until a response frees a slot."""
+    forwarded = Forwarded()
+    settings = RelaySettings(open_retry_min=0.001, open_retry_max=0.02, max_in_flight=2)
+    cis = ControlInterfaceHost(tmp_path / "io", forwarded, settings)
+    folder = await cis.ensure(inst("wl"))
+    relay = cis._relays["wl"]
+    writer = OutputWriter(folder)
+    counters = cis.counters("wl")
+    assert counters is not None
+    writer.write(request_frame("q0") + request_frame("q1"))
+    assert [(await forwarded.next()).request_id for _ in range(2)] == ["wl@q0", "wl@q1"]
+    assert counters.read_pauses == 0 and relay._reading
+    cis.route(Response(request_id="wl@q0", body=complete_state_body("r")))
+    writer.write(request_frame("q2"))
+    assert (await forwarded.next()).request_id == "wl@q2"
+    assert counters.read_pauses == 0
+    writer.write(request_frame("q3"))
+    await wait_until(lambda: counters.read_pauses == 1)
+    await asyncio.sleep(0.05)  # give the relay every chance to forward beyond the share
+    assert forwarded.queue.empty()
+    cis.route(Response(request_id="wl@q1", body=complete_state_body("r")))
+    assert (await forwarded.next()).request_id == "wl@q3"
     writer.close()
     await cis.close()
 

@@ -42,6 +42,18 @@ def test_varint_matches_protobuf_encoding(value: int) -> None:
     assert encode_varint(value) == _VarintBytes(value)
 
 
+@pytest.mark.parametrize("value", [0, 1, 0x7F, 0x80, 0x81, 0x3FFF, 0x4000, 0x1FFFFF, 0x200000, 2**64 - 1])
+def test_varint_is_right_at_every_byte_count_boundary(value: int) -> None:
+    """One, two and more bytes are encoded by different branches; each boundary is standard."""
+    assert encode_varint(value) == _VarintBytes(value)
+
+
+@pytest.mark.parametrize("value", [-1, -0x80, -(2**63)])
+def test_negative_varint_is_refused(value: int) -> None:
+    with pytest.raises(ValueError, match="non-negative"):
+        encode_varint(value)
+
+
 @given(payloads, st.lists(st.integers(min_value=0), max_size=30))
 def test_decoder_yields_every_frame_whatever_the_chunking(items: list[bytes], cuts: list[int]) -> None:
     """Frames come out whole and in order however the bytes are split."""
