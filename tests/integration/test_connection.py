@@ -444,9 +444,9 @@ async def test_an_outgoing_message_above_the_server_limit_is_dropped_and_the_ses
     assert server.disconnects.get(agent_name, 0) == 0
     assert conn_.connection.sessions == 1
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any(
-        "not sending a WorkloadState message" in w and "over 4194304 bytes" in w for w in warnings
-    ), warnings
+    assert any("not sending a WorkloadState message" in w and "over 4194304 bytes" in w for w in warnings), (
+        warnings
+    )
 
 
 # --- how a session ended ----------------------------------------------------------------------
