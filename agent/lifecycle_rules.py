@@ -47,6 +47,9 @@ class LifecycleRules:
     reuse_succeeded: bool
     """True: a container that ended with success is started again (same container) when
     its restart policy or the reconciliation wants it back, where the runtime can."""
+    states_per_instance: bool
+    """True: the state store keeps one state per instance (the old and the new instance of
+    an updated dependency are both known); False: one per workload name."""
 
 
 V0_3_RULES = LifecycleRules(
@@ -56,6 +59,7 @@ V0_3_RULES = LifecycleRules(
     run_unknown_runtimes=False,
     workload_folder=False,
     reuse_succeeded=False,
+    states_per_instance=False,
 )
 V1_RULES = LifecycleRules(
     dialect=Dialect.V1,
@@ -64,6 +68,7 @@ V1_RULES = LifecycleRules(
     run_unknown_runtimes=True,
     workload_folder=True,
     reuse_succeeded=True,
+    states_per_instance=True,
 )
 
 

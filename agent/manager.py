@@ -139,7 +139,7 @@ class Manager:
         self._sink = sink
         self._timings = timings
         self._clock: Clock = clock or SystemClock()
-        self._store = StateStore()
+        self._store = StateStore(per_instance=lambda: self._rules.current.states_per_instance)
         self._scheduler = Scheduler()
         self._table = WorkloadTable(self._new_loop)
         # One per dialect, kept across sessions; the v0.3.1 one until a session says otherwise.
@@ -189,7 +189,7 @@ class Manager:
                 states = tuple(s for s in states if s.instance.agent != self._agent_name)
                 self._store.store_others(states)
                 if states:
-                    self._run(self._scheduler.reevaluate(self._store.get))
+                    self._run(self._scheduler.reevaluate(self._store.states))
             case Response():
                 self._ci.route(msg)
             case DesiredState() | ServerHello():
@@ -260,7 +260,7 @@ class Manager:
         try:
             while self._pending_states:
                 effective = self._store.apply_own(self._pending_states.popleft())
-                self._run(self._scheduler.reevaluate(self._store.get))
+                self._run(self._scheduler.reevaluate(self._store.states))
                 self._sink.send(effective)
                 if effective.state.state.kind is StateKind.REMOVED:
                     # Nothing left to re-send for it; keeps a long session's map from growing.
@@ -303,7 +303,7 @@ class Manager:
             )
             self._sink.send(WorkloadState(instance, ExecutionState.removed()))
         self._carry_out(plan)
-        self._run(self._scheduler.schedule(plan.operations, self._store.get))
+        self._run(self._scheduler.schedule(plan.operations, self._store.states))
 
     # --- UpdateWorkload ------------------------------------------------------------------
 
@@ -329,7 +329,7 @@ class Manager:
                     log.warning("workload %s already exists, updating without delete dependencies", op.name)
             self._carry_out(plan)
             operations.extend(plan.operations)
-        self._run(self._scheduler.schedule(operations, self._store.get))
+        self._run(self._scheduler.schedule(operations, self._store.states))
 
     # --- reconciliation helpers ---------------------------------------------------------------
 

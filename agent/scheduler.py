@@ -13,7 +13,7 @@ with an old spec.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ankaios_agent.agent.model import (
@@ -28,8 +28,11 @@ from ankaios_agent.agent.model import (
 
 log = logging.getLogger(__name__)
 
-StateLookup = Callable[[str], ExecutionState | None]
-"""The store's view: last known state of a workload name, or None when unknown."""
+StateLookup = Callable[[str], Sequence[ExecutionState]]
+"""The store's view: every last known state under a workload name (empty when unknown).
+
+One state per name in v0.3.1; in v1.0.1 one per instance, e.g. the old and the
+new instance of a dependency during its update."""
 
 
 # --- operations ---------------------------------------------
@@ -151,11 +154,19 @@ def delete_condition_met(condition: DeleteCondition, state: ExecutionState | Non
 
 
 def add_conditions_met(spec: WorkloadSpec, lookup: StateLookup) -> bool:
-    return all(add_condition_met(cond, lookup(dep)) for dep, cond in spec.dependencies.items())
+    """Each dependency is met by *one* of its known instances (none known: not met)."""
+    return all(
+        any(add_condition_met(cond, state) for state in lookup(dep))
+        for dep, cond in spec.dependencies.items()
+    )
 
 
 def delete_conditions_met(request: DeleteRequest, lookup: StateLookup) -> bool:
-    return all(delete_condition_met(cond, lookup(dep)) for dep, cond in request.dependencies.items())
+    """Each dependent is met by *all* of its known instances (none known: met)."""
+    return all(
+        all(delete_condition_met(cond, state) for state in lookup(dep))
+        for dep, cond in request.dependencies.items()
+    )
 
 
 def _waiting_to_start(spec: WorkloadSpec) -> WorkloadState:

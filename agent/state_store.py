@@ -1,18 +1,29 @@
 """The workload-state store and the stopping hysteresis.
 
-Pure logic: no I/O, no asyncio. The store maps a *workload name* to its last
-known ExecutionState, for this agent's workloads (after the hysteresis) and for
-other agents' workloads (as the server sent them). It feeds the dependency
-checks of the scheduler and the hysteresis; nothing else reads it. Besides,
-it remembers the last full WorkloadState of every own workload, so the
-manager can re-send them after a reconnect.
+Pure logic: no I/O, no asyncio. The store holds the last known ExecutionState
+of this agent's workloads (after the hysteresis) and of other agents'
+workloads (as the server sent them). It feeds the dependency checks of the
+scheduler and the hysteresis; nothing else reads it. Besides, it remembers
+the last full WorkloadState of every own workload, so the manager can re-send
+them after a reconnect.
+
+How states are keyed is a rule of the session's dialect (behaviour "v1.0.1:
+store keys"): v0.3.1 keeps one state per workload name (a state of a new
+instance replaces the old one's, a ``Removed`` of any instance clears the
+name); v1.0.1 keeps one per instance, so that during an update the old
+instance's state and the new one's are both known, and ``Removed`` clears just
+that instance. Either way :meth:`StateStore.states` answers with every state
+known under a workload name, which is what a dependency names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
 
-from ankaios_agent.agent.model import ExecutionState, State, StateKind, WorkloadState
+from ankaios_agent.agent.model import ExecutionState, InstanceName, State, StateKind, WorkloadState
+
+_T = TypeVar("_T", ExecutionState, WorkloadState)
 
 # The stopping hysteresis as a transition table: while the stored state is one of the
 # HOLDING states, an incoming state from the SUPPRESSED set is replaced by the
@@ -43,42 +54,72 @@ def next_state(old: ExecutionState | None, new: ExecutionState) -> ExecutionStat
 
 
 class StateStore:
-    """Last known state per workload name, own and other agents'."""
+    """Last known states under each workload name, own and other agents'."""
 
-    def __init__(self) -> None:
-        self._states: dict[str, ExecutionState] = {}
-        self._own: dict[str, WorkloadState] = {}
+    def __init__(self, *, per_instance: Callable[[], bool] = lambda: False) -> None:
+        """``per_instance``: the current session's rule, read at every store and removal, so a
+        server of the other version changes the keying of what comes next. A name stored per
+        instance and then stored by name keeps just the new state."""
+        self._per_instance = per_instance
+        # workload name -> instance -> state, oldest first (a store moves an entry to the end)
+        self._states: dict[str, dict[InstanceName, ExecutionState]] = {}
+        self._own: dict[str, dict[InstanceName, WorkloadState]] = {}
 
     def get(self, workload: str) -> ExecutionState | None:
-        return self._states.get(workload)
+        """The newest state stored under ``workload``, or None."""
+        by_instance = self._states.get(workload)
+        return by_instance[next(reversed(by_instance))] if by_instance else None
+
+    def states(self, workload: str) -> list[ExecutionState]:
+        """Every state known under ``workload`` (several only when keyed per instance)."""
+        by_instance = self._states.get(workload)
+        return list(by_instance.values()) if by_instance else []
 
     def __contains__(self, workload: object) -> bool:
         return workload in self._states
 
     def apply_own(self, state: WorkloadState) -> WorkloadState:
         """Hysteresis, then store; returns the state to send (the first two steps of the own-state path)."""
-        name = state.instance.workload
+        instance = state.instance
         # Only this agent's own last state holds: another agent's state under the same
         # name (a workload moving here) must not turn this agent's Running into its Stopping.
-        held = self._own.get(name)
-        effective = WorkloadState(state.instance, next_state(held.state if held else None, state.state))
+        own = self._own.get(instance.workload, {})
+        held = own.get(instance) if self._per_instance() else next(reversed(own.values()), None)
+        effective = WorkloadState(instance, next_state(held.state if held else None, state.state))
         if effective.state.state.kind is StateKind.REMOVED:
-            self._states.pop(name, None)
-            self._own.pop(name, None)
+            self._remove(self._states, instance)
+            self._remove(self._own, instance)
         else:
-            self._states[name] = effective.state
-            self._own[name] = effective
+            self._put(self._states, instance, effective.state)
+            self._put(self._own, instance, effective)
         return effective
 
     def store_others(self, states: Iterable[WorkloadState]) -> None:
         """States of other agents' workloads, as received: no hysteresis."""
         for state in states:
-            name = state.instance.workload
             if state.state.state.kind is StateKind.REMOVED:
-                self._states.pop(name, None)
+                self._remove(self._states, state.instance)
             else:
-                self._states[name] = state.state
+                self._put(self._states, state.instance, state.state)
 
     def own_states(self) -> list[WorkloadState]:
-        """The last state sent for every own workload that is not Removed, by workload name."""
-        return [self._own[name] for name in sorted(self._own)]
+        """The last state sent for every own instance that is not Removed, by workload name."""
+        return [state for name in sorted(self._own) for state in self._own[name].values()]
+
+    def _put(self, table: dict[str, dict[InstanceName, _T]], instance: InstanceName, value: _T) -> None:
+        if not self._per_instance():
+            table[instance.workload] = {instance: value}
+            return
+        by_instance = table.setdefault(instance.workload, {})
+        by_instance.pop(instance, None)
+        by_instance[instance] = value
+
+    def _remove(self, table: dict[str, dict[InstanceName, _T]], instance: InstanceName) -> None:
+        if not self._per_instance():
+            table.pop(instance.workload, None)
+            return
+        by_instance = table.get(instance.workload)
+        if by_instance is not None:
+            by_instance.pop(instance, None)
+            if not by_instance:
+                del table[instance.workload]

@@ -13,7 +13,13 @@ import pytest
 from ankaios_agent.agent.fakes import FakeClock, FakeControlInterfaceHost, FakeRuntime
 from ankaios_agent.agent.lifecycle_rules import V0_3_RULES, V1_RULES, RulesHolder
 from ankaios_agent.agent.manager import Manager
-from ankaios_agent.agent.model import ExecutionState, UpdateWorkload, WorkloadState
+from ankaios_agent.agent.model import (
+    AddCondition,
+    ExecutionState,
+    UpdateWorkload,
+    UpdateWorkloadState,
+    WorkloadState,
+)
 from ankaios_agent.agent.reconcile import DesiredSnapshot
 from ankaios_agent.agent.timings import AgentTimings
 from tests.support.lifecycle import WaitingSink, settle
@@ -113,3 +119,21 @@ async def test_otherwise_an_ended_container_is_replaced(agent: Agent, v1: bool) 
     assert runtime.deleted() == [inst("a")]
     assert runtime.container("a").runtime_id != old_id
     assert WorkloadState(inst("a"), RUNNING) in agent.sink.states("a")
+
+
+@pytest.mark.parametrize("v1", [True, False], ids=["v1.0.1: per instance", "v0.3.1: per name"])
+async def test_during_an_update_of_a_dependency_its_old_instance_still_counts(agent: Agent, v1: bool) -> None:
+    """behaviour "v1.0.1: store keys": the old instance's Running(Ok) meets an add condition until
+    its Removed comes in; v0.3.1 keeps only the newest state under the name."""
+    if not v1:
+        agent.rules.use(V0_3_RULES)
+    old, new = inst("b", "1", agent="agent_B"), inst("b", "2", agent="agent_B")
+    await agent.manager.handle(UpdateWorkloadState((WorkloadState(old, RUNNING),)))
+    await agent.manager.handle(UpdateWorkloadState((WorkloadState(new, STARTING),)))
+    await agent.manager.handle(
+        UpdateWorkload(added=(spec("a", deps={"b": AddCondition.RUNNING}),), deleted=())
+    )
+    await settle()
+    assert agent.runtime.created("a") == ([inst("a")] if v1 else [])
+    await agent.manager.handle(UpdateWorkloadState((WorkloadState(new, RUNNING),)))
+    await agent.sink.wait_for_state("a", RUNNING)

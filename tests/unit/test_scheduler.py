@@ -18,7 +18,9 @@ from ankaios_agent.agent.scheduler import (
     UpdateDelete,
     UpdateDeleteOnly,
     add_condition_met,
+    add_conditions_met,
     delete_condition_met,
+    delete_conditions_met,
 )
 from tests.unit.lifecycle_support import WAITING_TO_START, WAITING_TO_STOP, delete, inst, spec
 
@@ -26,7 +28,8 @@ ALL_STATES = list(State)
 
 
 def lookup(**states: ExecutionState) -> StateLookup:
-    return states.get
+    """One known state per named workload, none for the others (as the v0.3.1 store answers)."""
+    return lambda workload: [states[workload]] if workload in states else []
 
 
 # --- behaviour "Scheduler: conditions" AddCondition
@@ -180,7 +183,7 @@ def test_update_with_pending_delete_waits_to_stop_under_old_name(add_met: bool) 
     states = {"c": ExecutionState.running()}
     if add_met:
         states["b"] = ExecutionState.running()
-    decision = scheduler.schedule([Update(new, old)], states.get)
+    decision = scheduler.schedule([Update(new, old)], lookup(**states))
     assert decision.ready == []
     assert decision.report == [WorkloadState(inst("a", "1"), WAITING_TO_STOP)]
     assert scheduler.queued("a") == UpdateDelete(new, old)
@@ -331,3 +334,51 @@ def test_dependency_on_unknown_workload_waits_forever() -> None:
     for _ in range(3):
         assert scheduler.reevaluate(lookup(other=ExecutionState.running())).ready == []
     assert scheduler.queued("a") is not None
+
+
+# --- behaviour "v1.0.1: store keys": several known instances under one name
+
+
+def instances(**states: list[ExecutionState]) -> StateLookup:
+    return lambda workload: states.get(workload, [])
+
+
+@pytest.mark.parametrize(
+    ("known", "met"),
+    [
+        ([], False),
+        ([ExecutionState.running()], True),
+        ([ExecutionState.stopping("x")], False),
+        ([ExecutionState.running(), ExecutionState.starting()], True),  # the old instance still runs
+        ([ExecutionState.starting(), ExecutionState.running()], True),
+        ([ExecutionState.succeeded(), ExecutionState.starting()], False),
+    ],
+)
+def test_an_add_condition_is_met_by_any_known_instance(known: list[ExecutionState], met: bool) -> None:
+    a = spec("a", deps={"b": AddCondition.RUNNING})
+    assert add_conditions_met(a, instances(b=known)) is met
+
+
+@pytest.mark.parametrize(
+    ("known", "met"),
+    [
+        ([], True),
+        ([ExecutionState.succeeded()], True),
+        ([ExecutionState.succeeded(), ExecutionState.removed()], True),
+        ([ExecutionState.succeeded(), ExecutionState.running()], False),  # one instance still runs
+        ([ExecutionState.running(), ExecutionState.succeeded()], False),
+        ([ExecutionState.waiting_to_start(), ExecutionState.exec_failed(1)], True),
+        ([ExecutionState.starting(), ExecutionState.succeeded()], False),
+    ],
+)
+def test_a_delete_condition_needs_every_known_instance(known: list[ExecutionState], met: bool) -> None:
+    request = delete("a", deps={"c": DeleteCondition.NOT_PENDING_NOR_RUNNING})
+    assert delete_conditions_met(request, instances(c=known)) is met
+
+
+def test_a_queued_create_starts_once_one_instance_of_its_dependency_runs() -> None:
+    scheduler = Scheduler()
+    a = spec("a", deps={"b": AddCondition.RUNNING})
+    scheduler.schedule([Create(a)], instances(b=[ExecutionState.starting()]))
+    decision = scheduler.reevaluate(instances(b=[ExecutionState.starting(), ExecutionState.running()]))
+    assert decision.ready == [Create(a)]

@@ -117,3 +117,81 @@ def test_hysteresis_ignores_another_agents_state_of_the_same_name() -> None:
     sent = store.apply_own(WorkloadState(inst("a"), ExecutionState.running()))
     assert sent == WorkloadState(inst("a"), ExecutionState.running())
     assert store.get("a") == ExecutionState.running()
+
+
+# --- behaviour "v1.0.1: store keys": one state per instance
+
+
+def v1_store() -> StateStore:
+    return StateStore(per_instance=lambda: True)
+
+
+def test_per_instance_the_old_and_the_new_instance_are_both_known() -> None:
+    store = v1_store()
+    store.store_others([WorkloadState(inst("b", "1", agent="other"), ExecutionState.running())])
+    store.store_others([WorkloadState(inst("b", "2", agent="other"), ExecutionState.starting())])
+    assert store.states("b") == [ExecutionState.running(), ExecutionState.starting()]
+    assert store.get("b") == ExecutionState.starting()  # the newest
+
+
+def test_by_name_a_new_instance_replaces_the_old_one() -> None:
+    store = StateStore()
+    store.store_others([WorkloadState(inst("b", "1", agent="other"), ExecutionState.running())])
+    store.store_others([WorkloadState(inst("b", "2", agent="other"), ExecutionState.starting())])
+    assert store.states("b") == [ExecutionState.starting()]
+
+
+@pytest.mark.parametrize(("per_instance", "left"), [(True, [ExecutionState.starting()]), (False, [])])
+def test_removed_clears_that_instance_or_the_name(per_instance: bool, left: list[ExecutionState]) -> None:
+    store = StateStore(per_instance=lambda: per_instance)
+    store.store_others([WorkloadState(inst("b", "2", agent="other"), ExecutionState.starting())])
+    store.store_others([WorkloadState(inst("b", "1", agent="other"), ExecutionState.removed())])
+    assert store.states("b") == left
+    assert ("b" in store) is bool(left)
+
+
+def test_per_instance_the_hysteresis_holds_only_for_the_same_instance() -> None:
+    store = v1_store()
+    store.apply_own(WorkloadState(inst("a", "1"), ExecutionState.waiting_to_stop()))
+    sent_new = store.apply_own(WorkloadState(inst("a", "2"), ExecutionState.running()))
+    sent_old = store.apply_own(WorkloadState(inst("a", "1"), ExecutionState.running()))
+    assert sent_new == WorkloadState(inst("a", "2"), ExecutionState.running())
+    assert sent_old == WorkloadState(inst("a", "1"), ExecutionState.waiting_to_stop())
+    assert store.own_states() == [sent_new, sent_old]  # the instance stored last comes last
+
+
+def test_by_name_the_hysteresis_holds_across_instances_of_the_name() -> None:
+    store = StateStore()
+    store.apply_own(WorkloadState(inst("a", "1"), ExecutionState.waiting_to_stop()))
+    sent = store.apply_own(WorkloadState(inst("a", "2"), ExecutionState.running()))
+    assert sent == WorkloadState(inst("a", "2"), ExecutionState.waiting_to_stop())
+
+
+def test_per_instance_own_states_lists_every_instance_not_removed() -> None:
+    store = v1_store()
+    store.apply_own(WorkloadState(inst("b", "1"), ExecutionState.running()))
+    store.apply_own(WorkloadState(inst("a", "1"), ExecutionState.running()))
+    store.apply_own(WorkloadState(inst("b", "2"), ExecutionState.starting()))
+    store.apply_own(WorkloadState(inst("a", "1"), ExecutionState.removed()))
+    assert store.own_states() == [
+        WorkloadState(inst("b", "1"), ExecutionState.running()),
+        WorkloadState(inst("b", "2"), ExecutionState.starting()),
+    ]
+
+
+def test_switching_keying_keeps_what_is_known() -> None:
+    """A server of the other version: what is stored stays known; a name then stored by name keeps
+    just its new state, and the hysteresis by name holds the newest own instance's state."""
+    rule = {"per_instance": True}
+    store = StateStore(per_instance=lambda: rule["per_instance"])
+    store.store_others([WorkloadState(inst("b", "1", agent="other"), ExecutionState.running())])
+    store.store_others([WorkloadState(inst("b", "2", agent="other"), ExecutionState.starting())])
+    store.apply_own(WorkloadState(inst("a", "1"), ExecutionState.running()))
+    store.apply_own(WorkloadState(inst("a", "2"), ExecutionState.waiting_to_stop()))
+    rule["per_instance"] = False
+    assert store.states("b") == [ExecutionState.running(), ExecutionState.starting()]
+    store.store_others([WorkloadState(inst("b", "3", agent="other"), ExecutionState.running())])
+    assert store.states("b") == [ExecutionState.running()]
+    sent = store.apply_own(WorkloadState(inst("a", "3"), ExecutionState.running()))
+    assert sent == WorkloadState(inst("a", "3"), ExecutionState.waiting_to_stop())
+    assert store.own_states() == [sent]
