@@ -47,6 +47,10 @@ class LifecycleRules:
     reuse_succeeded: bool
     """True: a container that ended with success is started again (same container) when
     its restart policy or the reconciliation wants it back, where the runtime can."""
+    start_without_control_interface: bool
+    """True: a workload whose control interface cannot be made (its folder or FIFOs) is
+    started without one (no mount) and a warning logged; False: the create fails with the
+    reason (``Pending(StartingFailed)``)."""
     states_per_instance: bool
     """True: the state store keeps one state per instance (the old and the new instance of
     an updated dependency are both known); False: one per workload name."""
@@ -59,6 +63,7 @@ V0_3_RULES = LifecycleRules(
     run_unknown_runtimes=False,
     workload_folder=False,
     reuse_succeeded=False,
+    start_without_control_interface=False,
     states_per_instance=False,
 )
 V1_RULES = LifecycleRules(
@@ -68,6 +73,7 @@ V1_RULES = LifecycleRules(
     run_unknown_runtimes=True,
     workload_folder=True,
     reuse_succeeded=True,
+    start_without_control_interface=True,
     states_per_instance=True,
 )
 

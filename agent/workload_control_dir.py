@@ -48,6 +48,8 @@ class ControlDir:
         try:
             self._path = await self._host.ensure_for(spec)
         except ControlInterfaceError as err:
+            # Nothing of a folder that could not be made is mounted; the next attempt tries again.
+            self._path = self._folder = self._rules = None
             return err.reason
         self._folder = folder
         self._rules = rules

@@ -36,7 +36,10 @@ server of the other version changes what happens next):
 * restart of a container that ended with success (``ALWAYS``): where the
   runtime can, the same container is started again, without Stopping/Removed;
 * the instance's folder goes with it: ``files/`` after an update removed the
-  old container, the whole folder on delete or when the id changes.
+  old container, the whole folder on delete or when the id changes;
+* a control interface that cannot be made (folder or FIFOs) does not stop the
+  create: the workload starts without one and without the mount, and a
+  warning says why (v0.3.1: ``Pending(StartingFailed)/<reason>``).
 
 Beyond the reference agent: a bad runtimeConfig, an unusable control interface
 or an internal error of the agent is not retried (``<reason>`` then ``No more
@@ -335,7 +338,13 @@ class WorkloadLoop:
         wrote_files = False
         try:
             problem = await self._control_dir.prepare(spec)
-            if problem is not None:
+            if problem is not None and rules.start_without_control_interface:
+                log.warning(
+                    "workload %s: could not create its control interface (%s); starting it without one",
+                    self.name,
+                    problem,
+                )
+            elif problem is not None:
                 log.error("workload %s: control interface unusable: %s", self.name, problem)
                 self._give_up(spec, ExecutionState.starting_failed(problem))
                 return _Attempt.FINAL

@@ -494,3 +494,23 @@ async def test_the_files_of_a_name_that_is_no_folder_name_fail_with_that_reason(
     failed = ExecutionState.files_failed(f"the workload name {name!r} cannot be a folder name")
     await h.sink.wait_for_state(name, failed)
     assert h.runtime.calls == [] and not h.run.exists()
+
+
+# --- a control interface that cannot be made
+
+
+@pytest.mark.parametrize("v1", [True, False], ids=["v1.0.1", "v0.3.1"])
+async def test_a_control_interface_that_cannot_be_made(h: Harness, v1: bool) -> None:
+    """v1.0.1 starts the workload without it (and without the mount), as the reference does;
+    v0.3.1 fails the create with the reason, not retried."""
+    if not v1:
+        h.rules.use(V0_3_RULES)
+    h.ci.broken.add("a")
+    h.loop("a").commands.create(spec("a"))
+    if v1:
+        await h.sink.wait_for_state("a", RUNNING)
+        assert [r.control_dir for r in h.runtime.requests] == [None]
+    else:
+        failed = ExecutionState.starting_failed("the workload name cannot be a folder name")
+        await h.sink.wait_for_state("a", failed)
+        assert h.runtime.requests == []
