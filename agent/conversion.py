@@ -458,6 +458,15 @@ def encode(msg: ToServerMessageV1) -> pb.ToServer | None:
     from before a server swap, or a timer may produce them regardless of the
     session: they are dropped here, never sent and never an error.
     """
+    if isinstance(msg, Request) and msg.content is None:
+        # Only a v1.0.1 control interface leaves a request opaque; its bytes mean something
+        # else to this server, so one queued before the server changed version is not sent.
+        logger.warning(
+            "not forwarding request %r to the Ankaios v0.3.1 server: it was made under the "
+            "v1.0.1 protocol before the server changed; the workload gets no answer",
+            msg.request_id,
+        )
+        return None
     if isinstance(msg, (WorkloadState, Request, DesiredStateRequest)):
         return to_server(msg)
     logger.debug("not sending %s to the Ankaios v0.3.1 server: it has no such message", type(msg).__name__)

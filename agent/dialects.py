@@ -27,6 +27,7 @@ from ankaios_agent.agent.model import (
     AgentHello,
     DesiredStateRequest,
     FromServerMessageV1,
+    Request,
     ToServerMessageV1,
 )
 from ankaios_agent.agent.ports import MessageSink
@@ -112,6 +113,14 @@ def _v1_codec() -> WireCodec:
         if isinstance(msg, DesiredStateRequest):
             # Queued by an Ankaios v0.3.1 session before a server swap; the ServerHello replaces it.
             logger.debug("dropping reconciliation request %s: a v1.0.1 server sends its list itself", msg)
+            return None
+        if isinstance(msg, Request) and msg.content is not None:
+            # Checked content is what a v0.3.1 control interface makes; v1.0.1 requests travel opaque.
+            logger.warning(
+                "not forwarding request %r to the Ankaios v1.0.1 server: it was made under the "
+                "v0.3.1 protocol before the server changed; the workload gets no answer",
+                msg.request_id,
+            )
             return None
         return conversion.to_server(msg)
 

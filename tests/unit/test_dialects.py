@@ -17,15 +17,18 @@ from ankaios_agent.agent.lifecycle_rules import V0_3_RULES, V1_RULES, Dialect
 from ankaios_agent.agent.model import (
     AgentHello,
     AgentLoadStatus,
+    CompleteStateRequest,
     DesiredState,
     DesiredStateRequest,
     ExecutionState,
     LogEntries,
     LogsStopped,
+    Request,
     ServerHello,
     WorkloadState,
 )
 from ankaios_agent.agent.session import DesiredStateQuery
+from ankaios_agent.proto import ank_base_pb2 as base
 from ankaios_agent.proto import ankaios_pb2 as pb
 from ankaios_agent.proto import grpc_api_pb2 as api
 from tests.unit.lifecycle_support import AGENT, inst, spec
@@ -102,6 +105,19 @@ def test_v0_3_encoder_sends_states_like_before() -> None:
 
 def test_v1_encoder_drops_a_reconciliation_request_from_a_v0_3_session() -> None:
     assert dialects.V1.codec().to_server(DesiredStateRequest("@ank-agent/reconcile-1")) is None
+
+
+def test_a_request_queued_under_the_other_dialect_is_not_sent(caplog: pytest.LogCaptureFixture) -> None:
+    """A server swap with control-interface requests still queued: v0.3.1 requests carry checked
+    content, v1.0.1 ones opaque ank_base bytes; neither means the same to the other server."""
+    v0_3_request = Request("wl@1", content=CompleteStateRequest(("desiredState",)))
+    v1_body = base.Request(completeStateRequest=base.CompleteStateRequest()).SerializeToString()
+    v1_request = Request("wl@2", body=v1_body)
+    assert dialects.V1.codec().to_server(v0_3_request) is None
+    assert dialects.V0_3.codec().to_server(v1_request) is None
+    assert "'wl@1'" in caplog.text and "'wl@2'" in caplog.text
+    assert isinstance(dialects.V0_3.codec().to_server(v0_3_request), pb.ToServer)
+    assert isinstance(dialects.V1.codec().to_server(v1_request), api.ToServer)
 
 
 def test_v1_decoder_drops_a_message_that_breaks_the_contract(caplog: pytest.LogCaptureFixture) -> None:
