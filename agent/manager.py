@@ -90,7 +90,7 @@ from ankaios_agent.agent.scheduler import (
     Update,
     UpdateDeleteOnly,
 )
-from ankaios_agent.agent.session import DesiredStateQuery, SessionRules
+from ankaios_agent.agent.session import SessionRules
 from ankaios_agent.agent.state_store import StateStore
 from ankaios_agent.agent.timings import AgentTimings, Clock, SystemClock
 from ankaios_agent.agent.workload_loop import WorkloadLoop, removed_without_running
@@ -143,9 +143,9 @@ class Manager:
         self._scheduler = Scheduler()
         self._table = WorkloadTable(self._new_loop)
         # One per dialect, kept across sessions; the v0.3.1 one until a session says otherwise.
-        self._query = DesiredStateQuery(sink, agent_name)
-        self._session_rules: dict[Dialect, SessionRules] = {Dialect.V0_3: self._query}
-        self._session: SessionRules = self._query
+        # Until a session says otherwise, the v0.3.1 rules hold (as for RulesHolder).
+        self._session: SessionRules = dialects.V0_3.session_rules(sink, agent_name)
+        self._session_rules: dict[Dialect, SessionRules] = {Dialect.V0_3: self._session}
         # The latest change of each own instance that no loop owned when it came (see the docstring).
         self._unrouted: dict[InstanceName, StateChange] = {}
         self._pending_states: deque[WorkloadState] = deque()
