@@ -222,7 +222,7 @@ async def test_corrupt_stream_is_ignored_until_the_writer_reopens(
 
 def _output_reopened(cis: ControlInterfaceHost, workload: str) -> bool:
     relay = cis._relays[workload]
-    return not relay._discarding
+    return not relay.output._discarding
 
 
 async def test_reader_that_disappears_mid_response_gets_it_again_in_full(
@@ -557,7 +557,7 @@ async def test_reading_pauses_only_when_a_workload_writes_beyond_its_share(tmp_p
     assert counters is not None
     writer.write(request_frame("q0") + request_frame("q1"))
     assert [(await forwarded.next()).request_id for _ in range(2)] == ["wl@q0", "wl@q1"]
-    assert counters.read_pauses == 0 and relay._reading
+    assert counters.read_pauses == 0 and relay.output._reading
     cis.route(Response(request_id="wl@q0", body=complete_state_body("r")))
     writer.write(request_frame("q2"))
     assert (await forwarded.next()).request_id == "wl@q2"
