@@ -11,55 +11,38 @@ the loop is (idle, waiting to retry, running, ...) is the ``Phase`` of
 
 Reported sequences (the exact strings the server and ``ank`` look for):
 
-* create: ``Pending(Starting)/"Triggered at runtime."`` before every attempt,
-  ``Pending(StartingFailed)/<error>`` after a failed one; the first retry is
-  immediate, then one every ``create_retry_interval`` until ``create_retries``
-  is exceeded, then ``Pending(StartingFailed)/"No more retries."``;
+* create and its retries: one attempt at a time through
+  ``agent.workload_create``, whose docstring gives the states of both dialects;
 * update: ``Stopping(RequestedAtRuntime)``[old] -> delete -> ``Removed``[old]
   -> create[new]; never two containers of one workload at once;
 * delete: ``Stopping(RequestedAtRuntime)`` -> ``Removed``, or
   ``Stopping(DeleteFailed)/<error>`` first when the runtime refuses;
-* restart (restart policy, with back-off): the exit state stays visible during
-  the back-off, then the update sequence with the same spec.
+* restart (restart policy, with back-off):
+  the exit state stays visible during the back-off, then the update sequence
+  with the same spec, or (v1.0.1, a container that ended with success, where
+  the runtime can) the same container started again.
 
-With the v1.0.1 rules (read from the ``RulesHolder`` at every decision, so a
-server of the other version changes what happens next):
+The rules of the dialect are read from the ``RulesHolder`` at every decision,
+so a server of the other version changes what happens next. With the v1.0.1
+rules the instance's folder goes with it: ``files/`` after an update removed
+the old container, the whole folder on delete or when the id changes.
 
-* create: ``Pending(Starting)/"Triggered at runtime."`` once, then before each
-  attempt the workload's files are written below ``<run>/<wl>.<id>/files/``
-  and mounted read-only; a failed attempt reports
-  ``Pending(Starting)/"Retry <n>: <error>"`` and retry ``n`` follows after a
-  random delay of up to ``min(500 * 2**(n-1), 300000)`` ms, without limit,
-  until an update or delete supersedes it (the next create starts at 1 again);
-  a create that cannot succeed (bad config, bad file, unsupported runtime)
-  reports ``Pending(StartingFailed)/<reason>`` alone and is not retried;
-* restart of a container that ended with success (``ALWAYS``): where the
-  runtime can, the same container is started again, without Stopping/Removed;
-* the instance's folder goes with it: ``files/`` after an update removed the
-  old container, the whole folder on delete or when the id changes;
-* a control interface that cannot be made (folder or FIFOs) does not stop the
-  create: the workload starts without one and without the mount, and a
-  warning says why (v0.3.1: ``Pending(StartingFailed)/<reason>``).
-
-Beyond the reference agent: a bad runtimeConfig, an unusable control interface
-or an internal error of the agent is not retried (``<reason>`` then ``No more
-retries.``); a resumed workload keeps its control-interface folder for later
-restarts; a failed delete is retried with capped back-off until the container
-is gone, then the loop ends (the reference leaves the container running with no
-owner). The removal of a leftover container, one no loop owns, is such a
-delete too, optionally without states.
+Beyond the reference agent: a resumed workload keeps its control-interface
+folder for later restarts; a failed delete is retried with capped back-off
+until the container is gone, then the loop ends (the reference leaves the
+container running with no owner). The removal of a leftover container, one no
+loop owns, is such a delete too, optionally without states.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
-from ankaios_agent.agent.errors import RuntimeFailure, WorkloadConfigError
+from ankaios_agent.agent.errors import RuntimeFailure
 from ankaios_agent.agent.instance_folder import Clean, InstanceFolders
 from ankaios_agent.agent.lifecycle_rules import RulesHolder
 from ankaios_agent.agent.model import (
@@ -73,14 +56,12 @@ from ankaios_agent.agent.model import (
 )
 from ankaios_agent.agent.ports import (
     ControlInterfaceHost,
-    CreateRequest,
     OwnedWorkload,
     Runtime,
     StateChange,
     StateReporter,
 )
 from ankaios_agent.agent.timings import AgentTimings, Clock
-from ankaios_agent.agent.unsupported_runtime import UnsupportedRuntime
 from ankaios_agent.agent.workload_commands import (
     Command,
     CreateCommand,
@@ -93,8 +74,15 @@ from ankaios_agent.agent.workload_commands import (
     WorkloadCommands,
 )
 from ankaios_agent.agent.workload_control_dir import ControlDir
-from ankaios_agent.agent.workload_file_writer import FileMount
-from ankaios_agent.agent.workload_files import WorkloadFileError
+from ankaios_agent.agent.workload_create import (
+    Abandoned,
+    Created,
+    Retryable,
+    attempt_create,
+    internal_error_text,
+    retry_state,
+    runtime_for,
+)
 from ankaios_agent.agent.workload_phase import WAITING, Event, Phase, next_phase
 
 log = logging.getLogger(__name__)
@@ -123,17 +111,6 @@ def removed_without_running(
     the server and ``ank`` would wait for it.
     """
     return old is not None and old not in (current, new)
-
-
-def internal_error_text(err: BaseException) -> str:
-    """The StartingFailed / DeleteFailed text of a bug in the agent (never the workload's fault)."""
-    return f"internal error of the agent ({type(err).__name__}: {err}); see the agent's log"
-
-
-class _Attempt(enum.Enum):
-    CREATED = enum.auto()
-    RETRYABLE = enum.auto()
-    FINAL = enum.auto()
 
 
 class WorkloadLoop:
@@ -308,7 +285,7 @@ class WorkloadLoop:
         if rules.retry_forever:
             assert self._spec is not None
             self._report(self._spec.instance, ExecutionState.starting())
-        if await self._attempt(reuse_id) is not _Attempt.RETRYABLE:
+        if not await self._attempt(reuse_id):
             return
         if rules.retry_forever:
             self._schedule(self._timings.create_retry_delay(self._retry_number), restart=False)
@@ -316,7 +293,7 @@ class WorkloadLoop:
             self._schedule(0, restart=False)  # the first retry is immediate
 
     async def _retry(self) -> None:
-        if await self._attempt(None) is not _Attempt.RETRYABLE:
+        if not await self._attempt(None):
             return
         if self._rules.current.retry_forever:
             self._schedule(self._timings.create_retry_delay(self._retry_number), restart=False)
@@ -330,67 +307,38 @@ class WorkloadLoop:
             return
         self._schedule(self._timings.create_retry_interval, restart=False)
 
-    async def _attempt(self, reuse_id: str | None) -> _Attempt:
+    async def _attempt(self, reuse_id: str | None) -> bool:
+        """One create attempt and what its outcome changes; True when it is to be retried."""
         spec = self._spec
         assert spec is not None
         rules = self._rules.current
-        runtime = self._runtime_for(spec)
-        wrote_files = False
-        try:
-            problem = await self._control_dir.prepare(spec)
-            if problem is not None and rules.start_without_control_interface:
-                log.warning(
-                    "workload %s: could not create its control interface (%s); starting it without one",
-                    self.name,
-                    problem,
-                )
-            elif problem is not None:
-                log.error("workload %s: control interface unusable: %s", self.name, problem)
-                self._give_up(spec, ExecutionState.starting_failed(problem))
-                return _Attempt.FINAL
-            if not rules.retry_forever:
-                self._report(spec.instance, ExecutionState.starting())
-            mounts: tuple[FileMount, ...] = ()
-            if self._folders.writes_files(rules, runtime):
-                wrote_files = True
-                try:
-                    mounts = await self._folders.write_files(spec)
-                except WorkloadFileError as err:
-                    log.error("workload %s: %s", self.name, err.state_info)
-                    self._give_up(spec, ExecutionState.files_failed(err.reason))
-                    return _Attempt.FINAL
-            request = CreateRequest(spec, self._control_dir.path, mounts, reuse_id)
-            runtime_id = await runtime.create(request)
-        except WorkloadConfigError as err:
-            log.error("workload %s: cannot be started as given: %s", self.name, err.reason)
-            await self._folders.forget_files(spec.instance, wrote_files)
-            self._give_up(spec, ExecutionState.starting_failed(err.reason))
-            return _Attempt.FINAL
-        except RuntimeFailure as err:
-            log.warning("workload %s: create failed: %s", self.name, err)
-            await self._folders.forget_files(spec.instance, wrote_files)
-            self._move(Event.CREATE_FAILED)
-            reason = str(err) or type(err).__name__
-            if rules.retry_forever:
-                self._retry_number += 1
-                self._report(spec.instance, ExecutionState.retrying(self._retry_number, reason))
-            else:
-                self._report(spec.instance, ExecutionState.starting_failed(reason))
-            return _Attempt.RETRYABLE
-        except Exception as err:
-            # Not a failure of the engine but a bug here: retrying it would only hide it.
-            log.exception(
-                "workload %s: internal error of the agent while creating %s", self.name, spec.instance
-            )
-            await self._folders.forget_files(spec.instance, wrote_files)
-            self._give_up(spec, ExecutionState.starting_failed(internal_error_text(err)))
-            return _Attempt.FINAL
-        self._runtime = runtime
-        self._runtime_id = runtime_id
-        self._move(Event.CREATED)
-        verb = "started again" if reuse_id is not None else "created"
-        log.info("workload %s: %s %s (runtime id %s)", self.name, verb, spec.instance, runtime_id)
-        return _Attempt.CREATED
+        outcome = await attempt_create(
+            self.name,
+            spec,
+            reuse_id,
+            rules=rules,
+            runtime=runtime_for(self._runtimes, spec),
+            control_dir=self._control_dir,
+            folders=self._folders,
+            report=self._report,
+        )
+        match outcome:
+            case Created(runtime, runtime_id):
+                self._runtime = runtime
+                self._runtime_id = runtime_id
+                self._move(Event.CREATED)
+                verb = "started again" if reuse_id is not None else "created"
+                log.info("workload %s: %s %s (runtime id %s)", self.name, verb, spec.instance, runtime_id)
+                return False
+            case Retryable(reason):
+                self._move(Event.CREATE_FAILED)
+                if rules.retry_forever:
+                    self._retry_number += 1
+                self._report(spec.instance, retry_state(rules, self._retry_number, reason))
+                return True
+            case Abandoned(state):
+                self._give_up(spec, state)
+                return False
 
     def _give_up(self, spec: WorkloadSpec, state: ExecutionState) -> None:
         """A failure retrying cannot fix: its reason, then (v0.3.1) the CLI's final state."""
@@ -398,11 +346,6 @@ class WorkloadLoop:
         self._report(spec.instance, state)
         if not self._rules.current.final_failure_alone:
             self._report(spec.instance, ExecutionState.starting_failed(NO_MORE_RETRIES))
-
-    def _runtime_for(self, spec: WorkloadSpec) -> Runtime:
-        """The workload's runtime, or the stand-in that reports it unsupported."""
-        runtime = self._runtimes.get(spec.runtime)
-        return runtime if runtime is not None else UnsupportedRuntime(spec.runtime)
 
     def _reusable_id(self) -> str | None:
         """The id of the container to start again for a restart, or None to replace it."""
