@@ -17,7 +17,7 @@ Reported sequences (the exact strings the server and ``ank`` look for):
   -> create[new]; never two containers of one workload at once;
 * delete: ``Stopping(RequestedAtRuntime)`` -> ``Removed``, or
   ``Stopping(DeleteFailed)/<error>`` first when the runtime refuses;
-* restart (restart policy, with back-off):
+* restart (restart policy, with back-off, decided in ``agent.workload_restart``):
   the exit state stays visible during the back-off, then the update sequence
   with the same spec, or (v1.0.1, a container that ended with success, where
   the runtime can) the same container started again.
@@ -49,7 +49,6 @@ from ankaios_agent.agent.model import (
     NO_MORE_RETRIES,
     ExecutionState,
     InstanceName,
-    RestartPolicy,
     State,
     WorkloadSpec,
     WorkloadState,
@@ -84,21 +83,11 @@ from ankaios_agent.agent.workload_create import (
     runtime_for,
 )
 from ankaios_agent.agent.workload_phase import WAITING, Event, Phase, next_phase
+from ankaios_agent.agent.workload_restart import next_restart, restart_wanted, reusable_id
 
 log = logging.getLogger(__name__)
 
-_RESTART_ON: Mapping[RestartPolicy, frozenset[State]] = {
-    RestartPolicy.NEVER: frozenset(),
-    RestartPolicy.ON_FAILURE: frozenset({State.FAILED_EXEC_FAILED}),
-    RestartPolicy.ALWAYS: frozenset({State.FAILED_EXEC_FAILED, State.SUCCEEDED_OK}),
-}
-
 _WITHOUT_INSTANCE: frozenset[Phase] = frozenset({Phase.IDLE, Phase.RETRY_WAIT, Phase.GAVE_UP, Phase.DONE})
-
-
-def restart_wanted(policy: RestartPolicy, state: ExecutionState) -> bool:
-    """Only ExecFailed (and Succeeded for ALWAYS) restart; Lost and Unknown never do."""
-    return state.state in _RESTART_ON[policy]
 
 
 def removed_without_running(
@@ -225,7 +214,9 @@ class WorkloadLoop:
                 if not restart and self._phase is Phase.RETRY_WAIT:
                     await self._retry()
                 elif restart and self._phase is Phase.RESTART_WAIT and self._spec is not None:
-                    reuse_id = self._reusable_id()
+                    reuse_id = reusable_id(
+                        self._rules.current, self._runtime, self._runtime_id, self._last_observed
+                    )
                     if reuse_id is not None:
                         self._move(Event.REUSING)
                         log.info("workload %s: starting its container again (restart policy)", self.name)
@@ -346,19 +337,6 @@ class WorkloadLoop:
         self._report(spec.instance, state)
         if not self._rules.current.final_failure_alone:
             self._report(spec.instance, ExecutionState.starting_failed(NO_MORE_RETRIES))
-
-    def _reusable_id(self) -> str | None:
-        """The id of the container to start again for a restart, or None to replace it."""
-        runtime, observed = self._runtime, self._last_observed
-        if (
-            self._rules.current.reuse_succeeded
-            and runtime is not None
-            and runtime.reuses_containers
-            and observed is not None
-            and observed.state is State.SUCCEEDED_OK
-        ):
-            return self._runtime_id
-        return None
 
     # --- resume -------------------------------------------------------------------------
 
@@ -499,12 +477,9 @@ class WorkloadLoop:
             self._schedule_restart()
 
     def _schedule_restart(self) -> None:
-        now = self._clock.monotonic()
-        since = self._running_since
-        if since is not None and now - since >= self._timings.restart_backoff_reset_after:
-            self._restarts = 0
-        delay = self._timings.restart_delay(self._restarts)
-        self._restarts += 1
+        delay, self._restarts = next_restart(
+            self._timings, self._restarts, self._running_since, self._clock.monotonic()
+        )
         self._move(Event.ENDED_FOR_RESTART)
         log.info("workload %s: restart %d in %.1f s (restart policy)", self.name, self._restarts, delay)
         self._schedule(delay, restart=True)
