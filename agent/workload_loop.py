@@ -63,6 +63,7 @@ from ankaios_agent.agent.ports import (
 from ankaios_agent.agent.timings import AgentTimings, Clock
 from ankaios_agent.agent.workload_commands import (
     Command,
+    CommandTimer,
     CreateCommand,
     DeleteCommand,
     Observed,
@@ -138,8 +139,7 @@ class WorkloadLoop:
         self._control_dir = ControlDir(name, control_interfaces)
         self._retry_count = 1
         self._retry_number = 0  # the retry scheduled last when retrying forever; 0: none yet
-        self._timer: asyncio.Task[None] | None = None
-        self._timer_command: TimerFired | None = None
+        self._timer = CommandTimer(name, self._queue, clock)
         self._last_observed: ExecutionState | None = None
         self._running_since: float | None = None
         self._restarts = 0
@@ -165,7 +165,7 @@ class WorkloadLoop:
         Returns at once even when a runtime call is in flight: the call's thread is
         left to finish on its own.
         """
-        self._cancel_timer()
+        self._timer.cancel()
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -186,7 +186,7 @@ class WorkloadLoop:
                 )
                 finished = False
             if finished:
-                self._cancel_timer()
+                self._timer.cancel()
                 return
 
     async def _handle(self, command: Command) -> bool:
@@ -209,8 +209,8 @@ class WorkloadLoop:
                 return True
             case Observed(change):
                 self._on_change(change)
-            case TimerFired(restart) if command is self._timer_command:
-                self._timer_command = None
+            case TimerFired(restart) if self._timer.is_pending(command):
+                self._timer.cancel()
                 if not restart and self._phase is Phase.RETRY_WAIT:
                     await self._retry()
                 elif restart and self._phase is Phase.RESTART_WAIT and self._spec is not None:
@@ -229,7 +229,7 @@ class WorkloadLoop:
                 log.debug("workload %s: ignoring an outdated retry or restart", self.name)
         return False
 
-    # --- phase, reporting and timers ------------------------------------------------
+    # --- phase and reporting ---------------------------------------------------------
 
     def _move(self, event: Event) -> None:
         """The one place where the phase changes and what a phase change implies is reset."""
@@ -237,7 +237,7 @@ class WorkloadLoop:
         new = next_phase(old, event)
         if old in WAITING:
             # A newer command or the timer's own firing supersedes a pending retry or restart.
-            self._cancel_timer()
+            self._timer.cancel()
         if new in _WITHOUT_INSTANCE:
             self._runtime_id = None
             self._last_observed = None
@@ -247,25 +247,6 @@ class WorkloadLoop:
     def _report(self, instance: InstanceName, state: ExecutionState) -> None:
         if not self._silent:
             self._reporter.report(WorkloadState(instance, state))
-
-    def _cancel_timer(self) -> None:
-        self._timer_command = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _schedule(self, delay: float, *, restart: bool) -> None:
-        self._cancel_timer()
-        command = TimerFired(restart)
-        self._timer_command = command
-        if delay <= 0:
-            self._queue.put_nowait(command)
-            return
-        self._timer = asyncio.create_task(self._fire_after(delay, command), name=f"timer:{self.name}")
-
-    async def _fire_after(self, delay: float, command: TimerFired) -> None:
-        await self._clock.sleep(delay)
-        self._queue.put_nowait(command)
 
     # --- create and retry ---------------------------------------------------------------
 
@@ -279,15 +260,15 @@ class WorkloadLoop:
         if not await self._attempt(reuse_id):
             return
         if rules.retry_forever:
-            self._schedule(self._timings.create_retry_delay(self._retry_number), restart=False)
+            self._timer.schedule(self._timings.create_retry_delay(self._retry_number), restart=False)
         else:
-            self._schedule(0, restart=False)  # the first retry is immediate
+            self._timer.schedule(0, restart=False)  # the first retry is immediate
 
     async def _retry(self) -> None:
         if not await self._attempt(None):
             return
         if self._rules.current.retry_forever:
-            self._schedule(self._timings.create_retry_delay(self._retry_number), restart=False)
+            self._timer.schedule(self._timings.create_retry_delay(self._retry_number), restart=False)
             return
         self._retry_count += 1
         if self._retry_count > self._timings.create_retries:
@@ -296,7 +277,7 @@ class WorkloadLoop:
             self._move(Event.CREATE_ABANDONED)
             self._report(self._spec.instance, ExecutionState.starting_failed(NO_MORE_RETRIES))
             return
-        self._schedule(self._timings.create_retry_interval, restart=False)
+        self._timer.schedule(self._timings.create_retry_interval, restart=False)
 
     async def _attempt(self, reuse_id: str | None) -> bool:
         """One create attempt and what its outcome changes; True when it is to be retried."""
@@ -482,4 +463,4 @@ class WorkloadLoop:
         )
         self._move(Event.ENDED_FOR_RESTART)
         log.info("workload %s: restart %d in %.1f s (restart policy)", self.name, self._restarts, delay)
-        self._schedule(delay, restart=True)
+        self._timer.schedule(delay, restart=True)
