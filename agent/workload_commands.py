@@ -2,7 +2,8 @@
 
 The manager and the workload table talk to a loop only through the verb methods
 of ``WorkloadCommands``; the queue behind it is unbounded, so a sender never
-waits for a busy loop. ``TimerFired`` is queued by the loop's own timers.
+waits for a busy loop. ``TimerFired`` is queued by the loop's own ``CommandTimer``,
+the one retry or restart it has pending.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 from ankaios_agent.agent.model import ExecutionState, InstanceName, WorkloadSpec
 from ankaios_agent.agent.ports import OwnedWorkload, StateChange
+from ankaios_agent.agent.timings import Clock
 
 
 @dataclass(frozen=True)
@@ -90,3 +92,40 @@ class WorkloadCommands:
 
     def state_changed(self, change: StateChange) -> None:
         self._queue.put_nowait(Observed(change))
+
+
+class CommandTimer:
+    """The one pending retry or restart of a loop: a ``TimerFired`` queued after a delay.
+
+    Scheduling anew replaces what was pending; a ``TimerFired`` counts only while it is
+    the pending one, so one already queued when it was cancelled or replaced is outdated.
+    """
+
+    def __init__(self, name: str, queue: asyncio.Queue[Command], clock: Clock) -> None:
+        self._name = name
+        self._queue = queue
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self._pending: TimerFired | None = None
+
+    def is_pending(self, command: TimerFired) -> bool:
+        return command is self._pending
+
+    def cancel(self) -> None:
+        self._pending = None
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    def schedule(self, delay: float, *, restart: bool) -> None:
+        self.cancel()
+        command = TimerFired(restart)
+        self._pending = command
+        if delay <= 0:
+            self._queue.put_nowait(command)
+            return
+        self._task = asyncio.create_task(self._fire_after(delay, command), name=f"timer:{self._name}")
+
+    async def _fire_after(self, delay: float, command: TimerFired) -> None:
+        await self._clock.sleep(delay)
+        self._queue.put_nowait(command)

@@ -11,78 +11,59 @@ the loop is (idle, waiting to retry, running, ...) is the ``Phase`` of
 
 Reported sequences (the exact strings the server and ``ank`` look for):
 
-* create: ``Pending(Starting)/"Triggered at runtime."`` before every attempt,
-  ``Pending(StartingFailed)/<error>`` after a failed one; the first retry is
-  immediate, then one every ``create_retry_interval`` until ``create_retries``
-  is exceeded, then ``Pending(StartingFailed)/"No more retries."``;
+* create and its retries: one attempt at a time through
+  ``agent.workload_create``, whose docstring gives the states of both dialects;
 * update: ``Stopping(RequestedAtRuntime)``[old] -> delete -> ``Removed``[old]
   -> create[new]; never two containers of one workload at once;
 * delete: ``Stopping(RequestedAtRuntime)`` -> ``Removed``, or
   ``Stopping(DeleteFailed)/<error>`` first when the runtime refuses;
-* restart (restart policy, with back-off): the exit state stays visible during
-  the back-off, then the update sequence with the same spec.
+* restart (restart policy, with back-off, decided in ``agent.workload_restart``):
+  the exit state stays visible during the back-off, then the update sequence
+  with the same spec, or (v1.0.1, a container that ended with success, where
+  the runtime can) the same container started again.
 
-With the v1.0.1 rules (read from the ``RulesHolder`` at every decision, so a
-server of the other version changes what happens next):
+The rules of the dialect are read from the ``RulesHolder`` at every decision,
+so a server of the other version changes what happens next. With the v1.0.1
+rules the instance's folder goes with it: ``files/`` after an update removed
+the old container, the whole folder on delete or when the id changes.
 
-* create: ``Pending(Starting)/"Triggered at runtime."`` once, then before each
-  attempt the workload's files are written below ``<run>/<wl>.<id>/files/``
-  and mounted read-only; a failed attempt reports
-  ``Pending(Starting)/"Retry <n>: <error>"`` and retry ``n`` follows after a
-  random delay of up to ``min(500 * 2**(n-1), 300000)`` ms, without limit,
-  until an update or delete supersedes it (the next create starts at 1 again);
-  a create that cannot succeed (bad config, bad file, unsupported runtime)
-  reports ``Pending(StartingFailed)/<reason>`` alone and is not retried;
-* restart of a container that ended with success (``ALWAYS``): where the
-  runtime can, the same container is started again, without Stopping/Removed;
-* the instance's folder goes with it: ``files/`` after an update removed the
-  old container, the whole folder on delete or when the id changes;
-* a control interface that cannot be made (folder or FIFOs) does not stop the
-  create: the workload starts without one and without the mount, and a
-  warning says why (v0.3.1: ``Pending(StartingFailed)/<reason>``).
-
-Beyond the reference agent: a bad runtimeConfig, an unusable control interface
-or an internal error of the agent is not retried (``<reason>`` then ``No more
-retries.``); a resumed workload keeps its control-interface folder for later
-restarts; a failed delete is retried with capped back-off until the container
-is gone, then the loop ends (the reference leaves the container running with no
-owner). The removal of a leftover container, one no loop owns, is such a
-delete too, optionally without states.
+Beyond the reference agent: a resumed workload keeps its control-interface
+folder for later restarts; a failed delete is retried with capped back-off
+until the container is gone, then the loop ends (the reference leaves the
+container running with no owner). The removal of a leftover container, one no
+loop owns, is such a delete too, optionally without states.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
-from ankaios_agent.agent.errors import RuntimeFailure, WorkloadConfigError
+from ankaios_agent.agent.errors import RuntimeFailure
 from ankaios_agent.agent.instance_folder import Clean, InstanceFolders
 from ankaios_agent.agent.lifecycle_rules import RulesHolder
 from ankaios_agent.agent.model import (
     NO_MORE_RETRIES,
     ExecutionState,
     InstanceName,
-    RestartPolicy,
     State,
     WorkloadSpec,
     WorkloadState,
 )
 from ankaios_agent.agent.ports import (
     ControlInterfaceHost,
-    CreateRequest,
     OwnedWorkload,
     Runtime,
     StateChange,
     StateReporter,
 )
 from ankaios_agent.agent.timings import AgentTimings, Clock
-from ankaios_agent.agent.unsupported_runtime import UnsupportedRuntime
 from ankaios_agent.agent.workload_commands import (
     Command,
+    CommandTimer,
     CreateCommand,
     DeleteCommand,
     Observed,
@@ -93,24 +74,21 @@ from ankaios_agent.agent.workload_commands import (
     WorkloadCommands,
 )
 from ankaios_agent.agent.workload_control_dir import ControlDir
-from ankaios_agent.agent.workload_file_writer import FileMount
-from ankaios_agent.agent.workload_files import WorkloadFileError
+from ankaios_agent.agent.workload_create import (
+    Abandoned,
+    Created,
+    Retryable,
+    attempt_create,
+    internal_error_text,
+    retry_state,
+    runtime_for,
+)
 from ankaios_agent.agent.workload_phase import WAITING, Event, Phase, next_phase
+from ankaios_agent.agent.workload_restart import next_restart, restart_wanted, reusable_id
 
 log = logging.getLogger(__name__)
 
-_RESTART_ON: Mapping[RestartPolicy, frozenset[State]] = {
-    RestartPolicy.NEVER: frozenset(),
-    RestartPolicy.ON_FAILURE: frozenset({State.FAILED_EXEC_FAILED}),
-    RestartPolicy.ALWAYS: frozenset({State.FAILED_EXEC_FAILED, State.SUCCEEDED_OK}),
-}
-
 _WITHOUT_INSTANCE: frozenset[Phase] = frozenset({Phase.IDLE, Phase.RETRY_WAIT, Phase.GAVE_UP, Phase.DONE})
-
-
-def restart_wanted(policy: RestartPolicy, state: ExecutionState) -> bool:
-    """Only ExecFailed (and Succeeded for ALWAYS) restart; Lost and Unknown never do."""
-    return state.state in _RESTART_ON[policy]
 
 
 def removed_without_running(
@@ -123,17 +101,6 @@ def removed_without_running(
     the server and ``ank`` would wait for it.
     """
     return old is not None and old not in (current, new)
-
-
-def internal_error_text(err: BaseException) -> str:
-    """The StartingFailed / DeleteFailed text of a bug in the agent (never the workload's fault)."""
-    return f"internal error of the agent ({type(err).__name__}: {err}); see the agent's log"
-
-
-class _Attempt(enum.Enum):
-    CREATED = enum.auto()
-    RETRYABLE = enum.auto()
-    FINAL = enum.auto()
 
 
 class WorkloadLoop:
@@ -172,8 +139,7 @@ class WorkloadLoop:
         self._control_dir = ControlDir(name, control_interfaces)
         self._retry_count = 1
         self._retry_number = 0  # the retry scheduled last when retrying forever; 0: none yet
-        self._timer: asyncio.Task[None] | None = None
-        self._timer_command: TimerFired | None = None
+        self._timer = CommandTimer(name, self._queue, clock)
         self._last_observed: ExecutionState | None = None
         self._running_since: float | None = None
         self._restarts = 0
@@ -199,7 +165,7 @@ class WorkloadLoop:
         Returns at once even when a runtime call is in flight: the call's thread is
         left to finish on its own.
         """
-        self._cancel_timer()
+        self._timer.cancel()
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -220,7 +186,7 @@ class WorkloadLoop:
                 )
                 finished = False
             if finished:
-                self._cancel_timer()
+                self._timer.cancel()
                 return
 
     async def _handle(self, command: Command) -> bool:
@@ -243,12 +209,14 @@ class WorkloadLoop:
                 return True
             case Observed(change):
                 self._on_change(change)
-            case TimerFired(restart) if command is self._timer_command:
-                self._timer_command = None
+            case TimerFired(restart) if self._timer.is_pending(command):
+                self._timer.cancel()
                 if not restart and self._phase is Phase.RETRY_WAIT:
                     await self._retry()
                 elif restart and self._phase is Phase.RESTART_WAIT and self._spec is not None:
-                    reuse_id = self._reusable_id()
+                    reuse_id = reusable_id(
+                        self._rules.current, self._runtime, self._runtime_id, self._last_observed
+                    )
                     if reuse_id is not None:
                         self._move(Event.REUSING)
                         log.info("workload %s: starting its container again (restart policy)", self.name)
@@ -261,7 +229,7 @@ class WorkloadLoop:
                 log.debug("workload %s: ignoring an outdated retry or restart", self.name)
         return False
 
-    # --- phase, reporting and timers ------------------------------------------------
+    # --- phase and reporting ---------------------------------------------------------
 
     def _move(self, event: Event) -> None:
         """The one place where the phase changes and what a phase change implies is reset."""
@@ -269,7 +237,7 @@ class WorkloadLoop:
         new = next_phase(old, event)
         if old in WAITING:
             # A newer command or the timer's own firing supersedes a pending retry or restart.
-            self._cancel_timer()
+            self._timer.cancel()
         if new in _WITHOUT_INSTANCE:
             self._runtime_id = None
             self._last_observed = None
@@ -280,25 +248,6 @@ class WorkloadLoop:
         if not self._silent:
             self._reporter.report(WorkloadState(instance, state))
 
-    def _cancel_timer(self) -> None:
-        self._timer_command = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _schedule(self, delay: float, *, restart: bool) -> None:
-        self._cancel_timer()
-        command = TimerFired(restart)
-        self._timer_command = command
-        if delay <= 0:
-            self._queue.put_nowait(command)
-            return
-        self._timer = asyncio.create_task(self._fire_after(delay, command), name=f"timer:{self.name}")
-
-    async def _fire_after(self, delay: float, command: TimerFired) -> None:
-        await self._clock.sleep(delay)
-        self._queue.put_nowait(command)
-
     # --- create and retry ---------------------------------------------------------------
 
     async def _create(self, reuse_id: str | None = None) -> None:
@@ -308,18 +257,18 @@ class WorkloadLoop:
         if rules.retry_forever:
             assert self._spec is not None
             self._report(self._spec.instance, ExecutionState.starting())
-        if await self._attempt(reuse_id) is not _Attempt.RETRYABLE:
+        if not await self._attempt(reuse_id):
             return
         if rules.retry_forever:
-            self._schedule(self._timings.create_retry_delay(self._retry_number), restart=False)
+            self._timer.schedule(self._timings.create_retry_delay(self._retry_number), restart=False)
         else:
-            self._schedule(0, restart=False)  # the first retry is immediate
+            self._timer.schedule(0, restart=False)  # the first retry is immediate
 
     async def _retry(self) -> None:
-        if await self._attempt(None) is not _Attempt.RETRYABLE:
+        if not await self._attempt(None):
             return
         if self._rules.current.retry_forever:
-            self._schedule(self._timings.create_retry_delay(self._retry_number), restart=False)
+            self._timer.schedule(self._timings.create_retry_delay(self._retry_number), restart=False)
             return
         self._retry_count += 1
         if self._retry_count > self._timings.create_retries:
@@ -328,69 +277,40 @@ class WorkloadLoop:
             self._move(Event.CREATE_ABANDONED)
             self._report(self._spec.instance, ExecutionState.starting_failed(NO_MORE_RETRIES))
             return
-        self._schedule(self._timings.create_retry_interval, restart=False)
+        self._timer.schedule(self._timings.create_retry_interval, restart=False)
 
-    async def _attempt(self, reuse_id: str | None) -> _Attempt:
+    async def _attempt(self, reuse_id: str | None) -> bool:
+        """One create attempt and what its outcome changes; True when it is to be retried."""
         spec = self._spec
         assert spec is not None
         rules = self._rules.current
-        runtime = self._runtime_for(spec)
-        wrote_files = False
-        try:
-            problem = await self._control_dir.prepare(spec)
-            if problem is not None and rules.start_without_control_interface:
-                log.warning(
-                    "workload %s: could not create its control interface (%s); starting it without one",
-                    self.name,
-                    problem,
-                )
-            elif problem is not None:
-                log.error("workload %s: control interface unusable: %s", self.name, problem)
-                self._give_up(spec, ExecutionState.starting_failed(problem))
-                return _Attempt.FINAL
-            if not rules.retry_forever:
-                self._report(spec.instance, ExecutionState.starting())
-            mounts: tuple[FileMount, ...] = ()
-            if self._folders.writes_files(rules, runtime):
-                wrote_files = True
-                try:
-                    mounts = await self._folders.write_files(spec)
-                except WorkloadFileError as err:
-                    log.error("workload %s: %s", self.name, err.state_info)
-                    self._give_up(spec, ExecutionState.files_failed(err.reason))
-                    return _Attempt.FINAL
-            request = CreateRequest(spec, self._control_dir.path, mounts, reuse_id)
-            runtime_id = await runtime.create(request)
-        except WorkloadConfigError as err:
-            log.error("workload %s: cannot be started as given: %s", self.name, err.reason)
-            await self._folders.forget_files(spec.instance, wrote_files)
-            self._give_up(spec, ExecutionState.starting_failed(err.reason))
-            return _Attempt.FINAL
-        except RuntimeFailure as err:
-            log.warning("workload %s: create failed: %s", self.name, err)
-            await self._folders.forget_files(spec.instance, wrote_files)
-            self._move(Event.CREATE_FAILED)
-            reason = str(err) or type(err).__name__
-            if rules.retry_forever:
-                self._retry_number += 1
-                self._report(spec.instance, ExecutionState.retrying(self._retry_number, reason))
-            else:
-                self._report(spec.instance, ExecutionState.starting_failed(reason))
-            return _Attempt.RETRYABLE
-        except Exception as err:
-            # Not a failure of the engine but a bug here: retrying it would only hide it.
-            log.exception(
-                "workload %s: internal error of the agent while creating %s", self.name, spec.instance
-            )
-            await self._folders.forget_files(spec.instance, wrote_files)
-            self._give_up(spec, ExecutionState.starting_failed(internal_error_text(err)))
-            return _Attempt.FINAL
-        self._runtime = runtime
-        self._runtime_id = runtime_id
-        self._move(Event.CREATED)
-        verb = "started again" if reuse_id is not None else "created"
-        log.info("workload %s: %s %s (runtime id %s)", self.name, verb, spec.instance, runtime_id)
-        return _Attempt.CREATED
+        outcome = await attempt_create(
+            self.name,
+            spec,
+            reuse_id,
+            rules=rules,
+            runtime=runtime_for(self._runtimes, spec),
+            control_dir=self._control_dir,
+            folders=self._folders,
+            report=self._report,
+        )
+        match outcome:
+            case Created(runtime, runtime_id):
+                self._runtime = runtime
+                self._runtime_id = runtime_id
+                self._move(Event.CREATED)
+                verb = "started again" if reuse_id is not None else "created"
+                log.info("workload %s: %s %s (runtime id %s)", self.name, verb, spec.instance, runtime_id)
+                return False
+            case Retryable(reason):
+                self._move(Event.CREATE_FAILED)
+                if rules.retry_forever:
+                    self._retry_number += 1
+                self._report(spec.instance, retry_state(rules, self._retry_number, reason))
+                return True
+            case Abandoned(state):
+                self._give_up(spec, state)
+                return False
 
     def _give_up(self, spec: WorkloadSpec, state: ExecutionState) -> None:
         """A failure retrying cannot fix: its reason, then (v0.3.1) the CLI's final state."""
@@ -398,24 +318,6 @@ class WorkloadLoop:
         self._report(spec.instance, state)
         if not self._rules.current.final_failure_alone:
             self._report(spec.instance, ExecutionState.starting_failed(NO_MORE_RETRIES))
-
-    def _runtime_for(self, spec: WorkloadSpec) -> Runtime:
-        """The workload's runtime, or the stand-in that reports it unsupported."""
-        runtime = self._runtimes.get(spec.runtime)
-        return runtime if runtime is not None else UnsupportedRuntime(spec.runtime)
-
-    def _reusable_id(self) -> str | None:
-        """The id of the container to start again for a restart, or None to replace it."""
-        runtime, observed = self._runtime, self._last_observed
-        if (
-            self._rules.current.reuse_succeeded
-            and runtime is not None
-            and runtime.reuses_containers
-            and observed is not None
-            and observed.state is State.SUCCEEDED_OK
-        ):
-            return self._runtime_id
-        return None
 
     # --- resume -------------------------------------------------------------------------
 
@@ -556,12 +458,9 @@ class WorkloadLoop:
             self._schedule_restart()
 
     def _schedule_restart(self) -> None:
-        now = self._clock.monotonic()
-        since = self._running_since
-        if since is not None and now - since >= self._timings.restart_backoff_reset_after:
-            self._restarts = 0
-        delay = self._timings.restart_delay(self._restarts)
-        self._restarts += 1
+        delay, self._restarts = next_restart(
+            self._timings, self._restarts, self._running_since, self._clock.monotonic()
+        )
         self._move(Event.ENDED_FOR_RESTART)
         log.info("workload %s: restart %d in %.1f s (restart policy)", self.name, self._restarts, delay)
-        self._schedule(delay, restart=True)
+        self._timer.schedule(delay, restart=True)
