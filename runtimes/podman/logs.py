@@ -26,8 +26,9 @@ import contextlib
 import datetime
 import logging
 import socket
+import struct
 import threading
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
 
 from podman import PodmanClient
@@ -49,7 +50,12 @@ DEFAULT_BUFFER_BYTES = 1024 * 1024
 DEFAULT_TAKE_BYTES = 64 * 1024
 """About how much text one batch holds, so that handling one batch never holds the loop for long."""
 
+READ_BYTES = 256 * 1024
+"""Largest block read from Podman's socket at once: Podman sends each record as an HTTP chunk
+of its own, so reading chunk by chunk would cost one pass through the HTTP stack per line."""
+
 _HEADER = 8
+_FRAME_HEADER = struct.Struct(">BxxxI")
 _STDOUT, _STDERR = 1, 2
 
 
@@ -84,7 +90,7 @@ class LineSplitter:
     def __init__(
         self, unterminated_limit: int = UNTERMINATED_LIMIT, *, timestamps: bool = False, window: int = 4
     ) -> None:
-        self._raw = bytearray()
+        self._raw = b""
         self._pending = {_STDOUT: bytearray(), _STDERR: bytearray()}
         self._closed: set[int] = set()
         self._limit = unterminated_limit
@@ -111,24 +117,32 @@ class LineSplitter:
 
     def feed(self, data: bytes) -> list[str]:
         """Take the next bytes of the response body; return the lines they complete."""
-        self._raw += data
+        raw = self._raw + data if self._raw else data
         lines: list[str] = []
-        offset = 0
-        while len(self._raw) - offset >= _HEADER:
-            size = int.from_bytes(self._raw[offset + 4 : offset + 8], "big")
-            end = offset + _HEADER + size
-            if len(self._raw) < end:
+        offset, end = 0, len(raw)
+        run: list[bytes] = []  # payloads of consecutive frames of one stream, joined before cutting
+        run_stream = 0
+        while end - offset >= _HEADER:
+            stream, size = _FRAME_HEADER.unpack_from(raw, offset)
+            start, stop = offset + _HEADER, offset + _HEADER + size
+            if stop > end:
                 break
-            stream = self._raw[offset]
-            if stream not in self._pending:
+            offset = stop
+            if stream not in (_STDOUT, _STDERR):
                 stream = _STDOUT  # stdin echo or an unknown stream: treat as output, as a terminal would
-            payload = self._raw[offset + _HEADER : end]
+            payload = raw[start:stop]
             if self._timestamps:
                 payload = self._new_part(stream, payload)
-            if payload:
-                self._take(stream, payload, lines)
-            offset = end
-        del self._raw[:offset]
+                if not payload:
+                    continue
+            if stream != run_stream:
+                if run:
+                    self._take(run_stream, run, lines)
+                run, run_stream = [], stream
+            run.append(payload)
+        if run:
+            self._take(run_stream, run, lines)
+        self._raw = raw[offset:]
         return lines
 
     def finish(self) -> list[str]:
@@ -138,10 +152,10 @@ class LineSplitter:
             rest.clear()
         return lines
 
-    def _new_part(self, stream: int, payload: bytearray) -> bytearray:
+    def _new_part(self, stream: int, payload: bytes) -> bytes:
         """The record's text without its time, less what an earlier read delivered."""
         space = payload.find(b" ")
-        stamp, text = bytes(payload[:space]), payload[space + 1 :]
+        stamp, text = payload[:space], payload[space + 1 :]
         if stamp != self._last_stamp:
             self._last_stamp = stamp
             if stamp not in self._recent:
@@ -151,7 +165,7 @@ class LineSplitter:
         self._recent[stamp][stream] += len(text)
         if self._skip_time >= 0:
             if timestamp_ns(stamp) < self._skip_time:
-                return bytearray()
+                return b""
             cut = min(self._skip[stream], len(text))
             self._skip[stream] -= cut
             if not any(self._skip.values()):
@@ -159,14 +173,25 @@ class LineSplitter:
             return text[cut:]
         return text
 
-    def _take(self, stream: int, payload: bytes | bytearray, lines: list[str]) -> None:
+    def _take(self, stream: int, payloads: list[bytes], lines: list[str]) -> None:
         if stream in self._closed:
             return
         pending = self._pending[stream]
+        if len(pending) + sum(map(len, payloads)) > self._limit:
+            # Near the limit: frame by frame, so the limit cuts where it always did.
+            for payload in payloads:
+                if stream not in self._closed:
+                    self._cut(stream, pending, payload, lines)
+            return
+        self._cut(stream, pending, b"".join(payloads), lines)
+
+    def _cut(self, stream: int, pending: bytearray, payload: bytes, lines: list[str]) -> None:
         pending += payload
         cut = pending.rfind(b"\n")
         if cut >= 0:
-            lines.extend(_decode(line) for line in bytes(pending[:cut]).split(b"\n"))
+            # One decode for all lines: a line feed never belongs to a broken UTF-8 sequence, so
+            # this replaces exactly what decoding line by line would.
+            lines.extend(pending[:cut].decode("utf-8", errors="replace").split("\n"))
             del pending[: cut + 1]
         if len(pending) > self._limit:
             pending.clear()
@@ -200,6 +225,77 @@ def _since_text(ns: int) -> str:
 
 def _decode(data: bytes | bytearray) -> str:
     return bytes(data).decode("utf-8", errors="replace")
+
+
+class ChunkedBody:
+    """An HTTP/1.1 chunked body taken apart (pure): raw bytes of the connection in, the payload out.
+
+    Podman flushes every log record as a chunk of its own; taking them apart here, from
+    large reads of the socket, replaces one pass through the HTTP library per record.
+    Trailers after the last chunk are not read: the response is closed after it.
+    """
+
+    def __init__(self) -> None:
+        self._rest = b""
+        self._left = 0  # payload bytes of the current chunk still to come
+        self._crlf = 0  # bytes of the line break after the current chunk still to come
+        self.finished = False
+
+    def feed(self, data: bytes) -> bytes:
+        """The payload that ``data`` (the next bytes read) completes; raises ValueError on a broken body."""
+        buf = self._rest + data if self._rest else data
+        out: list[bytes] = []
+        pos, end = 0, len(buf)
+        while pos < end and not self.finished:
+            if self._left:
+                take = min(self._left, end - pos)
+                out.append(buf[pos : pos + take])
+                pos += take
+                self._left -= take
+                continue
+            if self._crlf:
+                skip = min(self._crlf, end - pos)
+                pos += skip
+                self._crlf -= skip
+                continue
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                if end - pos > 1024:
+                    raise ValueError("a chunk header of the log response has no end")
+                break
+            try:
+                size = int(buf[pos:eol].partition(b";")[0], 16)
+            except ValueError:
+                header = bytes(buf[pos:eol][:40])
+                raise ValueError(f"bad chunk header {header!r} in the log response") from None
+            pos = eol + 2
+            if size == 0:
+                self.finished = True
+                break
+            self._left, self._crlf = size, 2
+        self._rest = buf[pos:] if not self.finished else b""
+        return b"".join(out)
+
+
+def _body(response: object) -> Iterator[bytes]:
+    """The body of a streaming response in the blocks the socket delivers (at most READ_BYTES).
+
+    A chunked response is read straight from the connection's buffered socket file and taken
+    apart by :class:`ChunkedBody`; any other falls back to the HTTP library's own reading.
+    """
+    http = getattr(getattr(response, "raw", None), "_fp", None)
+    read1 = getattr(getattr(http, "fp", None), "read1", None)
+    if not getattr(http, "chunked", False) or getattr(http, "chunk_left", None) is not None or read1 is None:
+        yield from response.iter_content(chunk_size=None)  # type: ignore[attr-defined]
+        return
+    body = ChunkedBody()
+    while not body.finished:
+        data = read1(READ_BYTES)
+        if not data:
+            raise ConnectionError("Podman closed the log response before its end")
+        payload = body.feed(data)
+        if payload:
+            yield payload
 
 
 class LineChannel:
@@ -353,7 +449,7 @@ class _Reader:
             self._sock = _socket_of(response)
             if self.stop.is_set():
                 return None
-            for chunk in response.iter_content(chunk_size=None):
+            for chunk in _body(response):
                 lines = splitter.feed(chunk)
                 if lines and not self.channel.put(lines):
                     return None
@@ -434,7 +530,9 @@ async def read_logs(
 __all__ = [
     "DEFAULT_BUFFER_BYTES",
     "OVERSIZED_LINE_NOTICE",
+    "READ_BYTES",
     "UNTERMINATED_LIMIT",
+    "ChunkedBody",
     "LineChannel",
     "LineSplitter",
     "read_logs",

@@ -10,6 +10,7 @@ import pytest
 from ankaios_agent.agent.ports import LogOptions
 from ankaios_agent.runtimes.podman.logs import (
     OVERSIZED_LINE_NOTICE,
+    ChunkedBody,
     LineChannel,
     LineSplitter,
     rest_params,
@@ -212,3 +213,48 @@ async def test_a_batch_larger_than_the_whole_capacity_still_passes_on_its_own() 
     channel.done("broken")
     assert await channel.take() == (("much longer than four",), True)
     assert channel.errors() == ["broken"]
+
+
+def chunked(*payloads: bytes) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in payloads) + b"0\r\n\r\n"
+
+
+BODY = chunked(b"first", b"x" * 300, b"\r\n inside a chunk \r\n", b"last")
+PAYLOAD = b"first" + b"x" * 300 + b"\r\n inside a chunk \r\n" + b"last"
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 7, 64, len(BODY)])
+def test_a_chunked_body_gives_its_payload_however_the_reads_are_cut(cut: int) -> None:
+    body = ChunkedBody()
+    got = b""
+    for start in range(0, len(BODY), cut):
+        got += body.feed(BODY[start : start + cut])
+        assert body.finished == (start + cut >= len(BODY) - 2)  # once the size line "0" is complete
+    assert got == PAYLOAD
+    assert body.finished
+
+
+@pytest.mark.parametrize(
+    ("data", "payload"),
+    [
+        (b"5;name=value\r\nhello\r\n0\r\n\r\n", b"hello"),  # chunk extensions are ignored
+        (b"A\r\n0123456789\r\n0\r\nTrailer: x\r\n\r\n", b"0123456789"),  # upper-case size, trailers
+        (b"0\r\n\r\n", b""),
+    ],
+)
+def test_chunk_extensions_and_trailers_are_not_payload(data: bytes, payload: bytes) -> None:
+    body = ChunkedBody()
+    assert body.feed(data) == payload
+    assert body.finished
+
+
+def test_nothing_after_the_last_chunk_is_taken() -> None:
+    body = ChunkedBody()
+    assert body.feed(chunked(b"end") + b"HTTP/1.1 200 OK\r\n") == b"end"
+    assert body.feed(b"more") == b""
+
+
+@pytest.mark.parametrize("data", [b"zz\r\nab\r\n", b"1" * 2000])
+def test_a_broken_chunked_body_is_an_error(data: bytes) -> None:
+    with pytest.raises(ValueError, match="chunk header"):
+        ChunkedBody().feed(data)
