@@ -49,6 +49,13 @@ OVERSIZED_LINE_NOTICE = "The previous log message exceeded the maximum 50 MB siz
 DEFAULT_BUFFER_BYTES = 1024 * 1024
 DEFAULT_TAKE_BYTES = 64 * 1024
 """About how much text one batch holds, so that handling one batch never holds the loop for long."""
+DEFAULT_LINGER_S = 0.005
+"""How long the loop side lets lines gather after the first of them arrives in an empty channel.
+
+Podman hands a fast log over a few lines at a time; without the pause each handful would
+become a message of its own, and every message costs a round through the loop, the gRPC
+stream and the server. A few milliseconds more for the first line of a burst is not noticed
+by a person reading a log."""
 
 READ_BYTES = 256 * 1024
 """Largest block read from Podman's socket at once: Podman sends each record as an HTTP chunk
@@ -78,17 +85,31 @@ class LineSplitter:
 
     With ``timestamps`` every frame starts with its record's time and a space
     (``timestamps=true`` on the request; Podman gives whole seconds there). The
-    time is taken off, and for the last few seconds seen the splitter counts
-    the bytes it took per stream, so that after :meth:`resume` a second read
-    starting at :attr:`resume_time` delivers only what is new. Bytes are
-    counted, not records: Podman does not always cut a long line into the same
-    partial records when it reads the file again. Several seconds are kept
-    because a follow that Podman ends early may close with a few records from
-    further on in the file.
+    time is taken off, and the text delivered during the last few seconds seen
+    is kept per stream, so that after :meth:`resume` a second read starting at
+    :attr:`resume_time` delivers only what is new.
+
+    The second read is compared with the kept text byte for byte, not counted
+    off: Podman 4.3's follow is not always a clean prefix of the log. Its file
+    tailer, when it meets a record still being written, sends the half record
+    and jumps to the end of the file, so a follow of a busy log can end (or go
+    on) with a cut line and records from further on, with the lines in between
+    never sent. Where the second read first differs from what was delivered,
+    the splitter goes back to that point (the line it falls in is delivered
+    again, whole) and delivers the rest of the second read, so nothing is lost;
+    what Podman's follow sent out of place has been delivered and stays so.
+    Bytes are compared, not records: Podman does not always cut a long line
+    into the same partial records when it reads the file again. At most
+    ``kept_bytes`` per stream are kept (whole seconds, at least the latest).
     """
 
     def __init__(
-        self, unterminated_limit: int = UNTERMINATED_LIMIT, *, timestamps: bool = False, window: int = 4
+        self,
+        unterminated_limit: int = UNTERMINATED_LIMIT,
+        *,
+        timestamps: bool = False,
+        window: int = 4,
+        kept_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self._raw = b""
         self._pending = {_STDOUT: bytearray(), _STDERR: bytearray()}
@@ -96,24 +117,31 @@ class LineSplitter:
         self._limit = unterminated_limit
         self._timestamps = timestamps
         self._window = window
+        self._kept_limit = kept_bytes
+        # Times seen, oldest first, each with where its text starts in ``_kept`` per stream.
         self._recent: dict[bytes, dict[int, int]] = {}
+        self._kept = {_STDOUT: bytearray(), _STDERR: bytearray()}
+        # The unterminated text each stream had where its kept text starts.
+        self._kept_pending = {_STDOUT: b"", _STDERR: b""}
         self._last_stamp = b""
         self._skip_time = -1
-        self._skip = {_STDOUT: 0, _STDERR: 0}
+        self._stamp_ns: tuple[bytes, int] = (b"", 0)
+        # While resuming: per stream, how much of the kept text the second read has matched.
+        self._matched: dict[int, int] = {}
+        self.diverged = False
+        """Set when a second read differed from what the first one delivered."""
 
     @property
     def resume_time(self) -> bytes:
         """Where a second read has to start (Podman's time text; empty: nothing taken yet)."""
-        return min(self._recent, key=timestamp_ns) if self._recent else b""
+        return next(iter(self._recent)) if self._recent else b""
 
     def resume(self) -> None:
-        """From here on drop what was taken already: records older than ``resume_time`` and, from
-        there on, as many bytes per stream as were taken since."""
+        """From here on drop records older than ``resume_time`` and, from there on, what matches
+        the text delivered since; deliver the rest."""
         if self._recent:
             self._skip_time = timestamp_ns(self.resume_time)
-            self._skip = {
-                stream: sum(counts[stream] for counts in self._recent.values()) for stream in self._skip
-            }
+            self._matched = {stream: 0 for stream in self._kept}
 
     def feed(self, data: bytes) -> list[str]:
         """Take the next bytes of the response body; return the lines they complete."""
@@ -156,22 +184,74 @@ class LineSplitter:
         """The record's text without its time, less what an earlier read delivered."""
         space = payload.find(b" ")
         stamp, text = payload[:space], payload[space + 1 :]
+        if self._skip_time >= 0:
+            if self._time_of(stamp) < self._skip_time:
+                return b""
+            if stream in self._matched:
+                text = self._compare(stream, text)
+                if not self._matched:
+                    self._skip_time = -1
+                if not text:
+                    return text
         if stamp != self._last_stamp:
             self._last_stamp = stamp
             if stamp not in self._recent:
-                self._recent[stamp] = {_STDOUT: 0, _STDERR: 0}
-                if len(self._recent) > self._window:
-                    del self._recent[min(self._recent, key=timestamp_ns)]
-        self._recent[stamp][stream] += len(text)
-        if self._skip_time >= 0:
-            if timestamp_ns(stamp) < self._skip_time:
-                return b""
-            cut = min(self._skip[stream], len(text))
-            self._skip[stream] -= cut
-            if not any(self._skip.values()):
-                self._skip_time = -1
-            return text[cut:]
+                self._recent[stamp] = {s: len(kept) for s, kept in self._kept.items()}
+                self._forget_old()
+        self._kept[stream] += text
         return text
+
+    def _time_of(self, stamp: bytes) -> int:
+        if stamp != self._stamp_ns[0]:
+            self._stamp_ns = (stamp, timestamp_ns(stamp))
+        return self._stamp_ns[1]
+
+    def _forget_old(self) -> None:
+        """Keep the last ``window`` times, and no more than ``kept_bytes`` per stream unless it is
+        all the latest time's."""
+        while len(self._recent) > 1 and (
+            len(self._recent) > self._window
+            or any(len(kept) > self._kept_limit for kept in self._kept.values())
+        ):
+            del self._recent[next(iter(self._recent))]
+            starts = dict(next(iter(self._recent.values())))
+            for stream, kept in self._kept.items():
+                cut = starts[stream]
+                gone = bytes(kept[:cut])
+                feed = gone.rfind(b"\n")
+                self._kept_pending[stream] = (
+                    gone[feed + 1 :] if feed >= 0 else self._kept_pending[stream] + gone
+                )
+                del kept[:cut]
+            for offsets in self._recent.values():
+                for stream in offsets:
+                    offsets[stream] -= starts[stream]
+
+    def _compare(self, stream: int, text: bytes) -> bytes:
+        """What of ``text`` (from a second read) is new, going back to where it first differs."""
+        kept = self._kept[stream]
+        at = self._matched[stream]
+        size = min(len(text), len(kept) - at)
+        if text[:size] == kept[at : at + size]:
+            if at + size < len(kept):
+                self._matched[stream] = at + size
+                return b""
+            del self._matched[stream]
+            return text[size:]
+        same = 0
+        while text[same : same + 4096] == kept[at + same : at + same + 4096]:
+            same += 4096
+        while text[same] == kept[at + same]:
+            same += 1
+        # Back to where the reads part: the unterminated text of this stream as it was there.
+        at += same
+        before = bytes(kept[:at])
+        feed = before.rfind(b"\n")
+        self._pending[stream][:] = before[feed + 1 :] if feed >= 0 else self._kept_pending[stream] + before
+        del kept[at:]
+        del self._matched[stream]
+        self.diverged = True
+        return text[same:]
 
     def _take(self, stream: int, payloads: list[bytes], lines: list[str]) -> None:
         if stream in self._closed:
@@ -354,10 +434,21 @@ class LineChannel:
     def closed(self) -> bool:
         return self._closed
 
-    async def take(self, max_bytes: int = DEFAULT_TAKE_BYTES) -> tuple[LogBatch, bool]:
+    async def take(self, max_bytes: int = DEFAULT_TAKE_BYTES, linger: float = 0.0) -> tuple[LogBatch, bool]:
         """Wait for lines; return those queued first (about ``max_bytes`` of them, at least one)
-        and whether every producer has finished and nothing is left."""
+        and whether every producer has finished and nothing is left.
+
+        ``linger``: when the channel was empty, wait this long after the first lines arrive
+        (unless ``max_bytes`` or the end are there sooner) so that more of them come in one batch.
+        """
+        waited = False
         while True:
+            if waited and linger > 0:
+                waited = False
+                with self._cond:
+                    gather = self._bytes < max_bytes and self._producers > 0
+                if gather:
+                    await asyncio.sleep(linger)
             with self._cond:
                 count = size = 0
                 for line in self._lines:
@@ -376,6 +467,7 @@ class LineChannel:
             if lines or finished:
                 return tuple(lines), finished
             await self._ready.wait()
+            waited = True
 
     def errors(self) -> list[str]:
         with self._cond:
@@ -426,6 +518,12 @@ class _Reader:
                 splitter.resume()
                 if self._read(client, catch_up, splitter) is not None:
                     logger.debug("log of %s: nothing more after the follow ended", self.label)
+                elif splitter.diverged:
+                    logger.debug(
+                        "log of %s: Podman's follow had skipped part of the log; delivered it from the "
+                        "second read",
+                        self.label,
+                    )
             rest = splitter.finish()
             if rest and not self.stop.is_set():
                 self.channel.put(rest)
@@ -493,6 +591,7 @@ async def read_logs(
     options: LogOptions,
     *,
     buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+    linger: float = DEFAULT_LINGER_S,
 ) -> AsyncGenerator[LogBatch, None]:
     """Batches of lines of the containers' logs, merged, until every one has ended.
 
@@ -512,7 +611,7 @@ async def read_logs(
     try:
         finished = not readers
         while not finished:
-            batch, finished = await channel.take()
+            batch, finished = await channel.take(linger=linger)
             if batch:
                 yield batch
         errors = channel.errors()
@@ -529,6 +628,7 @@ async def read_logs(
 
 __all__ = [
     "DEFAULT_BUFFER_BYTES",
+    "DEFAULT_LINGER_S",
     "OVERSIZED_LINE_NOTICE",
     "READ_BYTES",
     "UNTERMINATED_LIMIT",

@@ -145,16 +145,54 @@ def test_a_second_read_resumes_right_after_what_was_delivered(
     assert splitter.feed(second_read) == expected
 
 
-def test_a_follow_closing_with_records_from_later_still_resumes_from_where_it_left_off() -> None:
-    """Podman may end an early-stopped follow with a record from further on in the file."""
+def test_a_follow_closing_with_records_from_later_loses_nothing_of_what_it_skipped() -> None:
+    """Podman may end a follow with a record from further on in the file, skipping the ones
+    in between; the second read delivers those, and the later record again in its place."""
     late = b"2026-12-01T20:17:50Z"
     splitter = LineSplitter(timestamps=True)
     assert splitter.feed(stamped(1, T2, b"a\n") + stamped(1, late, b"z\n")) == ["a", "z"]
     assert splitter.resume_time == T2
     splitter.resume()
     again = stamped(1, T2, b"a\n") + stamped(1, T3, b"b\n") + stamped(1, late, b"z\n")
-    # the out-of-place record's bytes are taken off the next ones: one line is lost, none doubled
-    assert splitter.feed(again) == ["z"]
+    assert splitter.feed(again) == ["b", "z"]
+    assert splitter.diverged
+
+
+def test_a_half_record_sent_by_the_follow_is_delivered_again_whole_with_what_came_after() -> None:
+    """Podman's follow sends a record it meets half-written as if complete, then jumps ahead."""
+    splitter = LineSplitter(timestamps=True)
+    follow = stamped(1, T1, b"1 one\n") + stamped(2, T1, b"E err\n") + stamped(1, T2, b"2 tw\n")
+    follow += stamped(1, T3, b"9 nine\n")
+    assert splitter.feed(follow) == ["1 one", "E err", "2 tw", "9 nine"]
+    splitter.resume()
+    again = stamped(1, T1, b"1 one\n") + stamped(2, T1, b"E err\n") + stamped(1, T2, b"2 two\n")
+    again += stamped(1, T2, b"3 three\n") + stamped(2, T3, b"F err\n") + stamped(1, T3, b"9 nine\n")
+    assert splitter.feed(again) == ["2 two", "3 three", "F err", "9 nine"]
+
+
+def test_a_cut_inside_an_unterminated_line_goes_back_to_its_start() -> None:
+    splitter = LineSplitter(timestamps=True)
+    assert splitter.feed(stamped(1, T1, b"done\nlong li") + stamped(1, T2, b"XX\n")) == ["done", "long liXX"]
+    splitter.resume()
+    assert splitter.feed(stamped(1, T1, b"done\nlong li") + stamped(1, T2, b"ne\n")) == ["long line"]
+
+
+def test_what_is_kept_for_a_second_read_is_bounded_and_still_resumes_exactly() -> None:
+    splitter = LineSplitter(timestamps=True, kept_bytes=8)
+    first = stamped(1, T1, b"aaaa\nbb") + stamped(1, T2, b"bb\ncc") + stamped(1, T3, b"c\n")
+    assert splitter.feed(first) == ["aaaa", "bbbb", "ccc"]
+    assert splitter.resume_time == T2  # the oldest time was let go when the third one began
+    splitter.resume()
+    assert splitter.feed(stamped(1, T2, b"bb\ncc") + stamped(1, T3, b"X\nnew\n")) == ["ccX", "new"]
+
+
+def test_a_line_begun_before_what_is_kept_is_still_delivered_whole() -> None:
+    splitter = LineSplitter(timestamps=True, kept_bytes=8)
+    first = stamped(1, T1, b"aaaa\nbb") + stamped(1, T2, b"bbbb") + stamped(1, T3, b"bb\n")
+    assert splitter.feed(first) == ["aaaa", "bbbbbbbb"]
+    assert splitter.resume_time == T2
+    splitter.resume()
+    assert splitter.feed(stamped(1, T2, b"bbXX") + stamped(1, T3, b"bb\n")) == ["bbbbXXbb"]
 
 
 def test_only_the_last_seconds_are_remembered() -> None:
