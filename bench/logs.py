@@ -33,6 +33,9 @@ It starts its own private Podman service (tests/support/podman_env.py).
    the agent's loop (the agent runs as its own process with the probe beside
    it, so the double's work is not charged to it; the same probe in the
    bench's own loop, with the double, is printed too); goal p99 <= 20 ms.
+   Sections 2 and 3 also print the probe while the containers are busy but
+   nothing follows them: the share of the lag that the machine's load (Podman,
+   conmon, the writers) causes without the agent reading anything.
    Meanwhile another workload is created: its Running state has to reach the
    double while the follows run.
 """
@@ -226,6 +229,8 @@ async def loop_lag(
     script = f"while :; do yes {LINE} | head -n {burst}; sleep 0.1; done"
     for instance in instances:
         await runtime.create(CreateRequest(spec(env, instance, script)))
+    await asyncio.sleep(1.0)
+    unfollowed = await probe_lag(min(seconds, 5.0))
     sink = CountingSink(expected_stops=follows * requests)
     collector = collector_for(runtime, sink, *instances)
     for r in range(requests):
@@ -236,6 +241,7 @@ async def loop_lag(
     rate = (sink.lines - lines_before) / (time.perf_counter() - t0)
     await collector.stop_all()
     print(_lag_line("floor: probe alone", idle))
+    print(_lag_line("floor: containers busy, no follow", unfollowed))
     print(_lag_line(f"with {follows * requests} follows", busy))
     print(f"{'delivered':>42}: {rate:,.0f} lines/s in total  (goal p99 <= 20 ms)")
     for instance in instances:
@@ -302,16 +308,18 @@ async def _apply(server: ServerDoubleV1, agent: str, yaml: str, *names: str) -> 
 
 async def _agent_with_probe(argv: list[str]) -> int:
     """The agent as a process of its own, with the lag probe in its loop: it measures
-    ``--lag-seconds`` from SIGUSR1 on and prints the lags (ms) as one JSON line on stdout."""
+    ``--lag-seconds`` from each SIGUSR1 on and prints the lags (ms) as one JSON line on stdout."""
     seconds = float(os.environ["BENCH_LAG_SECONDS"])
     loop = asyncio.get_running_loop()
     go = asyncio.Event()
     loop.add_signal_handler(signal.SIGUSR1, go.set)
 
     async def probe() -> None:
-        await go.wait()
-        lags = await probe_lag(seconds)
-        print(json.dumps(lags), flush=True)
+        while True:
+            await go.wait()
+            go.clear()
+            lags = await probe_lag(seconds)
+            print(json.dumps(lags), flush=True)
 
     task = asyncio.create_task(probe())
     try:
@@ -433,6 +441,9 @@ async def _e2e_lag(
     script = f"while :; do yes {LINE} | head -n {args.burst}; sleep 0.1; done"
     names = [f"e2e-busy{n}" for n in range(containers)]
     await _apply(server, agent, "".join(_workload_yaml(env, n, agent, script) for n in names), *names)
+    assert process.stdout is not None, "the probing agent's stdout is a pipe"
+    process.send_signal(signal.SIGUSR1)
+    unfollowed = json.loads(await asyncio.wait_for(process.stdout.readline(), args.lag_seconds + 30))
     answers = [
         _Answers(server, await server.request_logs([_name_of(server, names[i % containers])], follow=True))
         for i in range(follows)
@@ -453,9 +464,9 @@ async def _e2e_lag(
         a.update()
     rate = (sum(a.lines for a in answers) - before) / (time.perf_counter() - t0)
     still = sum(1 for a in answers if a.stops == 0)
-    assert process.stdout is not None, "the probing agent's stdout is a pipe"
     in_agent = json.loads(await asyncio.wait_for(process.stdout.readline(), 30))
-    print(_lag_line("floor: probe alone", idle))
+    print(_lag_line("floor: probe alone (bench)", idle))
+    print(_lag_line("floor: containers busy, no follow (agent)", unfollowed))
     print(_lag_line(f"with {follows} follows, agent's loop", in_agent))
     print(_lag_line("same time, the double's loop", busy))
     print(f"{'delivered to the double':>42}: {rate:,.0f} lines/s in total  (goal p99 <= 20 ms)")

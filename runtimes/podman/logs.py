@@ -111,7 +111,8 @@ class LineSplitter:
         window: int = 4,
         kept_bytes: int = 4 * 1024 * 1024,
     ) -> None:
-        self._raw = b""
+        self._raw = bytearray()
+        self._need = _HEADER  # bytes the next frame needs before it can be taken apart
         self._pending = {_STDOUT: bytearray(), _STDERR: bytearray()}
         self._closed: set[int] = set()
         self._limit = unterminated_limit
@@ -145,15 +146,20 @@ class LineSplitter:
 
     def feed(self, data: bytes) -> list[str]:
         """Take the next bytes of the response body; return the lines they complete."""
-        raw = self._raw + data if self._raw else data
+        self._raw += data
+        if len(self._raw) < self._need:
+            return []  # a long record still coming: wait for all of it without copying it again
+        raw = bytes(self._raw)
         lines: list[str] = []
         offset, end = 0, len(raw)
         run: list[bytes] = []  # payloads of consecutive frames of one stream, joined before cutting
         run_stream = 0
+        self._need = _HEADER
         while end - offset >= _HEADER:
             stream, size = _FRAME_HEADER.unpack_from(raw, offset)
             start, stop = offset + _HEADER, offset + _HEADER + size
             if stop > end:
+                self._need = stop - offset
                 break
             offset = stop
             if stream not in (_STDOUT, _STDERR):
@@ -170,7 +176,7 @@ class LineSplitter:
             run.append(payload)
         if run:
             self._take(run_stream, run, lines)
-        self._raw = raw[offset:]
+        self._raw = bytearray(raw[offset:])
         return lines
 
     def finish(self) -> list[str]:

@@ -296,3 +296,12 @@ def test_nothing_after_the_last_chunk_is_taken() -> None:
 def test_a_broken_chunked_body_is_an_error(data: bytes) -> None:
     with pytest.raises(ValueError, match="chunk header"):
         ChunkedBody().feed(data)
+
+
+def test_a_record_larger_than_many_reads_is_gathered_whole() -> None:
+    splitter = LineSplitter(timestamps=True)
+    data = stamped(1, T1, b"y" * 1_000_000 + b"\n") + stamped(2, T1, b"after\n")
+    got: list[str] = []
+    for start in range(0, len(data), 4096):
+        got.extend(splitter.feed(data[start : start + 4096]))
+    assert got == ["y" * 1_000_000, "after"]
