@@ -22,6 +22,7 @@ Unix time or a duration); ``stdout=true&stderr=true`` always.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime
 import logging
@@ -61,6 +62,7 @@ READ_BYTES = 256 * 1024
 """Largest block read from Podman's socket at once: Podman sends each record as an HTTP chunk
 of its own, so reading chunk by chunk would cost one pass through the HTTP stack per line."""
 
+_LOOK_AHEAD = 4
 _HEADER = 8
 _FRAME_HEADER = struct.Struct(">BxxxI")
 _STDOUT, _STDERR = 1, 2
@@ -96,8 +98,11 @@ class LineSplitter:
     on) with a cut line and records from further on, with the lines in between
     never sent. Where the second read first differs from what was delivered,
     the splitter goes back to that point (the line it falls in is delivered
-    again, whole) and delivers the rest of the second read, so nothing is lost;
-    what Podman's follow sent out of place has been delivered and stays so.
+    again, whole) and delivers the rest of the second read, so nothing is lost,
+    less the lines the follow had already sent from further on (matched in
+    order, with a short look-ahead past lines the follow sent cut), so they do
+    not come twice. A line Podman sent cut stays delivered, next to its whole
+    version.
     Bytes are compared, not records: Podman does not always cut a long line
     into the same partial records when it reads the file again. At most
     ``kept_bytes`` per stream are kept (whole seconds, at least the latest).
@@ -129,6 +134,9 @@ class LineSplitter:
         self._stamp_ns: tuple[bytes, int] = (b"", 0)
         # While resuming: per stream, how much of the kept text the second read has matched.
         self._matched: dict[int, int] = {}
+        # After a divergence: per stream, the whole lines the first read delivered from there on,
+        # in order; the second read leaves out a line that equals one of the next few of them.
+        self._sent_ahead: dict[int, collections.deque[str]] = {}
         self.diverged = False
         """Set when a second read differed from what the first one delivered."""
 
@@ -253,7 +261,14 @@ class LineSplitter:
         at += same
         before = bytes(kept[:at])
         feed = before.rfind(b"\n")
-        self._pending[stream][:] = before[feed + 1 :] if feed >= 0 else self._kept_pending[stream] + before
+        pending = before[feed + 1 :] if feed >= 0 else self._kept_pending[stream] + before
+        self._pending[stream][:] = pending
+        # What the first read sent from here on: the rest of the line cut there (if it is cut
+        # inside a line), then whole lines from further on in the log, and an unterminated rest
+        # (never sent).
+        ahead = kept[at:].decode("utf-8", errors="replace").split("\n")[0 if not pending else 1 : -1]
+        if ahead:
+            self._sent_ahead[stream] = collections.deque(ahead)
         del kept[at:]
         del self._matched[stream]
         self.diverged = True
@@ -271,14 +286,37 @@ class LineSplitter:
             return
         self._cut(stream, pending, b"".join(payloads), lines)
 
+    def _not_sent_ahead(self, stream: int, lines: list[str]) -> list[str]:
+        """``lines`` less those the first read already sent out of place (matched in order; a line
+        the first read sent cut never matches, so a few are looked ahead)."""
+        ahead = self._sent_ahead[stream]
+        kept: list[str] = []
+        for index, line in enumerate(lines):
+            if not ahead:
+                kept.extend(lines[index:])
+                break
+            for position in range(min(len(ahead), _LOOK_AHEAD)):
+                if ahead[position] == line:
+                    for _ in range(position + 1):
+                        ahead.popleft()
+                    break
+            else:
+                kept.append(line)
+        if not ahead:
+            del self._sent_ahead[stream]
+        return kept
+
     def _cut(self, stream: int, pending: bytearray, payload: bytes, lines: list[str]) -> None:
         pending += payload
         cut = pending.rfind(b"\n")
         if cut >= 0:
             # One decode for all lines: a line feed never belongs to a broken UTF-8 sequence, so
             # this replaces exactly what decoding line by line would.
-            lines.extend(pending[:cut].decode("utf-8", errors="replace").split("\n"))
+            complete = pending[:cut].decode("utf-8", errors="replace").split("\n")
             del pending[: cut + 1]
+            if stream in self._sent_ahead:
+                complete = self._not_sent_ahead(stream, complete)
+            lines.extend(complete)
         if len(pending) > self._limit:
             pending.clear()
             self._closed.add(stream)

@@ -147,19 +147,20 @@ def test_a_second_read_resumes_right_after_what_was_delivered(
 
 def test_a_follow_closing_with_records_from_later_loses_nothing_of_what_it_skipped() -> None:
     """Podman may end a follow with a record from further on in the file, skipping the ones
-    in between; the second read delivers those, and the later record again in its place."""
+    in between; the second read delivers those, and not the later record a second time."""
     late = b"2026-12-01T20:17:50Z"
     splitter = LineSplitter(timestamps=True)
     assert splitter.feed(stamped(1, T2, b"a\n") + stamped(1, late, b"z\n")) == ["a", "z"]
     assert splitter.resume_time == T2
     splitter.resume()
     again = stamped(1, T2, b"a\n") + stamped(1, T3, b"b\n") + stamped(1, late, b"z\n")
-    assert splitter.feed(again) == ["b", "z"]
+    assert splitter.feed(again) == ["b"]
     assert splitter.diverged
 
 
 def test_a_half_record_sent_by_the_follow_is_delivered_again_whole_with_what_came_after() -> None:
-    """Podman's follow sends a record it meets half-written as if complete, then jumps ahead."""
+    """Podman's follow sends a record it meets half-written as if complete, then jumps ahead;
+    the cut line stays sent, its whole version and the skipped lines follow, once each."""
     splitter = LineSplitter(timestamps=True)
     follow = stamped(1, T1, b"1 one\n") + stamped(2, T1, b"E err\n") + stamped(1, T2, b"2 tw\n")
     follow += stamped(1, T3, b"9 nine\n")
@@ -167,7 +168,8 @@ def test_a_half_record_sent_by_the_follow_is_delivered_again_whole_with_what_cam
     splitter.resume()
     again = stamped(1, T1, b"1 one\n") + stamped(2, T1, b"E err\n") + stamped(1, T2, b"2 two\n")
     again += stamped(1, T2, b"3 three\n") + stamped(2, T3, b"F err\n") + stamped(1, T3, b"9 nine\n")
-    assert splitter.feed(again) == ["2 two", "3 three", "F err", "9 nine"]
+    assert splitter.feed(again) == ["2 two", "3 three", "F err"]
+    assert splitter.feed(stamped(1, T3, b"10 ten\n")) == ["10 ten"]
 
 
 def test_a_cut_inside_an_unterminated_line_goes_back_to_its_start() -> None:
@@ -305,3 +307,14 @@ def test_a_record_larger_than_many_reads_is_gathered_whole() -> None:
     for start in range(0, len(data), 4096):
         got.extend(splitter.feed(data[start : start + 4096]))
     assert got == ["y" * 1_000_000, "after"]
+
+
+def test_lines_sent_ahead_are_left_out_once_each_in_order_past_ones_that_never_come() -> None:
+    splitter = LineSplitter(timestamps=True)
+    # the follow: "a", then a cut "b", then it jumped: "x" "d" "e" (and "c" was skipped)
+    follow = stamped(1, T1, b"a\nb-cu\n") + stamped(1, T2, b"garbled\nd\nd\n")
+    assert splitter.feed(follow) == ["a", "b-cu", "garbled", "d", "d"]
+    splitter.resume()
+    again = stamped(1, T1, b"a\nb-cut\n") + stamped(1, T2, b"c\nd\nd\nd\ne\n")
+    # "garbled" never comes and is passed over; each "d" sent ahead leaves out one "d"
+    assert splitter.feed(again) == ["b-cut", "c", "d", "e"]
