@@ -157,12 +157,14 @@ def pack_entries(
 ) -> Iterator[LogEntries]:
     """The messages for one batch of lines: greedily filled, none larger than ``limit`` bytes."""
     name_field = _field_size(_instance_size(instance))
+    sizes: dict[int, int] = {}  # UTF-8 length of a line -> what its entry adds to the message
     current: list[LogEntry] = []
     current_size = 0
     for line in lines:
         length = len(line) if line.isascii() else len(line.encode("utf-8"))
-        entry_length = name_field + (_field_size(length) if length else 0)
-        size = _field_size(entry_length)
+        size = sizes.get(length, 0)
+        if not size:
+            size = sizes[length] = _field_size(name_field + (_field_size(length) if length else 0))
         entry = LogEntry(instance, line)
         if size > limit:
             if current:

@@ -731,5 +731,44 @@ def test_log_entries_and_logs_stopped_echo_the_request_id() -> None:
     assert empty.logEntriesResponse.HasField("logEntriesResponse")
 
 
+def _built_by_protobuf(msg: LogEntries) -> api.ToServer:
+    entries = [
+        base.LogEntry(workloadName=v1.instance_name_to_proto(e.instance), message=e.message)
+        for e in msg.entries
+    ]
+    return api.ToServer(
+        logEntriesResponse=api.LogEntriesResponse(
+            requestId=msg.request_id, logEntriesResponse=base.LogEntriesResponse(logEntries=entries)
+        )
+    )
+
+
+_LONG_NAME = InstanceName("w" * 200, "a" * 70, "f" * 64)
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        LogEntries("agent_B@r@1", (LogEntry(INST, "one"), LogEntry(INST, "two"))),
+        LogEntries("r", (LogEntry(INST, ""), LogEntry(INST, "after an empty line"))),
+        LogEntries("", (LogEntry(INST, "no request id"),)),
+        LogEntries("r", (LogEntry(InstanceName("", "", ""), "no name"),)),
+        LogEntries("r", (LogEntry(INST, "grüße ✓ \ufffd \r"),)),
+        LogEntries("r", tuple(LogEntry(INST, "x" * n) for n in (126, 127, 128, 16_383, 16_384, 3_000_000))),
+        LogEntries("r", (LogEntry(_LONG_NAME, "long"), LogEntry(INST, "b"), LogEntry(_LONG_NAME, "c"))),
+        LogEntries("r" * 300, ()),
+    ],
+)
+def test_log_entries_are_encoded_exactly_as_protobuf_would(msg: LogEntries) -> None:
+    wire = v1.to_server(msg)
+    assert wire == _built_by_protobuf(msg)
+    assert wire.SerializeToString() == _built_by_protobuf(msg).SerializeToString()
+
+
+def test_log_entries_that_are_no_text_are_a_conversion_error() -> None:
+    with pytest.raises(ConversionError, match="not valid text"):
+        v1.to_server(LogEntries("r", (LogEntry(INST, "lone \udc80 surrogate"),)))
+
+
 def test_instance_id_is_the_sha256_of_the_rendered_runtime_config() -> None:
     assert v1.instance_id("image: x") == hashlib.sha256(b"image: x").hexdigest()

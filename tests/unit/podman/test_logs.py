@@ -10,6 +10,7 @@ import pytest
 from ankaios_agent.agent.ports import LogOptions
 from ankaios_agent.runtimes.podman.logs import (
     OVERSIZED_LINE_NOTICE,
+    ChunkedBody,
     LineChannel,
     LineSplitter,
     rest_params,
@@ -144,16 +145,56 @@ def test_a_second_read_resumes_right_after_what_was_delivered(
     assert splitter.feed(second_read) == expected
 
 
-def test_a_follow_closing_with_records_from_later_still_resumes_from_where_it_left_off() -> None:
-    """Podman may end an early-stopped follow with a record from further on in the file."""
+def test_a_follow_closing_with_records_from_later_loses_nothing_of_what_it_skipped() -> None:
+    """Podman may end a follow with a record from further on in the file, skipping the ones
+    in between; the second read delivers those, and not the later record a second time."""
     late = b"2026-12-01T20:17:50Z"
     splitter = LineSplitter(timestamps=True)
     assert splitter.feed(stamped(1, T2, b"a\n") + stamped(1, late, b"z\n")) == ["a", "z"]
     assert splitter.resume_time == T2
     splitter.resume()
     again = stamped(1, T2, b"a\n") + stamped(1, T3, b"b\n") + stamped(1, late, b"z\n")
-    # the out-of-place record's bytes are taken off the next ones: one line is lost, none doubled
-    assert splitter.feed(again) == ["z"]
+    assert splitter.feed(again) == ["b"]
+    assert splitter.diverged
+
+
+def test_a_half_record_sent_by_the_follow_is_delivered_again_whole_with_what_came_after() -> None:
+    """Podman's follow sends a record it meets half-written as if complete, then jumps ahead;
+    the cut line stays sent, its whole version and the skipped lines follow, once each."""
+    splitter = LineSplitter(timestamps=True)
+    follow = stamped(1, T1, b"1 one\n") + stamped(2, T1, b"E err\n") + stamped(1, T2, b"2 tw\n")
+    follow += stamped(1, T3, b"9 nine\n")
+    assert splitter.feed(follow) == ["1 one", "E err", "2 tw", "9 nine"]
+    splitter.resume()
+    again = stamped(1, T1, b"1 one\n") + stamped(2, T1, b"E err\n") + stamped(1, T2, b"2 two\n")
+    again += stamped(1, T2, b"3 three\n") + stamped(2, T3, b"F err\n") + stamped(1, T3, b"9 nine\n")
+    assert splitter.feed(again) == ["2 two", "3 three", "F err"]
+    assert splitter.feed(stamped(1, T3, b"10 ten\n")) == ["10 ten"]
+
+
+def test_a_cut_inside_an_unterminated_line_goes_back_to_its_start() -> None:
+    splitter = LineSplitter(timestamps=True)
+    assert splitter.feed(stamped(1, T1, b"done\nlong li") + stamped(1, T2, b"XX\n")) == ["done", "long liXX"]
+    splitter.resume()
+    assert splitter.feed(stamped(1, T1, b"done\nlong li") + stamped(1, T2, b"ne\n")) == ["long line"]
+
+
+def test_what_is_kept_for_a_second_read_is_bounded_and_still_resumes_exactly() -> None:
+    splitter = LineSplitter(timestamps=True, kept_bytes=8)
+    first = stamped(1, T1, b"aaaa\nbb") + stamped(1, T2, b"bb\ncc") + stamped(1, T3, b"c\n")
+    assert splitter.feed(first) == ["aaaa", "bbbb", "ccc"]
+    assert splitter.resume_time == T2  # the oldest time was let go when the third one began
+    splitter.resume()
+    assert splitter.feed(stamped(1, T2, b"bb\ncc") + stamped(1, T3, b"X\nnew\n")) == ["ccX", "new"]
+
+
+def test_a_line_begun_before_what_is_kept_is_still_delivered_whole() -> None:
+    splitter = LineSplitter(timestamps=True, kept_bytes=8)
+    first = stamped(1, T1, b"aaaa\nbb") + stamped(1, T2, b"bbbb") + stamped(1, T3, b"bb\n")
+    assert splitter.feed(first) == ["aaaa", "bbbbbbbb"]
+    assert splitter.resume_time == T2
+    splitter.resume()
+    assert splitter.feed(stamped(1, T2, b"bbXX") + stamped(1, T3, b"bb\n")) == ["bbbbXXbb"]
 
 
 def test_only_the_last_seconds_are_remembered() -> None:
@@ -212,3 +253,68 @@ async def test_a_batch_larger_than_the_whole_capacity_still_passes_on_its_own() 
     channel.done("broken")
     assert await channel.take() == (("much longer than four",), True)
     assert channel.errors() == ["broken"]
+
+
+def chunked(*payloads: bytes) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in payloads) + b"0\r\n\r\n"
+
+
+BODY = chunked(b"first", b"x" * 300, b"\r\n inside a chunk \r\n", b"last")
+PAYLOAD = b"first" + b"x" * 300 + b"\r\n inside a chunk \r\n" + b"last"
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 7, 64, len(BODY)])
+def test_a_chunked_body_gives_its_payload_however_the_reads_are_cut(cut: int) -> None:
+    body = ChunkedBody()
+    got = b""
+    for start in range(0, len(BODY), cut):
+        got += body.feed(BODY[start : start + cut])
+        assert body.finished == (start + cut >= len(BODY) - 2)  # once the size line "0" is complete
+    assert got == PAYLOAD
+    assert body.finished
+
+
+@pytest.mark.parametrize(
+    ("data", "payload"),
+    [
+        (b"5;name=value\r\nhello\r\n0\r\n\r\n", b"hello"),  # chunk extensions are ignored
+        (b"A\r\n0123456789\r\n0\r\nTrailer: x\r\n\r\n", b"0123456789"),  # upper-case size, trailers
+        (b"0\r\n\r\n", b""),
+    ],
+)
+def test_chunk_extensions_and_trailers_are_not_payload(data: bytes, payload: bytes) -> None:
+    body = ChunkedBody()
+    assert body.feed(data) == payload
+    assert body.finished
+
+
+def test_nothing_after_the_last_chunk_is_taken() -> None:
+    body = ChunkedBody()
+    assert body.feed(chunked(b"end") + b"HTTP/1.1 200 OK\r\n") == b"end"
+    assert body.feed(b"more") == b""
+
+
+@pytest.mark.parametrize("data", [b"zz\r\nab\r\n", b"1" * 2000])
+def test_a_broken_chunked_body_is_an_error(data: bytes) -> None:
+    with pytest.raises(ValueError, match="chunk header"):
+        ChunkedBody().feed(data)
+
+
+def test_a_record_larger_than_many_reads_is_gathered_whole() -> None:
+    splitter = LineSplitter(timestamps=True)
+    data = stamped(1, T1, b"y" * 1_000_000 + b"\n") + stamped(2, T1, b"after\n")
+    got: list[str] = []
+    for start in range(0, len(data), 4096):
+        got.extend(splitter.feed(data[start : start + 4096]))
+    assert got == ["y" * 1_000_000, "after"]
+
+
+def test_lines_sent_ahead_are_left_out_once_each_in_order_past_ones_that_never_come() -> None:
+    splitter = LineSplitter(timestamps=True)
+    # the follow: "a", then a cut "b", then it jumped: "x" "d" "e" (and "c" was skipped)
+    follow = stamped(1, T1, b"a\nb-cu\n") + stamped(1, T2, b"garbled\nd\nd\n")
+    assert splitter.feed(follow) == ["a", "b-cu", "garbled", "d", "d"]
+    splitter.resume()
+    again = stamped(1, T1, b"a\nb-cut\n") + stamped(1, T2, b"c\nd\nd\nd\ne\n")
+    # "garbled" never comes and is passed over; each "d" sent ahead leaves out one "d"
+    assert splitter.feed(again) == ["b-cut", "c", "d", "e"]
