@@ -190,8 +190,13 @@ async def echo_server() -> AsyncIterator[int]:
 
 
 def compile_bytecode() -> None:
-    """Compile the agent's modules, as pip does when it installs the agent."""
-    compileall.compile_dir(Path(ankaios_agent.__file__).parent, quiet=2)
+    """Compile the agent's modules, as pip does when it installs the agent.
+
+    compileall does not follow the symbolic links through which the source tree puts the
+    top-level folders into the package, so each subpackage is compiled where it really is."""
+    package = Path(ankaios_agent.__file__).parent
+    for folder in (package, *(sub.resolve() for sub in package.iterdir() if sub.is_dir())):
+        compileall.compile_dir(folder, quiet=2)
 
 
 def main() -> None:
