@@ -46,6 +46,7 @@ from ankaios_agent.agent.model import (
     LogsStopped,
 )
 from ankaios_agent.agent.ports import LogBatch, LogOptions, LogSource
+from ankaios_agent.agent.wire_format import length_delimited_size
 
 logger = logging.getLogger(__name__)
 
@@ -104,23 +105,10 @@ def log_target(
 # --- sizes and splitting (pure) -------------------------------------------------------------
 
 
-def _varint_size(value: int) -> int:
-    size = 1
-    while value >= 0x80:
-        value >>= 7
-        size += 1
-    return size
-
-
-def _field_size(payload: int) -> int:
-    """A length-delimited field with a one-byte tag: tag, length, payload."""
-    return 1 + _varint_size(payload) + payload
-
-
 def _string_field_size(text: str) -> int:
     """proto3 leaves an empty string out."""
     length = len(text.encode("utf-8"))
-    return _field_size(length) if length else 0
+    return length_delimited_size(length) if length else 0
 
 
 def _instance_size(instance: InstanceName) -> int:
@@ -133,12 +121,12 @@ def _instance_size(instance: InstanceName) -> int:
 
 def entry_size(entry: LogEntry) -> int:
     """Encoded size of one LogEntry message (without the field header around it)."""
-    return _field_size(_instance_size(entry.instance)) + _string_field_size(entry.message)
+    return length_delimited_size(_instance_size(entry.instance)) + _string_field_size(entry.message)
 
 
 def entry_field_size(entry: LogEntry) -> int:
     """What one more entry adds to an encoded LogEntriesResponse."""
-    return _field_size(entry_size(entry))
+    return length_delimited_size(entry_size(entry))
 
 
 def truncate_utf8(text: str, max_bytes: int) -> str:
@@ -156,7 +144,7 @@ def pack_entries(
     limit: int = MAX_RESPONSE_BYTES,
 ) -> Iterator[LogEntries]:
     """The messages for one batch of lines: greedily filled, none larger than ``limit`` bytes."""
-    name_field = _field_size(_instance_size(instance))
+    name_field = length_delimited_size(_instance_size(instance))
     sizes: dict[int, int] = {}  # UTF-8 length of a line -> what its entry adds to the message
     current: list[LogEntry] = []
     current_size = 0
@@ -164,7 +152,8 @@ def pack_entries(
         length = len(line) if line.isascii() else len(line.encode("utf-8"))
         size = sizes.get(length, 0)
         if not size:
-            size = sizes[length] = _field_size(name_field + (_field_size(length) if length else 0))
+            entry_length = name_field + (length_delimited_size(length) if length else 0)
+            size = sizes[length] = length_delimited_size(entry_length)
         entry = LogEntry(instance, line)
         if size > limit:
             if current:
@@ -183,7 +172,7 @@ def pack_entries(
 
 def _truncated(entry: LogEntry, limit: int) -> tuple[LogEntry, LogEntry]:
     notice = LogEntry(entry.instance, TRUNCATED_NOTICE)
-    overhead = entry_field_size(LogEntry(entry.instance, "")) + _field_size(0)
+    overhead = entry_field_size(LogEntry(entry.instance, "")) + length_delimited_size(0)
     # Room for the notice and the suffix, and ten bytes for the length varints growing.
     room = limit - overhead - len(TRUNCATED_SUFFIX) - entry_field_size(notice) - 10
     return LogEntry(entry.instance, truncate_utf8(entry.message, room) + TRUNCATED_SUFFIX), notice

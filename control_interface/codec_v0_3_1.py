@@ -19,8 +19,9 @@ from google.protobuf.message import DecodeError
 from ankaios_agent.agent.conversion import control_request_from_proto
 from ankaios_agent.agent.errors import ConversionError
 from ankaios_agent.agent.model import Request, Response
+from ankaios_agent.agent.wire_format import encode_varint
 from ankaios_agent.control_interface.codec import Decoded, Dropped, DropReason, Rejected, ResponseGate
-from ankaios_agent.control_interface.framing import encode_varint, frame
+from ankaios_agent.control_interface.framing import frame
 from ankaios_agent.proto import ankaios_pb2 as pb
 
 _FORBIDDEN_KINDS = {

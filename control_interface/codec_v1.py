@@ -41,6 +41,7 @@ import re
 from ankaios_agent.agent.dialect_v1 import control_codec
 from ankaios_agent.agent.errors import ConversionError
 from ankaios_agent.agent.model import ControlHello, Request, RequestKind, Response, WorkloadRequest
+from ankaios_agent.agent.wire_format import encode_varint
 from ankaios_agent.control_interface import authorizer as auth
 from ankaios_agent.control_interface.codec import (
     Accepted,
@@ -51,7 +52,7 @@ from ankaios_agent.control_interface.codec import (
     DropReason,
     ResponseGate,
 )
-from ankaios_agent.control_interface.framing import encode_varint, frame
+from ankaios_agent.control_interface.framing import frame
 
 log = logging.getLogger(__name__)
 

@@ -7,35 +7,14 @@ dialect's codec parses each payload exactly once.
 
 from __future__ import annotations
 
+from ankaios_agent.agent.wire_format import encode_varint
+
 MAX_FRAME_SIZE = 4 * 1024 * 1024
 """Largest payload accepted from a workload; a longer length prefix marks the stream corrupt."""
 
 # A varint of a 64-bit value needs at most 10 bytes; more continuation bytes can
 # only be garbage. (The Rust reader allows 19, which accepts nonsense lengths.)
 _MAX_VARINT_BYTES = 10
-
-
-_ONE_BYTE = tuple(bytes((value,)) for value in range(0x80))
-"""Every varint of one byte, made once: most lengths and ids on the relay's path are below 128."""
-
-
-def encode_varint(value: int) -> bytes:
-    """Encode a non-negative integer as a protobuf base-128 varint."""
-    if 0 <= value < 0x80:
-        return _ONE_BYTE[value]
-    if value < 0:
-        raise ValueError(f"varint must be non-negative, got {value}")
-    if value < 0x4000:
-        return bytes((value & 0x7F | 0x80, value >> 7))
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def frame(payload: bytes) -> bytes:

@@ -65,6 +65,7 @@ from ankaios_agent.agent.model import (
     WorkloadSpec,
     WorkloadState,
 )
+from ankaios_agent.agent.wire_format import encode_varint, length_delimited
 from ankaios_agent.proto import ank_base_pb2 as base
 from ankaios_agent.proto import grpc_api_pb2 as api
 
@@ -541,19 +542,6 @@ _WORKLOAD_NAME = _tag(base.LogEntry, "workloadName")
 _MESSAGE = _tag(base.LogEntry, "message")
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _field(tag: bytes, payload: bytes) -> bytes:
-    return tag + _varint(len(payload)) + payload
-
-
 def _log_entries_wire(msg: LogEntries) -> bytes:
     """``ToServer{logEntriesResponse}`` for ``msg``, serialized."""
     parts: list[bytes] = []
@@ -564,14 +552,15 @@ def _log_entries_wire(msg: LogEntries) -> bytes:
         for entry in msg.entries:
             if entry.instance is not instance and entry.instance != instance:
                 instance = entry.instance
-                name = _field(_WORKLOAD_NAME, instance_name_to_proto(instance).SerializeToString())
+                name = length_delimited(_WORKLOAD_NAME, instance_name_to_proto(instance).SerializeToString())
                 prefixes = {}
             text = entry.message.encode("utf-8")
             length = len(text)
             prefix = prefixes.get(length)
             if prefix is None:
-                message_key = _MESSAGE + _varint(length) if length else b""  # proto3 leaves "" out
-                prefix = _LOG_ENTRY + _varint(len(name) + len(message_key) + length) + name + message_key
+                message_key = _MESSAGE + encode_varint(length) if length else b""  # proto3 leaves "" out
+                entry_length = len(name) + len(message_key) + length
+                prefix = _LOG_ENTRY + encode_varint(entry_length) + name + message_key
                 prefixes[length] = prefix
             parts.append(prefix)
             parts.append(text)
@@ -580,6 +569,6 @@ def _log_entries_wire(msg: LogEntries) -> bytes:
         raise ConversionError(
             f"log entries for request {msg.request_id!r} are not valid text: {err}"
         ) from None
-    inner = _field(_REQUEST_ID, request_id) if request_id else b""
-    inner += _field(_INNER_RESPONSE, b"".join(parts))
-    return _field(_TO_SERVER_LOG_ENTRIES, inner)
+    inner = length_delimited(_REQUEST_ID, request_id) if request_id else b""
+    inner += length_delimited(_INNER_RESPONSE, b"".join(parts))
+    return length_delimited(_TO_SERVER_LOG_ENTRIES, inner)

@@ -14,9 +14,10 @@ from ankaios_agent import control_interface
 from ankaios_agent.agent.errors import ControlInterfaceError
 from ankaios_agent.agent.model import CompleteStateRequest, InstanceName, Request, Response
 from ankaios_agent.agent.outbox import Outbox
+from ankaios_agent.agent.wire_format import encode_varint
 from ankaios_agent.control_interface import ControlInterfaceHost, RelaySettings
 from ankaios_agent.control_interface.codec import DropReason
-from ankaios_agent.control_interface.framing import encode_varint, frame
+from ankaios_agent.control_interface.framing import frame
 from ankaios_agent.proto import ankaios_pb2 as pb
 from tests.integration.fifo_client import InputReader, OutputWriter, request_frame, wait_until
 

@@ -9,11 +9,11 @@ from google.protobuf.internal.encoder import _VarintBytes  # type: ignore[attr-d
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ankaios_agent.agent.wire_format import encode_varint
 from ankaios_agent.control_interface.framing import (
     MAX_FRAME_SIZE,
     CorruptStream,
     FrameDecoder,
-    encode_varint,
     frame,
 )
 
