@@ -21,7 +21,7 @@ from ankaios_agent.agent.errors import ConversionError
 from ankaios_agent.agent.model import Request, Response
 from ankaios_agent.agent.wire_format import encode_varint
 from ankaios_agent.control_interface.codec import Decoded, Dropped, DropReason, Rejected, ResponseGate
-from ankaios_agent.control_interface.framing import frame
+from ankaios_agent.control_interface.framing import frame, frame_field
 from ankaios_agent.proto import ankaios_pb2 as pb
 
 _FORBIDDEN_KINDS = {
@@ -61,23 +61,11 @@ class CodecV0_3_1:  # noqa: N801 (the version is part of the name)
 
     def encode_response(self, response: Response) -> bytes:
         request_id = response.request_id.encode("utf-8")
-        body = response.body
         # Protobuf allows fields in any order, so the id can simply precede the body's fields;
-        # the body never carries an id of its own (the conversion clears it). One join copies
-        # the body once, however deep the nesting.
+        # the body never carries an id of its own (the conversion clears it).
         id_length = encode_varint(len(request_id))
-        inner_length = 1 + len(id_length) + len(request_id) + len(body)
-        response_length = encode_varint(inner_length)
-        return b"".join(
-            (
-                encode_varint(1 + len(response_length) + inner_length),
-                _FROM_SERVER_RESPONSE_TAG,
-                response_length,
-                _RESPONSE_REQUEST_ID_TAG,
-                id_length,
-                request_id,
-                body,
-            )
+        return frame_field(
+            _FROM_SERVER_RESPONSE_TAG, _RESPONSE_REQUEST_ID_TAG, id_length, request_id, response.body
         )
 
     def encode_error(self, request_id: str, message: str) -> bytes:

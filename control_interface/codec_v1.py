@@ -52,7 +52,7 @@ from ankaios_agent.control_interface.codec import (
     DropReason,
     ResponseGate,
 )
-from ankaios_agent.control_interface.framing import frame
+from ankaios_agent.control_interface.framing import frame, frame_field
 
 log = logging.getLogger(__name__)
 
@@ -220,23 +220,11 @@ class CodecV1:
         request_id = response.request_id.encode("utf-8")
         # The body is the server's Response without its id, passed through byte for byte; the id
         # (field 1) goes in front of the body's fields, which is also the canonical field order.
-        # One join copies the body once, however deep the nesting.
-        body = response.body
-        if request_id:  # proto3 leaves an empty string out
-            id_length = encode_varint(len(request_id))
-            parts: tuple[bytes, ...] = (_RESPONSE_REQUEST_ID_TAG, id_length, request_id, body)
-            inner_length = 1 + len(id_length) + len(request_id) + len(body)
-        else:
-            parts = (body,)
-            inner_length = len(body)
-        response_length = encode_varint(inner_length)
-        return b"".join(
-            (
-                encode_varint(1 + len(response_length) + inner_length),
-                _FROM_ANKAIOS_RESPONSE_TAG,
-                response_length,
-                *parts,
-            )
+        if not request_id:  # proto3 leaves an empty string out
+            return frame_field(_FROM_ANKAIOS_RESPONSE_TAG, response.body)
+        id_length = encode_varint(len(request_id))
+        return frame_field(
+            _FROM_ANKAIOS_RESPONSE_TAG, _RESPONSE_REQUEST_ID_TAG, id_length, request_id, response.body
         )
 
     def encode_error(self, request_id: str, message: str) -> bytes:

@@ -22,6 +22,16 @@ def frame(payload: bytes) -> bytes:
     return encode_varint(len(payload)) + payload
 
 
+def frame_field(key: bytes, *parts: bytes) -> bytes:
+    """The frame of a message holding one length-delimited field: ``key``, then ``parts`` joined.
+
+    Used for responses that wrap bytes already serialized: one join copies each part once,
+    however deep the nesting."""
+    length = sum(map(len, parts))
+    field_length = encode_varint(length)
+    return b"".join((encode_varint(len(key) + len(field_length) + length), key, field_length, *parts))
+
+
 class CorruptStream(Exception):
     """The byte stream cannot be split into frames any more (bad varint or oversized frame).
 
