@@ -29,6 +29,7 @@ from tests.unit.lifecycle_support import (
     RUNNING,
     STARTING,
     STOPPING_REQUESTED,
+    WAITING_TO_START,
     delete,
     inst,
     spec,
@@ -133,7 +134,12 @@ async def test_during_an_update_of_a_dependency_its_old_instance_still_counts(ag
     await agent.manager.handle(
         UpdateWorkload(added=(spec("a", deps={"b": AddCondition.RUNNING}),), deleted=())
     )
-    await settle()
-    assert agent.runtime.created("a") == ([inst("a")] if v1 else [])
-    await agent.manager.handle(UpdateWorkloadState((WorkloadState(new, RUNNING),)))
-    await agent.sink.wait_for_state("a", RUNNING)
+    if v1:
+        await agent.sink.wait_for_state("a", RUNNING)  # while the new instance of b only starts
+    else:
+        await agent.sink.wait_for_state("a", WAITING_TO_START)
+        await settle()
+        assert agent.runtime.created("a") == []
+        await agent.manager.handle(UpdateWorkloadState((WorkloadState(new, RUNNING),)))
+        await agent.sink.wait_for_state("a", RUNNING)
+    assert agent.runtime.created("a") == [inst("a")]
