@@ -143,7 +143,6 @@ class Manager:
         self._scheduler = Scheduler()
         self._table = WorkloadTable(self._new_loop)
         # One per dialect, kept across sessions; the v0.3.1 one until a session says otherwise.
-        # Until a session says otherwise, the v0.3.1 rules hold (as for RulesHolder).
         self._session: SessionRules = dialects.V0_3.session_rules(sink, agent_name)
         self._session_rules: dict[Dialect, SessionRules] = {Dialect.V0_3: self._session}
         # The latest change of each own instance that no loop owned when it came (see the docstring).
