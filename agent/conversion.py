@@ -49,6 +49,7 @@ from ankaios_agent.agent.model import (
     FromServerMessage,
     InstanceName,
     Request,
+    RequestContent,
     Response,
     RestartPolicy,
     State,
@@ -60,6 +61,7 @@ from ankaios_agent.agent.model import (
     WorkloadSpec,
     WorkloadState,
 )
+from ankaios_agent.agent.wire_format import length_delimited
 from ankaios_agent.proto import ankaios_pb2 as pb
 
 logger = logging.getLogger(__name__)
@@ -333,15 +335,18 @@ def control_request_from_proto(wire: pb.Request) -> Request:
     Raises ConversionError with a message for the workload that names the first
     field the server could not take.
     """
+    return Request(wire.requestId, content=control_request_content(wire))
+
+
+def control_request_content(wire: pb.Request) -> RequestContent:
+    """The checked content of one control-interface request; ConversionError as above."""
     content = wire.WhichOneof("RequestContent")
     if content == "completeStateRequest":
-        return Request(
-            wire.requestId, content=CompleteStateRequest(tuple(wire.completeStateRequest.fieldMask))
-        )
+        return CompleteStateRequest(tuple(wire.completeStateRequest.fieldMask))
     if content == "updateStateRequest":
         update = wire.updateStateRequest
         new_state = _complete_state_from_proto(update.newState) if update.HasField("newState") else None
-        return Request(wire.requestId, content=UpdateStateRequest(new_state, tuple(update.updateMask)))
+        return UpdateStateRequest(new_state, tuple(update.updateMask))
     raise ConversionError("the request has neither updateStateRequest nor completeStateRequest")
 
 
@@ -451,8 +456,11 @@ def agent_hello(agent_name: str) -> pb.ToServer:
     return pb.ToServer(agentHello=pb.AgentHello(agentName=agent_name))
 
 
-def encode(msg: ToServerMessageV1) -> pb.ToServer | None:
+def encode(msg: ToServerMessageV1) -> pb.ToServer | bytes | None:
     """:func:`to_server` for anything the outbox holds; None for a message v0.3.1 has no form for.
+
+    A request checked with its body comes back already serialized (see
+    :func:`_checked_request_bytes`); :func:`serialize` passes those bytes through.
 
     Load reports and log answers exist only in v1.0.1; the outbox may hold some
     from before a server swap, or a timer may produce them regardless of the
@@ -467,6 +475,9 @@ def encode(msg: ToServerMessageV1) -> pb.ToServer | None:
             msg.request_id,
         )
         return None
+    if isinstance(msg, Request) and msg.body:
+        # Checked where it left the workload and serialized there once: framed as it is.
+        return _checked_request_bytes(msg)
     if isinstance(msg, (WorkloadState, Request, DesiredStateRequest)):
         return to_server(msg)
     logger.debug("not sending %s to the Ankaios v0.3.1 server: it has no such message", type(msg).__name__)
@@ -500,6 +511,29 @@ def to_server(msg: ToServerMessage) -> pb.ToServer:
         raise ConversionError(f"request {msg.request_id!r} has a body that is not a Request: {err}") from err
     request.requestId = msg.request_id
     return pb.ToServer(request=request)
+
+
+# Wire keys (field number << 3 | length-delimited): ToServer.request = 3, Request.requestId = 1.
+_TO_SERVER_REQUEST_KEY = b"\x1a"
+_REQUEST_ID_KEY = b"\x0a"
+
+
+def _checked_request_bytes(request: Request) -> bytes:
+    """The serialized ToServer of a request whose checked ``body`` came from the workload.
+
+    The body holds every field but the id, serialized once where the request was
+    checked; the id goes in front of them, which is also protobuf's own field order,
+    so these are the bytes ``SerializeToString`` would make, without building the
+    message again from the domain content.
+    """
+    request_id = request.request_id.encode("utf-8")
+    inner = length_delimited(_REQUEST_ID_KEY, request_id) + request.body if request_id else request.body
+    return length_delimited(_TO_SERVER_REQUEST_KEY, inner)
+
+
+def serialize(wire: pb.ToServer | bytes) -> bytes:
+    """What the connection writes: :func:`encode`'s message, serialized unless it already is."""
+    return wire if isinstance(wire, bytes) else wire.SerializeToString()
 
 
 def _short(wire: object, limit: int = 200) -> str:

@@ -41,7 +41,8 @@ class WireCodec:
     """The generated-code side of a dialect: bytes <-> wire messages <-> domain messages."""
 
     serialize: Callable[[Any], bytes]
-    """A ToServer wire message to bytes (the call's request serializer)."""
+    """What ``to_server`` made, as bytes: a ToServer wire message serialized, or its bytes as
+    they are when the codec built them itself (a checked control-interface request)."""
     deserialize: Callable[[bytes], Any]
     """Bytes to a FromServer wire message (the call's response deserializer)."""
     hello: Callable[[AgentHello], Any]
@@ -81,7 +82,7 @@ def _v0_3_codec() -> WireCodec:
     from ankaios_agent.proto import ankaios_pb2 as pb  # noqa: PLC0415
 
     return WireCodec(
-        serialize=pb.ToServer.SerializeToString,
+        serialize=conversion.serialize,
         deserialize=pb.FromServer.FromString,
         hello=lambda hello: conversion.agent_hello(hello.agent_name),
         from_server=conversion.from_server,

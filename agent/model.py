@@ -466,10 +466,11 @@ class Request:
     """A control-interface request on its way to the server.
 
     ``content`` is the request decoded and checked once, where it left the
-    workload: only requests the server can take carry it, and the connection
-    encodes it without looking at the workload's bytes again. A dialect whose
-    codec keeps requests opaque sets ``body`` instead: the serialized Request
-    of that dialect *without* its requestId.
+    workload: only requests the server can take carry it. ``body`` is the
+    serialized Request of the dialect *without* its requestId; the connection
+    puts the id in front of it instead of encoding the content again. A dialect
+    whose codec keeps requests opaque sets only ``body``; a request the agent
+    makes itself may carry only ``content``.
     """
 
     request_id: str

@@ -2,8 +2,10 @@
 
 This module and ``agent.conversion`` are the only places on the control-interface
 path that touch generated protobuf code. A frame is parsed once here; the request
-inside is converted once into the domain model, where anything the server could
-not take is refused. Responses arrive as the serialised ``ankaios.Response``
+inside is checked once by converting it into the domain model, where anything the
+server could not take is refused, and what passed is serialized once without its id:
+the connection puts the routed id in front of those bytes instead of encoding the
+domain content again. Responses arrive as the serialised ``ankaios.Response``
 without its id (serialised once by the conversion of the server stream); the
 frame is assembled around those bytes without parsing them again.
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from google.protobuf.message import DecodeError
 
-from ankaios_agent.agent.conversion import control_request_from_proto
+from ankaios_agent.agent.conversion import control_request_content
 from ankaios_agent.agent.errors import ConversionError
 from ankaios_agent.agent.model import Request, Response
 from ankaios_agent.agent.wire_format import encode_varint
@@ -55,9 +57,16 @@ class CodecV0_3_1:  # noqa: N801 (the version is part of the name)
         if request.WhichOneof("RequestContent") is None:
             return Dropped(DropReason.REQUEST_WITHOUT_CONTENT, f"request id {request.requestId!r}")
         try:
-            return control_request_from_proto(request)
+            content = control_request_content(request)
         except ConversionError as err:
             return Rejected(request.requestId, str(err))
+        # Serialized once more, here, without the id and without fields this protocol does
+        # not know: what goes to the server is exactly what was checked, and the connection
+        # frames these bytes instead of building the message again from the content.
+        request_id = request.requestId
+        request.ClearField("requestId")
+        request.DiscardUnknownFields()
+        return Request(request_id, request.SerializeToString(), content)
 
     def encode_response(self, response: Response) -> bytes:
         request_id = response.request_id.encode("utf-8")

@@ -41,7 +41,31 @@ def _one_frame(data: bytes) -> pb.FromServer:
 def test_complete_state_request_becomes_domain_request_with_its_own_id() -> None:
     wire = pb.Request(requestId="42", completeStateRequest=pb.CompleteStateRequest(fieldMask=["a.b"]))
     result = CODEC.decode(_to_server(request=wire))
-    assert result == Request("42", content=CompleteStateRequest(("a.b",)))
+    body = pb.Request(completeStateRequest=pb.CompleteStateRequest(fieldMask=["a.b"])).SerializeToString()
+    assert result == Request("42", body=body, content=CompleteStateRequest(("a.b",)))
+
+
+def test_a_checked_request_leaves_as_the_bytes_protobuf_makes_with_the_routed_id() -> None:
+    """The connection frames the checked body around the routed id instead of re-encoding it."""
+    workload = pb.Workload(agent="agent_A", restartPolicy=pb.ON_FAILURE, runtime="podman", runtimeConfig="x")
+    new_state = pb.CompleteState(desiredState=pb.State(apiVersion="v0.1", workloads={"a": workload}))
+    result = CODEC.decode(_update(new_state))
+    assert isinstance(result, Request)
+    sent = conversion.encode(Request("wl@7", result.body, result.content))
+    update = pb.UpdateStateRequest(newState=new_state, updateMask=["desiredState.workloads.a"])
+    expected = pb.ToServer(request=pb.Request(requestId="wl@7", updateStateRequest=update))
+    assert sent == expected.SerializeToString()
+    assert conversion.serialize(sent) is sent
+
+
+def test_fields_this_protocol_does_not_know_are_not_forwarded() -> None:
+    known = pb.Request(requestId="1", completeStateRequest=pb.CompleteStateRequest(fieldMask=["a"]))
+    # Field 127 as a varint: a field of no message in this protocol, inside the Request.
+    request = known.SerializeToString() + b"\xf8\x07\x01"
+    result = CODEC.decode(b"\x1a" + bytes([len(request)]) + request)
+    assert isinstance(result, Request)
+    assert result.request_id == "1"
+    assert result.body == pb.Request(completeStateRequest=known.completeStateRequest).SerializeToString()
 
 
 def test_update_state_request_round_trips_through_the_domain_model() -> None:
