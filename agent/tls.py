@@ -20,7 +20,6 @@ so that whatever OpenSSL refuses is found at startup too.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import ssl
@@ -180,6 +179,8 @@ def _present_own_certificate_only(context: ssl.SSLContext) -> bool:
     is CPython's (the first field after the object header); it is used only if
     OpenSSL reports the very options Python reports for this context.
     """
+    import ctypes  # noqa: PLC0415 (only a TLS session needs it: ~0.4 MiB an agent without TLS keeps)
+
     try:
         libssl = ctypes.CDLL(ssl._ssl.__file__)  # type: ignore[attr-defined]
         get_options, ctrl = libssl.SSL_CTX_get_options, libssl.SSL_CTX_ctrl

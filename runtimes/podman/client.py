@@ -17,7 +17,6 @@ and the event stream gets its own client without a read timeout
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -150,6 +149,8 @@ def _parent_death_setter() -> Callable[[], None] | None:
     """A preexec function asking Linux to SIGTERM the child when its parent thread dies."""
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes  # noqa: PLC0415 (only a private Podman service needs it: ~0.4 MiB otherwise kept)
+
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before fork, not in the child
     except (OSError, AttributeError):

@@ -69,8 +69,10 @@ def test_a_process_that_imported_requests_or_the_detector_first_keeps_it(first: 
     assert result == {"detector": True}
 
 
-# Loaded when a session, a control interface or mutual TLS first needs them.
+# Loaded when a session, a control interface, mutual TLS or a private Podman service
+# first needs them.
 ON_DEMAND = (
+    "ctypes",
     "ankaios_agent.agent.conversion",
     "ankaios_agent.agent.dialect_v1.conversion",
     "ankaios_agent.agent.dialect_v1.control_codec",
