@@ -17,6 +17,7 @@ and the event stream gets its own client without a read timeout
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ import requests
 from podman import PodmanClient
 from podman.errors import PodmanError
 
+from ankaios_agent.agent.blocking import at_thread_exit
 from ankaios_agent.agent.errors import RuntimeUnavailable
 
 logger = logging.getLogger(__name__)
@@ -302,7 +304,16 @@ class PodmanConnection:
             self._local.client = client
             with self._clients_lock:
                 self._clients.append(client)
+            at_thread_exit(functools.partial(self._release, client))
         return client
+
+    def _release(self, client: PodmanClient) -> None:
+        """A retiring worker's client: closed now, not when a garbage collection finds it."""
+        with self._clients_lock:
+            if client not in self._clients:
+                return  # close() has it already
+            self._clients.remove(client)
+        client.close()  # type: ignore[no-untyped-call]
 
     def stream_client(self) -> PodmanClient:
         """A fresh client without read timeout, for the endless event stream."""

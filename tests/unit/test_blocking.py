@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import time
+from collections.abc import Callable
 
 import pytest
 
-from ankaios_agent.agent.blocking import DaemonThreadPool, run_blocking
+from ankaios_agent.agent.blocking import DaemonThreadPool, at_thread_exit, run_blocking
 
 _who: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
 
@@ -53,3 +55,70 @@ def test_shutdown_can_cancel_what_has_not_started() -> None:
 def test_pool_needs_a_worker() -> None:
     with pytest.raises(ValueError):
         DaemonThreadPool(max_workers=0)
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
+def test_threads_beyond_the_first_retire_when_idle_and_release_what_they_held() -> None:
+    pool = DaemonThreadPool(max_workers=4, idle_retire_s=0.05)
+    together = threading.Barrier(4)
+    released: list[str] = []
+
+    def hold_something() -> None:
+        at_thread_exit(lambda: released.append(threading.current_thread().name))
+        together.wait(timeout=5)
+
+    try:
+        for future in [pool.submit(hold_something) for _ in range(4)]:
+            future.result(timeout=5)
+        assert pool.threads == 4
+        _wait_until(lambda: pool.threads == 1)
+        _wait_until(lambda: len(released) == 3)
+        time.sleep(0.2)  # several more idle periods: the last thread stays
+        assert pool.threads == 1
+        assert pool.submit(lambda: 7).result(timeout=5) == 7
+    finally:
+        pool.shutdown()
+
+
+def test_no_job_is_lost_while_threads_retire_and_start_again() -> None:
+    pool = DaemonThreadPool(max_workers=3, idle_retire_s=0.001)
+    try:
+        for round_ in range(200):
+            futures = [pool.submit(lambda i=i: i) for i in range(round_ % 5)]
+            assert [f.result(timeout=5) for f in futures] == list(range(round_ % 5))
+            time.sleep(0.002 * (round_ % 3))  # around the retire time, so both races happen
+    finally:
+        pool.shutdown()
+
+
+def test_a_failing_exit_hook_is_logged_and_the_others_still_run(caplog: pytest.LogCaptureFixture) -> None:
+    pool = DaemonThreadPool(max_workers=2, idle_retire_s=0.02)
+    together = threading.Barrier(2)
+    released: list[int] = []
+
+    def fail() -> None:
+        raise OSError("socket already gone")
+
+    def hold_two() -> None:
+        at_thread_exit(fail)
+        at_thread_exit(lambda: released.append(1))
+        together.wait(timeout=5)
+
+    try:
+        for future in [pool.submit(hold_two) for _ in range(2)]:
+            future.result(timeout=5)
+        _wait_until(lambda: released == [1])
+        assert "releasing what a retiring worker thread held failed" in caplog.text
+    finally:
+        pool.shutdown()
+
+
+def test_pool_needs_a_positive_idle_time() -> None:
+    with pytest.raises(ValueError):
+        DaemonThreadPool(idle_retire_s=0)
