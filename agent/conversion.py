@@ -61,7 +61,7 @@ from ankaios_agent.agent.model import (
     WorkloadSpec,
     WorkloadState,
 )
-from ankaios_agent.agent.wire_format import length_delimited
+from ankaios_agent.agent.wire_format import with_id_first
 from ankaios_agent.proto import ankaios_pb2 as pb
 
 logger = logging.getLogger(__name__)
@@ -460,7 +460,7 @@ def encode(msg: ToServerMessageV1) -> pb.ToServer | bytes | None:
     """:func:`to_server` for anything the outbox holds; None for a message v0.3.1 has no form for.
 
     A request checked with its body comes back already serialized (see
-    :func:`_checked_request_bytes`); :func:`serialize` passes those bytes through.
+    :func:`_checked_request_bytes`); ``wire_format.serialized`` passes those bytes through.
 
     Load reports and log answers exist only in v1.0.1; the outbox may hold some
     from before a server swap, or a timer may produce them regardless of the
@@ -519,21 +519,10 @@ _REQUEST_ID_KEY = b"\x0a"
 
 
 def _checked_request_bytes(request: Request) -> bytes:
-    """The serialized ToServer of a request whose checked ``body`` came from the workload.
-
-    The body holds every field but the id, serialized once where the request was
-    checked; the id goes in front of them, which is also protobuf's own field order,
-    so these are the bytes ``SerializeToString`` would make, without building the
-    message again from the domain content.
-    """
-    request_id = request.request_id.encode("utf-8")
-    inner = length_delimited(_REQUEST_ID_KEY, request_id) + request.body if request_id else request.body
-    return length_delimited(_TO_SERVER_REQUEST_KEY, inner)
-
-
-def serialize(wire: pb.ToServer | bytes) -> bytes:
-    """What the connection writes: :func:`encode`'s message, serialized unless it already is."""
-    return wire if isinstance(wire, bytes) else wire.SerializeToString()
+    """The serialized ToServer of a request whose ``body`` was checked where it left the
+    workload: the routed id in front of the body's fields, without building the message
+    again from the domain content."""
+    return with_id_first(_TO_SERVER_REQUEST_KEY, _REQUEST_ID_KEY, request.request_id, request.body)
 
 
 def _short(wire: object, limit: int = 200) -> str:

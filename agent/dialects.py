@@ -32,6 +32,7 @@ from ankaios_agent.agent.model import (
 )
 from ankaios_agent.agent.ports import MessageSink
 from ankaios_agent.agent.session import DesiredStateQuery, SessionRules
+from ankaios_agent.agent.wire_format import serialized
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ class WireCodec:
 
     serialize: Callable[[Any], bytes]
     """What ``to_server`` made, as bytes: a ToServer wire message serialized, or its bytes as
-    they are when the codec built them itself (a checked control-interface request)."""
+    they are when the conversion put them together itself (a checked control-interface
+    request, a batch of log entries)."""
     deserialize: Callable[[bytes], Any]
     """Bytes to a FromServer wire message (the call's response deserializer)."""
     hello: Callable[[AgentHello], Any]
@@ -82,7 +84,7 @@ def _v0_3_codec() -> WireCodec:
     from ankaios_agent.proto import ankaios_pb2 as pb  # noqa: PLC0415
 
     return WireCodec(
-        serialize=conversion.serialize,
+        serialize=serialized,
         deserialize=pb.FromServer.FromString,
         hello=lambda hello: conversion.agent_hello(hello.agent_name),
         from_server=conversion.from_server,
@@ -123,10 +125,10 @@ def _v1_codec() -> WireCodec:
                 msg.request_id,
             )
             return None
-        return conversion.to_server(msg)
+        return conversion.encode(msg)
 
     return WireCodec(
-        serialize=api.ToServer.SerializeToString,
+        serialize=serialized,
         deserialize=api.FromServer.FromString,
         hello=agent_hello,
         from_server=from_server,

@@ -58,6 +58,7 @@ import grpc
 
 from ankaios_agent.agent import conversion
 from ankaios_agent.agent.model import CompleteStateRequest, InstanceName, Request, Response
+from ankaios_agent.agent.wire_format import serialized
 from ankaios_agent.control_interface import ControlInterfaceHost, RelaySettings
 from ankaios_agent.control_interface.framing import FrameDecoder, frame
 from ankaios_agent.proto import ankaios_pb2 as pb
@@ -252,7 +253,7 @@ class AgentSide:
         """What the relay calls: the domain Request is encoded as the connection does it."""
         wire = conversion.encode(request)
         assert wire is not None
-        self._outgoing.put_nowait(conversion.serialize(wire))
+        self._outgoing.put_nowait(serialized(wire))
 
     async def writer(self) -> None:
         await self._call.write(pb.ToServer(agentHello=pb.AgentHello(agentName="agent_A")).SerializeToString())

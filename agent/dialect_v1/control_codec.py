@@ -46,6 +46,9 @@ def _workload_request(wire: base.Request) -> WorkloadRequest:
     kind = _KINDS[wire.WhichOneof("RequestContent")]
     request_id = wire.requestId
     wire.ClearField("requestId")
+    # The server gets the fields this protocol knows, as from the reference agent, which
+    # decodes a workload's request and encodes it again.
+    wire.DiscardUnknownFields()
     request = Request(request_id=request_id, body=wire.SerializeToString())
     if kind is RequestKind.COMPLETE_STATE:
         inner = wire.completeStateRequest

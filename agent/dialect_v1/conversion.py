@@ -65,7 +65,7 @@ from ankaios_agent.agent.model import (
     WorkloadSpec,
     WorkloadState,
 )
-from ankaios_agent.agent.wire_format import encode_varint, length_delimited
+from ankaios_agent.agent.wire_format import encode_varint, length_delimited, with_id_first
 from ankaios_agent.proto import ank_base_pb2 as base
 from ankaios_agent.proto import grpc_api_pb2 as api
 
@@ -520,6 +520,23 @@ def to_server(msg: ToServerMessageV1) -> api.ToServer:
     raise ConversionError(f"{type(msg).__name__} has no v1.0.1 wire form")
 
 
+def encode(msg: ToServerMessageV1) -> api.ToServer | bytes:
+    """:func:`to_server` as the connection sends it: the messages put together as bytes stay bytes.
+
+    A workload's request leaves as the body its codec checked and serialized, with the
+    routed id in front (only forwardable requests get a body there, and the agent's own
+    logs cancel is one by construction), and a batch of log entries as the bytes encoded
+    below: neither is parsed into a message only to be serialized again.
+    """
+    if isinstance(msg, Request):
+        if not msg.body:  # no field at all, so no content: the server would end the connection
+            raise ConversionError(f"request {msg.request_id!r} has no content")
+        return with_id_first(_TO_SERVER_REQUEST, _REQUEST_REQUEST_ID, msg.request_id, msg.body)
+    if isinstance(msg, LogEntries):
+        return _log_entries_wire(msg)
+    return to_server(msg)
+
+
 # --- log entries, encoded by hand ---------------------------------------------------------------
 # A fast log makes hundreds of thousands of entries a second. Building one LogEntry message per
 # line costs more than everything else on the way to the server, so the wire bytes are put
@@ -534,6 +551,8 @@ def _tag(message: type, field: str) -> bytes:
     return bytes([number << 3 | 2])
 
 
+_TO_SERVER_REQUEST = _tag(api.ToServer, "request")
+_REQUEST_REQUEST_ID = _tag(base.Request, "requestId")
 _TO_SERVER_LOG_ENTRIES = _tag(api.ToServer, "logEntriesResponse")
 _REQUEST_ID = _tag(api.LogEntriesResponse, "requestId")
 _INNER_RESPONSE = _tag(api.LogEntriesResponse, "logEntriesResponse")

@@ -14,6 +14,7 @@ from ankaios_agent.agent.model import (
     RestartPolicy,
     UpdateStateRequest,
 )
+from ankaios_agent.agent.wire_format import serialized
 from ankaios_agent.control_interface.codec import Dropped, DropReason, Rejected
 from ankaios_agent.control_interface.codec_v0_3_1 import CodecV0_3_1
 from ankaios_agent.control_interface.framing import FrameDecoder
@@ -55,7 +56,7 @@ def test_a_checked_request_leaves_as_the_bytes_protobuf_makes_with_the_routed_id
     update = pb.UpdateStateRequest(newState=new_state, updateMask=["desiredState.workloads.a"])
     expected = pb.ToServer(request=pb.Request(requestId="wl@7", updateStateRequest=update))
     assert sent == expected.SerializeToString()
-    assert conversion.serialize(sent) is sent
+    assert serialized(sent) is sent
 
 
 def test_fields_this_protocol_does_not_know_are_not_forwarded() -> None:

@@ -109,6 +109,17 @@ def test_a_request_decodes_with_what_authorization_needs(
     assert codec.encode_request(decoded.request) == _frame(wire)
 
 
+def test_fields_this_protocol_does_not_know_do_not_reach_the_body() -> None:
+    known = base.Request(requestId="7", completeStateRequest=base.CompleteStateRequest(fieldMask=["a"]))
+    # Field 127 as a varint, inside the Request: a field of no message in this protocol.
+    request = known.SerializeToString() + b"\xf8\x07\x01"
+    decoded = codec.decode_to_ankaios(b"\x1a" + bytes([len(request)]) + request)
+    assert isinstance(decoded, WorkloadRequest)
+    assert decoded.request == Request(
+        "7", base.Request(completeStateRequest=known.completeStateRequest).SerializeToString()
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "forwardable"),
     [(n, n not in ("no content", "update without new state")) for n, _, _, _ in REQUESTS],

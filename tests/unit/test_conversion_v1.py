@@ -731,6 +731,28 @@ def test_log_entries_and_logs_stopped_echo_the_request_id() -> None:
     assert empty.logEntriesResponse.HasField("logEntriesResponse")
 
 
+def test_the_connection_gets_log_entries_as_the_bytes_they_were_encoded_to() -> None:
+    msg = LogEntries("agent_B@r@1", (LogEntry(INST, "line 1"), LogEntry(INST, "")))
+    sent = v1.encode(msg)
+    assert isinstance(sent, bytes)
+    assert sent == v1.to_server(msg).SerializeToString()
+
+
+def test_a_workloads_request_leaves_as_its_checked_body_behind_the_routed_id() -> None:
+    content = base.CompleteStateRequest(fieldMask=["desiredState"], subscribeForEvents=True)
+    body = base.Request(completeStateRequest=content).SerializeToString()
+    sent = v1.encode(Request("web@7", body=body))
+    expected = api.ToServer(request=base.Request(requestId="web@7", completeStateRequest=content))
+    assert sent == expected.SerializeToString()
+    with pytest.raises(ConversionError, match="no content"):
+        v1.encode(Request("web@8", body=b""))
+
+
+def test_other_messages_are_encoded_as_to_server_does() -> None:
+    stopped = LogsStopped("agent_B@r@1", INST)
+    assert v1.encode(stopped) == v1.to_server(stopped)
+
+
 def _built_by_protobuf(msg: LogEntries) -> api.ToServer:
     entries = [
         base.LogEntry(workloadName=v1.instance_name_to_proto(e.instance), message=e.message)

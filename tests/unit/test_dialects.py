@@ -93,9 +93,19 @@ def test_v0_3_encoder_drops_v1_only_messages(msg: object, caplog: pytest.LogCapt
     assert type(msg).__name__ in caplog.text
 
 
-@pytest.mark.parametrize("msg", V1_ONLY, ids=lambda m: type(m).__name__)
-def test_v1_encoder_sends_v1_messages(msg: object) -> None:
-    assert isinstance(dialects.V1.codec().to_server(msg), api.ToServer)  # type: ignore[arg-type]
+def sent_v1(msg: object) -> api.ToServer:
+    """What the v1.0.1 session's connection writes for ``msg``, parsed back."""
+    codec = dialects.V1.codec()
+    return api.ToServer.FromString(codec.serialize(codec.to_server(msg)))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("msg", "kind"),
+    list(zip(V1_ONLY, ["AgentLoadStatus", "logEntriesResponse", "logsStopResponse"], strict=True)),
+    ids=[type(m).__name__ for m in V1_ONLY],
+)
+def test_v1_encoder_sends_v1_messages(msg: object, kind: str) -> None:
+    assert sent_v1(msg).WhichOneof("ToServerEnum") == kind
 
 
 def test_v0_3_encoder_sends_states_like_before() -> None:
@@ -117,7 +127,9 @@ def test_a_request_queued_under_the_other_dialect_is_not_sent(caplog: pytest.Log
     assert dialects.V0_3.codec().to_server(v1_request) is None
     assert "'wl@1'" in caplog.text and "'wl@2'" in caplog.text
     assert isinstance(dialects.V0_3.codec().to_server(v0_3_request), pb.ToServer)
-    assert isinstance(dialects.V1.codec().to_server(v1_request), api.ToServer)
+    assert sent_v1(v1_request).request == base.Request(
+        requestId="wl@2", completeStateRequest=base.CompleteStateRequest()
+    )
 
 
 def test_v1_decoder_drops_a_message_that_breaks_the_contract(caplog: pytest.LogCaptureFixture) -> None:
