@@ -22,7 +22,9 @@ same with one gRPC stream open to a loopback server (gRPC touches several MiB
 of its own code once a channel is connected); the agent's modules imported
 as ``ank-agent`` imports them before it connects. What the agent adds above
 the second floor is the cost of our code: its modules, the dialect it loads
-when the session starts, and the N workloads.
+when the session starts, and the N workloads. One more probe prints what the
+chosen HTTP stack weighs: the connected floor with the standard library's
+``http.client`` in place of podman-py and requests.
 """
 
 from __future__ import annotations
@@ -116,12 +118,18 @@ async def measure(env: PodmanEnv, count: int, idle_seconds: float) -> None:
     async with echo_server() as echo_port:
         deps = await rss_of_probe(_DEPENDENCIES)
         connected = await rss_of_probe(_DEPENDENCIES + _OPEN_STREAM.format(port=echo_port))
+        stdlib_http = await rss_of_probe(_WITHOUT_PODMAN_PY + _OPEN_STREAM.format(port=echo_port))
     entry = await rss_of_probe(_AGENT_ENTRY)
     print(f"agent RSS                                   {rss:8.1f} MiB (target <= 50 MiB)")
     print(f"floor: the dependencies imported            {deps:8.1f} MiB")
     print(f"floor: the same with one gRPC stream open   {connected:8.1f} MiB")
     print(f"the agent's modules imported, no session    {entry:8.1f} MiB")
     print(f"agent RSS above the connected floor         {rss - connected:8.1f} MiB ({rss / connected:.2f} x)")
+    print(
+        f"the connected floor with the standard library's http.client in place of podman-py and\n"
+        f"  requests                                  {stdlib_http:8.1f} MiB: that HTTP stack costs "
+        f"{connected - stdlib_http:.1f} MiB of the floor"
+    )
 
 
 _RSS = (
@@ -136,6 +144,12 @@ _RSS = (
 _DEPENDENCIES = (
     "import ankaios_agent.runtimes\n"
     "import asyncio, ssl, grpc, grpc.aio, podman, requests, yaml, tenacity\n"
+    "from google.protobuf import descriptor_pool, message\n"
+)
+# The other floor: the same libraries, but Podman's REST API over the standard library's
+# http.client (with json) instead of podman-py and requests, which the agent is built on.
+_WITHOUT_PODMAN_PY = (
+    "import asyncio, ssl, grpc, grpc.aio, yaml, tenacity, http.client, json\n"
     "from google.protobuf import descriptor_pool, message\n"
 )
 # A channel that has carried a message has run gRPC's transport; measured as the agent idles.
