@@ -15,6 +15,7 @@ from typing import Protocol
 class _Serializable(Protocol):
     def SerializeToString(self) -> bytes: ...  # noqa: N802 (protobuf's name)
 
+
 _ONE_BYTE = tuple(bytes((value,)) for value in range(0x80))
 """Every varint of one byte, made once: most lengths and ids on the relay's path are below 128."""
 

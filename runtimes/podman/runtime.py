@@ -49,7 +49,6 @@ from ankaios_agent.runtimes.podman.client import (
 )
 from ankaios_agent.runtimes.podman.config import parse_runtime_config
 from ankaios_agent.runtimes.podman.engine_errors import check, podman_call
-from ankaios_agent.runtimes.podman.logs import read_logs
 from ankaios_agent.runtimes.podman.monitor import Monitor, MonitorTimings
 from ankaios_agent.runtimes.podman.names import check_object_name, segment
 from ankaios_agent.runtimes.podman.options import read_env_files, translate, translate_general
@@ -307,6 +306,9 @@ class PodmanRuntime:
         if not entries:
             raise RuntimeLogsFailed(instance, "no container of this workload exists")
         newest = max(entries, key=lambda entry: str(entry.get("Created") or ""))
+        # Imported by the first log read: an agent never asked for a log never loads the reader.
+        from ankaios_agent.runtimes.podman.logs import read_logs  # noqa: PLC0415
+
         reading = read_logs(self._connection, instance, [str(newest["Id"])], options)
         async with contextlib.aclosing(reading) as batches:
             async for batch in batches:

@@ -48,7 +48,6 @@ from ankaios_agent.agent.errors import (
 from ankaios_agent.agent.model import InstanceName
 from ankaios_agent.agent.ports import CreateRequest, LogBatch, LogOptions, OwnedWorkload, StateChange
 from ankaios_agent.runtimes.podman.client import PodmanConnection
-from ankaios_agent.runtimes.podman.logs import read_logs
 from ankaios_agent.runtimes.podman.monitor_core import MonitorTimings
 from ankaios_agent.runtimes.podman_kube import bookkeeping
 from ankaios_agent.runtimes.podman_kube.bookkeeping import BookkeepingError
@@ -227,6 +226,8 @@ class PodmanKubeRuntime:
             raise RuntimeLogsFailed(instance, f"cannot find the pods' containers: {err}") from err
         if not containers:
             raise RuntimeLogsFailed(instance, "the workload's pods have no containers")
+        from ankaios_agent.runtimes.podman.logs import read_logs  # noqa: PLC0415 (see podman's logs())
+
         async with contextlib.aclosing(read_logs(self._connection, instance, containers, options)) as batches:
             async for batch in batches:
                 yield batch

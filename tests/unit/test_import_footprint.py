@@ -69,8 +69,8 @@ def test_a_process_that_imported_requests_or_the_detector_first_keeps_it(first: 
     assert result == {"detector": True}
 
 
-# Loaded when a session, a control interface, mutual TLS or a private Podman service
-# first needs them.
+# Loaded when a session, a control interface, mutual TLS, a private Podman service or
+# a log read first needs them.
 ON_DEMAND = (
     "ctypes",
     "ankaios_agent.agent.conversion",
@@ -84,6 +84,7 @@ ON_DEMAND = (
     "ankaios_agent.proto.ank_base_pb2",
     "ankaios_agent.proto.control_api_pb2",
     "ankaios_agent.proto.grpc_api_pb2",
+    "ankaios_agent.runtimes.podman.logs",
 )
 
 
