@@ -186,6 +186,39 @@ class VersionRefused(ServerUnavailable):
         return found.group(1) if found else "unknown"
 
 
+_HELLO_ATTEMPTS = 3
+"""How often one dialect's hello is written when gRPC's core cut it off (see :func:`_write_hello`)."""
+
+
+class _HelloCut(Exception):
+    """The call ended while its hello was being written, and gRPC lost the server's status."""
+
+
+async def _write_hello(call: Call, hello: bytes) -> None:
+    """Write a session's first message; when the server ended the call first, raise its status.
+
+    A server that does not know the method answers UNIMPLEMENTED as soon as the call
+    starts, without waiting for a message, so the hello races that answer (and loses
+    on a busy machine). Written after the answer, grpc.aio raises InvalidStateError
+    instead of the status, which is read from the call here. Written while the answer
+    arrives, the write fails inside gRPC's core, which then reports INTERNAL "Internal
+    error from Core" in place of the server's status: that is :class:`_HelloCut`, and
+    the hello is written again on a fresh call.
+    """
+    try:
+        await call.write(hello)
+    except asyncio.InvalidStateError:
+        raise grpc.aio.AioRpcError(await call.code(), details=await call.details()) from None
+    except grpc.aio.AioRpcError as err:
+        if err.code() == grpc.StatusCode.INTERNAL and err.details() == _CORE_CUT_DETAILS:
+            raise _HelloCut("the call ended while the hello was being written") from err
+        raise
+
+
+_CORE_CUT_DETAILS = "Internal error from Core"
+"""What grpc.aio reports for a write that failed in gRPC's core (a call that had just ended)."""
+
+
 @contextlib.contextmanager
 def _grpc_errors(address: str) -> Iterator[None]:
     """Translate grpc's exceptions into ServerUnavailable."""
@@ -374,19 +407,10 @@ class ServerConnection:
         """
         for position, dialect in enumerate(self._dialects, start=1):
             codec = dialect.codec()
-            logger.debug("trying the %s with server %s", dialect.label, self._address)
-            # Requests go out as bytes serialized by the writer itself, which sees their size.
-            call: Call = channel.stream_stream(dialect.method, response_deserializer=codec.deserialize)()
+            hello = codec.serialize(codec.hello(self._hello))
             try:
-                with _grpc_errors(self._address):
-                    async with asyncio.timeout(self._timings.connect_timeout):
-                        await call.write(codec.serialize(codec.hello(self._hello)))
-                        await call.wait_for_connection()
-                        first = await call.read() if dialect.server_speaks_first else None
-                if first is grpc.aio.EOF:
-                    raise ServerUnavailable(self._address, "the server closed the stream after the hello")
+                call, first = await self._call_with_hello(channel, dialect, codec, hello)
             except DialectUnknown as err:
-                call.cancel()
                 if position == len(self._dialects):
                     tried = ", ".join(d.label for d in self._dialects)
                     raise ServerUnavailable(
@@ -394,10 +418,36 @@ class ServerConnection:
                     ) from err
                 logger.debug("server %s does not know the %s (%s)", self._address, dialect.label, err.reason)
                 continue
+            return call, dialect, first
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    async def _call_with_hello(
+        self, channel: grpc.aio.Channel, dialect: WireDialect, codec: WireCodec, hello: bytes
+    ) -> tuple[Call, Any]:
+        """One dialect's call with its hello written (and the server's first message, if it speaks
+        first); a hello cut off in gRPC's core is written again on a fresh call."""
+        for attempt in range(1, _HELLO_ATTEMPTS + 1):
+            logger.debug("trying the %s with server %s", dialect.label, self._address)
+            # Requests go out as bytes serialized by the writer itself, which sees their size.
+            call: Call = channel.stream_stream(dialect.method, response_deserializer=codec.deserialize)()
+            try:
+                with _grpc_errors(self._address):
+                    async with asyncio.timeout(self._timings.connect_timeout):
+                        await _write_hello(call, hello)
+                        await call.wait_for_connection()
+                        first = await call.read() if dialect.server_speaks_first else None
+                if first is grpc.aio.EOF:
+                    raise ServerUnavailable(self._address, "the server closed the stream after the hello")
+            except _HelloCut as err:
+                call.cancel()
+                if attempt == _HELLO_ATTEMPTS:
+                    raise ServerUnavailable(self._address, f"{err} ({attempt} times)") from None
+                logger.debug("server %s: %s; writing it again on a fresh call", self._address, err)
+                continue
             except BaseException:
                 call.cancel()
                 raise
-            return call, dialect, first
+            return call, first
         raise AssertionError("unreachable: the loop returns or raises")
 
     async def _exchange(self, call: Call, codec: WireCodec, first: Any) -> ServerUnavailable:
