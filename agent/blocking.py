@@ -16,6 +16,7 @@ thread holds for itself is released by the hooks it registered with
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextvars
 import functools
@@ -41,11 +42,22 @@ IDLE_RETIRE_S = 10.0
 _Job = tuple[concurrent.futures.Future[Any], Callable[[], Any]]
 
 
+class _Parking:
+    """Where one idle thread waits for its next job (None: the pool shut down)."""
+
+    __slots__ = ("handoff",)
+
+    def __init__(self) -> None:
+        self.handoff: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+
+
 class DaemonThreadPool(concurrent.futures.Executor):
     """A thread pool whose threads never keep the process alive.
 
-    Threads start on demand up to ``max_workers`` and live for the rest of the
-    process; ``shutdown`` refuses new work and never waits for running calls.
+    Threads start on demand up to ``max_workers``; a job goes to the thread that
+    became idle last, so that under a trickle of calls the others stay idle and
+    retire after ``idle_retire_s`` (the first thread stays). ``shutdown`` refuses
+    new work and never waits for running calls.
     """
 
     def __init__(
@@ -61,81 +73,98 @@ class DaemonThreadPool(concurrent.futures.Executor):
         self._max_workers = max_workers
         self._idle_retire_s = idle_retire_s
         self._prefix = thread_name_prefix
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._backlog: collections.deque[_Job] = collections.deque()  # while every thread is busy
+        self._idle: list[_Parking] = []  # the last one parked is woken first
         self._threads = 0
-        self._idle = 0
+        self._started = 0
         self._closed = False
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        job: _Job = (future, functools.partial(fn, *args, **kwargs))
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot run blocking calls after shutdown")
-            self._jobs.put((future, functools.partial(fn, *args, **kwargs)))
-            if self._idle > 0:
-                self._idle -= 1  # a parked thread takes it
+            if self._idle:
+                self._idle.pop().handoff.put(job)
             elif self._threads < self._max_workers:
                 self._threads += 1
+                self._started += 1
                 threading.Thread(
-                    target=self._work, name=f"{self._prefix}_{self._threads}", daemon=True
+                    target=self._work, args=(job,), name=f"{self._prefix}_{self._started}", daemon=True
                 ).start()
+            else:
+                self._backlog.append(job)
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         # ``wait`` is ignored on purpose: waiting for a hung engine call is what this pool avoids.
         with self._lock:
             self._closed = True
-            workers = self._threads
-        if cancel_futures:
-            while True:
-                try:
-                    job = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is not None:
-                    job[0].cancel()
-        for _ in range(workers):
-            self._jobs.put(None)
+            idle, self._idle = self._idle, []
+            dropped = list(self._backlog) if cancel_futures else []
+            if cancel_futures:
+                self._backlog.clear()
+        for future, _call in dropped:
+            future.cancel()
+        for parking in idle:
+            parking.handoff.put(None)
 
     @property
     def threads(self) -> int:
-        """Threads alive right now (busy or parked)."""
+        """Threads alive right now (busy or idle)."""
         with self._lock:
             return self._threads
 
-    def _work(self) -> None:
+    def _work(self, first: _Job) -> None:
+        parking = _Parking()
+        job: _Job | None = first
+        del first
         try:
-            self._serve()
+            while job is not None:
+                _run(job)
+                job = None  # nothing of a finished call stays referenced while the thread waits
+                job = self._next(parking)
         finally:
             _run_exit_hooks()
 
-    def _serve(self) -> None:
+    def _next(self, parking: _Parking) -> _Job | None:
+        """The next job for this thread, or None when it ends (retired, or the pool shut down)."""
+        with self._lock:
+            if self._backlog:
+                return self._backlog.popleft()
+            if self._closed:
+                self._threads -= 1
+                return None
+            self._idle.append(parking)
         while True:
             try:
-                job = self._jobs.get(timeout=self._idle_retire_s)
+                job = parking.handoff.get(timeout=self._idle_retire_s)
             except queue.Empty:
                 with self._lock:
-                    # Only a thread no submit has counted on may go (each submit that found
-                    # a parked thread took one from ``_idle``), and the first one stays.
-                    if self._idle > 0 and self._threads > 1:
-                        self._idle -= 1
+                    # Still parked means no submit chose this thread meanwhile (one that did
+                    # has already handed its job over); the first thread never retires.
+                    if parking in self._idle and self._threads > 1:
+                        self._idle.remove(parking)
                         self._threads -= 1
-                        return
+                        return None
                 continue
             if job is None:
-                return
-            future, call = job
-            if future.set_running_or_notify_cancel():
-                try:
-                    result = call()
-                except BaseException as err:
-                    future.set_exception(err)
-                else:
-                    future.set_result(result)
-            del job, future, call
-            with self._lock:
-                self._idle += 1
+                with self._lock:
+                    self._threads -= 1
+            return job
+
+
+def _run(job: _Job) -> None:
+    future, call = job
+    if future.set_running_or_notify_cancel():
+        try:
+            result = call()
+        except BaseException as err:
+            future.set_exception(err)
+        else:
+            future.set_result(result)
 
 
 _exit_hooks = threading.local()

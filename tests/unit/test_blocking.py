@@ -86,6 +86,37 @@ def test_threads_beyond_the_first_retire_when_idle_and_release_what_they_held() 
         pool.shutdown()
 
 
+def test_under_a_trickle_of_calls_the_pool_shrinks_to_one_thread() -> None:
+    """The thread that became idle last takes the next job, so the others stay idle and retire."""
+    pool = DaemonThreadPool(max_workers=4, idle_retire_s=0.1)
+    together = threading.Barrier(4)
+    try:
+        for future in [pool.submit(together.wait, 5) for _ in range(4)]:
+            future.result(timeout=5)
+        deadline = time.monotonic() + 5
+        while pool.threads > 1:
+            assert time.monotonic() < deadline, f"{pool.threads} threads still alive"
+            pool.submit(lambda: None).result(timeout=5)  # one call every 20 ms, below the idle time
+            time.sleep(0.02)
+    finally:
+        pool.shutdown()
+
+
+def test_shutdown_ends_idle_threads_and_lets_queued_jobs_finish() -> None:
+    pool = DaemonThreadPool(max_workers=1)
+    release = threading.Event()
+    try:
+        busy = pool.submit(release.wait, 5)
+        queued = pool.submit(lambda: "done")
+        pool.shutdown()
+        release.set()
+        assert busy.result(timeout=5) is True
+        assert queued.result(timeout=5) == "done"
+        _wait_until(lambda: pool.threads == 0)
+    finally:
+        release.set()
+
+
 def test_no_job_is_lost_while_threads_retire_and_start_again() -> None:
     pool = DaemonThreadPool(max_workers=3, idle_retire_s=0.001)
     try:
