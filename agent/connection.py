@@ -54,8 +54,8 @@ Goodbye: a server keeps such an agent listed as connected.
 gRPC keepalive pings (``keepalive_time`` + ``keepalive_timeout``, 30 s by
 default) make a silently dead server (half-open TCP) fail the call within 60 s.
 
-Errors from grpc are translated here, at the edge, into
-:class:`~agent.errors.ServerUnavailable`.
+Errors from grpc are translated at this edge, by ``agent.call_outcomes``, into
+:class:`~agent.errors.ServerUnavailable` and its kinds.
 """
 
 from __future__ import annotations
@@ -63,17 +63,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import grpc.aio
 import tenacity
 
 from ankaios_agent.agent import dialects
+from ankaios_agent.agent.call_outcomes import (
+    HELLO_ATTEMPTS,
+    Call,
+    DialectUnknown,
+    HelloCut,
+    MessageTooLarge,
+    StreamClosed,
+    VersionRefused,
+    grpc_errors,
+    write_hello,
+)
 from ankaios_agent.agent.dialects import WireCodec, WireDialect
 from ankaios_agent.agent.errors import ConversionError, ServerUnavailable
 from ankaios_agent.agent.lifecycle_rules import Dialect
@@ -106,10 +116,6 @@ Handler = Callable[[FromServerMessageV1], Awaitable[None]]
 OnConnected = Callable[[Dialect], Awaitable[None]]
 OnSessionEnded = Callable[[bool], Awaitable[None]]
 """Called with True when the server closed the stream cleanly, False when it broke."""
-Call: TypeAlias = "grpc.aio.StreamStreamCall[Any, Any]"
-
-# The v1.0.1 server's refusal text: "Unsupported protocol version '<sent>'. Currently supported '<major>'".
-_SUPPORTED_VERSION = re.compile(r"Currently supported '([^']*)'")
 
 
 @dataclass(frozen=True)
@@ -163,82 +169,6 @@ def open_channel(
     # The server sees the authority and scheme of an https request to its URL, not the socket's.
     options += [("grpc.default_authority", address), ("grpc.http2_scheme", "https")]
     return grpc.aio.insecure_channel(bridge.target, options=options)
-
-
-class MessageTooLarge(ServerUnavailable):
-    """The stream broke with RESOURCE_EXHAUSTED: a message above a side's limit."""
-
-
-class StreamClosed(ServerUnavailable):
-    """The server ended the response stream cleanly (no error status, no broken transport)."""
-
-
-class DialectUnknown(ServerUnavailable):
-    """The server answered UNIMPLEMENTED: it does not speak the dialect that was tried."""
-
-
-class VersionRefused(ServerUnavailable):
-    """The server answered FAILED_PRECONDITION: it speaks the dialect, but another major version."""
-
-    @property
-    def server_version(self) -> str:
-        found = _SUPPORTED_VERSION.search(self.reason)
-        return found.group(1) if found else "unknown"
-
-
-_HELLO_ATTEMPTS = 3
-"""How often one dialect's hello is written when gRPC's core cut it off (see :func:`_write_hello`)."""
-
-
-class _HelloCut(Exception):
-    """The call ended while its hello was being written, and gRPC lost the server's status."""
-
-
-async def _write_hello(call: Call, hello: bytes) -> None:
-    """Write a session's first message; when the server ended the call first, raise its status.
-
-    A server that does not know the method answers UNIMPLEMENTED as soon as the call
-    starts, without waiting for a message, so the hello races that answer (and loses
-    on a busy machine). Written after the answer, grpc.aio raises InvalidStateError
-    instead of the status, which is read from the call here. Written while the answer
-    arrives, the write fails inside gRPC's core, which then reports INTERNAL "Internal
-    error from Core" in place of the server's status: that is :class:`_HelloCut`, and
-    the hello is written again on a fresh call.
-    """
-    try:
-        await call.write(hello)
-    except asyncio.InvalidStateError:
-        raise grpc.aio.AioRpcError(await call.code(), details=await call.details()) from None
-    except grpc.aio.AioRpcError as err:
-        if err.code() == grpc.StatusCode.INTERNAL and err.details() == _CORE_CUT_DETAILS:
-            raise _HelloCut("the call ended while the hello was being written") from err
-        raise
-
-
-_CORE_CUT_DETAILS = "Internal error from Core"
-"""What grpc.aio reports for a write that failed in gRPC's core (a call that had just ended)."""
-
-
-@contextlib.contextmanager
-def _grpc_errors(address: str) -> Iterator[None]:
-    """Translate grpc's exceptions into ServerUnavailable."""
-    try:
-        yield
-    except grpc.aio.AioRpcError as err:
-        if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-            raise MessageTooLarge(address, f"{err.code().name}: {err.details()}") from err
-        if err.code() == grpc.StatusCode.UNIMPLEMENTED:
-            raise DialectUnknown(address, f"{err.code().name}: {err.details()}") from err
-        if err.code() == grpc.StatusCode.FAILED_PRECONDITION:
-            raise VersionRefused(address, f"{err.code().name}: {err.details()}") from err
-        raise ServerUnavailable(address, f"{err.code().name}: {err.details()}") from err
-    except TimeoutError as err:  # before OSError, its base class
-        raise ServerUnavailable(address, "no answer from the server in time") from err
-    except asyncio.InvalidStateError as err:
-        # grpc.aio raises this for a write or read on a call that already ended.
-        raise ServerUnavailable(address, "the stream has ended") from err
-    except (grpc.aio.BaseError, OSError) as err:
-        raise ServerUnavailable(address, f"{type(err).__name__}: {err}") from err
 
 
 class _StableSessionEnded(Exception):
@@ -426,21 +356,21 @@ class ServerConnection:
     ) -> tuple[Call, Any]:
         """One dialect's call with its hello written (and the server's first message, if it speaks
         first); a hello cut off in gRPC's core is written again on a fresh call."""
-        for attempt in range(1, _HELLO_ATTEMPTS + 1):
+        for attempt in range(1, HELLO_ATTEMPTS + 1):
             logger.debug("trying the %s with server %s", dialect.label, self._address)
             # Requests go out as bytes serialized by the writer itself, which sees their size.
             call: Call = channel.stream_stream(dialect.method, response_deserializer=codec.deserialize)()
             try:
-                with _grpc_errors(self._address):
+                with grpc_errors(self._address):
                     async with asyncio.timeout(self._timings.connect_timeout):
-                        await _write_hello(call, hello)
+                        await write_hello(call, hello)
                         await call.wait_for_connection()
                         first = await call.read() if dialect.server_speaks_first else None
                 if first is grpc.aio.EOF:
                     raise ServerUnavailable(self._address, "the server closed the stream after the hello")
-            except _HelloCut as err:
+            except HelloCut as err:
                 call.cancel()
-                if attempt == _HELLO_ATTEMPTS:
+                if attempt == HELLO_ATTEMPTS:
                     raise ServerUnavailable(self._address, f"{err} ({attempt} times)") from None
                 logger.debug("server %s: %s; writing it again on a fresh call", self._address, err)
                 continue
@@ -521,7 +451,7 @@ class ServerConnection:
 
     async def _read_stream(self, call: Call, codec: WireCodec, first: Any) -> None:
         """Hand every message to the handler in order, ``first`` (already read, if any) first."""
-        with _grpc_errors(self._address):
+        with grpc_errors(self._address):
             wire = first
             while True:
                 if wire is None:
@@ -539,7 +469,7 @@ class ServerConnection:
                     logger.exception("handling %s from the server failed", type(msg).__name__)
 
     async def _write_outbox(self, call: Call, codec: WireCodec) -> None:
-        with _grpc_errors(self._address):
+        with grpc_errors(self._address):
             while True:
                 msg = await self._outbox.peek()
                 try:

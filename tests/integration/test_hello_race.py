@@ -15,13 +15,8 @@ import grpc.aio
 import pytest
 
 from ankaios_agent.agent import dialects
-from ankaios_agent.agent.connection import (
-    ConnectionTimings,
-    DialectUnknown,
-    ServerConnection,
-    _grpc_errors,
-    _write_hello,
-)
+from ankaios_agent.agent.call_outcomes import DialectUnknown, grpc_errors, write_hello
+from ankaios_agent.agent.connection import ConnectionTimings, ServerConnection
 from ankaios_agent.agent.errors import ServerUnavailable
 from ankaios_agent.agent.outbox import Outbox
 
@@ -47,8 +42,8 @@ async def test_a_hello_written_after_the_servers_answer_raises_that_answer(silen
                 break
             await asyncio.sleep(0.002)
         assert call.done()
-        with pytest.raises(DialectUnknown, match="UNIMPLEMENTED"), _grpc_errors(silent_server):
-            await _write_hello(call, b"hello")
+        with pytest.raises(DialectUnknown, match="UNIMPLEMENTED"), grpc_errors(silent_server):
+            await write_hello(call, b"hello")
 
 
 class _Call:

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from ankaios_agent.agent import conversion, dialects
+from ankaios_agent.agent.call_outcomes import VersionRefused
 from ankaios_agent.agent.config import ProtocolChoice
-from ankaios_agent.agent.connection import VersionRefused
 from ankaios_agent.agent.dialect_v1.session import ServerHelloSession
 from ankaios_agent.agent.fakes import RecordingSink
 from ankaios_agent.agent.lifecycle_rules import V0_3_RULES, V1_RULES, Dialect
