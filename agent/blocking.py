@@ -37,7 +37,7 @@ T = TypeVar("T")
 # each of 32 workers staying resident for the life of the process.
 DEFAULT_WORKERS = 8
 IDLE_RETIRE_S = 10.0
-"""How long a thread beyond the first waits for work before it ends (as tokio's blocking pool)."""
+"""How long a thread beyond the first waits for work before it ends."""
 
 _Job = tuple[concurrent.futures.Future[Any], Callable[[], Any]]
 
@@ -91,8 +91,12 @@ class DaemonThreadPool(concurrent.futures.Executor):
             elif self._threads < self._max_workers:
                 self._threads += 1
                 self._started += 1
+                # The job travels through the new thread's hand-off, not its arguments, which
+                # the thread would keep referenced for as long as it lives.
+                parking = _Parking()
+                parking.handoff.put(job)
                 threading.Thread(
-                    target=self._work, args=(job,), name=f"{self._prefix}_{self._started}", daemon=True
+                    target=self._work, args=(parking,), name=f"{self._prefix}_{self._started}", daemon=True
                 ).start()
             else:
                 self._backlog.append(job)
@@ -117,10 +121,8 @@ class DaemonThreadPool(concurrent.futures.Executor):
         with self._lock:
             return self._threads
 
-    def _work(self, first: _Job) -> None:
-        parking = _Parking()
-        job: _Job | None = first
-        del first
+    def _work(self, parking: _Parking) -> None:
+        job = parking.handoff.get()
         try:
             while job is not None:
                 _run(job)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 import pytest
@@ -102,7 +104,17 @@ def test_under_a_trickle_of_calls_the_pool_shrinks_to_one_thread() -> None:
         pool.shutdown()
 
 
-def test_shutdown_ends_idle_threads_and_lets_queued_jobs_finish() -> None:
+def test_shutdown_ends_idle_threads() -> None:
+    pool = DaemonThreadPool(max_workers=2)
+    together = threading.Barrier(2)
+    for future in [pool.submit(together.wait, 5) for _ in range(2)]:
+        future.result(timeout=5)
+    _wait_until(lambda: pool.threads == 2)  # both parked now, none retires within the test
+    pool.shutdown()
+    _wait_until(lambda: pool.threads == 0)
+
+
+def test_shutdown_lets_queued_jobs_finish() -> None:
     pool = DaemonThreadPool(max_workers=1)
     release = threading.Event()
     try:
@@ -115,6 +127,19 @@ def test_shutdown_ends_idle_threads_and_lets_queued_jobs_finish() -> None:
         _wait_until(lambda: pool.threads == 0)
     finally:
         release.set()
+
+
+def test_a_parked_thread_keeps_nothing_of_the_jobs_it_ran() -> None:
+    class Result:
+        pass
+
+    pool = DaemonThreadPool(max_workers=1)
+    try:
+        results = [weakref.ref(pool.submit(Result).result(timeout=5)) for _ in range(2)]
+        gc.collect()
+        assert [ref() for ref in results] == [None, None]  # the first job too, not only later ones
+    finally:
+        pool.shutdown()
 
 
 def test_no_job_is_lost_while_threads_retire_and_start_again() -> None:
