@@ -20,7 +20,7 @@ from google.protobuf.message import DecodeError
 
 from ankaios_agent.agent.conversion import control_request_content
 from ankaios_agent.agent.errors import ConversionError
-from ankaios_agent.agent.model import Request, Response
+from ankaios_agent.agent.model import Request, Response, UpdateStateRequest
 from ankaios_agent.agent.wire_format import encode_varint
 from ankaios_agent.control_interface.codec import Decoded, Dropped, DropReason, Rejected, ResponseGate
 from ankaios_agent.control_interface.framing import frame, frame_field
@@ -60,10 +60,18 @@ class CodecV0_3_1:  # noqa: N801 (the version is part of the name)
             content = control_request_content(request)
         except ConversionError as err:
             return Rejected(request.requestId, str(err))
-        # Serialized once more, here, without the id and without fields this protocol does
-        # not know: what goes to the server is exactly what was checked, and the connection
-        # frames these bytes instead of building the message again from the content.
         request_id = request.requestId
+        if (
+            isinstance(content, UpdateStateRequest)
+            and content.new_state is not None
+            and content.new_state.workload_states
+        ):
+            # The conversion normalises workload states (sub-state numbers, a missing execution
+            # state), so such an update goes out encoded again from its content.
+            return Request(request_id, content=content)
+        # Serialized once more, here, without the id and without fields this protocol does
+        # not know: the same as the content encoded again, and the connection frames these
+        # bytes instead of building the message again.
         request.ClearField("requestId")
         request.DiscardUnknownFields()
         return Request(request_id, request.SerializeToString(), content)

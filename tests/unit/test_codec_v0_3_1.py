@@ -59,6 +59,43 @@ def test_a_checked_request_leaves_as_the_bytes_protobuf_makes_with_the_routed_id
     assert serialized(sent) is sent
 
 
+def _odd_states() -> pb.CompleteState:
+    name = pb.WorkloadInstanceName(workloadName="a", agentName="agent_A", id="1")
+    return pb.CompleteState(
+        workloadStates=[
+            pb.WorkloadState(instanceName=name, executionState=pb.ExecutionState(pending=99)),  # type: ignore[arg-type]
+            pb.WorkloadState(instanceName=name),  # no execution state
+        ]
+    )
+
+
+_WORKLOAD = pb.Workload(agent="agent_A", restartPolicy=pb.ALWAYS, runtime="podman", runtimeConfig="x")
+
+
+@pytest.mark.parametrize(
+    "frame_bytes",
+    [
+        _to_server(
+            request=pb.Request(requestId="7", completeStateRequest=pb.CompleteStateRequest(fieldMask=["a"]))
+        ),
+        _update(pb.CompleteState(desiredState=pb.State(apiVersion="v0.1", workloads={"a": _WORKLOAD}))),
+        _update(pb.CompleteState(startupState=pb.State(apiVersion="v0.1"), desiredState=pb.State())),
+        _update(pb.CompleteState(), ()),
+        _update(_odd_states()),
+    ],
+    ids=["complete state", "update", "update of both states", "empty update", "update with odd states"],
+)
+def test_what_the_server_gets_is_the_checked_content_encoded_again(frame_bytes: bytes) -> None:
+    """The bytes path sends what encoding the domain content sends, normalisation included."""
+    result = CODEC.decode(frame_bytes)
+    assert isinstance(result, Request)
+    assert result.content is not None
+    wire = conversion.encode(Request("wl@7", result.body, result.content))
+    assert wire is not None
+    sent = pb.ToServer.FromString(serialized(wire))
+    assert sent == conversion.to_server(Request("wl@7", content=result.content))
+
+
 def test_fields_this_protocol_does_not_know_are_not_forwarded() -> None:
     known = pb.Request(requestId="1", completeStateRequest=pb.CompleteStateRequest(fieldMask=["a"]))
     # Field 127 as a varint: a field of no message in this protocol, inside the Request.
