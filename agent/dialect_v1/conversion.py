@@ -523,15 +523,17 @@ def to_server(msg: ToServerMessageV1) -> api.ToServer:
 def encode(msg: ToServerMessageV1) -> api.ToServer | bytes:
     """:func:`to_server` as the connection sends it: the messages put together as bytes stay bytes.
 
-    A workload's request leaves as the body its codec checked and serialized, with the
-    routed id in front (only forwardable requests get a body there, and the agent's own
-    logs cancel is one by construction), and a batch of log entries as the bytes encoded
-    below: neither is parsed into a message only to be serialized again.
+    A workload's request leaves as the body its codec serialized, with the routed id in
+    front, and a batch of log entries as the bytes encoded below: neither is parsed into
+    a message only to be serialized again. A body's first key is its content (the codec
+    serializes the Request without its id), so a body that does not start with one of
+    the contents, and every update (which must carry a new state), still goes through
+    :func:`request_to_proto` and its checks.
     """
     if isinstance(msg, Request):
-        if not msg.body:  # no field at all, so no content: the server would end the connection
-            raise ConversionError(f"request {msg.request_id!r} has no content")
-        return with_id_first(_TO_SERVER_REQUEST, _REQUEST_REQUEST_ID, msg.request_id, msg.body)
+        if msg.body[:1] in _CONTENT_NEEDS_NO_CHECK:
+            return with_id_first(_TO_SERVER_REQUEST, _REQUEST_REQUEST_ID, msg.request_id, msg.body)
+        return to_server(msg)
     if isinstance(msg, LogEntries):
         return _log_entries_wire(msg)
     return to_server(msg)
@@ -553,6 +555,12 @@ def _tag(message: type, field: str) -> bytes:
 
 _TO_SERVER_REQUEST = _tag(api.ToServer, "request")
 _REQUEST_REQUEST_ID = _tag(base.Request, "requestId")
+# The keys of every request content but the update, whose new state must be checked.
+_CONTENT_NEEDS_NO_CHECK = frozenset(
+    _tag(base.Request, field.name)
+    for field in base.Request.DESCRIPTOR.oneofs_by_name["RequestContent"].fields
+    if field.name != "updateStateRequest"
+)
 _TO_SERVER_LOG_ENTRIES = _tag(api.ToServer, "logEntriesResponse")
 _REQUEST_ID = _tag(api.LogEntriesResponse, "requestId")
 _INNER_RESPONSE = _tag(api.LogEntriesResponse, "logEntriesResponse")

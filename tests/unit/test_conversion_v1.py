@@ -46,6 +46,7 @@ from ankaios_agent.agent.model import (
     WorkloadSpec,
     WorkloadState,
 )
+from ankaios_agent.agent.wire_format import serialized
 from ankaios_agent.proto import ank_base_pb2 as base
 from ankaios_agent.proto import grpc_api_pb2 as api
 
@@ -687,6 +688,8 @@ def test_a_workload_request_is_sent_with_its_prefixed_id_and_content_unchanged(c
 def test_a_request_the_server_would_break_the_connection_on_is_never_sent(body: bytes, match: str) -> None:
     with pytest.raises(ConversionError, match=match):
         v1.to_server(Request("web@7", body))
+    with pytest.raises(ConversionError, match=match):  # nor on the connection's own path
+        v1.encode(Request("web@7", body))
 
 
 def test_the_agents_own_request_asks_for_the_desired_workloads() -> None:
@@ -746,6 +749,24 @@ def test_a_workloads_request_leaves_as_its_checked_body_behind_the_routed_id() -
     assert sent == expected.SerializeToString()
     with pytest.raises(ConversionError, match="no content"):
         v1.encode(Request("web@8", body=b""))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        base.Request(completeStateRequest=base.CompleteStateRequest(fieldMask=["a"])),
+        base.Request(logsRequest=base.LogsRequest(workloadNames=[WIRE_INST], follow=True)),
+        base.Request(logsCancelRequest=base.LogsCancelRequest()),
+        base.Request(eventsCancelRequest=base.EventsCancelRequest()),
+        base.Request(
+            updateStateRequest=base.UpdateStateRequest(newState=base.CompleteState(), updateMask=["x"])
+        ),
+    ],
+    ids=lambda r: str(r.WhichOneof("RequestContent")),
+)
+def test_every_request_content_is_sent_as_to_server_sends_it(content: base.Request) -> None:
+    request = Request("web@7", _request_body(content))
+    assert api.ToServer.FromString(serialized(v1.encode(request))) == v1.to_server(request)
 
 
 def test_other_messages_are_encoded_as_to_server_does() -> None:
