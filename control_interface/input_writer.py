@@ -19,6 +19,7 @@ import collections
 import errno
 import itertools
 import logging
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -168,7 +169,7 @@ class InputWriter:
                 self._in_retry = self._settings.open_retry_max
             delay = self._in_retry
             self._in_retry = min(delay * 2, self._settings.open_retry_max)
-            self._in_timer = self._loop().call_later(delay, self._try_open_input)
+            self._in_timer = self._retry_after(delay)
             return
         self._in_error = None
         self._in_fd = fd
@@ -177,6 +178,15 @@ class InputWriter:
         self._loop().add_reader(fd, self._on_input_reader_gone)
         if self._pending:
             self._flush_input()
+
+    def _retry_after(self, delay: float) -> asyncio.TimerHandle:
+        loop = self._loop()
+        beat = self._settings.open_retry_max
+        if delay < beat:
+            return loop.call_later(delay, self._try_open_input)
+        # At the slowest pace every idle relay retries on one common beat, so the loop wakes
+        # once per beat for all of them instead of once for each (the agent's idle CPU).
+        return loop.call_at((math.floor(loop.time() / beat) + 1) * beat, self._try_open_input)
 
     def _close_input(self) -> None:
         if self._in_fd is not None:

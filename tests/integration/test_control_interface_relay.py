@@ -646,3 +646,24 @@ async def test_requests_still_queued_for_the_server_always_count_as_in_flight(tm
     assert outbox.queued_requests("wl") == 0
     writer.close()
     await cis.close()
+
+
+async def test_idle_relays_retry_opening_input_on_one_common_beat(tmp_path: Path) -> None:
+    """At the slowest pace, relays made at different times wake the loop together, once per beat."""
+    beat = 0.05
+    settings = RelaySettings(open_retry_min=0.001, open_retry_max=beat)
+    cis = ControlInterfaceHost(tmp_path / "agent_A_io", Forwarded(), settings)
+    try:
+        await cis.ensure(inst("early"))
+        await asyncio.sleep(0.013)
+        await cis.ensure(inst("late"))
+        await asyncio.sleep(beat * 4)  # both back off to the slowest pace
+        due = set()
+        for name in ("early", "late"):
+            timer = cis._relays[name].input._in_timer
+            assert timer is not None
+            due.add(round(timer.when() / beat, 6))
+        (slot,) = due  # one deadline for both, on the beat
+        assert slot == int(slot)
+    finally:
+        await cis.close()
