@@ -5,9 +5,11 @@ path that touch generated protobuf code. A frame is parsed once here; the reques
 inside is checked once by converting it into the domain model, where anything the
 server could not take is refused, and what passed is serialized once without its id:
 the connection puts the routed id in front of those bytes instead of encoding the
-domain content again. Responses arrive as the serialised ``ankaios.Response``
-without its id (serialised once by the conversion of the server stream); the
-frame is assembled around those bytes without parsing them again.
+domain content again (except for an update that carries workload states, which the
+conversion normalises, so it is encoded again from its content). Responses
+arrive as the serialised ``ankaios.Response`` without its id (serialised once by
+the conversion of the server stream); the frame is assembled around those bytes
+without parsing them again.
 
 Only ``ToServer.request`` with content is forwarded; the other kinds belong to
 the agent itself and are dropped, so a workload can neither impersonate the
