@@ -329,17 +329,12 @@ def _response_from_proto(wire: pb.Response, agent_name: str) -> Response | Desir
 # anything that does not convert cleanly here is answered with an error instead.
 
 
-def control_request_from_proto(wire: pb.Request) -> Request:
-    """Decode one control-interface request (id as the workload sent it).
+def control_request_content(wire: pb.Request) -> RequestContent:
+    """The checked content of one control-interface request.
 
     Raises ConversionError with a message for the workload that names the first
     field the server could not take.
     """
-    return Request(wire.requestId, content=control_request_content(wire))
-
-
-def control_request_content(wire: pb.Request) -> RequestContent:
-    """The checked content of one control-interface request; ConversionError as above."""
     content = wire.WhichOneof("RequestContent")
     if content == "completeStateRequest":
         return CompleteStateRequest(tuple(wire.completeStateRequest.fieldMask))

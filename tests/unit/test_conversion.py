@@ -372,7 +372,7 @@ def test_request_with_garbage_body_raises_conversion_error() -> None:
 
 def test_control_request_without_content_raises_conversion_error() -> None:
     with pytest.raises(ConversionError):
-        conversion.control_request_from_proto(pb.Request(requestId="1"))
+        conversion.control_request_content(pb.Request(requestId="1"))
 
 
 def test_desired_state_request_asks_for_desired_workloads() -> None:
