@@ -96,6 +96,7 @@ from ankaios_agent.agent.model import (
 )
 from ankaios_agent.agent.outbox import Outbox
 from ankaios_agent.agent.tls import TlsMaterial
+from ankaios_agent.agent.wire_format import serialized
 
 if TYPE_CHECKING:
     from ankaios_agent.agent.tls_bridge import TlsBridge
@@ -337,7 +338,7 @@ class ServerConnection:
         """
         for position, dialect in enumerate(self._dialects, start=1):
             codec = dialect.codec()
-            hello = codec.serialize(codec.hello(self._hello))
+            hello = serialized(codec.hello(self._hello))
             try:
                 call, first = await self._call_with_hello(channel, dialect, codec, hello)
             except DialectUnknown as err:
@@ -481,7 +482,7 @@ class ServerConnection:
                 if wire is None:  # no meaning in this dialect; the codec said so at debug level
                     self._outbox.confirm(msg)
                     continue
-                data: bytes = codec.serialize(wire)
+                data = serialized(wire)
                 if len(data) > SERVER_MESSAGE_LIMIT:
                     # Sent, it would end the session of every workload here, and again after
                     # each reconnect if it were kept: this one message is dropped instead.

@@ -1,7 +1,7 @@
 """The wire dialects the agent speaks, as small named units.
 
 A :class:`WireDialect` names everything that differs per server version: the
-gRPC method, the (de)serializers and conversion of its generated messages
+gRPC method, the deserializer and conversion of its generated messages
 (:class:`WireCodec`), how its hello is built, and its session rules (how a
 session learns the complete list of this agent's workloads, which lifecycle
 rules apply). The scheduler, the workload loops, the runtimes and the relay are
@@ -32,7 +32,6 @@ from ankaios_agent.agent.model import (
 )
 from ankaios_agent.agent.ports import MessageSink
 from ankaios_agent.agent.session import DesiredStateQuery, SessionRules
-from ankaios_agent.agent.wire_format import serialized
 
 logger = logging.getLogger(__name__)
 
@@ -41,18 +40,16 @@ logger = logging.getLogger(__name__)
 class WireCodec:
     """The generated-code side of a dialect: bytes <-> wire messages <-> domain messages."""
 
-    serialize: Callable[[Any], bytes]
-    """What ``to_server`` made, as bytes: a ToServer wire message serialized, or its bytes as
-    they are when the conversion put them together itself (a checked control-interface
-    request, a batch of log entries)."""
     deserialize: Callable[[bytes], Any]
     """Bytes to a FromServer wire message (the call's response deserializer)."""
     hello: Callable[[AgentHello], Any]
     from_server: Callable[[Any, str], FromServerMessageV1 | None]
     """None: the message is dropped (already logged)."""
     to_server: Callable[[ToServerMessageV1], Any | None]
-    """None: the message has no meaning in this dialect and is dropped (already logged).
-    Raises ConversionError for a message that cannot be encoded."""
+    """A ToServer wire message, or its bytes when the conversion put them together itself (a
+    checked control-interface request, a batch of log entries): ``wire_format.serialized``
+    makes bytes of either. None: the message has no meaning in this dialect and is dropped
+    (already logged). Raises ConversionError for a message that cannot be encoded."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +81,6 @@ def _v0_3_codec() -> WireCodec:
     from ankaios_agent.proto import ankaios_pb2 as pb  # noqa: PLC0415
 
     return WireCodec(
-        serialize=serialized,
         deserialize=pb.FromServer.FromString,
         hello=lambda hello: conversion.agent_hello(hello.agent_name),
         from_server=conversion.from_server,
@@ -128,7 +124,6 @@ def _v1_codec() -> WireCodec:
         return conversion.encode(msg)
 
     return WireCodec(
-        serialize=serialized,
         deserialize=api.FromServer.FromString,
         hello=agent_hello,
         from_server=from_server,

@@ -28,6 +28,7 @@ from ankaios_agent.agent.model import (
     WorkloadState,
 )
 from ankaios_agent.agent.session import DesiredStateQuery
+from ankaios_agent.agent.wire_format import serialized
 from ankaios_agent.proto import ank_base_pb2 as base
 from ankaios_agent.proto import ankaios_pb2 as pb
 from ankaios_agent.proto import grpc_api_pb2 as api
@@ -96,7 +97,7 @@ def test_v0_3_encoder_drops_v1_only_messages(msg: object, caplog: pytest.LogCapt
 def sent_v1(msg: object) -> api.ToServer:
     """What the v1.0.1 session's connection writes for ``msg``, parsed back."""
     codec = dialects.V1.codec()
-    return api.ToServer.FromString(codec.serialize(codec.to_server(msg)))  # type: ignore[arg-type]
+    return api.ToServer.FromString(serialized(codec.to_server(msg)))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -111,7 +111,8 @@ def test_the_v1_probe_loads_the_generated_modules_but_not_the_conversion() -> No
     code = (
         "from ankaios_agent.agent import dialects\n"
         "from ankaios_agent.agent.model import AgentHello\n"
-        "dialects.V1.codec().serialize(dialects.V1.codec().hello(AgentHello('node1')))\n"
+        "from ankaios_agent.agent.wire_format import serialized\n"
+        "serialized(dialects.V1.codec().hello(AgentHello('node1')))\n"
     )
     assert loaded_on_demand(code) == [
         "ankaios_agent.proto.ank_base_pb2",
