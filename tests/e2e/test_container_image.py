@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ankaios_agent.control_interface.framing import frame
 from ankaios_agent.proto import ankaios_pb2 as pb
 from tests.server_double.server import ServerDouble
 from tests.support.podman_env import IMAGE as BUSYBOX_IMAGE
@@ -60,19 +61,6 @@ async def _apodman(*args: str, check: bool = True) -> subprocess.CompletedProces
     return await asyncio.to_thread(_podman, *args, check=check)
 
 
-def _framed(msg: pb.ToServer) -> bytes:
-    body = msg.SerializeToString()
-    size, prefix = len(body), bytearray()
-    while True:
-        byte = size & 0x7F
-        size >>= 7
-        if size:
-            prefix.append(byte | 0x80)
-        else:
-            prefix.append(byte)
-            return bytes(prefix) + body
-
-
 def _probe_script() -> str:
     """busybox sh: send one request, read one length-delimited reply, print it as hex, idle."""
     request = pb.ToServer(
@@ -81,7 +69,7 @@ def _probe_script() -> str:
             completeStateRequest=pb.CompleteStateRequest(fieldMask=["desiredState.workloads"]),
         )
     )
-    octal = "".join(f"\\{b:03o}" for b in _framed(request))
+    octal = "".join(f"\\{b:03o}" for b in frame(request.SerializeToString()))
     return (
         "set -e; ci=/run/ankaios/control_interface; "
         # read-write open never blocks on a FIFO, whenever the agent opens its end
